@@ -1,0 +1,143 @@
+//! The guest side of bevy_hotwasm: write a script module in a few lines.
+//!
+//! A script is a `Default` type implementing [`Script`], exported with
+//! [`export_script!`]. The host creates one instance per entity; this crate
+//! keeps one value of your type per instance and calls its methods.
+//!
+//! ```ignore
+//! use hotwasm_sdk::{Script, info};
+//!
+//! #[derive(Default)]
+//! struct Hello;
+//!
+//! impl Script for Hello {
+//!     fn init(&mut self) -> Result<(), String> {
+//!         info!("hello from {}", hotwasm_sdk::module_path());
+//!         Ok(())
+//!     }
+//! }
+//!
+//! hotwasm_sdk::export_script!(Hello);
+//! ```
+//!
+//! Build with `cargo build --target wasm32-wasip2` (or the repository's
+//! `scripts/build-guests.sh`); the `.wasm` under `target/wasm32-wasip2/` is
+//! the component to load.
+
+extern crate self as hotwasm_sdk;
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+/// The raw `wit-bindgen` bindings of the `hotwasm:script` world.
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "script",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_bindings",
+        default_bindings_module: "hotwasm_sdk::bindings",
+        runtime_path: "hotwasm_sdk::__wit_bindgen::rt",
+    });
+}
+
+pub use bindings::hotwasm::script::log::Level;
+
+/// A script module's behaviour. Every method has a default that does nothing.
+pub trait Script: Default + 'static {
+    /// Called once on every new instance, after [`Script::restore_state`]
+    /// on a hot reload. An error stops this generation from starting (the old
+    /// one keeps running on a reload).
+    fn init(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// What to carry over to the next generation when the module is hot
+    /// reloaded; `None` (the default) carries nothing.
+    fn save_state(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Takes what the previous generation saved. An error rejects the new
+    /// generation and keeps the old one running.
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
+        let _ = state;
+        Ok(())
+    }
+}
+
+/// Exports a [`Script`] type as the module's `hotwasm:script` world exports.
+#[macro_export]
+macro_rules! export_script {
+    ($script:ty) => {
+        struct __HotwasmExports;
+
+        ::std::thread_local! {
+            static __HOTWASM_SCRIPT: ::core::cell::RefCell<$script> =
+                ::core::cell::RefCell::new(<$script as ::core::default::Default>::default());
+        }
+
+        impl $crate::bindings::Guest for __HotwasmExports {
+            fn init() -> ::core::result::Result<(), ::std::string::String> {
+                __HOTWASM_SCRIPT.with_borrow_mut(|script| $crate::Script::init(script))
+            }
+
+            fn save_state() -> ::core::option::Option<::std::vec::Vec<u8>> {
+                __HOTWASM_SCRIPT.with_borrow(|script| $crate::Script::save_state(script))
+            }
+
+            fn restore_state(
+                state: ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                __HOTWASM_SCRIPT
+                    .with_borrow_mut(|script| $crate::Script::restore_state(script, &state))
+            }
+        }
+
+        $crate::bindings::__export_bindings!(__HotwasmExports with_types_in $crate::bindings);
+    };
+}
+
+/// Writes a line to the host's log, under this module's name.
+pub fn log(level: Level, message: &str) {
+    bindings::hotwasm::script::log::log(level, message);
+}
+
+/// The entity this instance runs for, as Bevy's `Entity::to_bits()`.
+pub fn entity() -> u64 {
+    bindings::hotwasm::script::instance::entity()
+}
+
+/// The module generation this instance runs (1 for the first version).
+pub fn generation() -> u32 {
+    bindings::hotwasm::script::instance::generation()
+}
+
+/// This module's asset path, e.g. `modules/hello.wasm`.
+pub fn module_path() -> String {
+    bindings::hotwasm::script::instance::module_path()
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __log {
+    ($level:ident, $($arg:tt)*) => {
+        $crate::log($crate::Level::$level, &::std::format!($($arg)*))
+    };
+}
+
+/// Logs a formatted line at `TRACE`.
+#[macro_export]
+macro_rules! trace { ($($arg:tt)*) => { $crate::__log!(Trace, $($arg)*) }; }
+/// Logs a formatted line at `DEBUG`.
+#[macro_export]
+macro_rules! debug { ($($arg:tt)*) => { $crate::__log!(Debug, $($arg)*) }; }
+/// Logs a formatted line at `INFO`.
+#[macro_export]
+macro_rules! info { ($($arg:tt)*) => { $crate::__log!(Info, $($arg)*) }; }
+/// Logs a formatted line at `WARN`.
+#[macro_export]
+macro_rules! warn { ($($arg:tt)*) => { $crate::__log!(Warn, $($arg)*) }; }
+/// Logs a formatted line at `ERROR`.
+#[macro_export]
+macro_rules! error { ($($arg:tt)*) => { $crate::__log!(Error, $($arg)*) }; }

@@ -1,0 +1,227 @@
+//! Script modules as Bevy assets: [`WasmModule`], its loader and its errors.
+
+use bevy::asset::io::Reader;
+use bevy::asset::{AssetLoader, LoadContext};
+use bevy::prelude::*;
+use thiserror::Error;
+use wasmtime::component::Component;
+
+use crate::engine::WasmEngine;
+use crate::host::{HostState, REQUIRED_EXPORTS, ScriptPre};
+use crate::runtime::FailureStage;
+
+/// A compiled and pre-linked script component, ready to instantiate.
+///
+/// Load it with the [`AssetServer`] (`asset_server.load("modules/hello.wasm")`)
+/// and put the handle in a [`WasmScript`](crate::WasmScript). Loading compiles
+/// the component and links it against the host's imports off the main thread,
+/// so a module that could not run never becomes an asset.
+#[derive(Asset, TypePath)]
+pub struct WasmModule {
+    path: String,
+    size: usize,
+    pre: ScriptPre<HostState>,
+}
+
+impl WasmModule {
+    /// Compiles `bytes` as a script component and pre-links it.
+    ///
+    /// `path` names the module in errors and logs. This is what
+    /// [`WasmModuleLoader`] does; call it directly for modules that do not
+    /// come from a file.
+    pub fn from_bytes(
+        engine: &WasmEngine,
+        path: impl Into<String>,
+        bytes: &[u8],
+    ) -> Result<Self, WasmModuleLoaderError> {
+        let path = path.into();
+        check_header(&path, bytes)?;
+        let component =
+            Component::new(engine.engine(), bytes).map_err(|error| WasmModuleLoaderError::Compile {
+                path: path.clone(),
+                cause: format!("{error:#}"),
+            })?;
+        if let Some(export) = REQUIRED_EXPORTS
+            .into_iter()
+            .find(|name| component.get_export_index(None, name).is_none())
+        {
+            return Err(WasmModuleLoaderError::MissingExport {
+                path,
+                export: export.to_owned(),
+            });
+        }
+        let instance_pre = engine.linker().instantiate_pre(&component).map_err(|error| {
+            WasmModuleLoaderError::UnsatisfiedImport {
+                path: path.clone(),
+                cause: format!("{error:#}"),
+            }
+        })?;
+        let pre = ScriptPre::new(instance_pre).map_err(|error| {
+            WasmModuleLoaderError::ExportMismatch {
+                path: path.clone(),
+                cause: format!("{error:#}"),
+            }
+        })?;
+        Ok(Self {
+            path,
+            size: bytes.len(),
+            pre,
+        })
+    }
+
+    /// The asset path the module was loaded from, e.g. `modules/hello.wasm`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Size of the component in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub(crate) fn pre(&self) -> &ScriptPre<HostState> {
+        &self.pre
+    }
+}
+
+/// Tells apart "not Wasm at all" and "a core module" before asking wasmtime,
+/// whose error for both is a less helpful parse failure.
+fn check_header(path: &str, bytes: &[u8]) -> Result<(), WasmModuleLoaderError> {
+    const MAGIC: &[u8; 4] = b"\0asm";
+    // Bytes 4..8 are a version and a layer; layer 0 is a core module, 1 a component.
+    const CORE_MODULE_LAYER: [u8; 2] = [0, 0];
+    if !bytes.starts_with(MAGIC) {
+        return Err(WasmModuleLoaderError::NotWasm {
+            path: path.to_owned(),
+        });
+    }
+    if bytes.get(6..8) == Some(&CORE_MODULE_LAYER[..]) {
+        return Err(WasmModuleLoaderError::CoreModule {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Why a module could not be loaded. Every variant names the module.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum WasmModuleLoaderError {
+    /// The file could not be read.
+    #[error("could not read module {path}: {source}")]
+    Io {
+        /// The module's asset path.
+        path: String,
+        /// What the reader reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes do not start with the WebAssembly magic number.
+    #[error("module {path} is not WebAssembly: it does not start with the `\\0asm` magic bytes")]
+    NotWasm {
+        /// The module's asset path.
+        path: String,
+    },
+    /// A core WebAssembly module, where a component is needed.
+    #[error(
+        "module {path} is a core WebAssembly module, not a component: build it for \
+         `wasm32-wasip2`, or wrap it with `wasm-tools component new`"
+    )]
+    CoreModule {
+        /// The module's asset path.
+        path: String,
+    },
+    /// A component header, but wasmtime could not validate or compile it
+    /// (truncated or corrupt bytes, an unsupported proposal, ...).
+    #[error("module {path} is not a valid component: {cause}")]
+    Compile {
+        /// The module's asset path.
+        path: String,
+        /// wasmtime's explanation.
+        cause: String,
+    },
+    /// The component lacks an export of the `hotwasm:script` world.
+    #[error("module {path} does not export `{export}`: it was not built for the hotwasm:script world")]
+    MissingExport {
+        /// The module's asset path.
+        path: String,
+        /// The missing export's WIT name.
+        export: String,
+    },
+    /// The component imports something this host does not provide, or
+    /// provides with another type.
+    #[error("module {path} cannot be linked: {cause}")]
+    UnsatisfiedImport {
+        /// The module's asset path.
+        path: String,
+        /// wasmtime's explanation, which names the import.
+        cause: String,
+    },
+    /// An export of the `hotwasm:script` world has the wrong type.
+    #[error("module {path} has an export of the wrong type: {cause}")]
+    ExportMismatch {
+        /// The module's asset path.
+        path: String,
+        /// wasmtime's explanation, which names the export.
+        cause: String,
+    },
+}
+
+impl WasmModuleLoaderError {
+    /// Where on a module's way to running this error stopped it.
+    pub fn stage(&self) -> FailureStage {
+        match self {
+            Self::Io { .. } => FailureStage::Read,
+            Self::NotWasm { .. } | Self::CoreModule { .. } | Self::Compile { .. } => {
+                FailureStage::Compile
+            }
+            Self::MissingExport { .. }
+            | Self::UnsatisfiedImport { .. }
+            | Self::ExportMismatch { .. } => FailureStage::Link,
+        }
+    }
+}
+
+/// Loads `.wasm` files as [`WasmModule`]s, compiling and linking in `load`.
+#[derive(TypePath)]
+pub struct WasmModuleLoader {
+    engine: WasmEngine,
+}
+
+impl FromWorld for WasmModuleLoader {
+    fn from_world(world: &mut World) -> Self {
+        let engine = world
+            .get_resource::<WasmEngine>()
+            .expect("WasmModuleLoader needs the WasmEngine resource: add HotWasmPlugin")
+            .clone();
+        Self { engine }
+    }
+}
+
+impl AssetLoader for WasmModuleLoader {
+    type Asset = WasmModule;
+    type Settings = ();
+    type Error = WasmModuleLoaderError;
+
+    async fn load(
+        &self,
+        reader: &mut dyn Reader,
+        _settings: &(),
+        load_context: &mut LoadContext<'_>,
+    ) -> Result<WasmModule, WasmModuleLoaderError> {
+        let path = load_context.path().to_string();
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|source| WasmModuleLoaderError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        WasmModule::from_bytes(&self.engine, path, &bytes)
+    }
+
+    fn extensions(&self) -> &[&str] {
+        &["wasm"]
+    }
+}

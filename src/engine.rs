@@ -1,0 +1,46 @@
+//! The one wasmtime [`Engine`] and [`Linker`] every module and instance shares.
+
+use std::sync::Arc;
+
+use bevy::prelude::*;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine};
+
+use crate::host::{self, HostState};
+
+/// The shared wasmtime engine and the linker that holds every host import.
+///
+/// Inserted by [`HotWasmPlugin`](crate::HotWasmPlugin). Cloning is cheap: both
+/// halves are reference-counted.
+#[derive(Resource, Clone)]
+pub struct WasmEngine {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+}
+
+impl WasmEngine {
+    /// Builds the engine (component model on, concurrency support off: no
+    /// host import is async, and it halves the cost of every boundary
+    /// crossing) and links WASI p2 plus every `hotwasm:script` interface.
+    pub fn new() -> wasmtime::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.concurrency_support(false);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        host::add_to_linker(&mut linker)?;
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+        })
+    }
+
+    /// The wasmtime engine, for callers that compile or inspect components.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+}

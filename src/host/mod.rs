@@ -1,0 +1,83 @@
+//! The host side of the `hotwasm:script` world: one file per WIT interface.
+//!
+//! Each instance's [`Store`](wasmtime::Store) holds a [`HostState`]; the
+//! `Host` trait of every imported interface is implemented on it.
+
+mod instance;
+mod log;
+mod stdio;
+
+use std::sync::Arc;
+
+use bevy::prelude::Entity;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+pub use self::log::GuestLine;
+pub(crate) use self::stdio::GuestOutput;
+use self::stdio::{GuestStdio, StdioStream};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "script",
+        path: "wit",
+    });
+}
+
+pub(crate) use bindings::{Script, ScriptPre};
+
+/// The exports every script module must have, by their WIT names.
+pub(crate) const REQUIRED_EXPORTS: [&str; 3] = ["init", "save-state", "restore-state"];
+
+/// Who an instance is: what the `instance` interface reports.
+#[derive(Clone, Debug)]
+pub(crate) struct InstanceIdentity {
+    pub entity: Entity,
+    pub generation: u32,
+    pub module_path: Arc<str>,
+}
+
+/// The data in each instance's store.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    identity: InstanceIdentity,
+    output: GuestOutput,
+}
+
+impl HostState {
+    /// A fresh state with a locked-down WASI context: no filesystem, no
+    /// network, no environment or arguments, empty stdin; stdout and stderr
+    /// are collected as log lines in `output`.
+    pub fn new(identity: InstanceIdentity, output: GuestOutput) -> Self {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestStdio::new(output.clone(), StdioStream::Stdout))
+            .stderr(GuestStdio::new(output.clone(), StdioStream::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            identity,
+            output,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Links WASI p2 (what a std guest for `wasm32-wasip2` imports) and every
+/// `hotwasm:script` interface.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    Script::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)
+}

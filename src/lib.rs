@@ -1,0 +1,122 @@
+//! Hot-reloadable WebAssembly component scripting for [Bevy](https://bevy.org).
+//!
+//! A script module is a WebAssembly component built for the `hotwasm:script`
+//! world (`wit/` in this repository). It is a Bevy asset: load it with the
+//! [`AssetServer`](bevy::asset::AssetServer), put the handle on an entity in a
+//! [`WasmScript`], and the entity runs its own instance of it. Save a rebuilt
+//! `.wasm` and the running game swaps it in, carrying the module's state
+//! across.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use bevy::prelude::*;
+//! use bevy_hotwasm::prelude::*;
+//!
+//! App::new()
+//!     .add_plugins((MinimalPlugins, AssetPlugin::default(), HotWasmPlugin))
+//!     .add_systems(Startup, |mut commands: Commands, assets: Res<AssetServer>| {
+//!         commands.spawn(WasmScript(assets.load("modules/hello.wasm")));
+//!     })
+//!     .run();
+//! ```
+//!
+//! # Loading
+//!
+//! [`WasmModuleLoader`] compiles the component and links it against the host
+//! in `load`, off the main thread, so a module that could not run never
+//! becomes an asset. Each kind of bad file has its own
+//! [`WasmModuleLoaderError`]: not Wasm, a core module instead of a component,
+//! an invalid component, a component of another world (a missing export or an
+//! import the host does not provide, named), or an I/O error.
+//!
+//! # Instances
+//!
+//! Every entity with a [`WasmScript`] gets its own instance: its own wasmtime
+//! store and linear memory, even when several entities run the same module.
+//! All guest work happens in one exclusive system, [`WasmSystems::Run`] in
+//! `Update`, in entity order, so a guest never sees two calls at once and the
+//! same inputs give the same calls in the same order. Despawning the entity or
+//! removing the component frees the instance without calling the guest.
+//!
+//! # Hot reload
+//!
+//! With the `file_watcher` feature (on by default) Bevy watches the asset
+//! directory; a changed `.wasm` is loaded again and every instance of it moves
+//! to the new generation at the next run of [`WasmSystems::Run`]:
+//!
+//! 1. `save-state` on the running instance,
+//! 2. a new instance of the new generation,
+//! 3. `restore-state` with those bytes (skipped when `save-state` gave `none`),
+//! 4. `init`.
+//!
+//! If any step fails (the file does not compile or link, or the new instance
+//! traps or returns an error), the old generation keeps running unchanged, a
+//! [`ModuleFailed`] message says which module, generation and stage failed and
+//! why, a warning is logged, and [`WasmRuntime`] keeps the failure for a debug
+//! panel. Each success writes a [`ModuleReloaded`]. Generations count every
+//! version of the file the runtime has seen, failed ones included.
+//!
+//! # Guests
+//!
+//! Guest crates use `guests/sdk` (the `hotwasm-sdk` crate), which wraps the
+//! `wit-bindgen` bindings so that a script is a `Default` type with an `init`
+//! method. Guest logs (the `log` interface, and stdout / stderr of std guests)
+//! go to Bevy's log under the module's path, target [`GUEST_LOG_TARGET`], and
+//! are written as [`ModuleLogged`] messages. WASI is linked for std guests with
+//! nothing granted: no filesystem, no network, no environment.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod asset;
+mod engine;
+mod host;
+mod runtime;
+
+use bevy::asset::AssetApp;
+use bevy::prelude::*;
+
+pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError};
+pub use engine::WasmEngine;
+pub use host::GuestLine;
+pub use runtime::{
+    FailureStage, GUEST_LOG_TARGET, ModuleFailed, ModuleLogged, ModuleReloaded, ModuleStatus,
+    ScriptInstance, WasmRuntime, WasmScript, WasmSystems,
+};
+
+/// The types a game needs to run scripts.
+pub mod prelude {
+    pub use crate::{
+        HotWasmPlugin, ModuleFailed, ModuleLogged, ModuleReloaded, WasmModule, WasmRuntime,
+        WasmScript, WasmSystems,
+    };
+}
+
+/// Runs WebAssembly component scripts: registers the [`WasmModule`] asset
+/// and its loader, the runtime and its messages, and the exclusive system
+/// [`WasmSystems::Run`] in `Update`.
+///
+/// Needs Bevy's `AssetPlugin` (part of `DefaultPlugins`) added first.
+#[derive(Default)]
+pub struct HotWasmPlugin;
+
+impl Plugin for HotWasmPlugin {
+    fn build(&self, app: &mut App) {
+        assert!(
+            app.is_plugin_added::<AssetPlugin>(),
+            "HotWasmPlugin needs Bevy's AssetPlugin: add DefaultPlugins (or MinimalPlugins and \
+             AssetPlugin::default()) before HotWasmPlugin"
+        );
+        let engine = WasmEngine::new().unwrap_or_else(|error| {
+            panic!("HotWasmPlugin could not create its wasmtime engine: {error:#}")
+        });
+        app.insert_resource(engine)
+            .init_asset::<WasmModule>()
+            .init_asset_loader::<WasmModuleLoader>()
+            .init_resource::<WasmRuntime>()
+            .add_message::<ModuleFailed>()
+            .add_message::<ModuleReloaded>()
+            .add_message::<ModuleLogged>()
+            .add_systems(Update, runtime::run_scripts.in_set(WasmSystems::Run));
+    }
+}

@@ -1,0 +1,498 @@
+//! The one exclusive system that runs every script instance, and what it
+//! reports: [`ModuleReloaded`], [`ModuleFailed`], [`ModuleLogged`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use bevy::asset::AssetLoadFailedEvent;
+use bevy::ecs::system::SystemState;
+use bevy::log::Level;
+use bevy::platform::cell::SyncCell;
+use bevy::platform::collections::HashMap;
+use bevy::prelude::*;
+use wasmtime::Store;
+
+use crate::asset::{WasmModule, WasmModuleLoaderError};
+use crate::host::{GuestLine, GuestOutput, HostState, InstanceIdentity, Script};
+
+/// The `tracing` target of every line a guest logs, so a game can filter
+/// guest output apart from the host's (`LogPlugin { filter: "hotwasm_guest=debug", .. }`).
+pub const GUEST_LOG_TARGET: &str = "hotwasm_guest";
+
+/// Runs a script module on this entity.
+///
+/// The entity gets its own instance of the module (its own store and linear
+/// memory), even when other entities run the same module. The instance starts
+/// once the module has loaded, follows every hot reload of it, and is freed
+/// when the entity is despawned or this component removed; nothing is called
+/// on the guest then. Inserting a `WasmScript` with another module starts that
+/// module afresh.
+#[derive(Component, Clone, Debug)]
+pub struct WasmScript(pub Handle<WasmModule>);
+
+/// System sets of this crate.
+#[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WasmSystems {
+    /// The one exclusive system, in `Update`, that does all guest work of a
+    /// frame: hot swaps, then starting new instances, in entity order.
+    Run,
+}
+
+/// Where on its way to running a module or instance failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureStage {
+    /// The module's file could not be read.
+    Read,
+    /// The bytes are not a valid component (not Wasm, a core module, corrupt).
+    Compile,
+    /// The component does not fit the `hotwasm:script` world.
+    Link,
+    /// The running generation's `save-state` trapped.
+    Save,
+    /// Creating the new instance failed (a trap in its start function, ...).
+    Instantiate,
+    /// The new generation's `restore-state` trapped or refused the state.
+    Restore,
+    /// The new instance's `init` trapped or returned an error.
+    Init,
+}
+
+impl fmt::Display for FailureStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Read => "read",
+            Self::Compile => "compile",
+            Self::Link => "link",
+            Self::Save => "save-state",
+            Self::Instantiate => "instantiate",
+            Self::Restore => "restore-state",
+            Self::Init => "init",
+        })
+    }
+}
+
+/// A new generation of a module did not start; whatever ran before keeps
+/// running. Also logged as a warning.
+#[derive(Message, Clone, Debug)]
+pub struct ModuleFailed {
+    /// The module.
+    pub module: AssetId<WasmModule>,
+    /// The module's asset path.
+    pub path: Arc<str>,
+    /// The instance that failed, or `None` when the module itself failed to
+    /// load (then every instance of it keeps its generation).
+    pub entity: Option<Entity>,
+    /// The generation that failed.
+    pub generation: u32,
+    /// The step that failed.
+    pub stage: FailureStage,
+    /// What went wrong, from wasmtime, the loader or the guest.
+    pub cause: String,
+}
+
+impl fmt::Display for ModuleFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "module {} generation {}", self.path, self.generation)?;
+        if let Some(entity) = self.entity {
+            write!(f, " on {entity}")?;
+        }
+        write!(f, " failed at {}: {}", self.stage, self.cause)
+    }
+}
+
+/// An instance now runs a new generation of its module, with the state the
+/// old one saved.
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+pub struct ModuleReloaded {
+    /// The entity whose instance was replaced.
+    pub entity: Entity,
+    /// The module.
+    pub module: AssetId<WasmModule>,
+    /// The module's asset path.
+    pub path: Arc<str>,
+    /// The generation now running.
+    pub generation: u32,
+}
+
+/// A guest wrote a log line, through the `log` interface or its stdout
+/// (`INFO`) / stderr (`WARN`). Also written to Bevy's log, target
+/// [`GUEST_LOG_TARGET`].
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+pub struct ModuleLogged {
+    /// The entity whose instance logged.
+    pub entity: Entity,
+    /// The module's asset path.
+    pub path: Arc<str>,
+    /// The generation that logged.
+    pub generation: u32,
+    /// The line's level.
+    pub level: Level,
+    /// The line, at most 4096 bytes.
+    pub message: String,
+}
+
+/// What the runtime knows of a module that has been loaded or tried to.
+#[derive(Clone, Debug)]
+pub struct ModuleStatus {
+    path: Arc<str>,
+    generation: u32,
+    last_failure: Option<ModuleFailed>,
+}
+
+impl ModuleStatus {
+    /// The module's asset path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// How many versions of the module's file have been seen, failed ones
+    /// included: the generation the newest version got.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The newest failure to load the module, if its newest version failed.
+    pub fn last_failure(&self) -> Option<&ModuleFailed> {
+        self.last_failure.as_ref()
+    }
+}
+
+/// One entity's script: the generation it runs and its live instance.
+pub struct ScriptInstance {
+    module: AssetId<WasmModule>,
+    /// The newest module generation this script tried to start or swap to.
+    attempted: u32,
+    running: Option<(u32, SyncCell<LiveInstance>)>,
+    last_failure: Option<ModuleFailed>,
+}
+
+impl ScriptInstance {
+    /// The module this script runs.
+    pub fn module(&self) -> AssetId<WasmModule> {
+        self.module
+    }
+
+    /// The generation of the running instance, or `None` while the module
+    /// is loading or after its first start failed.
+    pub fn generation(&self) -> Option<u32> {
+        self.running.as_ref().map(|(generation, _)| *generation)
+    }
+
+    /// The newest failure of this instance to start or reload, if any; it
+    /// stays until a later generation starts.
+    pub fn last_failure(&self) -> Option<&ModuleFailed> {
+        self.last_failure.as_ref()
+    }
+}
+
+/// Every script instance and module status: the data the runtime acts on
+/// and a debug panel reads.
+#[derive(Resource, Default)]
+pub struct WasmRuntime {
+    modules: HashMap<AssetId<WasmModule>, ModuleStatus>,
+    scripts: BTreeMap<Entity, ScriptInstance>,
+    /// Scripts whose module has a generation they have not tried yet.
+    stale: BTreeSet<Entity>,
+}
+
+impl WasmRuntime {
+    /// The script on `entity`, if it has a [`WasmScript`].
+    pub fn script(&self, entity: Entity) -> Option<&ScriptInstance> {
+        self.scripts.get(&entity)
+    }
+
+    /// Every script, in entity order (the order the runtime runs them).
+    pub fn scripts(&self) -> impl Iterator<Item = (Entity, &ScriptInstance)> {
+        self.scripts.iter().map(|(entity, script)| (*entity, script))
+    }
+
+    /// The status of a module that has loaded or failed to.
+    pub fn module(&self, module: impl Into<AssetId<WasmModule>>) -> Option<&ModuleStatus> {
+        self.modules.get(&module.into())
+    }
+
+    /// Every module that has loaded or failed to, in no particular order.
+    pub fn modules(&self) -> impl Iterator<Item = (AssetId<WasmModule>, &ModuleStatus)> {
+        self.modules.iter().map(|(id, status)| (*id, status))
+    }
+
+    fn forget(&mut self, entity: Entity) {
+        self.scripts.remove(&entity);
+        self.stale.remove(&entity);
+    }
+
+    fn track(&mut self, entity: Entity, module: AssetId<WasmModule>) {
+        if self.scripts.get(&entity).is_some_and(|s| s.module == module) {
+            return;
+        }
+        let script = ScriptInstance {
+            module,
+            attempted: 0,
+            running: None,
+            last_failure: None,
+        };
+        self.scripts.insert(entity, script);
+        self.stale.insert(entity);
+    }
+
+    /// Gives a new version (or failed attempt) of a module its generation
+    /// number and marks its scripts stale.
+    fn new_generation(&mut self, module: AssetId<WasmModule>, path: &str) -> &mut ModuleStatus {
+        for (entity, script) in &self.scripts {
+            if script.module == module {
+                self.stale.insert(*entity);
+            }
+        }
+        let status = self.modules.entry(module).or_insert_with(|| ModuleStatus {
+            path: path.into(),
+            generation: 0,
+            last_failure: None,
+        });
+        status.generation += 1;
+        status.last_failure = None;
+        status
+    }
+
+    fn module_failed(
+        &mut self,
+        world: &mut World,
+        module: AssetId<WasmModule>,
+        path: &str,
+        stage: FailureStage,
+        cause: String,
+    ) {
+        let status = self.new_generation(module, path);
+        let failure = ModuleFailed {
+            module,
+            path: status.path.clone(),
+            entity: None,
+            generation: status.generation,
+            stage,
+            cause,
+        };
+        status.last_failure = Some(failure.clone());
+        report(world, failure);
+    }
+
+    /// Starts or swaps every stale script whose module has loaded.
+    fn update_stale(&mut self, world: &mut World) {
+        let stale = std::mem::take(&mut self.stale);
+        for entity in stale {
+            let Some(script) = self.scripts.get_mut(&entity) else {
+                continue;
+            };
+            let module_id = script.module;
+            let module = world.resource::<Assets<WasmModule>>().get(module_id);
+            let (Some(module), Some(status)) = (module, self.modules.get(&module_id)) else {
+                // Still loading, or loaded this frame and announced next frame.
+                self.stale.insert(entity);
+                continue;
+            };
+            if script.attempted == status.generation {
+                continue;
+            }
+            script.attempted = status.generation;
+            let identity = InstanceIdentity {
+                entity,
+                generation: status.generation,
+                module_path: status.path.clone(),
+            };
+            let pre = module.pre().clone();
+            match start_generation(world, script, &pre, identity) {
+                Ok(()) => {}
+                Err((stage, cause)) => {
+                    let failure = ModuleFailed {
+                        module: module_id,
+                        path: status.path.clone(),
+                        entity: Some(entity),
+                        generation: status.generation,
+                        stage,
+                        cause,
+                    };
+                    script.last_failure = Some(failure.clone());
+                    report(world, failure);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `save-state` on the running generation (if any), then instantiates
+/// the new one, restores the state into it and calls `init`. Only when every
+/// step succeeds does the new instance replace the old.
+fn start_generation(
+    world: &mut World,
+    script: &mut ScriptInstance,
+    pre: &crate::host::ScriptPre<HostState>,
+    identity: InstanceIdentity,
+) -> Result<(), (FailureStage, String)> {
+    let saved = match &mut script.running {
+        Some((_, old)) => {
+            let old = old.get();
+            let saved = old.save_state();
+            old.flush_output(world);
+            Some(saved.map_err(|cause| (FailureStage::Save, cause))?)
+        }
+        None => None,
+    };
+    let mut new = LiveInstance::instantiate(pre, identity.clone())
+        .map_err(|error| (FailureStage::Instantiate, format!("{error:#}")))?;
+    let result = new.start(saved.flatten());
+    new.flush_output(world);
+    result?;
+    let replaced = script.running.replace((identity.generation, SyncCell::new(new)));
+    script.last_failure = None;
+    if replaced.is_some() {
+        world.write_message(ModuleReloaded {
+            entity: identity.entity,
+            module: script.module,
+            path: identity.module_path,
+            generation: identity.generation,
+        });
+    }
+    Ok(())
+}
+
+fn report(world: &mut World, failure: ModuleFailed) {
+    warn!("{failure}");
+    world.write_message(failure);
+}
+
+/// The stage and cause of a failed asset load, from our loader's error when
+/// that is what failed.
+fn load_failure(error: &bevy::asset::AssetLoadError) -> (FailureStage, String) {
+    if let bevy::asset::AssetLoadError::AssetLoaderError(loader_error) = error
+        && let Some(error) = loader_error.error().downcast_ref::<WasmModuleLoaderError>()
+    {
+        return (error.stage(), error.to_string());
+    }
+    (FailureStage::Read, error.to_string())
+}
+
+/// A running instance: its store, its exports, its output.
+pub(crate) struct LiveInstance {
+    store: Store<HostState>,
+    script: Script,
+    output: GuestOutput,
+    identity: InstanceIdentity,
+}
+
+impl LiveInstance {
+    fn instantiate(
+        pre: &crate::host::ScriptPre<HostState>,
+        identity: InstanceIdentity,
+    ) -> wasmtime::Result<Self> {
+        let output = GuestOutput::default();
+        let mut store = Store::new(pre.engine(), HostState::new(identity.clone(), output.clone()));
+        let script = pre.instantiate(&mut store)?;
+        Ok(Self {
+            store,
+            script,
+            output,
+            identity,
+        })
+    }
+
+    fn save_state(&mut self) -> Result<Option<Vec<u8>>, String> {
+        self.script
+            .call_save_state(&mut self.store)
+            .map_err(|trap| format!("trapped: {trap:#}"))
+    }
+
+    /// `restore-state` (when there is state), then `init`.
+    fn start(&mut self, state: Option<Vec<u8>>) -> Result<(), (FailureStage, String)> {
+        if let Some(state) = state {
+            guest_result(self.script.call_restore_state(&mut self.store, &state))
+                .map_err(|cause| (FailureStage::Restore, cause))?;
+        }
+        guest_result(self.script.call_init(&mut self.store)).map_err(|cause| (FailureStage::Init, cause))
+    }
+
+    /// Sends what the guest logged to Bevy's log and as [`ModuleLogged`].
+    fn flush_output(&self, world: &mut World) {
+        for GuestLine { level, message } in self.output.take_lines() {
+            let path = &self.identity.module_path;
+            match level {
+                Level::ERROR => error!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+                Level::WARN => warn!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+                Level::INFO => info!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+                Level::DEBUG => debug!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+                Level::TRACE => trace!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+            }
+            world.write_message(ModuleLogged {
+                entity: self.identity.entity,
+                path: path.clone(),
+                generation: self.identity.generation,
+                level,
+                message,
+            });
+        }
+    }
+}
+
+/// Folds a trap and a guest's own error into one cause.
+fn guest_result(result: wasmtime::Result<Result<(), String>>) -> Result<(), String> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(format!("the guest returned an error: {message}")),
+        Err(trap) => Err(format!("trapped: {trap:#}")),
+    }
+}
+
+type RunInputs = (
+    MessageReader<'static, 'static, AssetEvent<WasmModule>>,
+    MessageReader<'static, 'static, AssetLoadFailedEvent<WasmModule>>,
+    RemovedComponents<'static, 'static, WasmScript>,
+    Query<'static, 'static, (Entity, &'static WasmScript), Changed<WasmScript>>,
+);
+
+/// The exclusive system ([`WasmSystems::Run`]): forgets removed scripts,
+/// tracks new ones, numbers new module generations, then starts or hot-swaps
+/// every instance that is behind, in entity order.
+pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>) -> Result {
+    let (mut asset_events, mut load_failures, mut removed, changed) = inputs.get_mut(world)?;
+    let new_versions: Vec<AssetId<WasmModule>> = asset_events
+        .read()
+        .filter_map(|event| match *event {
+            AssetEvent::Added { id } | AssetEvent::Modified { id } => Some(id),
+            _ => None,
+        })
+        .collect();
+    let load_failures: Vec<_> = load_failures
+        .read()
+        .map(|failed| (failed.id, failed.path.to_string(), load_failure(&failed.error)))
+        .collect();
+    let removed: Vec<Entity> = removed.read().collect();
+    let changed: Vec<(Entity, AssetId<WasmModule>)> = changed
+        .iter()
+        .map(|(entity, script)| (entity, script.0.id()))
+        .collect();
+
+    world.resource_scope(|world, mut runtime: Mut<WasmRuntime>| {
+        for entity in removed {
+            if !world.get_entity(entity).is_ok_and(|e| e.contains::<WasmScript>()) {
+                runtime.forget(entity);
+            }
+        }
+        for (entity, module) in changed {
+            runtime.track(entity, module);
+        }
+        for (module, path, (stage, cause)) in load_failures {
+            runtime.module_failed(world, module, &path, stage, cause);
+        }
+        for id in new_versions {
+            let Some(path) = world
+                .resource::<Assets<WasmModule>>()
+                .get(id)
+                .map(|module| module.path().to_owned())
+            else {
+                continue;
+            };
+            runtime.new_generation(id, &path);
+        }
+        runtime.update_stale(world);
+    });
+    Ok(())
+}

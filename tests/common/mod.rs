@@ -1,0 +1,170 @@
+//! Helpers shared by the integration tests: a headless app over a temporary
+//! asset directory, message collection, bounded update loops and inline-WAT
+//! script components.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy_hotwasm::prelude::*;
+use tempfile::TempDir;
+
+/// The committed build of a guest under `guests/`.
+pub fn guest_bytes(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("assets/modules/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A temporary asset directory with a `modules/` folder.
+pub struct AssetDir {
+    dir: TempDir,
+}
+
+impl AssetDir {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("modules")).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `modules/<file>` in place, as `cp` or a linker would.
+    pub fn write(&self, file: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.dir.path().join("modules").join(file);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+/// Every message the plugin wrote, in order.
+#[derive(Resource, Default)]
+pub struct Seen {
+    pub logged: Vec<ModuleLogged>,
+    pub failed: Vec<ModuleFailed>,
+    pub reloaded: Vec<ModuleReloaded>,
+}
+
+impl Seen {
+    /// The messages one entity logged, in order.
+    pub fn lines_of(&self, entity: Entity) -> Vec<&str> {
+        self.logged
+            .iter()
+            .filter(|line| line.entity == entity)
+            .map(|line| line.message.as_str())
+            .collect()
+    }
+}
+
+fn collect(
+    mut seen: ResMut<Seen>,
+    mut logged: MessageReader<ModuleLogged>,
+    mut failed: MessageReader<ModuleFailed>,
+    mut reloaded: MessageReader<ModuleReloaded>,
+) {
+    seen.logged.extend(logged.read().cloned());
+    seen.failed.extend(failed.read().cloned());
+    seen.reloaded.extend(reloaded.read().cloned());
+}
+
+/// A headless app with the plugin, reading assets from `assets`; `watch`
+/// turns on Bevy's file watcher.
+pub fn app(assets: &AssetDir, watch: bool) -> App {
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        AssetPlugin {
+            file_path: assets.path().to_string_lossy().into_owned(),
+            watch_for_changes_override: Some(watch),
+            ..default()
+        },
+        HotWasmPlugin,
+    ))
+    .init_resource::<Seen>()
+    .add_systems(Last, collect);
+    app
+}
+
+/// Spawns an entity running `modules/<file>`.
+pub fn spawn_script(app: &mut App, file: &str) -> Entity {
+    let handle = app
+        .world()
+        .resource::<AssetServer>()
+        .load(format!("modules/{file}"));
+    app.world_mut().spawn(WasmScript(handle)).id()
+}
+
+/// Updates the app until `done` holds, at most `MAX_FRAMES` frames paced
+/// like a fast game (asset loading and the file watcher run on other
+/// threads), and panics naming `what` if it never does.
+pub fn update_until(app: &mut App, what: &str, mut done: impl FnMut(&mut App) -> bool) {
+    const MAX_FRAMES: u32 = 2_000;
+    const FRAME: Duration = Duration::from_millis(5);
+    for _ in 0..MAX_FRAMES {
+        app.update();
+        if done(app) {
+            return;
+        }
+        std::thread::sleep(FRAME);
+    }
+    panic!("gave up waiting for {what} after {MAX_FRAMES} frames");
+}
+
+pub fn seen(app: &App) -> &Seen {
+    app.world().resource::<Seen>()
+}
+
+pub fn runtime(app: &App) -> &WasmRuntime {
+    app.world().resource::<WasmRuntime>()
+}
+
+/// The generation `entity`'s instance runs, if it runs.
+pub fn generation(app: &App, entity: Entity) -> Option<u32> {
+    runtime(app).script(entity).and_then(|script| script.generation())
+}
+
+/// A script component in WAT: `imports` go first, `init` is the body of the
+/// core function behind the `init` export (leave `(i32.const 16)`, a pointer
+/// to zeroed memory, on the stack for `ok`). `save-state` saves `none`.
+pub fn script_wat(imports: &str, init: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(component
+            {imports}
+            (core module $m
+                (memory (export "memory") 1)
+                (func (export "init") (result i32) {init})
+                (func (export "save-state") (result i32) (i32.const 16))
+                (func (export "restore-state") (param i32 i32) (result i32) (i32.const 16))
+                (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024)))
+            (core instance $i (instantiate $m))
+            (func (export "init") (result (result (error string)))
+                (canon lift (core func $i "init") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+            (func (export "save-state") (result (option (list u8)))
+                (canon lift (core func $i "save-state") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+            (func (export "restore-state") (param "state" (list u8)) (result (result (error string)))
+                (canon lift (core func $i "restore-state") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))"#
+    );
+    wat::parse_str(wat).expect("test WAT parses")
+}
+
+/// A script whose `init` traps.
+pub fn trapping_init() -> Vec<u8> {
+    script_wat("", "unreachable")
+}
+
+/// A script that needs an import this host does not provide.
+pub fn other_world() -> Vec<u8> {
+    script_wat(
+        r#"(import "acme:missing/thing" (instance (export "f" (func))))"#,
+        "(i32.const 16)",
+    )
+}
+
+/// A core module, not a component.
+pub fn core_module() -> Vec<u8> {
+    wat::parse_str("(module (func (export \"init\")))").unwrap()
+}

@@ -1,0 +1,149 @@
+//! Loading modules and running instances, without hot reload.
+
+mod common;
+
+use bevy::prelude::*;
+use bevy_hotwasm::{FailureStage, WasmEngine, WasmModule, WasmModuleLoaderError, WasmScript};
+use common::*;
+
+#[test]
+fn a_module_loads_and_init_runs() {
+    let assets = AssetDir::new();
+    assets.write("hello.wasm", &guest_bytes("hello"));
+    let mut app = app(&assets, false);
+    let entity = spawn_script(&mut app, "hello.wasm");
+
+    update_until(&mut app, "hello to log", |app| seen(app).lines_of(entity).len() >= 2);
+
+    assert_eq!(
+        seen(&app).lines_of(entity),
+        [
+            "Hello from modules/hello.wasm (generation 1)!".to_string(),
+            format!("hello.wasm is running on entity {}", entity.to_bits()),
+        ]
+    );
+    assert_eq!(generation(&app, entity), Some(1));
+    assert!(seen(&app).failed.is_empty());
+}
+
+#[test]
+fn entities_running_one_module_have_separate_state() {
+    let assets = AssetDir::new();
+    assets.write("counter.wasm", &guest_bytes("counter"));
+    let mut app = app(&assets, false);
+    let first = spawn_script(&mut app, "counter.wasm");
+    let second = spawn_script(&mut app, "counter.wasm");
+
+    update_until(&mut app, "both counters to start", |app| {
+        generation(app, first).is_some() && generation(app, second).is_some()
+    });
+
+    // One shared instance would have counted its second init as 2.
+    assert_eq!(seen(&app).lines_of(first), ["starts=1"]);
+    assert_eq!(seen(&app).lines_of(second), ["starts=1"]);
+}
+
+#[test]
+fn despawning_or_removing_the_script_frees_the_instance() {
+    let assets = AssetDir::new();
+    assets.write("counter.wasm", &guest_bytes("counter"));
+    let mut app = app(&assets, false);
+    let despawned = spawn_script(&mut app, "counter.wasm");
+    let stripped = spawn_script(&mut app, "counter.wasm");
+    let kept = spawn_script(&mut app, "counter.wasm");
+    update_until(&mut app, "counters to start", |app| runtime(app).scripts().count() == 3
+        && runtime(app).scripts().all(|(_, script)| script.generation().is_some()));
+
+    app.world_mut().despawn(despawned);
+    app.world_mut().entity_mut(stripped).remove::<WasmScript>();
+    app.update();
+
+    let running: Vec<Entity> = runtime(&app).scripts().map(|(entity, _)| entity).collect();
+    assert_eq!(running, [kept]);
+    assert_eq!(generation(&app, kept), Some(1));
+}
+
+#[test]
+fn an_init_that_traps_on_first_start_runs_nothing_and_says_so() {
+    let assets = AssetDir::new();
+    assets.write("trap.wasm", &trapping_init());
+    let mut app = app(&assets, false);
+    let entity = spawn_script(&mut app, "trap.wasm");
+
+    update_until(&mut app, "a failure", |app| !seen(app).failed.is_empty());
+
+    let failure = &seen(&app).failed[0];
+    assert_eq!(failure.stage, FailureStage::Init);
+    assert_eq!(failure.entity, Some(entity));
+    assert_eq!(&*failure.path, "modules/trap.wasm");
+    assert!(failure.cause.contains("trapped"), "{}", failure.cause);
+    assert_eq!(generation(&app, entity), None);
+    let script = runtime(&app).script(entity).unwrap();
+    assert_eq!(script.last_failure().unwrap().stage, FailureStage::Init);
+}
+
+#[test]
+fn a_bad_file_fails_at_its_stage_naming_the_module() {
+    let cases: [(&str, Vec<u8>, FailureStage, &str); 5] = [
+        ("text.wasm", b"(module)".to_vec(), FailureStage::Compile, "not WebAssembly"),
+        ("core.wasm", core_module(), FailureStage::Compile, "core WebAssembly module"),
+        ("cut.wasm", guest_bytes("counter")[..2000].to_vec(), FailureStage::Compile, "not a valid component"),
+        ("other.wasm", other_world(), FailureStage::Link, "acme:missing/thing"),
+        ("missing.wasm", Vec::new(), FailureStage::Read, "missing.wasm"),
+    ];
+    let assets = AssetDir::new();
+    for (file, bytes, ..) in &cases {
+        if *file != "missing.wasm" {
+            assets.write(file, bytes);
+        }
+    }
+    let mut app = app(&assets, false);
+    let entities: Vec<Entity> = cases.iter().map(|(file, ..)| spawn_script(&mut app, file)).collect();
+
+    update_until(&mut app, "every load to fail", |app| seen(app).failed.len() == cases.len());
+
+    for (file, _, stage, cause) in &cases {
+        let path = format!("modules/{file}");
+        let failure = seen(&app).failed.iter().find(|f| *f.path == path).unwrap();
+        assert_eq!(failure.stage, *stage, "{file}");
+        assert_eq!(failure.entity, None, "{file}");
+        assert!(failure.cause.contains(cause), "{file}: {}", failure.cause);
+        assert!(failure.cause.contains(&path), "{file}: {}", failure.cause);
+    }
+    assert!(entities.iter().all(|&entity| generation(&app, entity).is_none()));
+}
+
+/// Each kind of bad component gets its own loader error.
+#[test]
+fn the_loader_tells_each_kind_of_bad_component_apart() {
+    let engine = WasmEngine::new().unwrap();
+    let load = |bytes: &[u8]| WasmModule::from_bytes(&engine, "modules/x.wasm", bytes).err();
+
+    assert!(matches!(load(b"hello"), Some(WasmModuleLoaderError::NotWasm { .. })));
+    assert!(matches!(load(&core_module()), Some(WasmModuleLoaderError::CoreModule { .. })));
+    assert!(matches!(
+        load(&guest_bytes("counter")[..2000]),
+        Some(WasmModuleLoaderError::Compile { .. })
+    ));
+    let no_exports = wat::parse_str("(component)").unwrap();
+    assert!(matches!(
+        load(&no_exports),
+        Some(WasmModuleLoaderError::MissingExport { export, .. }) if export == "init"
+    ));
+    assert!(matches!(
+        load(&other_world()),
+        Some(WasmModuleLoaderError::UnsatisfiedImport { cause, .. }) if cause.contains("acme:missing/thing")
+    ));
+    let wrong_init = wat::parse_str(
+        r#"(component
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func (export "init") (canon lift (core func $i "f")))
+            (func (export "save-state") (canon lift (core func $i "f")))
+            (func (export "restore-state") (canon lift (core func $i "f"))))"#,
+    )
+    .unwrap();
+    assert!(matches!(load(&wrong_init), Some(WasmModuleLoaderError::ExportMismatch { .. })));
+    assert!(load(&guest_bytes("hello")).is_none());
+    assert!(load(&script_wat("", "(i32.const 16)")).is_none());
+}
