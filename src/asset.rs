@@ -1,5 +1,7 @@
 //! Script modules as Bevy assets: [`WasmModule`], its loader and its errors.
 
+use std::hash::{Hash, Hasher};
+
 use bevy::asset::io::Reader;
 use bevy::asset::{AssetLoader, LoadContext};
 use bevy::prelude::*;
@@ -20,6 +22,7 @@ use crate::runtime::FailureStage;
 pub struct WasmModule {
     path: String,
     size: usize,
+    content_hash: u64,
     pre: ScriptPre<HostState>,
 }
 
@@ -65,6 +68,7 @@ impl WasmModule {
         Ok(Self {
             path,
             size: bytes.len(),
+            content_hash: content_hash(bytes),
             pre,
         })
     }
@@ -79,9 +83,20 @@ impl WasmModule {
         self.size
     }
 
+    /// A hash of the component's bytes: equal bytes, equal hash.
+    pub fn content_hash(&self) -> u64 {
+        self.content_hash
+    }
+
     pub(crate) fn pre(&self) -> &ScriptPre<HostState> {
         &self.pre
     }
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Tells apart "not Wasm at all" and "a core module" before asking wasmtime,

@@ -138,7 +138,18 @@ pub struct ModuleLogged {
 pub struct ModuleStatus {
     path: Arc<str>,
     generation: u32,
+    /// The generation of the version in `Assets<WasmModule>`: the newest that
+    /// loaded.
+    loaded_generation: u32,
+    newest: Option<Version>,
     last_failure: Option<ModuleFailed>,
+}
+
+/// What the newest generation of a module was, to recognise a repeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Version {
+    Loaded { content_hash: u64 },
+    Failed(String),
 }
 
 impl ModuleStatus {
@@ -192,20 +203,38 @@ impl ScriptInstance {
 #[derive(Resource, Default)]
 pub struct WasmRuntime {
     modules: HashMap<AssetId<WasmModule>, ModuleStatus>,
-    scripts: BTreeMap<Entity, ScriptInstance>,
+    scripts: BTreeMap<RunOrder, ScriptInstance>,
     /// Scripts whose module has a generation they have not tried yet.
-    stale: BTreeSet<Entity>,
+    stale: BTreeSet<RunOrder>,
+}
+
+/// Scripts run in the order of their entities' indices: oldest first, the
+/// same on every run of the same game. (`Entity`'s own `Ord` compares its
+/// bit pattern, which puts newer entities first.)
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RunOrder(Entity);
+
+impl Ord for RunOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.index_u32(), self.0).cmp(&(other.0.index_u32(), other.0))
+    }
+}
+
+impl PartialOrd for RunOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl WasmRuntime {
     /// The script on `entity`, if it has a [`WasmScript`].
     pub fn script(&self, entity: Entity) -> Option<&ScriptInstance> {
-        self.scripts.get(&entity)
+        self.scripts.get(&RunOrder(entity))
     }
 
-    /// Every script, in entity order (the order the runtime runs them).
+    /// Every script, in the order the runtime runs them: by entity index.
     pub fn scripts(&self) -> impl Iterator<Item = (Entity, &ScriptInstance)> {
-        self.scripts.iter().map(|(entity, script)| (*entity, script))
+        self.scripts.iter().map(|(order, script)| (order.0, script))
     }
 
     /// The status of a module that has loaded or failed to.
@@ -219,12 +248,12 @@ impl WasmRuntime {
     }
 
     fn forget(&mut self, entity: Entity) {
-        self.scripts.remove(&entity);
-        self.stale.remove(&entity);
+        self.scripts.remove(&RunOrder(entity));
+        self.stale.remove(&RunOrder(entity));
     }
 
     fn track(&mut self, entity: Entity, module: AssetId<WasmModule>) {
-        if self.scripts.get(&entity).is_some_and(|s| s.module == module) {
+        if self.script(entity).is_some_and(|s| s.module == module) {
             return;
         }
         let script = ScriptInstance {
@@ -233,26 +262,42 @@ impl WasmRuntime {
             running: None,
             last_failure: None,
         };
-        self.scripts.insert(entity, script);
-        self.stale.insert(entity);
+        self.scripts.insert(RunOrder(entity), script);
+        self.stale.insert(RunOrder(entity));
     }
 
-    /// Gives a new version (or failed attempt) of a module its generation
-    /// number and marks its scripts stale.
-    fn new_generation(&mut self, module: AssetId<WasmModule>, path: &str) -> &mut ModuleStatus {
-        for (entity, script) in &self.scripts {
-            if script.module == module {
-                self.stale.insert(*entity);
-            }
-        }
+    /// Gives a new version of a module (or a failed attempt at one) its
+    /// generation number and marks its scripts stale. Returns `None` for a
+    /// repeat of the newest version: Bevy's file watcher reports one save as
+    /// several changes, and rewriting identical bytes changes nothing.
+    fn new_generation(
+        &mut self,
+        module: AssetId<WasmModule>,
+        path: &str,
+        version: Version,
+    ) -> Option<&mut ModuleStatus> {
         let status = self.modules.entry(module).or_insert_with(|| ModuleStatus {
             path: path.into(),
             generation: 0,
+            loaded_generation: 0,
+            newest: None,
             last_failure: None,
         });
+        if status.newest.as_ref() == Some(&version) {
+            return None;
+        }
         status.generation += 1;
+        if let Version::Loaded { .. } = version {
+            status.loaded_generation = status.generation;
+            for (order, script) in &self.scripts {
+                if script.module == module {
+                    self.stale.insert(*order);
+                }
+            }
+        }
+        status.newest = Some(version);
         status.last_failure = None;
-        status
+        Some(status)
     }
 
     fn module_failed(
@@ -263,7 +308,9 @@ impl WasmRuntime {
         stage: FailureStage,
         cause: String,
     ) {
-        let status = self.new_generation(module, path);
+        let Some(status) = self.new_generation(module, path, Version::Failed(cause.clone())) else {
+            return;
+        };
         let failure = ModuleFailed {
             module,
             path: status.path.clone(),
@@ -279,24 +326,25 @@ impl WasmRuntime {
     /// Starts or swaps every stale script whose module has loaded.
     fn update_stale(&mut self, world: &mut World) {
         let stale = std::mem::take(&mut self.stale);
-        for entity in stale {
-            let Some(script) = self.scripts.get_mut(&entity) else {
+        for order in stale {
+            let entity = order.0;
+            let Some(script) = self.scripts.get_mut(&order) else {
                 continue;
             };
             let module_id = script.module;
             let module = world.resource::<Assets<WasmModule>>().get(module_id);
             let (Some(module), Some(status)) = (module, self.modules.get(&module_id)) else {
                 // Still loading, or loaded this frame and announced next frame.
-                self.stale.insert(entity);
+                self.stale.insert(order);
                 continue;
             };
-            if script.attempted == status.generation {
+            if script.attempted == status.loaded_generation {
                 continue;
             }
-            script.attempted = status.generation;
+            script.attempted = status.loaded_generation;
             let identity = InstanceIdentity {
                 entity,
-                generation: status.generation,
+                generation: status.loaded_generation,
                 module_path: status.path.clone(),
             };
             let pre = module.pre().clone();
@@ -307,7 +355,7 @@ impl WasmRuntime {
                         module: module_id,
                         path: status.path.clone(),
                         entity: Some(entity),
-                        generation: status.generation,
+                        generation: status.loaded_generation,
                         stage,
                         cause,
                     };
@@ -483,14 +531,14 @@ pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>
             runtime.module_failed(world, module, &path, stage, cause);
         }
         for id in new_versions {
-            let Some(path) = world
+            let Some((path, content_hash)) = world
                 .resource::<Assets<WasmModule>>()
                 .get(id)
-                .map(|module| module.path().to_owned())
+                .map(|module| (module.path().to_owned(), module.content_hash()))
             else {
                 continue;
             };
-            runtime.new_generation(id, &path);
+            runtime.new_generation(id, &path, Version::Loaded { content_hash });
         }
         runtime.update_stale(world);
     });

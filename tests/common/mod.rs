@@ -17,6 +17,17 @@ pub fn guest_bytes(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The same component with a custom section appended: what a rebuild with
+/// changed metadata gives, new bytes running the same code.
+pub fn rebuilt(component: &[u8]) -> Vec<u8> {
+    let name = b"hotwasm-test-rebuild";
+    let mut bytes = component.to_vec();
+    // Custom section: id 0, then the size and the name, each fitting one LEB128 byte.
+    bytes.extend([0, 1 + name.len() as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes
+}
+
 /// A temporary asset directory with a `modules/` folder.
 pub struct AssetDir {
     dir: TempDir,

@@ -1,0 +1,45 @@
+//! Runs `assets/modules/hello.wasm` headless and hot-reloads it.
+//!
+//! ```sh
+//! cargo run --example hello
+//! ```
+//!
+//! The module logs a greeting when it starts. While this runs, edit
+//! `guests/hello/src/lib.rs` and run `scripts/build-guests.sh` in another
+//! terminal: the new module is swapped in and its greeting logged, without a
+//! restart. Save a broken file and the running generation stays, with a
+//! warning saying why.
+
+use std::time::Duration;
+
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use bevy_hotwasm::prelude::*;
+
+fn main() {
+    App::new()
+        .add_plugins((
+            MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 60.0))),
+            LogPlugin::default(),
+            AssetPlugin {
+                watch_for_changes_override: Some(true),
+                ..default()
+            },
+            HotWasmPlugin,
+        ))
+        .add_systems(Startup, spawn_hello)
+        .add_systems(Update, announce_reloads.after(WasmSystems::Run))
+        .run();
+}
+
+fn spawn_hello(mut commands: Commands, assets: Res<AssetServer>) {
+    commands.spawn(WasmScript(assets.load("modules/hello.wasm")));
+    info!("Running modules/hello.wasm; rebuild it with scripts/build-guests.sh to see it reload. Ctrl-C quits.");
+}
+
+fn announce_reloads(mut reloaded: MessageReader<ModuleReloaded>) {
+    for reload in reloaded.read() {
+        info!("{} is now at generation {}", reload.path, reload.generation);
+    }
+}

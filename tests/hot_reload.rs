@@ -1,0 +1,80 @@
+//! Hot reload through Bevy's real file watcher (`notify` underneath) in a
+//! temporary asset directory.
+
+mod common;
+
+use bevy::prelude::*;
+use bevy_hotwasm::FailureStage;
+use common::*;
+
+/// Overwrites `modules/counter.wasm` with `bytes` and waits for the runtime
+/// to act on it: a reload or a failure.
+fn save_counter(app: &mut App, assets: &AssetDir, bytes: &[u8]) {
+    let before = (seen(app).reloaded.len(), seen(app).failed.len());
+    assets.write("counter.wasm", bytes);
+    update_until(app, "the runtime to act on the saved file", |app| {
+        (seen(app).reloaded.len(), seen(app).failed.len()) != before
+    });
+}
+
+#[test]
+fn saving_a_module_swaps_every_instance_and_keeps_their_state() {
+    let assets = AssetDir::new();
+    let counter = guest_bytes("counter");
+    assets.write("counter.wasm", &counter);
+    let mut app = app(&assets, true);
+    let first = spawn_script(&mut app, "counter.wasm");
+    let second = spawn_script(&mut app, "counter.wasm");
+    update_until(&mut app, "the counters to start", |app| {
+        generation(app, first).is_some() && generation(app, second).is_some()
+    });
+
+    save_counter(&mut app, &assets, &rebuilt(&counter));
+    update_until(&mut app, "both instances to reload", |app| seen(app).reloaded.len() == 2);
+
+    let reloaded: Vec<(Entity, u32)> = seen(&app).reloaded.iter().map(|r| (r.entity, r.generation)).collect();
+    assert_eq!(reloaded, [(first, 2), (second, 2)], "swapped in entity order");
+    assert_eq!(generation(&app, first), Some(2));
+    // init ran on the new generation with the old generation's count.
+    assert_eq!(seen(&app).lines_of(first), ["starts=1", "starts=2"]);
+    assert_eq!(seen(&app).lines_of(second), ["starts=1", "starts=2"]);
+    assert!(seen(&app).logged.iter().rev().take(2).all(|line| line.generation == 2));
+}
+
+#[test]
+fn a_broken_update_leaves_the_old_generation_running() {
+    let assets = AssetDir::new();
+    let counter = guest_bytes("counter");
+    assets.write("counter.wasm", &counter);
+    let mut app = app(&assets, true);
+    let entity = spawn_script(&mut app, "counter.wasm");
+    update_until(&mut app, "the counter to start", |app| generation(app, entity).is_some());
+
+    let broken: [(&str, Vec<u8>, FailureStage, Option<Entity>); 4] = [
+        ("truncated bytes", counter[..counter.len() / 2].to_vec(), FailureStage::Compile, None),
+        ("a core module", core_module(), FailureStage::Compile, None),
+        ("a component of another world", other_world(), FailureStage::Link, None),
+        ("an init that traps", trapping_init(), FailureStage::Init, Some(entity)),
+    ];
+    for (generation_tried, (what, bytes, stage, failed_entity)) in (2..).zip(broken) {
+        save_counter(&mut app, &assets, &bytes);
+        let failure = seen(&app).failed.last().unwrap();
+        assert_eq!(failure.stage, stage, "{what}");
+        assert_eq!(failure.entity, failed_entity, "{what}");
+        assert_eq!(failure.generation, generation_tried, "{what}");
+        assert_eq!(&*failure.path, "modules/counter.wasm", "{what}");
+        assert_eq!(generation(&app, entity), Some(1), "{what}: generation 1 keeps running");
+        assert!(seen(&app).reloaded.is_empty(), "{what}");
+    }
+    assert_eq!(
+        runtime(&app).module(runtime(&app).script(entity).unwrap().module()).unwrap().generation(),
+        5
+    );
+
+    // Fixing the file brings the next generation, with the count of generation 1.
+    save_counter(&mut app, &assets, &counter);
+    assert_eq!(seen(&app).reloaded.last().unwrap().generation, 6);
+    assert_eq!(generation(&app, entity), Some(6));
+    assert_eq!(seen(&app).lines_of(entity), ["starts=1", "starts=2"]);
+    assert!(runtime(&app).script(entity).unwrap().last_failure().is_none());
+}
