@@ -50,6 +50,10 @@
 //! 3. `restore-state` with those bytes (skipped when `save-state` gave `none`),
 //! 4. `init`.
 //!
+//! Bevy's file watcher waits 300 ms after a change before it reports it;
+//! [`file_source_with_debounce`] gives the default asset source a shorter
+//! wait. Writing identical bytes again is not a new generation.
+//!
 //! If any step fails (the file does not compile or link, or the new instance
 //! traps or returns an error), the old generation keeps running unchanged, a
 //! [`ModuleFailed`] message says which module, generation and stage failed and
@@ -72,17 +76,18 @@ mod asset;
 mod engine;
 mod host;
 mod runtime;
+mod source;
 
 use bevy::asset::AssetApp;
 use bevy::prelude::*;
 
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError};
 pub use engine::WasmEngine;
-pub use host::GuestLine;
 pub use runtime::{
     FailureStage, GUEST_LOG_TARGET, ModuleFailed, ModuleLogged, ModuleReloaded, ModuleStatus,
     ScriptInstance, WasmRuntime, WasmScript, WasmSystems,
 };
+pub use source::file_source_with_debounce;
 
 /// The types a game needs to run scripts.
 pub mod prelude {

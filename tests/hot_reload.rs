@@ -22,14 +22,14 @@ fn saving_a_module_swaps_every_instance_and_keeps_their_state() {
     let assets = AssetDir::new();
     let counter = guest_bytes("counter");
     assets.write("counter.wasm", &counter);
-    let mut app = app(&assets, true);
+    let mut app = app(&assets, Some(TEST_DEBOUNCE));
     let first = spawn_script(&mut app, "counter.wasm");
     let second = spawn_script(&mut app, "counter.wasm");
     update_until(&mut app, "the counters to start", |app| {
         generation(app, first).is_some() && generation(app, second).is_some()
     });
 
-    save_counter(&mut app, &assets, &rebuilt(&counter));
+    save_counter(&mut app, &assets, &rebuilt(&counter, 1));
     update_until(&mut app, "both instances to reload", |app| seen(app).reloaded.len() == 2);
 
     let reloaded: Vec<(Entity, u32)> = seen(&app).reloaded.iter().map(|r| (r.entity, r.generation)).collect();
@@ -46,7 +46,7 @@ fn a_broken_update_leaves_the_old_generation_running() {
     let assets = AssetDir::new();
     let counter = guest_bytes("counter");
     assets.write("counter.wasm", &counter);
-    let mut app = app(&assets, true);
+    let mut app = app(&assets, Some(TEST_DEBOUNCE));
     let entity = spawn_script(&mut app, "counter.wasm");
     update_until(&mut app, "the counter to start", |app| generation(app, entity).is_some());
 

@@ -10,7 +10,7 @@ use common::*;
 fn a_module_loads_and_init_runs() {
     let assets = AssetDir::new();
     assets.write("hello.wasm", &guest_bytes("hello"));
-    let mut app = app(&assets, false);
+    let mut app = app(&assets, None);
     let entity = spawn_script(&mut app, "hello.wasm");
 
     update_until(&mut app, "hello to log", |app| seen(app).lines_of(entity).len() >= 2);
@@ -30,7 +30,7 @@ fn a_module_loads_and_init_runs() {
 fn entities_running_one_module_have_separate_state() {
     let assets = AssetDir::new();
     assets.write("counter.wasm", &guest_bytes("counter"));
-    let mut app = app(&assets, false);
+    let mut app = app(&assets, None);
     let first = spawn_script(&mut app, "counter.wasm");
     let second = spawn_script(&mut app, "counter.wasm");
 
@@ -47,7 +47,7 @@ fn entities_running_one_module_have_separate_state() {
 fn despawning_or_removing_the_script_frees_the_instance() {
     let assets = AssetDir::new();
     assets.write("counter.wasm", &guest_bytes("counter"));
-    let mut app = app(&assets, false);
+    let mut app = app(&assets, None);
     let despawned = spawn_script(&mut app, "counter.wasm");
     let stripped = spawn_script(&mut app, "counter.wasm");
     let kept = spawn_script(&mut app, "counter.wasm");
@@ -67,7 +67,7 @@ fn despawning_or_removing_the_script_frees_the_instance() {
 fn an_init_that_traps_on_first_start_runs_nothing_and_says_so() {
     let assets = AssetDir::new();
     assets.write("trap.wasm", &trapping_init());
-    let mut app = app(&assets, false);
+    let mut app = app(&assets, None);
     let entity = spawn_script(&mut app, "trap.wasm");
 
     update_until(&mut app, "a failure", |app| !seen(app).failed.is_empty());
@@ -97,7 +97,7 @@ fn a_bad_file_fails_at_its_stage_naming_the_module() {
             assets.write(file, bytes);
         }
     }
-    let mut app = app(&assets, false);
+    let mut app = app(&assets, None);
     let entities: Vec<Entity> = cases.iter().map(|(file, ..)| spawn_script(&mut app, file)).collect();
 
     update_until(&mut app, "every load to fail", |app| seen(app).failed.len() == cases.len());

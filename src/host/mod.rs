@@ -13,7 +13,7 @@ use bevy::prelude::Entity;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-pub use self::log::GuestLine;
+pub(crate) use self::log::GuestLine;
 pub(crate) use self::stdio::GuestOutput;
 use self::stdio::{GuestStdio, StdioStream};
 

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use tempfile::TempDir;
@@ -18,13 +19,15 @@ pub fn guest_bytes(name: &str) -> Vec<u8> {
 }
 
 /// The same component with a custom section appended: what a rebuild with
-/// changed metadata gives, new bytes running the same code.
-pub fn rebuilt(component: &[u8]) -> Vec<u8> {
+/// changed metadata gives, new bytes running the same code. Each `build`
+/// number gives different bytes.
+pub fn rebuilt(component: &[u8], build: u8) -> Vec<u8> {
     let name = b"hotwasm-test-rebuild";
     let mut bytes = component.to_vec();
-    // Custom section: id 0, then the size and the name, each fitting one LEB128 byte.
-    bytes.extend([0, 1 + name.len() as u8, name.len() as u8]);
+    // Custom section: id 0, size, name length, name, payload; sizes fit one LEB128 byte.
+    bytes.extend([0, 2 + name.len() as u8, name.len() as u8]);
     bytes.extend(name);
+    bytes.push(build);
     bytes
 }
 
@@ -82,15 +85,26 @@ fn collect(
     seen.reloaded.extend(reloaded.read().cloned());
 }
 
-/// A headless app with the plugin, reading assets from `assets`; `watch`
-/// turns on Bevy's file watcher.
-pub fn app(assets: &AssetDir, watch: bool) -> App {
+/// How long the file watcher in tests waits after a change.
+pub const TEST_DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// A headless app with the plugin, reading assets from `assets`. With a
+/// debounce, Bevy's file watcher watches them, waiting that long after a
+/// change.
+pub fn app(assets: &AssetDir, watch_debounce: Option<Duration>) -> App {
+    let file_path = assets.path().to_string_lossy().into_owned();
     let mut app = App::new();
+    if let Some(debounce) = watch_debounce {
+        app.register_asset_source(
+            AssetSourceId::Default,
+            bevy_hotwasm::file_source_with_debounce(&file_path, debounce),
+        );
+    }
     app.add_plugins((
         MinimalPlugins,
         AssetPlugin {
-            file_path: assets.path().to_string_lossy().into_owned(),
-            watch_for_changes_override: Some(watch),
+            file_path,
+            watch_for_changes_override: Some(watch_debounce.is_some()),
             ..default()
         },
         HotWasmPlugin,
