@@ -29,7 +29,9 @@ fn file_write_to_new_generation(c: &mut Criterion) {
             assets.write("counter.wasm", &counter);
             let mut app = app(&assets, Some(Duration::from_millis(debounce_ms)));
             let entity = spawn_script(&mut app, "counter.wasm");
-            update_until(&mut app, "the counter to start", |app| generation(app, entity).is_some());
+            update_until(&mut app, "the counter to start", |app| {
+                generation(app, entity).is_some()
+            });
             let mut build = 0u8;
             b.iter_custom(|iterations| {
                 let mut total = Duration::ZERO;
@@ -38,7 +40,9 @@ fn file_write_to_new_generation(c: &mut Criterion) {
                     let reloads = seen(&app).reloaded.len();
                     let start = Instant::now();
                     assets.write("counter.wasm", &rebuilt(&counter, build));
-                    update_until(&mut app, "the reload", |app| seen(app).reloaded.len() > reloads);
+                    update_until(&mut app, "the reload", |app| {
+                        seen(app).reloaded.len() > reloads
+                    });
                     total += start.elapsed();
                 }
                 total

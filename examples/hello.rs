@@ -20,7 +20,9 @@ use bevy_hotwasm::prelude::*;
 fn main() {
     App::new()
         .add_plugins((
-            MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 60.0))),
+            MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(
+                1.0 / 60.0,
+            ))),
             LogPlugin::default(),
             AssetPlugin {
                 watch_for_changes_override: Some(true),
@@ -35,7 +37,9 @@ fn main() {
 
 fn spawn_hello(mut commands: Commands, assets: Res<AssetServer>) {
     commands.spawn(WasmScript(assets.load("modules/hello.wasm")));
-    info!("Running modules/hello.wasm; rebuild it with scripts/build-guests.sh to see it reload. Ctrl-C quits.");
+    info!(
+        "Running modules/hello.wasm; rebuild it with scripts/build-guests.sh to see it reload. Ctrl-C quits."
+    );
 }
 
 fn announce_reloads(mut reloaded: MessageReader<ModuleReloaded>) {

@@ -39,11 +39,12 @@ impl WasmModule {
     ) -> Result<Self, WasmModuleLoaderError> {
         let path = path.into();
         check_header(&path, bytes)?;
-        let component =
-            Component::new(engine.engine(), bytes).map_err(|error| WasmModuleLoaderError::Compile {
+        let component = Component::new(engine.engine(), bytes).map_err(|error| {
+            WasmModuleLoaderError::Compile {
                 path: path.clone(),
                 cause: format!("{error:#}"),
-            })?;
+            }
+        })?;
         if let Some(export) = REQUIRED_EXPORTS
             .into_iter()
             .find(|name| component.get_export_index(None, name).is_none())
@@ -53,12 +54,13 @@ impl WasmModule {
                 export: export.to_owned(),
             });
         }
-        let instance_pre = engine.linker().instantiate_pre(&component).map_err(|error| {
-            WasmModuleLoaderError::UnsatisfiedImport {
+        let instance_pre = engine
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|error| WasmModuleLoaderError::UnsatisfiedImport {
                 path: path.clone(),
                 cause: format!("{error:#}"),
-            }
-        })?;
+            })?;
         let pre = ScriptPre::new(instance_pre).map_err(|error| {
             WasmModuleLoaderError::ExportMismatch {
                 path: path.clone(),
@@ -156,7 +158,9 @@ pub enum WasmModuleLoaderError {
         cause: String,
     },
     /// The component lacks an export of the `hotwasm:script` world.
-    #[error("module {path} does not export `{export}`: it was not built for the hotwasm:script world")]
+    #[error(
+        "module {path} does not export `{export}`: it was not built for the hotwasm:script world"
+    )]
     MissingExport {
         /// The module's asset path.
         path: String,

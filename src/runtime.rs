@@ -390,7 +390,9 @@ fn start_generation(
     let result = new.start(saved.flatten());
     new.flush_output(world);
     result?;
-    let replaced = script.running.replace((identity.generation, SyncCell::new(new)));
+    let replaced = script
+        .running
+        .replace((identity.generation, SyncCell::new(new)));
     script.last_failure = None;
     if replaced.is_some() {
         world.write_message(ModuleReloaded {
@@ -433,7 +435,10 @@ impl LiveInstance {
         identity: InstanceIdentity,
     ) -> wasmtime::Result<Self> {
         let output = GuestOutput::default();
-        let mut store = Store::new(pre.engine(), HostState::new(identity.clone(), output.clone()));
+        let mut store = Store::new(
+            pre.engine(),
+            HostState::new(identity.clone(), output.clone()),
+        );
         let script = pre.instantiate(&mut store)?;
         Ok(Self {
             store,
@@ -455,7 +460,8 @@ impl LiveInstance {
             guest_result(self.script.call_restore_state(&mut self.store, &state))
                 .map_err(|cause| (FailureStage::Restore, cause))?;
         }
-        guest_result(self.script.call_init(&mut self.store)).map_err(|cause| (FailureStage::Init, cause))
+        guest_result(self.script.call_init(&mut self.store))
+            .map_err(|cause| (FailureStage::Init, cause))
     }
 
     /// Sends what the guest logged to Bevy's log and as [`ModuleLogged`].
@@ -510,7 +516,13 @@ pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>
         .collect();
     let load_failures: Vec<_> = load_failures
         .read()
-        .map(|failed| (failed.id, failed.path.to_string(), load_failure(&failed.error)))
+        .map(|failed| {
+            (
+                failed.id,
+                failed.path.to_string(),
+                load_failure(&failed.error),
+            )
+        })
         .collect();
     let removed: Vec<Entity> = removed.read().collect();
     let changed: Vec<(Entity, AssetId<WasmModule>)> = changed
@@ -520,7 +532,10 @@ pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>
 
     world.resource_scope(|world, mut runtime: Mut<WasmRuntime>| {
         for entity in removed {
-            if !world.get_entity(entity).is_ok_and(|e| e.contains::<WasmScript>()) {
+            if !world
+                .get_entity(entity)
+                .is_ok_and(|e| e.contains::<WasmScript>())
+            {
                 runtime.forget(entity);
             }
         }

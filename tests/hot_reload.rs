@@ -4,7 +4,7 @@
 mod common;
 
 use bevy::prelude::*;
-use bevy_hotwasm::FailureStage;
+use bevy_hotwasm::{FailureStage, ModuleFailed};
 use common::*;
 
 /// Overwrites `modules/counter.wasm` with `bytes` and waits for the runtime
@@ -30,15 +30,32 @@ fn saving_a_module_swaps_every_instance_and_keeps_their_state() {
     });
 
     save_counter(&mut app, &assets, &rebuilt(&counter, 1));
-    update_until(&mut app, "both instances to reload", |app| seen(app).reloaded.len() == 2);
+    update_until(&mut app, "both instances to reload", |app| {
+        seen(app).reloaded.len() == 2
+    });
 
-    let reloaded: Vec<(Entity, u32)> = seen(&app).reloaded.iter().map(|r| (r.entity, r.generation)).collect();
-    assert_eq!(reloaded, [(first, 2), (second, 2)], "swapped in entity order");
+    let reloaded: Vec<(Entity, u32)> = seen(&app)
+        .reloaded
+        .iter()
+        .map(|r| (r.entity, r.generation))
+        .collect();
+    assert_eq!(
+        reloaded,
+        [(first, 2), (second, 2)],
+        "swapped in entity order"
+    );
     assert_eq!(generation(&app, first), Some(2));
     // init ran on the new generation with the old generation's count.
     assert_eq!(seen(&app).lines_of(first), ["starts=1", "starts=2"]);
     assert_eq!(seen(&app).lines_of(second), ["starts=1", "starts=2"]);
-    assert!(seen(&app).logged.iter().rev().take(2).all(|line| line.generation == 2));
+    assert!(
+        seen(&app)
+            .logged
+            .iter()
+            .rev()
+            .take(2)
+            .all(|line| line.generation == 2)
+    );
 }
 
 #[test]
@@ -48,13 +65,30 @@ fn a_broken_update_leaves_the_old_generation_running() {
     assets.write("counter.wasm", &counter);
     let mut app = app(&assets, Some(TEST_DEBOUNCE));
     let entity = spawn_script(&mut app, "counter.wasm");
-    update_until(&mut app, "the counter to start", |app| generation(app, entity).is_some());
+    update_until(&mut app, "the counter to start", |app| {
+        generation(app, entity).is_some()
+    });
 
     let broken: [(&str, Vec<u8>, FailureStage, Option<Entity>); 4] = [
-        ("truncated bytes", counter[..counter.len() / 2].to_vec(), FailureStage::Compile, None),
+        (
+            "truncated bytes",
+            counter[..counter.len() / 2].to_vec(),
+            FailureStage::Compile,
+            None,
+        ),
         ("a core module", core_module(), FailureStage::Compile, None),
-        ("a component of another world", other_world(), FailureStage::Link, None),
-        ("an init that traps", trapping_init(), FailureStage::Init, Some(entity)),
+        (
+            "a component of another world",
+            other_world(),
+            FailureStage::Link,
+            None,
+        ),
+        (
+            "an init that traps",
+            trapping_init(),
+            FailureStage::Init,
+            Some(entity),
+        ),
     ];
     for (generation_tried, (what, bytes, stage, failed_entity)) in (2..).zip(broken) {
         save_counter(&mut app, &assets, &bytes);
@@ -63,11 +97,18 @@ fn a_broken_update_leaves_the_old_generation_running() {
         assert_eq!(failure.entity, failed_entity, "{what}");
         assert_eq!(failure.generation, generation_tried, "{what}");
         assert_eq!(&*failure.path, "modules/counter.wasm", "{what}");
-        assert_eq!(generation(&app, entity), Some(1), "{what}: generation 1 keeps running");
+        assert_eq!(
+            generation(&app, entity),
+            Some(1),
+            "{what}: generation 1 keeps running"
+        );
         assert!(seen(&app).reloaded.is_empty(), "{what}");
     }
     assert_eq!(
-        runtime(&app).module(runtime(&app).script(entity).unwrap().module()).unwrap().generation(),
+        runtime(&app)
+            .module(runtime(&app).script(entity).unwrap().module())
+            .unwrap()
+            .generation(),
         5
     );
 
@@ -76,5 +117,58 @@ fn a_broken_update_leaves_the_old_generation_running() {
     assert_eq!(seen(&app).reloaded.last().unwrap().generation, 6);
     assert_eq!(generation(&app, entity), Some(6));
     assert_eq!(seen(&app).lines_of(entity), ["starts=1", "starts=2"]);
-    assert!(runtime(&app).script(entity).unwrap().last_failure().is_none());
+    assert!(
+        runtime(&app)
+            .script(entity)
+            .unwrap()
+            .last_failure()
+            .is_none()
+    );
+}
+
+/// Starts `modules/counter.wasm` as `first`, then saves the counter guest
+/// over it, and returns the failure that reload reported.
+fn reload_onto_counter(first: Vec<u8>) -> (App, Entity, ModuleFailed) {
+    let assets = AssetDir::new();
+    assets.write("counter.wasm", &first);
+    let mut app = app(&assets, Some(TEST_DEBOUNCE));
+    let entity = spawn_script(&mut app, "counter.wasm");
+    update_until(&mut app, "the first module to start", |app| {
+        generation(app, entity).is_some()
+    });
+    save_counter(&mut app, &assets, &guest_bytes("counter"));
+    let failure = seen(&app)
+        .failed
+        .last()
+        .cloned()
+        .expect("the reload failed");
+    (app, entity, failure)
+}
+
+#[test]
+fn state_the_new_generation_refuses_keeps_the_old_one_running() {
+    let (app, entity, failure) = reload_onto_counter(script_wat("", ZEROES, SAVES_ABC));
+    assert_eq!(failure.stage, FailureStage::Restore);
+    assert_eq!(failure.entity, Some(entity));
+    assert!(
+        failure
+            .cause
+            .contains("expected 8 bytes of counter state, got 3"),
+        "{}",
+        failure.cause
+    );
+    assert_eq!(generation(&app, entity), Some(1));
+    assert!(
+        seen(&app).lines_of(entity).is_empty(),
+        "the counter's init never ran"
+    );
+}
+
+#[test]
+fn a_save_state_that_traps_keeps_the_old_generation_and_says_so() {
+    let (app, entity, failure) = reload_onto_counter(script_wat("", ZEROES, "unreachable"));
+    assert_eq!(failure.stage, FailureStage::Save);
+    assert_eq!(failure.generation, 2);
+    assert!(failure.cause.contains("trapped"), "{}", failure.cause);
+    assert_eq!(generation(&app, entity), Some(1));
 }

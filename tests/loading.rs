@@ -13,7 +13,9 @@ fn a_module_loads_and_init_runs() {
     let mut app = app(&assets, None);
     let entity = spawn_script(&mut app, "hello.wasm");
 
-    update_until(&mut app, "hello to log", |app| seen(app).lines_of(entity).len() >= 2);
+    update_until(&mut app, "hello to log", |app| {
+        seen(app).lines_of(entity).len() >= 2
+    });
 
     assert_eq!(
         seen(&app).lines_of(entity),
@@ -51,8 +53,12 @@ fn despawning_or_removing_the_script_frees_the_instance() {
     let despawned = spawn_script(&mut app, "counter.wasm");
     let stripped = spawn_script(&mut app, "counter.wasm");
     let kept = spawn_script(&mut app, "counter.wasm");
-    update_until(&mut app, "counters to start", |app| runtime(app).scripts().count() == 3
-        && runtime(app).scripts().all(|(_, script)| script.generation().is_some()));
+    update_until(&mut app, "counters to start", |app| {
+        runtime(app).scripts().count() == 3
+            && runtime(app)
+                .scripts()
+                .all(|(_, script)| script.generation().is_some())
+    });
 
     app.world_mut().despawn(despawned);
     app.world_mut().entity_mut(stripped).remove::<WasmScript>();
@@ -85,11 +91,36 @@ fn an_init_that_traps_on_first_start_runs_nothing_and_says_so() {
 #[test]
 fn a_bad_file_fails_at_its_stage_naming_the_module() {
     let cases: [(&str, Vec<u8>, FailureStage, &str); 5] = [
-        ("text.wasm", b"(module)".to_vec(), FailureStage::Compile, "not WebAssembly"),
-        ("core.wasm", core_module(), FailureStage::Compile, "core WebAssembly module"),
-        ("cut.wasm", guest_bytes("counter")[..2000].to_vec(), FailureStage::Compile, "not a valid component"),
-        ("other.wasm", other_world(), FailureStage::Link, "acme:missing/thing"),
-        ("missing.wasm", Vec::new(), FailureStage::Read, "missing.wasm"),
+        (
+            "text.wasm",
+            b"(module)".to_vec(),
+            FailureStage::Compile,
+            "not WebAssembly",
+        ),
+        (
+            "core.wasm",
+            core_module(),
+            FailureStage::Compile,
+            "core WebAssembly module",
+        ),
+        (
+            "cut.wasm",
+            guest_bytes("counter")[..2000].to_vec(),
+            FailureStage::Compile,
+            "not a valid component",
+        ),
+        (
+            "other.wasm",
+            other_world(),
+            FailureStage::Link,
+            "acme:missing/thing",
+        ),
+        (
+            "missing.wasm",
+            Vec::new(),
+            FailureStage::Read,
+            "missing.wasm",
+        ),
     ];
     let assets = AssetDir::new();
     for (file, bytes, ..) in &cases {
@@ -98,9 +129,14 @@ fn a_bad_file_fails_at_its_stage_naming_the_module() {
         }
     }
     let mut app = app(&assets, None);
-    let entities: Vec<Entity> = cases.iter().map(|(file, ..)| spawn_script(&mut app, file)).collect();
+    let entities: Vec<Entity> = cases
+        .iter()
+        .map(|(file, ..)| spawn_script(&mut app, file))
+        .collect();
 
-    update_until(&mut app, "every load to fail", |app| seen(app).failed.len() == cases.len());
+    update_until(&mut app, "every load to fail", |app| {
+        seen(app).failed.len() == cases.len()
+    });
 
     for (file, _, stage, cause) in &cases {
         let path = format!("modules/{file}");
@@ -110,7 +146,11 @@ fn a_bad_file_fails_at_its_stage_naming_the_module() {
         assert!(failure.cause.contains(cause), "{file}: {}", failure.cause);
         assert!(failure.cause.contains(&path), "{file}: {}", failure.cause);
     }
-    assert!(entities.iter().all(|&entity| generation(&app, entity).is_none()));
+    assert!(
+        entities
+            .iter()
+            .all(|&entity| generation(&app, entity).is_none())
+    );
 }
 
 /// Each kind of bad component gets its own loader error.
@@ -119,8 +159,14 @@ fn the_loader_tells_each_kind_of_bad_component_apart() {
     let engine = WasmEngine::new().unwrap();
     let load = |bytes: &[u8]| WasmModule::from_bytes(&engine, "modules/x.wasm", bytes).err();
 
-    assert!(matches!(load(b"hello"), Some(WasmModuleLoaderError::NotWasm { .. })));
-    assert!(matches!(load(&core_module()), Some(WasmModuleLoaderError::CoreModule { .. })));
+    assert!(matches!(
+        load(b"hello"),
+        Some(WasmModuleLoaderError::NotWasm { .. })
+    ));
+    assert!(matches!(
+        load(&core_module()),
+        Some(WasmModuleLoaderError::CoreModule { .. })
+    ));
     assert!(matches!(
         load(&guest_bytes("counter")[..2000]),
         Some(WasmModuleLoaderError::Compile { .. })
@@ -143,7 +189,10 @@ fn the_loader_tells_each_kind_of_bad_component_apart() {
             (func (export "restore-state") (canon lift (core func $i "f"))))"#,
     )
     .unwrap();
-    assert!(matches!(load(&wrong_init), Some(WasmModuleLoaderError::ExportMismatch { .. })));
+    assert!(matches!(
+        load(&wrong_init),
+        Some(WasmModuleLoaderError::ExportMismatch { .. })
+    ));
     assert!(load(&guest_bytes("hello")).is_none());
-    assert!(load(&script_wat("", "(i32.const 16)")).is_none());
+    assert!(load(&script_wat("", ZEROES, SAVES_ABC)).is_none());
 }

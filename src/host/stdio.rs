@@ -147,7 +147,11 @@ impl Pollable for GuestStdio {
 }
 
 impl AsyncWrite for GuestStdio {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.output.write(self.stream, buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -149,20 +149,31 @@ pub fn runtime(app: &App) -> &WasmRuntime {
 
 /// The generation `entity`'s instance runs, if it runs.
 pub fn generation(app: &App, entity: Entity) -> Option<u32> {
-    runtime(app).script(entity).and_then(|script| script.generation())
+    runtime(app)
+        .script(entity)
+        .and_then(|script| script.generation())
 }
 
-/// A script component in WAT: `imports` go first, `init` is the body of the
-/// core function behind the `init` export (leave `(i32.const 16)`, a pointer
-/// to zeroed memory, on the stack for `ok`). `save-state` saves `none`.
-pub fn script_wat(imports: &str, init: &str) -> Vec<u8> {
+/// Core-function body returning a pointer to zeroed memory: `ok` for a
+/// `result`, `none` for an `option`.
+pub const ZEROES: &str = "(i32.const 16)";
+/// Core-function body for `save-state` that saves the three bytes `abc`.
+pub const SAVES_ABC: &str = "(i32.const 32)";
+
+/// A script component in WAT: `imports` go first; `init` and `save` are the
+/// bodies of the core functions behind those exports ([`ZEROES`],
+/// [`SAVES_ABC`], or `unreachable` to trap). `restore-state` accepts anything.
+pub fn script_wat(imports: &str, init: &str, save: &str) -> Vec<u8> {
     let wat = format!(
         r#"(component
             {imports}
             (core module $m
                 (memory (export "memory") 1)
+                ;; option<list<u8>> at 32: some, pointer 64, length 3.
+                (data (i32.const 32) "\01\00\00\00\40\00\00\00\03\00\00\00")
+                (data (i32.const 64) "abc")
                 (func (export "init") (result i32) {init})
-                (func (export "save-state") (result i32) (i32.const 16))
+                (func (export "save-state") (result i32) {save})
                 (func (export "restore-state") (param i32 i32) (result i32) (i32.const 16))
                 (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024)))
             (core instance $i (instantiate $m))
@@ -178,14 +189,15 @@ pub fn script_wat(imports: &str, init: &str) -> Vec<u8> {
 
 /// A script whose `init` traps.
 pub fn trapping_init() -> Vec<u8> {
-    script_wat("", "unreachable")
+    script_wat("", "unreachable", ZEROES)
 }
 
 /// A script that needs an import this host does not provide.
 pub fn other_world() -> Vec<u8> {
     script_wat(
         r#"(import "acme:missing/thing" (instance (export "f" (func))))"#,
-        "(i32.const 16)",
+        ZEROES,
+        ZEROES,
     )
 }
 
