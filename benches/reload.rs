@@ -24,14 +24,9 @@ fn file_write_to_new_generation(c: &mut Criterion) {
     for debounce_ms in [300, 50] {
         let name = format!("file_write_to_new_generation/debounce_{debounce_ms}ms");
         group.bench_function(name, |b| {
-            let assets = AssetDir::new();
             let counter = guest_bytes("counter");
-            assets.write("counter.wasm", &counter);
-            let mut app = app(&assets, Some(Duration::from_millis(debounce_ms)));
-            let entity = spawn_script(&mut app, "counter.wasm");
-            update_until(&mut app, "the counter to start", |app| {
-                generation(app, entity).is_some()
-            });
+            let debounce = Some(Duration::from_millis(debounce_ms));
+            let (assets, mut app, _) = start_scripts("counter.wasm", &counter, 1, debounce);
             let mut build = 0u8;
             b.iter_custom(|iterations| {
                 let mut total = Duration::ZERO;

@@ -75,6 +75,8 @@
 mod asset;
 mod engine;
 mod host;
+mod instance;
+mod messages;
 mod runtime;
 mod source;
 
@@ -83,6 +85,11 @@ use bevy::prelude::*;
 
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError};
 pub use engine::WasmEngine;
+pub use host::MAX_TASKS;
+pub use messages::{
+    HostMessage, MAX_PAYLOAD_BYTES, MAX_QUEUED_MESSAGES, MAX_SUBSCRIPTIONS, MAX_TOPIC_BYTES,
+    MessageError, ModuleMessage, Recipient, ScriptSender,
+};
 pub use runtime::{
     FailureStage, GUEST_LOG_TARGET, ModuleFailed, ModuleLogged, ModuleReloaded, ModuleStatus,
     ScriptInstance, WasmRuntime, WasmScript, WasmSystems,
@@ -92,8 +99,8 @@ pub use source::file_source_with_debounce;
 /// The types a game needs to run scripts.
 pub mod prelude {
     pub use crate::{
-        HotWasmPlugin, ModuleFailed, ModuleLogged, ModuleReloaded, WasmModule, WasmRuntime,
-        WasmScript, WasmSystems,
+        HostMessage, HotWasmPlugin, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded,
+        Recipient, ScriptSender, WasmModule, WasmRuntime, WasmScript, WasmSystems,
     };
 }
 
@@ -115,13 +122,18 @@ impl Plugin for HotWasmPlugin {
         let engine = WasmEngine::new().unwrap_or_else(|error| {
             panic!("HotWasmPlugin could not create its wasmtime engine: {error:#}")
         });
+        let (sender, receiver) = messages::script_channel();
         app.insert_resource(engine)
+            .insert_resource(sender)
+            .insert_resource(receiver)
             .init_asset::<WasmModule>()
             .init_asset_loader::<WasmModuleLoader>()
             .init_resource::<WasmRuntime>()
             .add_message::<ModuleFailed>()
             .add_message::<ModuleReloaded>()
             .add_message::<ModuleLogged>()
+            .add_message::<ModuleMessage>()
+            .add_message::<HostMessage>()
             .add_systems(Update, runtime::run_scripts.in_set(WasmSystems::Run));
     }
 }

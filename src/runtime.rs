@@ -11,10 +11,11 @@ use bevy::log::Level;
 use bevy::platform::cell::SyncCell;
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
-use wasmtime::Store;
 
 use crate::asset::{WasmModule, WasmModuleLoaderError};
-use crate::host::{GuestLine, GuestOutput, HostState, InstanceIdentity, Script};
+use crate::host::{HostState, InstanceIdentity, Message, ScriptPre};
+use crate::instance::LiveInstance;
+use crate::messages::{HostMessage, MAX_QUEUED_MESSAGES, Recipient, ScriptReceiver};
 
 /// The `tracing` target of every line a guest logs, so a game can filter
 /// guest output apart from the host's (`LogPlugin { filter: "hotwasm_guest=debug", .. }`).
@@ -57,6 +58,9 @@ pub enum FailureStage {
     Restore,
     /// The new instance's `init` trapped or returned an error.
     Init,
+    /// The running instance trapped in `handle-batch`; it is stopped until
+    /// its module changes.
+    Run,
 }
 
 impl fmt::Display for FailureStage {
@@ -69,6 +73,7 @@ impl fmt::Display for FailureStage {
             Self::Instantiate => "instantiate",
             Self::Restore => "restore-state",
             Self::Init => "init",
+            Self::Run => "handle-batch",
         })
     }
 }
@@ -177,9 +182,34 @@ pub struct ScriptInstance {
     attempted: u32,
     running: Option<(u32, SyncCell<LiveInstance>)>,
     last_failure: Option<ModuleFailed>,
+    /// Messages waiting for the next `handle-batch`; kept across reloads.
+    inbox: Vec<Message>,
 }
 
 impl ScriptInstance {
+    /// How many messages wait for this script's next run.
+    pub fn queued_messages(&self) -> usize {
+        self.inbox.len()
+    }
+
+    fn is_subscribed(&mut self, topic: &str) -> bool {
+        self.running
+            .as_mut()
+            .is_some_and(|(_, live)| live.get().is_subscribed(topic))
+    }
+
+    /// Queues a message for the next run, unless the inbox is full.
+    fn queue(&mut self, entity: Entity, message: Message) {
+        if self.inbox.len() >= MAX_QUEUED_MESSAGES {
+            warn!(
+                "dropped a message on topic {:?} for {entity}: {MAX_QUEUED_MESSAGES} messages already wait for it",
+                message.topic
+            );
+            return;
+        }
+        self.inbox.push(message);
+    }
+
     /// The module this script runs.
     pub fn module(&self) -> AssetId<WasmModule> {
         self.module
@@ -206,6 +236,15 @@ pub struct WasmRuntime {
     scripts: BTreeMap<RunOrder, ScriptInstance>,
     /// Scripts whose module has a generation they have not tried yet.
     stale: BTreeSet<RunOrder>,
+    /// What guests sent this frame, delivered to subscribers at its end.
+    sent: Vec<Sent>,
+}
+
+/// A message a guest sent, on its way to the other subscribers.
+pub(crate) struct Sent {
+    pub sender: Entity,
+    pub topic: String,
+    pub payload: Vec<u8>,
 }
 
 /// Scripts run in the order of their entities' indices: oldest first, the
@@ -256,11 +295,17 @@ impl WasmRuntime {
         if self.script(entity).is_some_and(|s| s.module == module) {
             return;
         }
+        let inbox = self
+            .scripts
+            .remove(&RunOrder(entity))
+            .map(|old| old.inbox)
+            .unwrap_or_default();
         let script = ScriptInstance {
             module,
             attempted: 0,
             running: None,
             last_failure: None,
+            inbox,
         };
         self.scripts.insert(RunOrder(entity), script);
         self.stale.insert(RunOrder(entity));
@@ -324,7 +369,7 @@ impl WasmRuntime {
     }
 
     /// Starts or swaps every stale script whose module has loaded.
-    fn update_stale(&mut self, world: &mut World) {
+    fn update_stale(&mut self, world: &mut World, now: u64) {
         let stale = std::mem::take(&mut self.stale);
         for order in stale {
             let entity = order.0;
@@ -344,11 +389,12 @@ impl WasmRuntime {
             script.attempted = status.loaded_generation;
             let identity = InstanceIdentity {
                 entity,
+                module: module_id,
                 generation: status.loaded_generation,
                 module_path: status.path.clone(),
             };
             let pre = module.pre().clone();
-            match start_generation(world, script, &pre, identity) {
+            match start_generation(world, &mut self.sent, script, &pre, identity, now) {
                 Ok(()) => {}
                 Err((stage, cause)) => {
                     let failure = ModuleFailed {
@@ -367,28 +413,115 @@ impl WasmRuntime {
     }
 }
 
+impl WasmRuntime {
+    /// Queues a message from the host for its recipients.
+    fn deliver(&mut self, HostMessage { to, topic, payload }: HostMessage) {
+        if let Err(error) = crate::messages::check_message(&topic, &payload) {
+            warn!("dropped a HostMessage on topic {topic:?}: {error}");
+            return;
+        }
+        let message = Message {
+            topic,
+            payload,
+            sender: None,
+        };
+        match to {
+            Recipient::Entity(entity) => match self.scripts.get_mut(&RunOrder(entity)) {
+                Some(script) => script.queue(entity, message),
+                None => debug!(
+                    "dropped a HostMessage on topic {:?}: {entity} has no WasmScript",
+                    message.topic
+                ),
+            },
+            Recipient::Subscribers => self.queue_for_subscribers(None, message),
+        }
+    }
+
+    /// Queues `message` for every running script subscribed to its topic,
+    /// except its sender.
+    fn queue_for_subscribers(&mut self, sender: Option<Entity>, message: Message) {
+        for (order, script) in &mut self.scripts {
+            if Some(order.0) != sender && script.is_subscribed(&message.topic) {
+                script.queue(order.0, message.clone());
+            }
+        }
+    }
+
+    /// One `handle-batch` call for every running instance with tasks due or
+    /// messages waiting; instances with nothing due are not called.
+    fn run_batches(&mut self, world: &mut World, now: u64) {
+        for (order, script) in &mut self.scripts {
+            let Some((generation, live)) = &mut script.running else {
+                continue;
+            };
+            let live = live.get();
+            if script.inbox.is_empty() && !live.has_due_tasks(now) {
+                continue;
+            }
+            let result = live.handle_batch(now, std::mem::take(&mut script.inbox));
+            live.flush(world, &mut self.sent);
+            if let Err(cause) = result {
+                let failure = ModuleFailed {
+                    module: script.module,
+                    path: self
+                        .modules
+                        .get(&script.module)
+                        .map_or_else(|| "".into(), |status| status.path.clone()),
+                    entity: Some(order.0),
+                    generation: *generation,
+                    stage: FailureStage::Run,
+                    cause,
+                };
+                script.running = None;
+                script.last_failure = Some(failure.clone());
+                report(world, failure);
+            }
+        }
+    }
+
+    /// Hands what guests sent this frame to the other subscribers, for the
+    /// next frame.
+    fn route_sent(&mut self) {
+        for Sent {
+            sender,
+            topic,
+            payload,
+        } in std::mem::take(&mut self.sent)
+        {
+            let message = Message {
+                topic,
+                payload,
+                sender: Some(sender.to_bits()),
+            };
+            self.queue_for_subscribers(Some(sender), message);
+        }
+    }
+}
+
 /// Runs `save-state` on the running generation (if any), then instantiates
 /// the new one, restores the state into it and calls `init`. Only when every
 /// step succeeds does the new instance replace the old.
 fn start_generation(
     world: &mut World,
+    sent: &mut Vec<Sent>,
     script: &mut ScriptInstance,
-    pre: &crate::host::ScriptPre<HostState>,
+    pre: &ScriptPre<HostState>,
     identity: InstanceIdentity,
+    now: u64,
 ) -> Result<(), (FailureStage, String)> {
     let saved = match &mut script.running {
         Some((_, old)) => {
             let old = old.get();
             let saved = old.save_state();
-            old.flush_output(world);
+            old.flush(world, sent);
             Some(saved.map_err(|cause| (FailureStage::Save, cause))?)
         }
         None => None,
     };
-    let mut new = LiveInstance::instantiate(pre, identity.clone())
+    let mut new = LiveInstance::instantiate(pre, identity.clone(), now)
         .map_err(|error| (FailureStage::Instantiate, format!("{error:#}")))?;
     let result = new.start(saved.flatten());
-    new.flush_output(world);
+    new.flush(world, sent);
     result?;
     let replaced = script
         .running
@@ -397,7 +530,7 @@ fn start_generation(
     if replaced.is_some() {
         world.write_message(ModuleReloaded {
             entity: identity.entity,
-            module: script.module,
+            module: identity.module,
             path: identity.module_path,
             generation: identity.generation,
         });
@@ -421,92 +554,22 @@ fn load_failure(error: &bevy::asset::AssetLoadError) -> (FailureStage, String) {
     (FailureStage::Read, error.to_string())
 }
 
-/// A running instance: its store, its exports, its output.
-pub(crate) struct LiveInstance {
-    store: Store<HostState>,
-    script: Script,
-    output: GuestOutput,
-    identity: InstanceIdentity,
-}
-
-impl LiveInstance {
-    fn instantiate(
-        pre: &crate::host::ScriptPre<HostState>,
-        identity: InstanceIdentity,
-    ) -> wasmtime::Result<Self> {
-        let output = GuestOutput::default();
-        let mut store = Store::new(
-            pre.engine(),
-            HostState::new(identity.clone(), output.clone()),
-        );
-        let script = pre.instantiate(&mut store)?;
-        Ok(Self {
-            store,
-            script,
-            output,
-            identity,
-        })
-    }
-
-    fn save_state(&mut self) -> Result<Option<Vec<u8>>, String> {
-        self.script
-            .call_save_state(&mut self.store)
-            .map_err(|trap| format!("trapped: {trap:#}"))
-    }
-
-    /// `restore-state` (when there is state), then `init`.
-    fn start(&mut self, state: Option<Vec<u8>>) -> Result<(), (FailureStage, String)> {
-        if let Some(state) = state {
-            guest_result(self.script.call_restore_state(&mut self.store, &state))
-                .map_err(|cause| (FailureStage::Restore, cause))?;
-        }
-        guest_result(self.script.call_init(&mut self.store))
-            .map_err(|cause| (FailureStage::Init, cause))
-    }
-
-    /// Sends what the guest logged to Bevy's log and as [`ModuleLogged`].
-    fn flush_output(&self, world: &mut World) {
-        for GuestLine { level, message } in self.output.take_lines() {
-            let path = &self.identity.module_path;
-            match level {
-                Level::ERROR => error!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
-                Level::WARN => warn!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
-                Level::INFO => info!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
-                Level::DEBUG => debug!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
-                Level::TRACE => trace!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
-            }
-            world.write_message(ModuleLogged {
-                entity: self.identity.entity,
-                path: path.clone(),
-                generation: self.identity.generation,
-                level,
-                message,
-            });
-        }
-    }
-}
-
-/// Folds a trap and a guest's own error into one cause.
-fn guest_result(result: wasmtime::Result<Result<(), String>>) -> Result<(), String> {
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(message)) => Err(format!("the guest returned an error: {message}")),
-        Err(trap) => Err(format!("trapped: {trap:#}")),
-    }
-}
-
 type RunInputs = (
     MessageReader<'static, 'static, AssetEvent<WasmModule>>,
     MessageReader<'static, 'static, AssetLoadFailedEvent<WasmModule>>,
     RemovedComponents<'static, 'static, WasmScript>,
     Query<'static, 'static, (Entity, &'static WasmScript), Changed<WasmScript>>,
+    MessageReader<'static, 'static, HostMessage>,
 );
 
 /// The exclusive system ([`WasmSystems::Run`]): forgets removed scripts,
-/// tracks new ones, numbers new module generations, then starts or hot-swaps
-/// every instance that is behind, in entity order.
+/// tracks new ones, numbers new module generations, starts or hot-swaps
+/// every instance that is behind, hands out the host's messages, gives every
+/// instance with something due its batch, and finally routes what guests
+/// sent to subscribers for the next frame. Always in entity order.
 pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>) -> Result {
-    let (mut asset_events, mut load_failures, mut removed, changed) = inputs.get_mut(world)?;
+    let (mut asset_events, mut load_failures, mut removed, changed, mut host_messages) =
+        inputs.get_mut(world)?;
     let new_versions: Vec<AssetId<WasmModule>> = asset_events
         .read()
         .filter_map(|event| match *event {
@@ -529,6 +592,11 @@ pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>
         .iter()
         .map(|(entity, script)| (entity, script.0.id()))
         .collect();
+    let mut host_messages: Vec<HostMessage> = host_messages.read().cloned().collect();
+    host_messages.extend(world.resource::<ScriptReceiver>().0.try_iter());
+    let now = world
+        .get_resource::<Time<Virtual>>()
+        .map_or(0, |time| time.elapsed().as_nanos() as u64);
 
     world.resource_scope(|world, mut runtime: Mut<WasmRuntime>| {
         for entity in removed {
@@ -555,7 +623,12 @@ pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>
             };
             runtime.new_generation(id, &path, Version::Loaded { content_hash });
         }
-        runtime.update_stale(world);
+        runtime.update_stale(world, now);
+        for message in host_messages {
+            runtime.deliver(message);
+        }
+        runtime.run_batches(world, now);
+        runtime.route_sent();
     });
     Ok(())
 }

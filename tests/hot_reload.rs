@@ -19,15 +19,12 @@ fn save_counter(app: &mut App, assets: &AssetDir, bytes: &[u8]) {
 
 #[test]
 fn saving_a_module_swaps_every_instance_and_keeps_their_state() {
-    let assets = AssetDir::new();
     let counter = guest_bytes("counter");
-    assets.write("counter.wasm", &counter);
-    let mut app = app(&assets, Some(TEST_DEBOUNCE));
-    let first = spawn_script(&mut app, "counter.wasm");
-    let second = spawn_script(&mut app, "counter.wasm");
-    update_until(&mut app, "the counters to start", |app| {
-        generation(app, first).is_some() && generation(app, second).is_some()
-    });
+    let (assets, mut app, entities) =
+        start_scripts("counter.wasm", &counter, 2, Some(TEST_DEBOUNCE));
+    let [first, second] = entities[..] else {
+        unreachable!()
+    };
 
     save_counter(&mut app, &assets, &rebuilt(&counter, 1));
     update_until(&mut app, "both instances to reload", |app| {
@@ -60,14 +57,10 @@ fn saving_a_module_swaps_every_instance_and_keeps_their_state() {
 
 #[test]
 fn a_broken_update_leaves_the_old_generation_running() {
-    let assets = AssetDir::new();
     let counter = guest_bytes("counter");
-    assets.write("counter.wasm", &counter);
-    let mut app = app(&assets, Some(TEST_DEBOUNCE));
-    let entity = spawn_script(&mut app, "counter.wasm");
-    update_until(&mut app, "the counter to start", |app| {
-        generation(app, entity).is_some()
-    });
+    let (assets, mut app, entities) =
+        start_scripts("counter.wasm", &counter, 1, Some(TEST_DEBOUNCE));
+    let entity = entities[0];
 
     let broken: [(&str, Vec<u8>, FailureStage, Option<Entity>); 4] = [
         (
@@ -129,13 +122,8 @@ fn a_broken_update_leaves_the_old_generation_running() {
 /// Starts `modules/counter.wasm` as `first`, then saves the counter guest
 /// over it, and returns the failure that reload reported.
 fn reload_onto_counter(first: Vec<u8>) -> (App, Entity, ModuleFailed) {
-    let assets = AssetDir::new();
-    assets.write("counter.wasm", &first);
-    let mut app = app(&assets, Some(TEST_DEBOUNCE));
-    let entity = spawn_script(&mut app, "counter.wasm");
-    update_until(&mut app, "the first module to start", |app| {
-        generation(app, entity).is_some()
-    });
+    let (assets, mut app, entities) = start_scripts("counter.wasm", &first, 1, Some(TEST_DEBOUNCE));
+    let entity = entities[0];
     save_counter(&mut app, &assets, &guest_bytes("counter"));
     let failure = seen(&app)
         .failed

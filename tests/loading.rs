@@ -30,15 +30,10 @@ fn a_module_loads_and_init_runs() {
 
 #[test]
 fn entities_running_one_module_have_separate_state() {
-    let assets = AssetDir::new();
-    assets.write("counter.wasm", &guest_bytes("counter"));
-    let mut app = app(&assets, None);
-    let first = spawn_script(&mut app, "counter.wasm");
-    let second = spawn_script(&mut app, "counter.wasm");
-
-    update_until(&mut app, "both counters to start", |app| {
-        generation(app, first).is_some() && generation(app, second).is_some()
-    });
+    let (_assets, app, entities) = start_scripts("counter.wasm", &guest_bytes("counter"), 2, None);
+    let [first, second] = entities[..] else {
+        unreachable!()
+    };
 
     // One shared instance would have counted its second init as 2.
     assert_eq!(seen(&app).lines_of(first), ["starts=1"]);
@@ -47,18 +42,11 @@ fn entities_running_one_module_have_separate_state() {
 
 #[test]
 fn despawning_or_removing_the_script_frees_the_instance() {
-    let assets = AssetDir::new();
-    assets.write("counter.wasm", &guest_bytes("counter"));
-    let mut app = app(&assets, None);
-    let despawned = spawn_script(&mut app, "counter.wasm");
-    let stripped = spawn_script(&mut app, "counter.wasm");
-    let kept = spawn_script(&mut app, "counter.wasm");
-    update_until(&mut app, "counters to start", |app| {
-        runtime(app).scripts().count() == 3
-            && runtime(app)
-                .scripts()
-                .all(|(_, script)| script.generation().is_some())
-    });
+    let (_assets, mut app, entities) =
+        start_scripts("counter.wasm", &guest_bytes("counter"), 3, None);
+    let [despawned, stripped, kept] = entities[..] else {
+        unreachable!()
+    };
 
     app.world_mut().despawn(despawned);
     app.world_mut().entity_mut(stripped).remove::<WasmScript>();
@@ -186,7 +174,8 @@ fn the_loader_tells_each_kind_of_bad_component_apart() {
             (core instance $i (instantiate $m))
             (func (export "init") (canon lift (core func $i "f")))
             (func (export "save-state") (canon lift (core func $i "f")))
-            (func (export "restore-state") (canon lift (core func $i "f"))))"#,
+            (func (export "restore-state") (canon lift (core func $i "f")))
+            (func (export "handle-batch") (canon lift (core func $i "f"))))"#,
     )
     .unwrap();
     assert!(matches!(

@@ -5,17 +5,24 @@
 
 mod instance;
 mod log;
+mod messaging;
+mod scheduler;
 mod stdio;
+mod types;
 
 use std::sync::Arc;
 
-use bevy::prelude::Entity;
+use bevy::prelude::{AssetId, Entity};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub(crate) use self::log::GuestLine;
+use self::messaging::Mailbox;
+pub use self::scheduler::MAX_TASKS;
+use self::scheduler::TaskQueue;
 pub(crate) use self::stdio::GuestOutput;
 use self::stdio::{GuestStdio, StdioStream};
+use crate::asset::WasmModule;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -24,15 +31,18 @@ mod bindings {
     });
 }
 
+pub(crate) use bindings::hotwasm::script::types::{Batch, Message, TaskDue};
 pub(crate) use bindings::{Script, ScriptPre};
 
 /// The exports every script module must have, by their WIT names.
-pub(crate) const REQUIRED_EXPORTS: [&str; 3] = ["init", "save-state", "restore-state"];
+pub(crate) const REQUIRED_EXPORTS: [&str; 4] =
+    ["init", "save-state", "restore-state", "handle-batch"];
 
 /// Who an instance is: what the `instance` interface reports.
 #[derive(Clone, Debug)]
 pub(crate) struct InstanceIdentity {
     pub entity: Entity,
+    pub module: AssetId<WasmModule>,
     pub generation: u32,
     pub module_path: Arc<str>,
 }
@@ -43,6 +53,11 @@ pub(crate) struct HostState {
     table: ResourceTable,
     identity: InstanceIdentity,
     output: GuestOutput,
+    /// The current frame's virtual time, in nanoseconds; set before each call.
+    pub now: u64,
+    pub tasks: TaskQueue,
+    pub mailbox: Mailbox,
+    warned_task_cap: bool,
 }
 
 impl HostState {
@@ -62,6 +77,10 @@ impl HostState {
             table: ResourceTable::new(),
             identity,
             output,
+            now: 0,
+            tasks: TaskQueue::default(),
+            mailbox: Mailbox::default(),
+            warned_task_cap: false,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
 use bevy_hotwasm::prelude::*;
 use tempfile::TempDir;
 
@@ -61,6 +62,7 @@ pub struct Seen {
     pub logged: Vec<ModuleLogged>,
     pub failed: Vec<ModuleFailed>,
     pub reloaded: Vec<ModuleReloaded>,
+    pub sent: Vec<ModuleMessage>,
 }
 
 impl Seen {
@@ -79,18 +81,23 @@ fn collect(
     mut logged: MessageReader<ModuleLogged>,
     mut failed: MessageReader<ModuleFailed>,
     mut reloaded: MessageReader<ModuleReloaded>,
+    mut sent: MessageReader<ModuleMessage>,
 ) {
     seen.logged.extend(logged.read().cloned());
     seen.failed.extend(failed.read().cloned());
     seen.reloaded.extend(reloaded.read().cloned());
+    seen.sent.extend(sent.read().cloned());
 }
+
+/// How far virtual time moves each frame in tests.
+pub const FRAME_TIME: Duration = Duration::from_millis(100);
 
 /// How long the file watcher in tests waits after a change.
 pub const TEST_DEBOUNCE: Duration = Duration::from_millis(50);
 
-/// A headless app with the plugin, reading assets from `assets`. With a
-/// debounce, Bevy's file watcher watches them, waiting that long after a
-/// change.
+/// A headless app with the plugin, reading assets from `assets`, whose
+/// virtual time moves [`FRAME_TIME`] each frame. With a debounce, Bevy's
+/// file watcher watches the assets, waiting that long after a change.
 pub fn app(assets: &AssetDir, watch_debounce: Option<Duration>) -> App {
     let file_path = assets.path().to_string_lossy().into_owned();
     let mut app = App::new();
@@ -109,6 +116,7 @@ pub fn app(assets: &AssetDir, watch_debounce: Option<Duration>) -> App {
         },
         HotWasmPlugin,
     ))
+    .insert_resource(TimeUpdateStrategy::ManualDuration(FRAME_TIME))
     .init_resource::<Seen>()
     .add_systems(Last, collect);
     app
@@ -121,6 +129,26 @@ pub fn spawn_script(app: &mut App, file: &str) -> Entity {
         .resource::<AssetServer>()
         .load(format!("modules/{file}"));
     app.world_mut().spawn(WasmScript(handle)).id()
+}
+
+/// An app that runs `modules/<file>` (written with `bytes`) on `count`
+/// entities, returned once every instance has started.
+pub fn start_scripts(
+    file: &str,
+    bytes: &[u8],
+    count: usize,
+    watch_debounce: Option<Duration>,
+) -> (AssetDir, App, Vec<Entity>) {
+    let assets = AssetDir::new();
+    assets.write(file, bytes);
+    let mut app = app(&assets, watch_debounce);
+    let entities: Vec<Entity> = (0..count).map(|_| spawn_script(&mut app, file)).collect();
+    update_until(&mut app, "every instance to start", |app| {
+        entities
+            .iter()
+            .all(|&entity| generation(app, entity).is_some())
+    });
+    (assets, app, entities)
 }
 
 /// Updates the app until `done` holds, at most `MAX_FRAMES` frames paced
@@ -154,6 +182,13 @@ pub fn generation(app: &App, entity: Entity) -> Option<u32> {
         .and_then(|script| script.generation())
 }
 
+/// Updates the app `frames` times.
+pub fn run_frames(app: &mut App, frames: usize) {
+    for _ in 0..frames {
+        app.update();
+    }
+}
+
 /// Core-function body returning a pointer to zeroed memory: `ok` for a
 /// `result`, `none` for an `option`.
 pub const ZEROES: &str = "(i32.const 16)";
@@ -175,6 +210,7 @@ pub fn script_wat(imports: &str, init: &str, save: &str) -> Vec<u8> {
                 (func (export "init") (result i32) {init})
                 (func (export "save-state") (result i32) {save})
                 (func (export "restore-state") (param i32 i32) (result i32) (i32.const 16))
+                (func (export "handle-batch") (param i64 i32 i32 i32 i32))
                 (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024)))
             (core instance $i (instantiate $m))
             (func (export "init") (result (result (error string)))
@@ -182,7 +218,15 @@ pub fn script_wat(imports: &str, init: &str, save: &str) -> Vec<u8> {
             (func (export "save-state") (result (option (list u8)))
                 (canon lift (core func $i "save-state") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
             (func (export "restore-state") (param "state" (list u8)) (result (result (error string)))
-                (canon lift (core func $i "restore-state") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))"#
+                (canon lift (core func $i "restore-state") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+            (type $task-due' (record (field "id" u64) (field "missed" u32)))
+            (export $task-due "task-due" (type $task-due'))
+            (type $message' (record (field "topic" string) (field "payload" (list u8)) (field "sender" (option u64))))
+            (export $message "message" (type $message'))
+            (type $batch' (record (field "now" u64) (field "tasks" (list $task-due)) (field "messages" (list $message))))
+            (export $batch "batch" (type $batch'))
+            (func (export "handle-batch") (param "batch" $batch)
+                (canon lift (core func $i "handle-batch") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))"#
     );
     wat::parse_str(wat).expect("test WAT parses")
 }

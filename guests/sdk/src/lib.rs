@@ -20,6 +20,37 @@
 //! hotwasm_sdk::export_script!(Hello);
 //! ```
 //!
+//! # Tasks and messages
+//!
+//! Register closures, usually in `init`; each gets `&mut` your script when it
+//! runs. The host hands everything due in a frame to the module in one call
+//! and this crate calls the closures: tasks first (by due time, then in the
+//! order they were scheduled), then messages (in arrival order).
+//!
+//! ```ignore
+//! use std::time::Duration;
+//! use hotwasm_sdk::{Script, Tick, info};
+//!
+//! #[derive(Default)]
+//! struct Ticker { ticks: u64 }
+//!
+//! impl Script for Ticker {
+//!     fn init(&mut self) -> Result<(), String> {
+//!         hotwasm_sdk::every(Duration::from_millis(100), |me: &mut Ticker, _: Tick| {
+//!             me.ticks += 1;
+//!         }).map_err(|e| format!("{e:?}"))?;
+//!         hotwasm_sdk::on_message("ping", |me: &mut Ticker, msg| {
+//!             info!("ping after {} ticks: {:?}", me.ticks, msg.payload);
+//!         }).map_err(|e| format!("{e:?}"))?;
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! Times are the game's virtual time: pausing the game pauses tasks. Tasks
+//! and subscriptions belong to one generation of the module: after a hot
+//! reload the new generation registers what it needs again in `init`.
+//!
 //! Build with `cargo build --target wasm32-wasip2` (or the repository's
 //! `scripts/build-guests.sh`); the `.wasm` under `target/wasm32-wasip2/` is
 //! the component to load.
@@ -41,7 +72,18 @@ pub mod bindings {
     });
 }
 
+mod handlers;
+
 pub use bindings::hotwasm::script::log::Level;
+pub use bindings::hotwasm::script::messaging::Error as MessagingError;
+pub use bindings::hotwasm::script::scheduler::Error as SchedulerError;
+pub use bindings::hotwasm::script::types::Message;
+#[doc(hidden)]
+pub use handlers::dispatch as __dispatch;
+pub use handlers::{
+    TaskId, Tick, after, at, cancel, cancel_all, every, every_after, now, on_message, send,
+    unsubscribe,
+};
 
 /// A script module's behaviour. Every method has a default that does nothing.
 pub trait Script: Default + 'static {
@@ -91,6 +133,10 @@ macro_rules! export_script {
             ) -> ::core::result::Result<(), ::std::string::String> {
                 __HOTWASM_SCRIPT
                     .with_borrow_mut(|script| $crate::Script::restore_state(script, &state))
+            }
+
+            fn handle_batch(batch: $crate::bindings::hotwasm::script::types::Batch) {
+                __HOTWASM_SCRIPT.with_borrow_mut(|script| $crate::__dispatch(script, batch))
             }
         }
 

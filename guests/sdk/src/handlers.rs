@@ -1,0 +1,189 @@
+//! The guest-side table from task ids and topics to closures, and the
+//! dispatch of a frame's batch through it.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::bindings::hotwasm::script::messaging::{self, Error as MessagingError};
+use crate::bindings::hotwasm::script::scheduler::{self, Error as SchedulerError};
+use crate::bindings::hotwasm::script::types::{Batch, Message};
+
+/// A scheduled task, to [`cancel`] it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TaskId(pub u64);
+
+/// What a repeating task's closure learns about its tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tick {
+    /// The task.
+    pub id: TaskId,
+    /// Ticks that fell inside this frame before this one and were skipped:
+    /// a repeating task runs at most once per frame.
+    pub missed: u32,
+}
+
+type OnceTask = Box<dyn FnOnce(&mut dyn Any)>;
+type RepeatingTask = Rc<RefCell<dyn FnMut(&mut dyn Any, Tick)>>;
+type MessageHandler = Rc<RefCell<dyn FnMut(&mut dyn Any, &Message)>>;
+
+enum Task {
+    Once(OnceTask),
+    Repeating(RepeatingTask),
+}
+
+#[derive(Default)]
+struct Handlers {
+    tasks: HashMap<u64, Task>,
+    topics: HashMap<String, Vec<MessageHandler>>,
+}
+
+thread_local! {
+    static HANDLERS: RefCell<Handlers> = RefCell::default();
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Downcasts the script the host runs to the type a closure was registered
+/// for; a mismatch is a bug in the guest, so it traps with a message.
+fn script_of<S: 'static>(script: &mut dyn Any) -> &mut S {
+    script.downcast_mut::<S>().unwrap_or_else(|| {
+        panic!(
+            "a handler takes `&mut {}`, which is not the exported script type",
+            std::any::type_name::<S>()
+        )
+    })
+}
+
+fn register(id: u64, task: Task) -> TaskId {
+    HANDLERS.with_borrow_mut(|handlers| handlers.tasks.insert(id, task));
+    TaskId(id)
+}
+
+/// The game's virtual time now (it stops while the game is paused).
+pub fn now() -> Duration {
+    Duration::from_nanos(scheduler::now())
+}
+
+/// Runs `task` once, `delay` from now.
+pub fn after<S: 'static>(
+    delay: Duration,
+    task: impl FnOnce(&mut S) + 'static,
+) -> Result<TaskId, SchedulerError> {
+    let id = scheduler::after(nanos(delay))?;
+    Ok(register(
+        id,
+        Task::Once(Box::new(move |script| task(script_of(script)))),
+    ))
+}
+
+/// Runs `task` once, when the game's virtual time reaches `time`.
+pub fn at<S: 'static>(
+    time: Duration,
+    task: impl FnOnce(&mut S) + 'static,
+) -> Result<TaskId, SchedulerError> {
+    let id = scheduler::at(nanos(time))?;
+    Ok(register(
+        id,
+        Task::Once(Box::new(move |script| task(script_of(script)))),
+    ))
+}
+
+/// Runs `task` every `interval`, the first time one interval from now.
+pub fn every<S: 'static>(
+    interval: Duration,
+    task: impl FnMut(&mut S, Tick) + 'static,
+) -> Result<TaskId, SchedulerError> {
+    every_after(interval, interval, task)
+}
+
+/// Runs `task` every `interval`, the first time `first_delay` from now.
+pub fn every_after<S: 'static>(
+    first_delay: Duration,
+    interval: Duration,
+    mut task: impl FnMut(&mut S, Tick) + 'static,
+) -> Result<TaskId, SchedulerError> {
+    let id = scheduler::every(nanos(interval), Some(nanos(first_delay)))?;
+    let task: RepeatingTask = Rc::new(RefCell::new(move |script: &mut dyn Any, tick| {
+        task(script_of(script), tick)
+    }));
+    Ok(register(id, Task::Repeating(task)))
+}
+
+/// Cancels a task; it will not run again.
+pub fn cancel(id: TaskId) -> Result<(), SchedulerError> {
+    HANDLERS.with_borrow_mut(|handlers| handlers.tasks.remove(&id.0));
+    scheduler::cancel(id.0)
+}
+
+/// Cancels every task of this instance.
+pub fn cancel_all() {
+    HANDLERS.with_borrow_mut(|handlers| handlers.tasks.clear());
+    scheduler::cancel_all();
+}
+
+/// Subscribes to `topic` and calls `handler` for every message on it
+/// (also for messages the host sends straight to this entity).
+pub fn on_message<S: 'static>(
+    topic: &str,
+    mut handler: impl FnMut(&mut S, &Message) + 'static,
+) -> Result<(), MessagingError> {
+    messaging::subscribe(topic)?;
+    let handler: MessageHandler = Rc::new(RefCell::new(
+        move |script: &mut dyn Any, message: &Message| handler(script_of(script), message),
+    ));
+    HANDLERS.with_borrow_mut(|handlers| {
+        handlers
+            .topics
+            .entry(topic.to_owned())
+            .or_default()
+            .push(handler)
+    });
+    Ok(())
+}
+
+/// Unsubscribes from `topic` and forgets its handlers.
+pub fn unsubscribe(topic: &str) -> Result<(), MessagingError> {
+    HANDLERS.with_borrow_mut(|handlers| handlers.topics.remove(topic));
+    messaging::unsubscribe(topic)
+}
+
+/// Sends `payload` on `topic` to the host and every other subscriber.
+pub fn send(topic: &str, payload: &[u8]) -> Result<(), MessagingError> {
+    messaging::send(topic, payload)
+}
+
+/// Calls the closures for a frame's batch: tasks, then messages. Closures
+/// may register or cancel others; the table is never borrowed while one runs.
+pub fn dispatch(script: &mut dyn Any, batch: Batch) {
+    for due in batch.tasks {
+        let task = HANDLERS.with_borrow_mut(|handlers| match handlers.tasks.get(&due.id) {
+            Some(Task::Repeating(task)) => Some(Task::Repeating(task.clone())),
+            Some(Task::Once(_)) => handlers.tasks.remove(&due.id),
+            None => None,
+        });
+        match task {
+            Some(Task::Once(task)) => task(script),
+            Some(Task::Repeating(task)) => {
+                let tick = Tick {
+                    id: TaskId(due.id),
+                    missed: due.missed,
+                };
+                (task.borrow_mut())(script, tick)
+            }
+            None => {}
+        }
+    }
+    for message in &batch.messages {
+        let handlers = HANDLERS
+            .with_borrow(|handlers| handlers.topics.get(&message.topic).cloned())
+            .unwrap_or_default();
+        for handler in handlers {
+            (handler.borrow_mut())(script, message);
+        }
+    }
+}

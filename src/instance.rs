@@ -1,0 +1,130 @@
+//! One live instance of a script module: its store, its exports, and what
+//! it produced during a call.
+
+use bevy::log::Level;
+use bevy::prelude::*;
+use wasmtime::Store;
+
+use crate::host::{
+    Batch, GuestLine, GuestOutput, HostState, InstanceIdentity, Message, Script, ScriptPre,
+};
+use crate::messages::ModuleMessage;
+use crate::runtime::{FailureStage, GUEST_LOG_TARGET, ModuleLogged, Sent};
+
+/// A running instance: its store, its exports, its output.
+pub(crate) struct LiveInstance {
+    store: Store<HostState>,
+    script: Script,
+    output: GuestOutput,
+    identity: InstanceIdentity,
+    /// Reused between frames so a batch allocates nothing when it is small.
+    due_tasks: Vec<crate::host::TaskDue>,
+}
+
+impl LiveInstance {
+    pub fn instantiate(
+        pre: &ScriptPre<HostState>,
+        identity: InstanceIdentity,
+        now: u64,
+    ) -> wasmtime::Result<Self> {
+        let output = GuestOutput::default();
+        let mut state = HostState::new(identity.clone(), output.clone());
+        state.now = now;
+        let mut store = Store::new(pre.engine(), state);
+        let script = pre.instantiate(&mut store)?;
+        Ok(Self {
+            store,
+            script,
+            output,
+            identity,
+            due_tasks: Vec::new(),
+        })
+    }
+
+    pub fn save_state(&mut self) -> Result<Option<Vec<u8>>, String> {
+        self.script
+            .call_save_state(&mut self.store)
+            .map_err(|trap| format!("trapped: {trap:#}"))
+    }
+
+    /// `restore-state` (when there is state), then `init`.
+    pub fn start(&mut self, state: Option<Vec<u8>>) -> Result<(), (FailureStage, String)> {
+        if let Some(state) = state {
+            guest_result(self.script.call_restore_state(&mut self.store, &state))
+                .map_err(|cause| (FailureStage::Restore, cause))?;
+        }
+        guest_result(self.script.call_init(&mut self.store))
+            .map_err(|cause| (FailureStage::Init, cause))
+    }
+
+    pub fn is_subscribed(&self, topic: &str) -> bool {
+        self.store.data().mailbox.is_subscribed(topic)
+    }
+
+    /// Whether `handle-batch` has anything to do at `now` besides messages.
+    pub fn has_due_tasks(&self, now: u64) -> bool {
+        self.store.data().tasks.has_due(now)
+    }
+
+    /// Hands the instance its due tasks and `messages` in one call.
+    pub fn handle_batch(&mut self, now: u64, messages: Vec<Message>) -> Result<(), String> {
+        self.store.data_mut().now = now;
+        let mut tasks = std::mem::take(&mut self.due_tasks);
+        self.store.data_mut().tasks.take_due(now, &mut tasks);
+        let batch = Batch {
+            now,
+            tasks,
+            messages,
+        };
+        let result = self.script.call_handle_batch(&mut self.store, &batch);
+        self.due_tasks = batch.tasks;
+        self.due_tasks.clear();
+        result.map_err(|trap| format!("trapped: {trap:#}"))
+    }
+
+    /// Hands what the guest logged and sent during its last call to the
+    /// world (Bevy's log, [`ModuleLogged`], [`ModuleMessage`]) and its sends
+    /// to `sent` for the other subscribers.
+    pub fn flush(&mut self, world: &mut World, sent: &mut Vec<Sent>) {
+        let path = &self.identity.module_path;
+        for GuestLine { level, message } in self.output.take_lines() {
+            match level {
+                Level::ERROR => error!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+                Level::WARN => warn!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+                Level::INFO => info!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+                Level::DEBUG => debug!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+                Level::TRACE => trace!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+            }
+            world.write_message(ModuleLogged {
+                entity: self.identity.entity,
+                path: path.clone(),
+                generation: self.identity.generation,
+                level,
+                message,
+            });
+        }
+        for (topic, payload) in self.store.data_mut().mailbox.sent.drain(..) {
+            world.write_message(ModuleMessage {
+                entity: self.identity.entity,
+                module: self.identity.module,
+                path: path.clone(),
+                topic: topic.clone(),
+                payload: payload.clone(),
+            });
+            sent.push(Sent {
+                sender: self.identity.entity,
+                topic,
+                payload,
+            });
+        }
+    }
+}
+
+/// Folds a trap and a guest's own error into one cause.
+fn guest_result(result: wasmtime::Result<Result<(), String>>) -> Result<(), String> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(format!("the guest returned an error: {message}")),
+        Err(trap) => Err(format!("trapped: {trap:#}")),
+    }
+}

@@ -1,0 +1,158 @@
+//! Messages between the host, other threads and guests. The `echo` guest
+//! logs every `ping` and answers with a `pong`; the `ticker` guest sends a
+//! `ping` when it starts.
+
+mod common;
+
+use bevy::prelude::*;
+use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{MessageError, WasmEngine};
+use common::*;
+
+/// A system that sends `ping` to the entity in it, once.
+#[derive(Resource, Default)]
+struct PingFromSystem(Option<Entity>);
+
+fn ping_from_system(mut to: ResMut<PingFromSystem>, mut messages: MessageWriter<HostMessage>) {
+    if let Some(entity) = to.0.take() {
+        messages.write(HostMessage::to_entity(entity, "ping", "from a system"));
+    }
+}
+
+#[test]
+fn messages_from_a_system_a_thread_and_a_module_each_arrive_once_in_order() {
+    let assets = AssetDir::new();
+    assets.write("echo.wasm", &guest_bytes("echo"));
+    assets.write("ticker.wasm", &guest_bytes("ticker"));
+    let mut app = app(&assets, None);
+    app.init_resource::<PingFromSystem>()
+        .add_systems(Update, ping_from_system.before(WasmSystems::Run));
+    let echo = spawn_script(&mut app, "echo.wasm");
+    update_until(&mut app, "echo to start", |app| {
+        generation(app, echo).is_some()
+    });
+
+    app.world_mut().resource_mut::<PingFromSystem>().0 = Some(echo);
+    app.update();
+    let sender = app.world().resource::<ScriptSender>().clone();
+    std::thread::spawn(move || sender.send(HostMessage::to_entity(echo, "ping", "from a thread")))
+        .join()
+        .unwrap()
+        .unwrap();
+    app.update();
+    let ticker = spawn_script(&mut app, "ticker.wasm");
+    update_until(&mut app, "the ticker's ping", |app| {
+        seen(app).lines_of(echo).len() == 3
+    });
+    run_frames(&mut app, 3);
+
+    assert_eq!(
+        seen(&app).lines_of(echo),
+        [
+            "ping 1 from the host: from a system".to_string(),
+            "ping 2 from the host: from a thread".to_string(),
+            format!("ping 3 from entity {}: from ticker", ticker.to_bits()),
+        ]
+    );
+    // Guests' sends reach ordinary systems as ModuleMessage.
+    let sent: Vec<(Entity, &str, &[u8])> = seen(&app)
+        .sent
+        .iter()
+        .map(|m| (m.entity, m.topic.as_str(), m.payload.as_slice()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (echo, "pong", &b"from a system"[..]),
+            (echo, "pong", &b"from a thread"[..]),
+            (ticker, "ping", &b"from ticker"[..]),
+            (echo, "pong", &b"from ticker"[..]),
+        ]
+    );
+}
+
+#[test]
+fn a_broadcast_reaches_every_subscriber_and_only_them() {
+    let assets = AssetDir::new();
+    assets.write("echo.wasm", &guest_bytes("echo"));
+    assets.write("counter.wasm", &guest_bytes("counter"));
+    let mut app = app(&assets, None);
+    let echoes = [
+        spawn_script(&mut app, "echo.wasm"),
+        spawn_script(&mut app, "echo.wasm"),
+    ];
+    let counter = spawn_script(&mut app, "counter.wasm");
+    update_until(&mut app, "every script to start", |app| {
+        [echoes[0], echoes[1], counter]
+            .iter()
+            .all(|&e| generation(app, e).is_some())
+    });
+
+    app.world_mut()
+        .write_message(HostMessage::to_subscribers("ping", "everyone"));
+    app.update();
+
+    for echo in echoes {
+        assert_eq!(
+            seen(&app).lines_of(echo),
+            ["ping 1 from the host: everyone"]
+        );
+    }
+    assert_eq!(seen(&app).lines_of(counter), ["starts=1"]);
+    assert_eq!(runtime(&app).script(counter).unwrap().queued_messages(), 0);
+}
+
+#[test]
+fn messages_queued_for_an_instance_reach_its_next_generation() {
+    let assets = AssetDir::new();
+    let echo_bytes = guest_bytes("echo");
+    assets.write("echo.wasm", &echo_bytes);
+    assets.write("ticker.wasm", &guest_bytes("ticker"));
+    let mut app = app(&assets, None);
+    let echo = spawn_script(&mut app, "echo.wasm");
+    let first_ticker = spawn_script(&mut app, "ticker.wasm");
+    update_until(&mut app, "both to start", |app| {
+        generation(app, echo).is_some() && generation(app, first_ticker).is_some()
+    });
+    run_frames(&mut app, 2);
+    let pings_so_far = seen(&app).lines_of(echo).len();
+
+    // In one frame a new ticker starts and pings (queued for echo at the end
+    // of the frame) while a new echo replaces the asset (swapped in at the
+    // start of the next frame, before messages are handed out).
+    let module = runtime(&app).script(echo).unwrap().module();
+    let engine = app.world().resource::<WasmEngine>().clone();
+    let new_echo =
+        WasmModule::from_bytes(&engine, "modules/echo.wasm", &rebuilt(&echo_bytes, 1)).unwrap();
+    app.world_mut()
+        .resource_mut::<Assets<WasmModule>>()
+        .insert(module, new_echo)
+        .unwrap();
+    spawn_script(&mut app, "ticker.wasm");
+    run_frames(&mut app, 3);
+
+    let pings: Vec<&ModuleLogged> = seen(&app)
+        .logged
+        .iter()
+        .filter(|line| line.entity == echo)
+        .skip(pings_so_far)
+        .collect();
+    assert_eq!(pings.len(), 1, "{pings:?}");
+    assert_eq!(pings[0].generation, 2);
+    assert!(pings[0].message.ends_with("from ticker"), "{pings:?}");
+}
+
+#[test]
+fn bad_host_messages_are_refused() {
+    let assets = AssetDir::new();
+    let app = app(&assets, None);
+    let sender = app.world().resource::<ScriptSender>();
+    assert_eq!(
+        sender.send(HostMessage::to_subscribers("", "x")),
+        Err(MessageError::EmptyTopic)
+    );
+    assert!(matches!(
+        sender.send(HostMessage::to_subscribers("t", vec![0; 100_000])),
+        Err(MessageError::PayloadTooLarge { len: 100_000, .. })
+    ));
+}

@@ -1,0 +1,154 @@
+//! Guest tasks in virtual time, driven by `TimeUpdateStrategy::ManualDuration`
+//! (every frame moves virtual time by `FRAME_TIME`, 100 ms). The `ticker`
+//! guest ticks every 100 ms and logs once 250 ms after it starts.
+
+mod common;
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
+use bevy_hotwasm::prelude::*;
+use common::*;
+
+fn ticker() -> (AssetDir, App, Entity) {
+    let (assets, app, entities) = start_scripts("ticker.wasm", &guest_bytes("ticker"), 1, None);
+    (assets, app, entities[0])
+}
+
+/// The lines `entity` logged that start with `prefix`.
+fn lines_starting(app: &App, entity: Entity, prefix: &str) -> Vec<String> {
+    seen(app)
+        .lines_of(entity)
+        .into_iter()
+        .filter(|line| line.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_one_shot_task_runs_once_at_the_first_frame_past_its_time() {
+    let (_assets, mut app, entity) = ticker();
+
+    // Started at t; the task is due at t + 250 ms: frames at t + 100 and
+    // t + 200 are too early, t + 300 runs it.
+    run_frames(&mut app, 2);
+    assert!(lines_starting(&app, entity, "once").is_empty());
+    run_frames(&mut app, 1);
+    assert_eq!(lines_starting(&app, entity, "once"), ["once after 300ms"]);
+    run_frames(&mut app, 20);
+    assert_eq!(lines_starting(&app, entity, "once"), ["once after 300ms"]);
+}
+
+#[test]
+fn a_repeating_task_runs_every_interval_until_cancelled() {
+    let (_assets, mut app, entity) = ticker();
+
+    run_frames(&mut app, 10);
+    let ticks: Vec<String> = (1..=10)
+        .map(|n| format!("tick {n} gen=1 missed=0"))
+        .collect();
+    assert_eq!(lines_starting(&app, entity, "tick"), ticks);
+
+    app.world_mut()
+        .write_message(HostMessage::to_entity(entity, "ticker/cancel", []));
+    run_frames(&mut app, 10);
+    // Tasks run before messages: the 11th tick still ran in the cancelling frame.
+    assert_eq!(lines_starting(&app, entity, "tick").len(), 11);
+    assert_eq!(
+        lines_starting(&app, entity, "cancelled"),
+        ["cancelled after 11 ticks"]
+    );
+}
+
+#[test]
+fn a_long_frame_runs_a_repeating_task_once_and_counts_what_it_skipped() {
+    let (_assets, mut app, entity) = ticker();
+    app.insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(
+        250,
+    )));
+
+    run_frames(&mut app, 4);
+
+    // Ticks are due every 100 ms from the start; frames end at 250, 500, 750, 1000.
+    assert_eq!(
+        lines_starting(&app, entity, "tick"),
+        [
+            "tick 1 gen=1 missed=1",
+            "tick 2 gen=1 missed=2",
+            "tick 3 gen=1 missed=1",
+            "tick 4 gen=1 missed=2",
+        ]
+    );
+}
+
+#[test]
+fn pausing_virtual_time_pauses_tasks() {
+    let (_assets, mut app, entity) = ticker();
+    run_frames(&mut app, 1);
+    assert_eq!(lines_starting(&app, entity, "tick").len(), 1);
+
+    app.world_mut().resource_mut::<Time<Virtual>>().pause();
+    run_frames(&mut app, 10);
+    assert_eq!(lines_starting(&app, entity, "tick").len(), 1);
+    assert!(lines_starting(&app, entity, "once").is_empty());
+
+    app.world_mut().resource_mut::<Time<Virtual>>().unpause();
+    run_frames(&mut app, 1);
+    assert_eq!(lines_starting(&app, entity, "tick").len(), 2);
+}
+
+#[test]
+fn scheduling_past_the_cap_is_an_error_for_the_guest_not_a_crash() {
+    let (_assets, mut app, entity) = ticker();
+    app.world_mut()
+        .write_message(HostMessage::to_entity(entity, "ticker/flood", []));
+    run_frames(&mut app, 1);
+
+    let refused = lines_starting(&app, entity, "scheduled");
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].ends_with("then: Error::TooManyTasks(1024)"),
+        "{}",
+        refused[0]
+    );
+    let ticks = lines_starting(&app, entity, "tick").len();
+    run_frames(&mut app, 1);
+    assert_eq!(
+        lines_starting(&app, entity, "tick").len(),
+        ticks + 1,
+        "still ticking"
+    );
+    assert!(seen(&app).failed.is_empty());
+}
+
+#[test]
+fn after_a_reload_only_the_new_generations_tasks_run() {
+    let ticker_bytes = guest_bytes("ticker");
+    let (assets, mut app, entities) =
+        start_scripts("ticker.wasm", &ticker_bytes, 1, Some(TEST_DEBOUNCE));
+    let entity = entities[0];
+    run_frames(&mut app, 3);
+
+    assets.write("ticker.wasm", &rebuilt(&ticker_bytes, 1));
+    update_until(&mut app, "the reload", |app| !seen(app).reloaded.is_empty());
+    let before = seen(&app).lines_of(entity).len();
+    run_frames(&mut app, 5);
+
+    let after: Vec<&str> = seen(&app).lines_of(entity)[before..].to_vec();
+    let ticks: Vec<&str> = after
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("tick"))
+        .collect();
+    assert_eq!(ticks.len(), 5, "{after:?}");
+    assert!(ticks.iter().all(|line| line.contains("gen=2")), "{after:?}");
+    // The count carried over through save-state, the tasks did not.
+    let first_new: u64 = ticks[0]["tick ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first_new > 3, "{after:?}");
+}
