@@ -2,7 +2,7 @@
 //!
 //! A script module is a WebAssembly component built for the `hotwasm:script`
 //! world (`wit/` in this repository). It is a Bevy asset: load it with the
-//! [`AssetServer`](bevy::asset::AssetServer), put the handle on an entity in a
+//! [`AssetServer`], put the handle on an entity in a
 //! [`WasmScript`], and the entity runs its own instance of it. Save a rebuilt
 //! `.wasm` and the running game swaps it in, carrying the module's state
 //! across.
@@ -60,6 +60,23 @@
 //! why, a warning is logged, and [`WasmRuntime`] keeps the failure for a debug
 //! panel. Each success writes a [`ModuleReloaded`]. Generations count every
 //! version of the file the runtime has seen, failed ones included.
+//!
+//! # Tasks and messages
+//!
+//! Guests schedule tasks in Bevy's virtual time (`scheduler` in `wit/`):
+//! once after a delay, once at a time, or every interval; pausing the game
+//! pauses them. They send and subscribe to topics (`messaging`). Each frame,
+//! [`WasmSystems::Run`] hands every instance its due tasks and waiting
+//! messages in one `handle-batch` call (none when nothing is due), tasks by
+//! due time then creation, messages in arrival order. A repeating task runs at
+//! most once per frame and reports the ticks it skipped.
+//!
+//! The game sends [`HostMessage`]s with a `MessageWriter` or, from any
+//! thread, with [`ScriptSender`]; guests' sends arrive as [`ModuleMessage`]s
+//! and reach other subscribed instances next frame. Tasks and subscriptions
+//! belong to a generation and are dropped on hot reload; queued messages are
+//! delivered to the new generation. Limits: [`MAX_TASKS`], [`MAX_TOPIC_BYTES`],
+//! [`MAX_PAYLOAD_BYTES`], [`MAX_SUBSCRIPTIONS`], [`MAX_QUEUED_MESSAGES`].
 //!
 //! # Guests
 //!

@@ -139,9 +139,7 @@ fn state_the_new_generation_refuses_keeps_the_old_one_running() {
     assert_eq!(failure.stage, FailureStage::Restore);
     assert_eq!(failure.entity, Some(entity));
     assert!(
-        failure
-            .cause
-            .contains("expected 8 bytes of counter state, got 3"),
+        failure.cause.contains("expected 8 bytes of state, got 3"),
         "{}",
         failure.cause
     );

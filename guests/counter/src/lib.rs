@@ -16,14 +16,11 @@ impl Script for Counter {
     }
 
     fn save_state(&self) -> Option<Vec<u8>> {
-        Some(self.starts.to_le_bytes().to_vec())
+        hotwasm_sdk::save_u64(self.starts)
     }
 
     fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
-        let bytes = state
-            .try_into()
-            .map_err(|_| format!("expected 8 bytes of counter state, got {}", state.len()))?;
-        self.starts = u64::from_le_bytes(bytes);
+        self.starts = hotwasm_sdk::restore_u64(state)?;
         Ok(())
     }
 }

@@ -37,7 +37,8 @@ enum Task {
 #[derive(Default)]
 struct Handlers {
     tasks: HashMap<u64, Task>,
-    topics: HashMap<String, Vec<MessageHandler>>,
+    /// Shared slices, so a message costs a reference count, not a copy.
+    topics: HashMap<String, Rc<[MessageHandler]>>,
 }
 
 thread_local! {
@@ -64,6 +65,13 @@ fn register(id: u64, task: Task) -> TaskId {
     TaskId(id)
 }
 
+fn register_once<S: 'static>(id: u64, task: impl FnOnce(&mut S) + 'static) -> TaskId {
+    register(
+        id,
+        Task::Once(Box::new(move |script| task(script_of(script)))),
+    )
+}
+
 /// The game's virtual time now (it stops while the game is paused).
 pub fn now() -> Duration {
     Duration::from_nanos(scheduler::now())
@@ -74,11 +82,7 @@ pub fn after<S: 'static>(
     delay: Duration,
     task: impl FnOnce(&mut S) + 'static,
 ) -> Result<TaskId, SchedulerError> {
-    let id = scheduler::after(nanos(delay))?;
-    Ok(register(
-        id,
-        Task::Once(Box::new(move |script| task(script_of(script)))),
-    ))
+    Ok(register_once(scheduler::after(nanos(delay))?, task))
 }
 
 /// Runs `task` once, when the game's virtual time reaches `time`.
@@ -86,11 +90,7 @@ pub fn at<S: 'static>(
     time: Duration,
     task: impl FnOnce(&mut S) + 'static,
 ) -> Result<TaskId, SchedulerError> {
-    let id = scheduler::at(nanos(time))?;
-    Ok(register(
-        id,
-        Task::Once(Box::new(move |script| task(script_of(script)))),
-    ))
+    Ok(register_once(scheduler::at(nanos(time))?, task))
 }
 
 /// Runs `task` every `interval`, the first time one interval from now.
@@ -137,11 +137,8 @@ pub fn on_message<S: 'static>(
         move |script: &mut dyn Any, message: &Message| handler(script_of(script), message),
     ));
     HANDLERS.with_borrow_mut(|handlers| {
-        handlers
-            .topics
-            .entry(topic.to_owned())
-            .or_default()
-            .push(handler)
+        let entry = handlers.topics.entry(topic.to_owned()).or_default();
+        *entry = entry.iter().cloned().chain([handler]).collect();
     });
     Ok(())
 }
@@ -182,7 +179,7 @@ pub fn dispatch(script: &mut dyn Any, batch: Batch) {
         let handlers = HANDLERS
             .with_borrow(|handlers| handlers.topics.get(&message.topic).cloned())
             .unwrap_or_default();
-        for handler in handlers {
+        for handler in handlers.iter() {
             (handler.borrow_mut())(script, message);
         }
     }

@@ -144,6 +144,20 @@ macro_rules! export_script {
     };
 }
 
+/// Encodes a `u64` as state bytes for [`Script::save_state`].
+pub fn save_u64(value: u64) -> Option<Vec<u8>> {
+    Some(value.to_le_bytes().to_vec())
+}
+
+/// Decodes what [`save_u64`] saved, for [`Script::restore_state`]; refuses
+/// state of another length.
+pub fn restore_u64(state: &[u8]) -> Result<u64, String> {
+    let bytes = state
+        .try_into()
+        .map_err(|_| format!("expected 8 bytes of state, got {}", state.len()))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
 /// Writes a line to the host's log, under this module's name.
 pub fn log(level: Level, message: &str) {
     bindings::hotwasm::script::log::log(level, message);

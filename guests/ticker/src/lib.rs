@@ -69,14 +69,11 @@ impl Script for Ticker {
     }
 
     fn save_state(&self) -> Option<Vec<u8>> {
-        Some(self.ticks.to_le_bytes().to_vec())
+        hotwasm_sdk::save_u64(self.ticks)
     }
 
     fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
-        let bytes = state
-            .try_into()
-            .map_err(|_| format!("expected 8 bytes, got {}", state.len()))?;
-        self.ticks = u64::from_le_bytes(bytes);
+        self.ticks = hotwasm_sdk::restore_u64(state)?;
         Ok(())
     }
 }
