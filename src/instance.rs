@@ -41,6 +41,10 @@ impl LiveInstance {
         })
     }
 
+    pub fn identity(&self) -> &InstanceIdentity {
+        &self.identity
+    }
+
     pub fn save_state(&mut self) -> Result<Option<Vec<u8>>, String> {
         self.script
             .call_save_state(&mut self.store)

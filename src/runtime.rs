@@ -180,6 +180,8 @@ pub struct ScriptInstance {
     module: AssetId<WasmModule>,
     /// The newest module generation this script tried to start or swap to.
     attempted: u32,
+    /// The running generation's number (kept beside the instance so that
+    /// `&self` can read it) and the instance.
     running: Option<(u32, SyncCell<LiveInstance>)>,
     last_failure: Option<ModuleFailed>,
     /// Messages waiting for the next `handle-batch`; kept across reloads.
@@ -196,6 +198,25 @@ impl ScriptInstance {
         self.running
             .as_mut()
             .is_some_and(|(_, live)| live.get().is_subscribed(topic))
+    }
+
+    /// Records and reports that `identity`'s generation failed on this script.
+    fn fail(
+        &mut self,
+        world: &mut World,
+        identity: &InstanceIdentity,
+        (stage, cause): (FailureStage, String),
+    ) {
+        let failure = ModuleFailed {
+            module: identity.module,
+            path: identity.module_path.clone(),
+            entity: Some(identity.entity),
+            generation: identity.generation,
+            stage,
+            cause,
+        };
+        self.last_failure = Some(failure.clone());
+        report(world, failure);
     }
 
     /// Queues a message for the next run, unless the inbox is full.
@@ -394,26 +415,14 @@ impl WasmRuntime {
                 module_path: status.path.clone(),
             };
             let pre = module.pre().clone();
-            match start_generation(world, &mut self.sent, script, &pre, identity, now) {
-                Ok(()) => {}
-                Err((stage, cause)) => {
-                    let failure = ModuleFailed {
-                        module: module_id,
-                        path: status.path.clone(),
-                        entity: Some(entity),
-                        generation: status.loaded_generation,
-                        stage,
-                        cause,
-                    };
-                    script.last_failure = Some(failure.clone());
-                    report(world, failure);
-                }
+            if let Err(failure) =
+                start_generation(world, &mut self.sent, script, &pre, identity.clone(), now)
+            {
+                script.fail(world, &identity, failure);
             }
         }
     }
-}
 
-impl WasmRuntime {
     /// Queues a message from the host for its recipients.
     fn deliver(&mut self, HostMessage { to, topic, payload }: HostMessage) {
         if let Err(error) = crate::messages::check_message(&topic, &payload) {
@@ -450,8 +459,8 @@ impl WasmRuntime {
     /// One `handle-batch` call for every running instance with tasks due or
     /// messages waiting; instances with nothing due are not called.
     fn run_batches(&mut self, world: &mut World, now: u64) {
-        for (order, script) in &mut self.scripts {
-            let Some((generation, live)) = &mut script.running else {
+        for script in self.scripts.values_mut() {
+            let Some((_, live)) = &mut script.running else {
                 continue;
             };
             let live = live.get();
@@ -461,20 +470,9 @@ impl WasmRuntime {
             let result = live.handle_batch(now, std::mem::take(&mut script.inbox));
             live.flush(world, &mut self.sent);
             if let Err(cause) = result {
-                let failure = ModuleFailed {
-                    module: script.module,
-                    path: self
-                        .modules
-                        .get(&script.module)
-                        .map_or_else(|| "".into(), |status| status.path.clone()),
-                    entity: Some(order.0),
-                    generation: *generation,
-                    stage: FailureStage::Run,
-                    cause,
-                };
+                let identity = live.identity().clone();
                 script.running = None;
-                script.last_failure = Some(failure.clone());
-                report(world, failure);
+                script.fail(world, &identity, (FailureStage::Run, cause));
             }
         }
     }

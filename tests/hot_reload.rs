@@ -135,7 +135,7 @@ fn reload_onto_counter(first: Vec<u8>) -> (App, Entity, ModuleFailed) {
 
 #[test]
 fn state_the_new_generation_refuses_keeps_the_old_one_running() {
-    let (app, entity, failure) = reload_onto_counter(script_wat("", ZEROES, SAVES_ABC));
+    let (app, entity, failure) = reload_onto_counter(script_wat("", ZEROES, SAVES_ABC, ""));
     assert_eq!(failure.stage, FailureStage::Restore);
     assert_eq!(failure.entity, Some(entity));
     assert!(
@@ -152,7 +152,7 @@ fn state_the_new_generation_refuses_keeps_the_old_one_running() {
 
 #[test]
 fn a_save_state_that_traps_keeps_the_old_generation_and_says_so() {
-    let (app, entity, failure) = reload_onto_counter(script_wat("", ZEROES, "unreachable"));
+    let (app, entity, failure) = reload_onto_counter(script_wat("", ZEROES, "unreachable", ""));
     assert_eq!(failure.stage, FailureStage::Save);
     assert_eq!(failure.generation, 2);
     assert!(failure.cause.contains("trapped"), "{}", failure.cause);

@@ -183,5 +183,5 @@ fn the_loader_tells_each_kind_of_bad_component_apart() {
         Some(WasmModuleLoaderError::ExportMismatch { .. })
     ));
     assert!(load(&guest_bytes("hello")).is_none());
-    assert!(load(&script_wat("", ZEROES, SAVES_ABC)).is_none());
+    assert!(load(&script_wat("", ZEROES, SAVES_ABC, "")).is_none());
 }

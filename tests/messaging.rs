@@ -6,7 +6,7 @@ mod common;
 
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{MessageError, WasmEngine};
+use bevy_hotwasm::{FailureStage, MessageError, WasmEngine};
 use common::*;
 
 /// A system that sends `ping` to the entity in it, once.
@@ -140,6 +140,37 @@ fn messages_queued_for_an_instance_reach_its_next_generation() {
     assert_eq!(pings.len(), 1, "{pings:?}");
     assert_eq!(pings[0].generation, 2);
     assert!(pings[0].message.ends_with("from ticker"), "{pings:?}");
+}
+
+#[test]
+fn a_trap_in_handle_batch_stops_that_instance_only() {
+    let assets = AssetDir::new();
+    assets.write("echo.wasm", &guest_bytes("echo"));
+    assets.write("trap.wasm", &script_wat("", ZEROES, ZEROES, "unreachable"));
+    let mut app = app(&assets, None);
+    let trap = spawn_script(&mut app, "trap.wasm");
+    let echo = spawn_script(&mut app, "echo.wasm");
+    update_until(&mut app, "both to start", |app| {
+        generation(app, trap).is_some() && generation(app, echo).is_some()
+    });
+
+    app.world_mut()
+        .write_message(HostMessage::to_entity(trap, "ping", "boom"));
+    app.world_mut()
+        .write_message(HostMessage::to_entity(echo, "ping", "still here"));
+    app.update();
+
+    let failure = &seen(&app).failed[0];
+    assert_eq!(
+        (failure.entity, failure.stage),
+        (Some(trap), FailureStage::Run)
+    );
+    assert!(failure.cause.contains("trapped"), "{}", failure.cause);
+    assert_eq!(generation(&app, trap), None);
+    assert_eq!(
+        seen(&app).lines_of(echo),
+        ["ping 1 from the host: still here"]
+    );
 }
 
 #[test]

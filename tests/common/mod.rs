@@ -195,10 +195,11 @@ pub const ZEROES: &str = "(i32.const 16)";
 /// Core-function body for `save-state` that saves the three bytes `abc`.
 pub const SAVES_ABC: &str = "(i32.const 32)";
 
-/// A script component in WAT: `imports` go first; `init` and `save` are the
-/// bodies of the core functions behind those exports ([`ZEROES`],
-/// [`SAVES_ABC`], or `unreachable` to trap). `restore-state` accepts anything.
-pub fn script_wat(imports: &str, init: &str, save: &str) -> Vec<u8> {
+/// A script component in WAT: `imports` go first; `init`, `save` and
+/// `batch` are the bodies of the core functions behind those exports
+/// ([`ZEROES`], [`SAVES_ABC`], `unreachable` to trap, or nothing for a
+/// `handle-batch` that does nothing). `restore-state` accepts anything.
+pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8> {
     let wat = format!(
         r#"(component
             {imports}
@@ -210,7 +211,7 @@ pub fn script_wat(imports: &str, init: &str, save: &str) -> Vec<u8> {
                 (func (export "init") (result i32) {init})
                 (func (export "save-state") (result i32) {save})
                 (func (export "restore-state") (param i32 i32) (result i32) (i32.const 16))
-                (func (export "handle-batch") (param i64 i32 i32 i32 i32))
+                (func (export "handle-batch") (param i64 i32 i32 i32 i32) {batch})
                 (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024)))
             (core instance $i (instantiate $m))
             (func (export "init") (result (result (error string)))
@@ -233,7 +234,7 @@ pub fn script_wat(imports: &str, init: &str, save: &str) -> Vec<u8> {
 
 /// A script whose `init` traps.
 pub fn trapping_init() -> Vec<u8> {
-    script_wat("", "unreachable", ZEROES)
+    script_wat("", "unreachable", ZEROES, "")
 }
 
 /// A script that needs an import this host does not provide.
@@ -242,6 +243,7 @@ pub fn other_world() -> Vec<u8> {
         r#"(import "acme:missing/thing" (instance (export "f" (func))))"#,
         ZEROES,
         ZEROES,
+        "",
     )
 }
 
