@@ -78,6 +78,19 @@
 //! delivered to the new generation. Limits: [`MAX_TASKS`], [`MAX_TOPIC_BYTES`],
 //! [`MAX_PAYLOAD_BYTES`], [`MAX_SUBSCRIPTIONS`], [`MAX_QUEUED_MESSAGES`].
 //!
+//! # Key-value store
+//!
+//! [`KvStore`] is a resource of named buckets of byte values: get, set,
+//! delete, exists, paged key lists, increment and compare-and-swap. It lives
+//! in memory unless the app inserts [`KvStore::open_dir`] before adding the
+//! plugin: then each bucket is a directory and each key a file (keys encoded
+//! into portable names), written by temp file, fsync and rename, so an
+//! acknowledged write survives a crash. Every change, including a file edited
+//! by hand in a bucket directory (watched with `notify`), is written as a
+//! [`KvChanged`] message each frame before [`WasmSystems::Run`]. Keys that
+//! would escape their bucket (`..` segments, NUL, backslash) and bad bucket
+//! names are refused; see [`KvError`] for every limit.
+//!
 //! # Guests
 //!
 //! Guest crates use `guests/sdk` (the `hotwasm-sdk` crate), which wraps the
@@ -93,6 +106,7 @@ mod asset;
 mod engine;
 mod host;
 mod instance;
+mod kv;
 mod messages;
 mod runtime;
 mod source;
@@ -103,6 +117,10 @@ use bevy::prelude::*;
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError};
 pub use engine::WasmEngine;
 pub use host::MAX_TASKS;
+pub use kv::{
+    KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin, KvStore, MAX_BUCKET_NAME_BYTES,
+    MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES,
+};
 pub use messages::{
     HostMessage, MAX_PAYLOAD_BYTES, MAX_QUEUED_MESSAGES, MAX_SUBSCRIPTIONS, MAX_TOPIC_BYTES,
     MessageError, ModuleMessage, Recipient, ScriptSender,
@@ -116,8 +134,8 @@ pub use source::file_source_with_debounce;
 /// The types a game needs to run scripts.
 pub mod prelude {
     pub use crate::{
-        HostMessage, HotWasmPlugin, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded,
-        Recipient, ScriptSender, WasmModule, WasmRuntime, WasmScript, WasmSystems,
+        HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed, ModuleLogged, ModuleMessage,
+        ModuleReloaded, Recipient, ScriptSender, WasmModule, WasmRuntime, WasmScript, WasmSystems,
     };
 }
 
@@ -151,6 +169,17 @@ impl Plugin for HotWasmPlugin {
             .add_message::<ModuleLogged>()
             .add_message::<ModuleMessage>()
             .add_message::<HostMessage>()
-            .add_systems(Update, runtime::run_scripts.in_set(WasmSystems::Run));
+            .add_message::<KvChanged>()
+            .add_systems(
+                Update,
+                (
+                    kv::publish_kv_changes,
+                    runtime::run_scripts.in_set(WasmSystems::Run),
+                )
+                    .chain(),
+            );
+        if !app.world().contains_resource::<KvStore>() {
+            app.insert_resource(KvStore::in_memory());
+        }
     }
 }

@@ -63,6 +63,7 @@ pub struct Seen {
     pub failed: Vec<ModuleFailed>,
     pub reloaded: Vec<ModuleReloaded>,
     pub sent: Vec<ModuleMessage>,
+    pub kv: Vec<KvChanged>,
 }
 
 impl Seen {
@@ -82,11 +83,13 @@ fn collect(
     mut failed: MessageReader<ModuleFailed>,
     mut reloaded: MessageReader<ModuleReloaded>,
     mut sent: MessageReader<ModuleMessage>,
+    mut kv: MessageReader<KvChanged>,
 ) {
     seen.logged.extend(logged.read().cloned());
     seen.failed.extend(failed.read().cloned());
     seen.reloaded.extend(reloaded.read().cloned());
     seen.sent.extend(sent.read().cloned());
+    seen.kv.extend(kv.read().cloned());
 }
 
 /// How far virtual time moves each frame in tests.

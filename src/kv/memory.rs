@@ -1,0 +1,43 @@
+//! The in-memory backend.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Backend, KvError};
+
+#[derive(Default)]
+pub(super) struct MemoryBackend {
+    buckets: HashMap<String, BTreeMap<String, Vec<u8>>>,
+}
+
+impl Backend for MemoryBackend {
+    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self.buckets.get(bucket).and_then(|b| b.get(key)).cloned())
+    }
+
+    fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.buckets
+            .entry(bucket.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&mut self, bucket: &str, key: &str) -> Result<bool, KvError> {
+        Ok(self
+            .buckets
+            .get_mut(bucket)
+            .is_some_and(|b| b.remove(key).is_some()))
+    }
+
+    fn keys(&self, bucket: &str) -> Result<Vec<String>, KvError> {
+        Ok(self
+            .buckets
+            .get(bucket)
+            .map(|b| b.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn buckets(&self) -> Result<Vec<String>, KvError> {
+        Ok(self.buckets.keys().cloned().collect())
+    }
+}

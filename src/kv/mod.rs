@@ -1,0 +1,424 @@
+//! The key-value store: named buckets of byte values, in memory or in a
+//! directory on disk, with every change published as a [`KvChanged`] message.
+//!
+//! Guests will reach it through `wasi:keyvalue`; Bevy systems use the
+//! [`KvStore`] resource directly. Either way a write becomes a change, and so
+//! does a file edited by hand in a bucket directory (a designer live-tuning
+//! a value).
+
+mod directory;
+mod memory;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use bevy::prelude::*;
+use thiserror::Error;
+
+use self::directory::DirectoryBackend;
+use self::memory::MemoryBackend;
+
+/// The longest key, in bytes (a key's file name is at most three times as long).
+pub const MAX_KEY_BYTES: usize = 80;
+/// The largest value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// The longest bucket name, in bytes.
+pub const MAX_BUCKET_NAME_BYTES: usize = 64;
+/// The most buckets a store holds.
+pub const MAX_BUCKETS: usize = 64;
+/// How many keys one [`KvStore::list_keys`] page holds.
+pub const KEYS_PER_PAGE: usize = 1000;
+
+/// Why the store refused or failed an operation. Every variant names what it
+/// was about.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum KvError {
+    /// A bucket name outside `[A-Za-z0-9_.-]`, empty, `.`/`..`, or too long.
+    #[error("bucket name {bucket:?} is not allowed: {reason}")]
+    InvalidBucket {
+        /// The bucket name.
+        bucket: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An empty key, or one that could escape its bucket directory (a `.` or
+    /// `..` segment between slashes, a NUL or a backslash).
+    #[error("key {key:?} is not allowed: {reason}")]
+    InvalidKey {
+        /// The key.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A key longer than [`MAX_KEY_BYTES`].
+    #[error("key of {len} bytes is longer than the limit of {max}")]
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A value larger than [`MAX_VALUE_BYTES`].
+    #[error("value of {len} bytes for key {key:?} is larger than the limit of {max}")]
+    ValueTooLarge {
+        /// The key.
+        key: String,
+        /// The value's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Creating the bucket would exceed [`MAX_BUCKETS`].
+    #[error("bucket {bucket:?} would be bucket number {}, over the limit of {max}", max + 1)]
+    TooManyBuckets {
+        /// The bucket that was to be created.
+        bucket: String,
+        /// The limit.
+        max: usize,
+    },
+    /// `increment` on a value that is not a decimal integer.
+    #[error("value of {bucket}/{key} is not a decimal integer, so it cannot be incremented")]
+    NotANumber {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+    /// `increment` would overflow a signed 64-bit integer.
+    #[error("incrementing {bucket}/{key} would overflow")]
+    Overflow {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+    /// The disk failed.
+    #[error("key-value store I/O on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Who changed a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvOrigin {
+    /// A Bevy system, through [`KvStore`].
+    Host,
+    /// The script instance on this entity.
+    Guest(Entity),
+    /// Someone outside the game: a file in a bucket directory was edited.
+    External,
+}
+
+/// A value was set or deleted. Written once per frame, before
+/// [`WasmSystems::Run`](crate::WasmSystems::Run), for every change since
+/// the last one.
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+pub struct KvChanged {
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// The new value, or `None` when the key was deleted.
+    pub value: Option<Vec<u8>>,
+    /// Who changed it.
+    pub origin: KvOrigin,
+}
+
+/// One page of a bucket's keys, in sorted order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPage {
+    /// Up to [`KEYS_PER_PAGE`] keys.
+    pub keys: Vec<String>,
+    /// Where the next page starts, or `None` after the last page.
+    pub cursor: Option<u64>,
+}
+
+/// Where the values live.
+trait Backend: Send + Sync {
+    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError>;
+    /// Returns whether the key existed.
+    fn delete(&mut self, bucket: &str, key: &str) -> Result<bool, KvError>;
+    /// Every key of the bucket, sorted.
+    fn keys(&self, bucket: &str) -> Result<Vec<String>, KvError>;
+    fn buckets(&self) -> Result<Vec<String>, KvError>;
+    /// Changes made from outside since the last call.
+    fn external_changes(&mut self, _out: &mut Vec<KvChanged>) {}
+}
+
+/// The key-value store, a resource.
+///
+/// [`HotWasmPlugin`](crate::HotWasmPlugin) inserts an in-memory store unless
+/// the app already has one; insert [`KvStore::open_dir`] before it for a
+/// store that survives restarts. Atomic operations are atomic with respect
+/// to the game (all access goes through this resource), not to other
+/// processes writing the same directory.
+#[derive(Resource)]
+pub struct KvStore {
+    backend: Box<dyn Backend>,
+    buckets: BTreeSet<String>,
+    changes: Vec<KvChanged>,
+}
+
+impl KvStore {
+    /// A store that lives in memory and ends with the app.
+    pub fn in_memory() -> Self {
+        Self::with_backend(Box::new(MemoryBackend::default()))
+            .expect("listing an empty in-memory store cannot fail")
+    }
+
+    /// A store in `dir`, created if missing: one directory per bucket, one
+    /// file per key. Acknowledged writes survive a crash (written to a
+    /// temporary file, synced, then renamed over the old one). Files written
+    /// into a bucket directory by anyone else become changes too.
+    pub fn open_dir(dir: impl AsRef<Path>) -> Result<Self, KvError> {
+        Self::with_backend(Box::new(DirectoryBackend::open(dir.as_ref())?))
+    }
+
+    fn with_backend(backend: Box<dyn Backend>) -> Result<Self, KvError> {
+        Ok(Self {
+            buckets: backend.buckets()?.into_iter().collect(),
+            backend,
+            changes: Vec::new(),
+        })
+    }
+
+    /// The value of `key`, or `None` if it is not set.
+    pub fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        self.backend.get(bucket, key)
+    }
+
+    /// Whether `key` is set.
+    pub fn exists(&self, bucket: &str, key: &str) -> Result<bool, KvError> {
+        Ok(self.get(bucket, key)?.is_some())
+    }
+
+    /// Sets `key` to `value`, creating the bucket if needed.
+    pub fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.set_as(KvOrigin::Host, bucket, key, value)
+    }
+
+    /// Deletes `key`; deleting a key that is not set is not an error.
+    pub fn delete(&mut self, bucket: &str, key: &str) -> Result<(), KvError> {
+        self.delete_as(KvOrigin::Host, bucket, key)
+    }
+
+    /// One page of the bucket's keys, from `cursor` (`None`: the first page).
+    pub fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, KvError> {
+        check_bucket(bucket)?;
+        let keys = self.backend.keys(bucket)?;
+        let start = usize::try_from(cursor.unwrap_or(0))
+            .unwrap_or(usize::MAX)
+            .min(keys.len());
+        let end = (start + KEYS_PER_PAGE).min(keys.len());
+        Ok(KeyPage {
+            keys: keys[start..end].to_vec(),
+            cursor: (end < keys.len()).then_some(end as u64),
+        })
+    }
+
+    /// Adds `delta` to the decimal integer stored at `key` (0 when unset)
+    /// and returns the new value. Counters are stored as decimal text, so a
+    /// person can read and edit them.
+    pub fn increment(&mut self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
+        self.increment_as(KvOrigin::Host, bucket, key, delta)
+    }
+
+    /// Sets `key` to `new` only if its value is `expected` (`None`: only if
+    /// unset). Returns whether it did.
+    pub fn compare_and_swap(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
+        self.compare_and_swap_as(KvOrigin::Host, bucket, key, expected, new)
+    }
+
+    pub(crate) fn set_as(
+        &mut self,
+        origin: KvOrigin,
+        bucket: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), KvError> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(KvError::ValueTooLarge {
+                key: key.to_owned(),
+                len: value.len(),
+                max: MAX_VALUE_BYTES,
+            });
+        }
+        if !self.buckets.contains(bucket) {
+            if self.buckets.len() >= MAX_BUCKETS {
+                return Err(KvError::TooManyBuckets {
+                    bucket: bucket.to_owned(),
+                    max: MAX_BUCKETS,
+                });
+            }
+            self.buckets.insert(bucket.to_owned());
+        }
+        self.backend.set(bucket, key, value)?;
+        self.changes.push(KvChanged {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            value: Some(value.to_vec()),
+            origin,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn delete_as(
+        &mut self,
+        origin: KvOrigin,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), KvError> {
+        check_bucket(bucket)?;
+        check_key(key)?;
+        if self.backend.delete(bucket, key)? {
+            self.changes.push(KvChanged {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                value: None,
+                origin,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn increment_as(
+        &mut self,
+        origin: KvOrigin,
+        bucket: &str,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64, KvError> {
+        let current = match self.get(bucket, key)? {
+            None => 0,
+            Some(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|text| text.trim().parse::<i64>().ok())
+                .ok_or_else(|| KvError::NotANumber {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                })?,
+        };
+        let new = current
+            .checked_add(delta)
+            .ok_or_else(|| KvError::Overflow {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            })?;
+        self.set_as(origin, bucket, key, new.to_string().as_bytes())?;
+        Ok(new)
+    }
+
+    pub(crate) fn compare_and_swap_as(
+        &mut self,
+        origin: KvOrigin,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
+        if self.get(bucket, key)?.as_deref() != expected {
+            return Ok(false);
+        }
+        self.set_as(origin, bucket, key, new)?;
+        Ok(true)
+    }
+
+    /// Every change since the last call: the store's own writes, then edits
+    /// from outside the game.
+    fn take_changes(&mut self) -> Vec<KvChanged> {
+        let mut changes = std::mem::take(&mut self.changes);
+        self.backend.external_changes(&mut changes);
+        for change in &changes {
+            if change.origin == KvOrigin::External && change.value.is_some() {
+                self.buckets.insert(change.bucket.clone());
+            }
+        }
+        changes
+    }
+}
+
+/// Writes every change since the last frame as a [`KvChanged`] message.
+pub(crate) fn publish_kv_changes(
+    mut store: ResMut<KvStore>,
+    mut changed: MessageWriter<KvChanged>,
+) {
+    // Taking the change log is bookkeeping, not a change of the store.
+    let changes = store.bypass_change_detection().take_changes();
+    if !changes.is_empty() {
+        changed.write_batch(changes);
+    }
+}
+
+/// Bucket names become directory names, so only a safe alphabet is allowed.
+fn check_bucket(bucket: &str) -> Result<(), KvError> {
+    let refuse = |reason| {
+        Err(KvError::InvalidBucket {
+            bucket: bucket.to_owned(),
+            reason,
+        })
+    };
+    if bucket.is_empty() {
+        return refuse("it is empty");
+    }
+    if bucket.len() > MAX_BUCKET_NAME_BYTES {
+        return refuse("it is longer than 64 bytes");
+    }
+    if bucket == "." || bucket == ".." {
+        return refuse("it would escape the store's directory");
+    }
+    if !bucket
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return refuse("only ASCII letters, digits, `_`, `-` and `.` are allowed");
+    }
+    Ok(())
+}
+
+/// Keys are encoded into file names, so any text is safe on disk; keys that
+/// look like an attempt to leave the bucket are refused all the same.
+fn check_key(key: &str) -> Result<(), KvError> {
+    let refuse = |reason| {
+        Err(KvError::InvalidKey {
+            key: key.to_owned(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return refuse("it is empty");
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(KvError::KeyTooLong {
+            len: key.len(),
+            max: MAX_KEY_BYTES,
+        });
+    }
+    if key.contains(['\0', '\\'])
+        || key
+            .split('/')
+            .any(|segment| segment == ".." || segment == ".")
+    {
+        return refuse("it would escape the bucket directory");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
