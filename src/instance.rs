@@ -6,7 +6,8 @@ use bevy::prelude::*;
 use wasmtime::Store;
 
 use crate::host::{
-    Batch, GuestLine, GuestOutput, HostState, InstanceIdentity, Message, Script, ScriptPre,
+    Batch, ChangeEvent, GuestLine, GuestOutput, HostState, InstanceIdentity, Message, Script,
+    ScriptPre, Watches,
 };
 use crate::messages::ModuleMessage;
 use crate::runtime::{FailureStage, GUEST_LOG_TARGET, ModuleLogged, Sent};
@@ -61,6 +62,10 @@ impl LiveInstance {
             .map_err(|cause| (FailureStage::Init, cause))
     }
 
+    pub fn watches(&self) -> &Watches {
+        &self.store.data().watches
+    }
+
     pub fn is_subscribed(&self, topic: &str) -> bool {
         self.store.data().mailbox.is_subscribed(topic)
     }
@@ -71,7 +76,12 @@ impl LiveInstance {
     }
 
     /// Hands the instance its due tasks and `messages` in one call.
-    pub fn handle_batch(&mut self, now: u64, messages: Vec<Message>) -> Result<(), String> {
+    pub fn handle_batch(
+        &mut self,
+        now: u64,
+        messages: Vec<Message>,
+        events: Vec<ChangeEvent>,
+    ) -> Result<(), String> {
         self.store.data_mut().now = now;
         let mut tasks = std::mem::take(&mut self.due_tasks);
         self.store.data_mut().tasks.take_due(now, &mut tasks);
@@ -79,6 +89,7 @@ impl LiveInstance {
             now,
             tasks,
             messages,
+            events,
         };
         let result = self.script.call_handle_batch(&mut self.store, &batch);
         self.due_tasks = batch.tasks;

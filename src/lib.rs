@@ -104,6 +104,7 @@
 
 mod asset;
 mod engine;
+mod events;
 mod host;
 mod instance;
 mod kv;
@@ -116,7 +117,8 @@ use bevy::prelude::*;
 
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError};
 pub use engine::WasmEngine;
-pub use host::MAX_TASKS;
+pub use events::{CloudEvent, KV_DELETE, KV_SET, kv_source};
+pub use host::{MAX_TASKS, MAX_WATCHES};
 pub use kv::{
     KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin, KvStore, MAX_BUCKET_NAME_BYTES,
     MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES,

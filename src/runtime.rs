@@ -13,8 +13,10 @@ use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 
 use crate::asset::{WasmModule, WasmModuleLoaderError};
-use crate::host::{HostState, InstanceIdentity, Message, ScriptPre};
+use crate::events::kv_source;
+use crate::host::{ChangeEvent, ChangeKind, HostState, InstanceIdentity, Message, ScriptPre};
 use crate::instance::LiveInstance;
+use crate::kv::KvChanged;
 use crate::messages::{HostMessage, MAX_QUEUED_MESSAGES, Recipient, ScriptReceiver};
 
 /// The `tracing` target of every line a guest logs, so a game can filter
@@ -186,6 +188,8 @@ pub struct ScriptInstance {
     last_failure: Option<ModuleFailed>,
     /// Messages waiting for the next `handle-batch`; kept across reloads.
     inbox: Vec<Message>,
+    /// This frame's changes that matched the running generation's watches.
+    events: Vec<ChangeEvent>,
 }
 
 impl ScriptInstance {
@@ -259,6 +263,8 @@ pub struct WasmRuntime {
     stale: BTreeSet<RunOrder>,
     /// What guests sent this frame, delivered to subscribers at its end.
     sent: Vec<Sent>,
+    /// The last CloudEvents `id` given out per event source.
+    event_ids: HashMap<String, u64>,
 }
 
 /// A message a guest sent, on its way to the other subscribers.
@@ -327,6 +333,7 @@ impl WasmRuntime {
             running: None,
             last_failure: None,
             inbox,
+            events: Vec::new(),
         };
         self.scripts.insert(RunOrder(entity), script);
         self.stale.insert(RunOrder(entity));
@@ -456,18 +463,49 @@ impl WasmRuntime {
         }
     }
 
-    /// One `handle-batch` call for every running instance with tasks due or
-    /// messages waiting; instances with nothing due are not called.
+    /// Gives each key-value change its CloudEvents id and hands it to every
+    /// running instance with a matching watch.
+    fn match_kv_changes(&mut self, changes: &[KvChanged]) {
+        for change in changes {
+            let id = self.event_ids.entry(kv_source(&change.bucket)).or_default();
+            *id += 1;
+            let (id, kind) = match change.value {
+                Some(_) => (*id, ChangeKind::KvSet),
+                None => (*id, ChangeKind::KvDelete),
+            };
+            for (order, script) in &mut self.scripts {
+                let Some((_, live)) = &mut script.running else {
+                    continue;
+                };
+                let events = &mut script.events;
+                live.get().watches().match_kv(change, order.0, |watch| {
+                    events.push(ChangeEvent {
+                        watch,
+                        id,
+                        kind,
+                        subject: change.key.clone(),
+                        data: change.value.clone().unwrap_or_default(),
+                    });
+                });
+            }
+        }
+    }
+
+    /// One `handle-batch` call for every running instance with tasks due,
+    /// messages waiting or watched changes; instances with nothing due are
+    /// not called.
     fn run_batches(&mut self, world: &mut World, now: u64) {
         for script in self.scripts.values_mut() {
             let Some((_, live)) = &mut script.running else {
                 continue;
             };
             let live = live.get();
-            if script.inbox.is_empty() && !live.has_due_tasks(now) {
+            if script.inbox.is_empty() && script.events.is_empty() && !live.has_due_tasks(now) {
                 continue;
             }
-            let result = live.handle_batch(now, std::mem::take(&mut script.inbox));
+            let messages = std::mem::take(&mut script.inbox);
+            let events = std::mem::take(&mut script.events);
+            let result = live.handle_batch(now, messages, events);
             live.flush(world, &mut self.sent);
             if let Err(cause) = result {
                 let identity = live.identity().clone();
@@ -558,6 +596,7 @@ type RunInputs = (
     RemovedComponents<'static, 'static, WasmScript>,
     Query<'static, 'static, (Entity, &'static WasmScript), Changed<WasmScript>>,
     MessageReader<'static, 'static, HostMessage>,
+    MessageReader<'static, 'static, KvChanged>,
 );
 
 /// The exclusive system ([`WasmSystems::Run`]): forgets removed scripts,
@@ -566,8 +605,14 @@ type RunInputs = (
 /// instance with something due its batch, and finally routes what guests
 /// sent to subscribers for the next frame. Always in entity order.
 pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>) -> Result {
-    let (mut asset_events, mut load_failures, mut removed, changed, mut host_messages) =
-        inputs.get_mut(world)?;
+    let (
+        mut asset_events,
+        mut load_failures,
+        mut removed,
+        changed,
+        mut host_messages,
+        mut kv_changes,
+    ) = inputs.get_mut(world)?;
     let new_versions: Vec<AssetId<WasmModule>> = asset_events
         .read()
         .filter_map(|event| match *event {
@@ -591,6 +636,7 @@ pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>
         .map(|(entity, script)| (entity, script.0.id()))
         .collect();
     let mut host_messages: Vec<HostMessage> = host_messages.read().cloned().collect();
+    let kv_changes: Vec<KvChanged> = kv_changes.read().cloned().collect();
     host_messages.extend(world.resource::<ScriptReceiver>().0.try_iter());
     let now = world
         .get_resource::<Time<Virtual>>()
@@ -625,6 +671,7 @@ pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>
         for message in host_messages {
             runtime.deliver(message);
         }
+        runtime.match_kv_changes(&kv_changes);
         runtime.run_batches(world, now);
         runtime.route_sent();
     });

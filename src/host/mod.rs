@@ -9,6 +9,7 @@ mod messaging;
 mod scheduler;
 mod stdio;
 mod types;
+mod watch;
 
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ pub use self::scheduler::MAX_TASKS;
 use self::scheduler::TaskQueue;
 pub(crate) use self::stdio::GuestOutput;
 use self::stdio::{GuestStdio, StdioStream};
+pub use self::watch::MAX_WATCHES;
+pub(crate) use self::watch::Watches;
 use crate::asset::WasmModule;
 
 mod bindings {
@@ -31,7 +34,9 @@ mod bindings {
     });
 }
 
-pub(crate) use bindings::hotwasm::script::types::{Batch, Message, TaskDue};
+pub(crate) use bindings::hotwasm::script::types::{
+    Batch, ChangeEvent, ChangeKind, Message, TaskDue,
+};
 pub(crate) use bindings::{Script, ScriptPre};
 
 /// The exports every script module must have, by their WIT names.
@@ -57,6 +62,7 @@ pub(crate) struct HostState {
     pub now: u64,
     pub tasks: TaskQueue,
     pub mailbox: Mailbox,
+    pub watches: Watches,
     warned_task_cap: bool,
 }
 
@@ -80,6 +86,7 @@ impl HostState {
             now: 0,
             tasks: TaskQueue::default(),
             mailbox: Mailbox::default(),
+            watches: Watches::default(),
             warned_task_cap: false,
         }
     }

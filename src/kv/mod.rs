@@ -367,7 +367,7 @@ pub(crate) fn publish_kv_changes(
 }
 
 /// Bucket names become directory names, so only a safe alphabet is allowed.
-fn check_bucket(bucket: &str) -> Result<(), KvError> {
+pub(crate) fn check_bucket(bucket: &str) -> Result<(), KvError> {
     let refuse = |reason| {
         Err(KvError::InvalidBucket {
             bucket: bucket.to_owned(),
@@ -380,7 +380,7 @@ fn check_bucket(bucket: &str) -> Result<(), KvError> {
     if bucket.len() > MAX_BUCKET_NAME_BYTES {
         return refuse("it is longer than 64 bytes");
     }
-    if bucket == "." || bucket == ".." {
+    if bucket == "." || bucket == ".." || bucket.contains(['/', '\\', '\0']) {
         return refuse("it would escape the store's directory");
     }
     if !bucket
@@ -394,7 +394,7 @@ fn check_bucket(bucket: &str) -> Result<(), KvError> {
 
 /// Keys are encoded into file names, so any text is safe on disk; keys that
 /// look like an attempt to leave the bucket are refused all the same.
-fn check_key(key: &str) -> Result<(), KvError> {
+pub(crate) fn check_key(key: &str) -> Result<(), KvError> {
     let refuse = |reason| {
         Err(KvError::InvalidKey {
             key: key.to_owned(),

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::bindings::hotwasm::script::messaging::{self, Error as MessagingError};
 use crate::bindings::hotwasm::script::scheduler::{self, Error as SchedulerError};
-use crate::bindings::hotwasm::script::types::{Batch, Message};
+use crate::bindings::hotwasm::script::types::{Batch, ChangeKind, Message};
+use crate::bindings::hotwasm::script::watch::{self, Error as WatchError};
 
 /// A scheduled task, to [`cancel`] it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -25,7 +26,51 @@ pub struct Tick {
     pub missed: u32,
 }
 
+/// A watch, to [`unwatch`] it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WatchId(pub u64);
+
+/// A change one of this instance's watches matched: a CloudEvents 1.0 event.
+#[derive(Clone, Copy, Debug)]
+pub struct Event<'a> {
+    /// CloudEvents `id`, unique per source.
+    pub id: u64,
+    /// CloudEvents `source`, e.g. `/kv/scores`.
+    pub source: &'a str,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// CloudEvents `subject`: the key (or the entity, for ECS changes).
+    pub subject: &'a str,
+    /// CloudEvents `time`, as the game's virtual time of the frame.
+    pub time: Duration,
+    /// The new value (empty for a delete).
+    pub data: &'a [u8],
+}
+
+impl Event<'_> {
+    /// CloudEvents `type`, e.g. `dev.hotwasm.kv.set`.
+    pub fn event_type(&self) -> &'static str {
+        match self.kind {
+            ChangeKind::KvSet => "dev.hotwasm.kv.set",
+            ChangeKind::KvDelete => "dev.hotwasm.kv.delete",
+            ChangeKind::ComponentAdded => "dev.hotwasm.component.added",
+            ChangeKind::ComponentChanged => "dev.hotwasm.component.changed",
+            ChangeKind::ComponentRemoved => "dev.hotwasm.component.removed",
+            ChangeKind::ResourceChanged => "dev.hotwasm.resource.changed",
+        }
+    }
+
+    /// CloudEvents `datacontenttype`.
+    pub fn content_type(&self) -> &'static str {
+        match self.kind {
+            ChangeKind::KvSet | ChangeKind::KvDelete => "application/octet-stream",
+            _ => "application/json",
+        }
+    }
+}
+
 type OnceTask = Box<dyn FnOnce(&mut dyn Any)>;
+type WatchHandler = Rc<RefCell<dyn FnMut(&mut dyn Any, &Event)>>;
 type RepeatingTask = Rc<RefCell<dyn FnMut(&mut dyn Any, Tick)>>;
 type MessageHandler = Rc<RefCell<dyn FnMut(&mut dyn Any, &Message)>>;
 
@@ -39,6 +84,8 @@ struct Handlers {
     tasks: HashMap<u64, Task>,
     /// Shared slices, so a message costs a reference count, not a copy.
     topics: HashMap<String, Rc<[MessageHandler]>>,
+    /// Each watch's CloudEvents source and handler.
+    watches: HashMap<u64, (Rc<str>, WatchHandler)>,
 }
 
 thread_local! {
@@ -154,7 +201,50 @@ pub fn send(topic: &str, payload: &[u8]) -> Result<(), MessagingError> {
     messaging::send(topic, payload)
 }
 
-/// Calls the closures for a frame's batch: tasks, then messages. Closures
+fn register_watch<S: 'static>(
+    id: u64,
+    source: String,
+    mut handler: impl FnMut(&mut S, &Event) + 'static,
+) -> WatchId {
+    let handler: WatchHandler =
+        Rc::new(RefCell::new(move |script: &mut dyn Any, event: &Event| {
+            handler(script_of(script), event)
+        }));
+    HANDLERS.with_borrow_mut(|handlers| handlers.watches.insert(id, (source.into(), handler)));
+    WatchId(id)
+}
+
+/// Calls `handler` whenever `key` of `bucket` is set or deleted, by anyone:
+/// a game system, a guest (this one included), or a person editing the
+/// bucket's file.
+pub fn watch_key<S: 'static>(
+    bucket: &str,
+    key: &str,
+    handler: impl FnMut(&mut S, &Event) + 'static,
+) -> Result<WatchId, WatchError> {
+    let id = watch::watch_key(bucket, key, false)?;
+    Ok(register_watch(id, format!("/kv/{bucket}"), handler))
+}
+
+/// Calls `handler` whenever a key of `bucket` starting with `prefix` is set
+/// or deleted.
+pub fn watch_prefix<S: 'static>(
+    bucket: &str,
+    prefix: &str,
+    handler: impl FnMut(&mut S, &Event) + 'static,
+) -> Result<WatchId, WatchError> {
+    let id = watch::watch_prefix(bucket, prefix, false)?;
+    Ok(register_watch(id, format!("/kv/{bucket}"), handler))
+}
+
+/// Stops a watch.
+pub fn unwatch(id: WatchId) -> Result<(), WatchError> {
+    HANDLERS.with_borrow_mut(|handlers| handlers.watches.remove(&id.0));
+    watch::unwatch(id.0)
+}
+
+/// Calls the closures for a frame's batch: tasks, then messages, then watch
+/// events. Closures
 /// may register or cancel others; the table is never borrowed while one runs.
 pub fn dispatch(script: &mut dyn Any, batch: Batch) {
     for due in batch.tasks {
@@ -182,5 +272,22 @@ pub fn dispatch(script: &mut dyn Any, batch: Batch) {
         for handler in handlers.iter() {
             (handler.borrow_mut())(script, message);
         }
+    }
+    let time = Duration::from_nanos(batch.now);
+    for change in &batch.events {
+        let Some((source, handler)) =
+            HANDLERS.with_borrow(|handlers| handlers.watches.get(&change.watch).cloned())
+        else {
+            continue;
+        };
+        let event = Event {
+            id: change.id,
+            source: &source,
+            kind: change.kind,
+            subject: &change.subject,
+            time,
+            data: &change.data,
+        };
+        (handler.borrow_mut())(script, &event);
     }
 }

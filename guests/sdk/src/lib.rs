@@ -25,7 +25,8 @@
 //! Register closures, usually in `init`; each gets `&mut` your script when it
 //! runs. The host hands everything due in a frame to the module in one call
 //! and this crate calls the closures: tasks first (by due time, then in the
-//! order they were scheduled), then messages (in arrival order).
+//! order they were scheduled), then messages (in arrival order), then watch
+//! events ([`watch_key`], [`watch_prefix`]; in the order the changes happened).
 //!
 //! ```ignore
 //! use std::time::Duration;
@@ -77,12 +78,13 @@ mod handlers;
 pub use bindings::hotwasm::script::log::Level;
 pub use bindings::hotwasm::script::messaging::Error as MessagingError;
 pub use bindings::hotwasm::script::scheduler::Error as SchedulerError;
-pub use bindings::hotwasm::script::types::Message;
+pub use bindings::hotwasm::script::types::{ChangeKind, Message};
+pub use bindings::hotwasm::script::watch::Error as WatchError;
 #[doc(hidden)]
 pub use handlers::dispatch as __dispatch;
 pub use handlers::{
-    TaskId, Tick, after, at, cancel, cancel_all, every, every_after, now, on_message, send,
-    unsubscribe,
+    Event, TaskId, Tick, WatchId, after, at, cancel, cancel_all, every, every_after, now,
+    on_message, send, unsubscribe, unwatch, watch_key, watch_prefix,
 };
 
 /// A script module's behaviour. Every method has a default that does nothing.

@@ -1,0 +1,112 @@
+//! Watch events for key-value changes, delivered to the `watcher` guest:
+//! it logs every change to `tuning/speed` and to `scores` keys under
+//! `player/`.
+
+mod common;
+
+use bevy::prelude::*;
+use bevy_hotwasm::prelude::*;
+use common::*;
+
+fn watcher_with_store(
+    watch_debounce: Option<std::time::Duration>,
+) -> (AssetDir, tempfile::TempDir, App, Entity) {
+    let store_dir = tempfile::tempdir().unwrap();
+    let (assets, mut app, entities) =
+        start_scripts("watcher.wasm", &guest_bytes("watcher"), 1, watch_debounce);
+    app.insert_resource(KvStore::open_dir(store_dir.path()).unwrap());
+    (assets, store_dir, app, entities[0])
+}
+
+fn store(app: &mut App) -> Mut<'_, KvStore> {
+    app.world_mut().resource_mut::<KvStore>()
+}
+
+/// Lines logged after the first `skip`.
+fn lines_after(app: &App, entity: Entity, skip: usize) -> Vec<String> {
+    seen(app).lines_of(entity)[skip..]
+        .iter()
+        .map(|line| line.to_string())
+        .collect()
+}
+
+#[test]
+fn a_key_watch_sees_sets_and_deletes_from_systems_and_from_files() {
+    let (_assets, store_dir, mut app, watcher) = watcher_with_store(None);
+    let start = seen(&app).lines_of(watcher).len();
+
+    store(&mut app).set("tuning", "speed", b"1.0").unwrap();
+    app.update();
+    std::fs::write(store_dir.path().join("tuning").join("speed"), b"2.5").unwrap();
+    update_until(&mut app, "the hand edit", |app| {
+        seen(app).lines_of(watcher).len() == start + 2
+    });
+    store(&mut app).delete("tuning", "speed").unwrap();
+    app.update();
+
+    assert_eq!(
+        lines_after(&app, watcher, start),
+        [
+            r#"dev.hotwasm.kv.set /kv/tuning speed = "1.0" (id 1, gen 1)"#,
+            r#"dev.hotwasm.kv.set /kv/tuning speed = "2.5" (id 2, gen 1)"#,
+            r#"dev.hotwasm.kv.delete /kv/tuning speed = "" (id 3, gen 1)"#,
+        ]
+    );
+}
+
+#[test]
+fn a_prefix_watch_sees_only_its_keys_until_unwatched() {
+    let (_assets, _store_dir, mut app, watcher) = watcher_with_store(None);
+    let start = seen(&app).lines_of(watcher).len();
+
+    let mut kv = store(&mut app);
+    kv.set("scores", "player/1", b"10").unwrap();
+    kv.set("scores", "team/1", b"99").unwrap();
+    kv.set("other", "player/1", b"5").unwrap();
+    kv.set("scores", "player/2", b"20").unwrap();
+    app.update();
+    app.world_mut()
+        .write_message(HostMessage::to_entity(watcher, "watcher/unwatch", []));
+    app.update();
+    store(&mut app).set("scores", "player/1", b"11").unwrap();
+    run_frames(&mut app, 2);
+
+    assert_eq!(
+        lines_after(&app, watcher, start),
+        [
+            r#"score player/1 = "10""#,
+            r#"score player/2 = "20""#,
+            "stopped watching scores",
+        ]
+    );
+}
+
+#[test]
+fn bad_watches_are_refused_to_the_guest() {
+    let (_assets, _store_dir, app, watcher) = watcher_with_store(None);
+    let refused: Vec<&str> = seen(&app)
+        .lines_of(watcher)
+        .into_iter()
+        .filter(|line| line.starts_with("refused"))
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].contains("InvalidBucket"), "{}", refused[0]);
+    assert!(refused[0].contains("escape"), "{}", refused[0]);
+}
+
+#[test]
+fn after_a_reload_only_the_new_generations_watches_fire() {
+    let watcher_bytes = guest_bytes("watcher");
+    let (assets, _store_dir, mut app, watcher) = watcher_with_store(Some(TEST_DEBOUNCE));
+    assets.write("watcher.wasm", &rebuilt(&watcher_bytes, 1));
+    update_until(&mut app, "the reload", |app| !seen(app).reloaded.is_empty());
+    let start = seen(&app).lines_of(watcher).len();
+
+    store(&mut app).set("tuning", "speed", b"3").unwrap();
+    run_frames(&mut app, 2);
+
+    assert_eq!(
+        lines_after(&app, watcher, start),
+        [r#"dev.hotwasm.kv.set /kv/tuning speed = "3" (id 1, gen 2)"#]
+    );
+}
