@@ -10,6 +10,9 @@
 //! - `messages/*`: 10 000 messages to one instance in one frame (the guest
 //!   counts them), against a plain system reading 10 000 Bevy messages of
 //!   the same shape, reported per message.
+//! - `events/*`: 10 000 key-value changes in one frame, all matching one
+//!   instance's watch, against a plain system reading the same 10 000
+//!   `KvChanged` messages; both include the 10 000 `KvStore::set` calls.
 //!
 //! ```sh
 //! cargo bench --bench runtime
@@ -21,7 +24,7 @@ mod common;
 use bevy::ecs::message::Messages;
 use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
-use bevy_hotwasm::HostMessage;
+use bevy_hotwasm::prelude::*;
 use common::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -142,5 +145,44 @@ fn messages(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame, messages);
+fn events(c: &mut Criterion) {
+    let mut group = c.benchmark_group("events");
+    group.throughput(Throughput::Elements(MESSAGES as u64));
+    let keys: Vec<String> = (0..MESSAGES).map(|n| format!("key/{n}")).collect();
+    let set_all = |app: &mut App| {
+        let mut store = app.world_mut().resource_mut::<KvStore>();
+        for key in &keys {
+            store.set("bench", key, b"12345678").unwrap();
+        }
+    };
+    group.bench_function("10000_kv_changes_to_one_watching_instance", |b| {
+        let (_assets, mut app, _) = echo_app(1);
+        b.iter(|| {
+            set_all(&mut app);
+            run_update::<KvChanged>(&mut app);
+        });
+    });
+    group.bench_function("10000_kv_changes_to_plain_rust_system", |b| {
+        let assets = AssetDir::new();
+        let mut app = bench_app(&assets);
+        app.init_resource::<Counted>().add_systems(
+            Update,
+            (|mut changes: MessageReader<KvChanged>, mut counted: ResMut<Counted>| {
+                for change in changes.read() {
+                    if change.bucket == "bench" {
+                        counted.0 += 1;
+                    }
+                }
+            })
+            .after(WasmSystems::Run),
+        );
+        b.iter(|| {
+            set_all(&mut app);
+            run_update::<KvChanged>(&mut app);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, frame, messages, events);
 criterion_main!(benches);

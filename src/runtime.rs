@@ -13,7 +13,6 @@ use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 
 use crate::asset::{WasmModule, WasmModuleLoaderError};
-use crate::events::kv_source;
 use crate::host::{ChangeEvent, ChangeKind, HostState, InstanceIdentity, Message, ScriptPre};
 use crate::instance::LiveInstance;
 use crate::kv::KvChanged;
@@ -263,8 +262,8 @@ pub struct WasmRuntime {
     stale: BTreeSet<RunOrder>,
     /// What guests sent this frame, delivered to subscribers at its end.
     sent: Vec<Sent>,
-    /// The last CloudEvents `id` given out per event source.
-    event_ids: HashMap<String, u64>,
+    /// The last CloudEvents `id` given out per bucket (source `/kv/<bucket>`).
+    kv_event_ids: HashMap<String, u64>,
 }
 
 /// A message a guest sent, on its way to the other subscribers.
@@ -465,9 +464,12 @@ impl WasmRuntime {
 
     /// Gives each key-value change its CloudEvents id and hands it to every
     /// running instance with a matching watch.
-    fn match_kv_changes(&mut self, changes: &[KvChanged]) {
+    fn match_kv_changes<'a>(&mut self, changes: impl Iterator<Item = &'a KvChanged>) {
         for change in changes {
-            let id = self.event_ids.entry(kv_source(&change.bucket)).or_default();
+            let id = match self.kv_event_ids.get_mut(&change.bucket) {
+                Some(id) => id,
+                None => self.kv_event_ids.entry(change.bucket.clone()).or_default(),
+            };
             *id += 1;
             let (id, kind) = match change.value {
                 Some(_) => (*id, ChangeKind::KvSet),
@@ -596,7 +598,13 @@ type RunInputs = (
     RemovedComponents<'static, 'static, WasmScript>,
     Query<'static, 'static, (Entity, &'static WasmScript), Changed<WasmScript>>,
     MessageReader<'static, 'static, HostMessage>,
+);
+
+/// What is handed out after the hot swaps, so the new generations' watches
+/// and subscriptions apply: read in place, not copied.
+type DeliveryInputs = (
     MessageReader<'static, 'static, KvChanged>,
+    ResMut<'static, WasmRuntime>,
 );
 
 /// The exclusive system ([`WasmSystems::Run`]): forgets removed scripts,
@@ -604,15 +612,13 @@ type RunInputs = (
 /// every instance that is behind, hands out the host's messages, gives every
 /// instance with something due its batch, and finally routes what guests
 /// sent to subscribers for the next frame. Always in entity order.
-pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>) -> Result {
-    let (
-        mut asset_events,
-        mut load_failures,
-        mut removed,
-        changed,
-        mut host_messages,
-        mut kv_changes,
-    ) = inputs.get_mut(world)?;
+pub(crate) fn run_scripts(
+    world: &mut World,
+    inputs: &mut SystemState<RunInputs>,
+    delivery: &mut SystemState<DeliveryInputs>,
+) -> Result {
+    let (mut asset_events, mut load_failures, mut removed, changed, mut host_messages) =
+        inputs.get_mut(world)?;
     let new_versions: Vec<AssetId<WasmModule>> = asset_events
         .read()
         .filter_map(|event| match *event {
@@ -636,7 +642,6 @@ pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>
         .map(|(entity, script)| (entity, script.0.id()))
         .collect();
     let mut host_messages: Vec<HostMessage> = host_messages.read().cloned().collect();
-    let kv_changes: Vec<KvChanged> = kv_changes.read().cloned().collect();
     host_messages.extend(world.resource::<ScriptReceiver>().0.try_iter());
     let now = world
         .get_resource::<Time<Virtual>>()
@@ -668,10 +673,15 @@ pub(crate) fn run_scripts(world: &mut World, inputs: &mut SystemState<RunInputs>
             runtime.new_generation(id, &path, Version::Loaded { content_hash });
         }
         runtime.update_stale(world, now);
-        for message in host_messages {
-            runtime.deliver(message);
-        }
-        runtime.match_kv_changes(&kv_changes);
+    });
+
+    let (mut kv_changes, mut runtime) = delivery.get_mut(world)?;
+    for message in host_messages {
+        runtime.deliver(message);
+    }
+    runtime.match_kv_changes(kv_changes.read());
+
+    world.resource_scope(|world, mut runtime: Mut<WasmRuntime>| {
         runtime.run_batches(world, now);
         runtime.route_sent();
     });

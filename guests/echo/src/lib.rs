@@ -1,6 +1,6 @@
 //! Answers every `ping` with a `pong` carrying the same payload, and counts
-//! messages on `count` without answering (the benchmark's sink). `report`
-//! logs the count.
+//! messages on `count` and changes to the `bench` bucket without answering
+//! (the benchmarks' sink). `report` logs the count.
 
 use hotwasm_sdk::{Message, Script, info};
 
@@ -31,6 +31,10 @@ impl Script for Echo {
         .map_err(describe)?;
         hotwasm_sdk::on_message("count", |me: &mut Echo, _: &Message| me.counted += 1)
             .map_err(describe)?;
+        hotwasm_sdk::watch_prefix("bench", "", |me: &mut Echo, _: &hotwasm_sdk::Event| {
+            me.counted += 1
+        })
+        .map_err(describe)?;
         hotwasm_sdk::on_message("report", |me: &mut Echo, _: &Message| {
             info!("counted {}", me.counted);
         })
