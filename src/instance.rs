@@ -1,6 +1,7 @@
 //! One live instance of a script module: its store, its exports, and what
 //! it produced during a call.
 
+use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::log::Level;
 use bevy::prelude::*;
 use wasmtime::Store;
@@ -27,9 +28,10 @@ impl LiveInstance {
         pre: &ScriptPre<HostState>,
         identity: InstanceIdentity,
         now: u64,
+        registry: AppTypeRegistry,
     ) -> wasmtime::Result<Self> {
         let output = GuestOutput::default();
-        let mut state = HostState::new(identity.clone(), output.clone());
+        let mut state = HostState::new(identity.clone(), output.clone(), registry);
         state.now = now;
         let mut store = Store::new(pre.engine(), state);
         let script = pre.instantiate(&mut store)?;

@@ -103,6 +103,7 @@
 #![warn(missing_docs)]
 
 mod asset;
+mod ecs_changes;
 mod engine;
 mod events;
 mod host;

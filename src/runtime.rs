@@ -1,11 +1,13 @@
 //! The one exclusive system that runs every script instance, and what it
 //! reports: [`ModuleReloaded`], [`ModuleFailed`], [`ModuleLogged`].
 
+use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
 use bevy::asset::AssetLoadFailedEvent;
+use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::ecs::system::SystemState;
 use bevy::log::Level;
 use bevy::platform::cell::SyncCell;
@@ -13,7 +15,10 @@ use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 
 use crate::asset::{WasmModule, WasmModuleLoaderError};
-use crate::host::{ChangeEvent, ChangeKind, HostState, InstanceIdentity, Message, ScriptPre};
+use crate::ecs_changes::{EcsChangeTracker, selected_by};
+use crate::host::{
+    ChangeEvent, ChangeKind, ComponentChanges, HostState, InstanceIdentity, Message, ScriptPre,
+};
 use crate::instance::LiveInstance;
 use crate::kv::KvChanged;
 use crate::messages::{HostMessage, MAX_QUEUED_MESSAGES, Recipient, ScriptReceiver};
@@ -264,6 +269,7 @@ pub struct WasmRuntime {
     sent: Vec<Sent>,
     /// The last CloudEvents `id` given out per bucket (source `/kv/<bucket>`).
     kv_event_ids: HashMap<String, u64>,
+    ecs_changes: EcsChangeTracker,
 }
 
 /// A message a guest sent, on its way to the other subscribers.
@@ -493,6 +499,61 @@ impl WasmRuntime {
         }
     }
 
+    /// Collects this frame's changes to every component and resource type a
+    /// running instance watches and hands each to the matching watches.
+    fn match_ecs_changes(&mut self, world: &mut World) {
+        let mut components: BTreeMap<TypeId, ComponentChanges> = BTreeMap::new();
+        let mut resources = BTreeSet::new();
+        for script in self.scripts.values_mut() {
+            let Some((_, live)) = &mut script.running else {
+                continue;
+            };
+            let watches = live.get().watches();
+            for (_, watch) in watches.components() {
+                *components
+                    .entry(watch.type_id)
+                    .or_insert(ComponentChanges::empty()) |= watch.changes;
+            }
+            resources.extend(watches.resources().map(|(_, watch)| watch.type_id));
+        }
+        if components.is_empty() && resources.is_empty() {
+            return;
+        }
+        let changes = self.ecs_changes.collect(world, &components, &resources);
+        for script in self.scripts.values_mut() {
+            let Some((_, live)) = &mut script.running else {
+                continue;
+            };
+            let watches = live.get().watches();
+            for change in &changes {
+                let matching = match change.kind {
+                    ChangeKind::ResourceChanged => watches
+                        .resources()
+                        .filter(|(_, watch)| watch.type_id == change.type_id)
+                        .map(|(id, _)| id)
+                        .collect::<Vec<_>>(),
+                    kind => watches
+                        .components()
+                        .filter(|(_, watch)| {
+                            watch.type_id == change.type_id
+                                && watch.changes.contains(selected_by(kind))
+                        })
+                        .map(|(id, _)| id)
+                        .collect(),
+                };
+                for watch in matching {
+                    script.events.push(ChangeEvent {
+                        watch,
+                        id: change.id,
+                        kind: change.kind,
+                        subject: change.subject.clone(),
+                        data: change.data.clone(),
+                    });
+                }
+            }
+        }
+    }
+
     /// One `handle-batch` call for every running instance with tasks due,
     /// messages waiting or watched changes; instances with nothing due are
     /// not called.
@@ -556,7 +617,11 @@ fn start_generation(
         }
         None => None,
     };
-    let mut new = LiveInstance::instantiate(pre, identity.clone(), now)
+    let registry = world
+        .get_resource::<AppTypeRegistry>()
+        .cloned()
+        .unwrap_or_default();
+    let mut new = LiveInstance::instantiate(pre, identity.clone(), now, registry)
         .map_err(|error| (FailureStage::Instantiate, format!("{error:#}")))?;
     let result = new.start(saved.flatten());
     new.flush(world, sent);
@@ -682,6 +747,7 @@ pub(crate) fn run_scripts(
     runtime.match_kv_changes(kv_changes.read());
 
     world.resource_scope(|world, mut runtime: Mut<WasmRuntime>| {
+        runtime.match_ecs_changes(world);
         runtime.run_batches(world, now);
         runtime.route_sent();
     });

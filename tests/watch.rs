@@ -110,3 +110,105 @@ fn after_a_reload_only_the_new_generations_watches_fire() {
         [r#"dev.hotwasm.kv.set /kv/tuning speed = "3" (id 1, gen 2)"#]
     );
 }
+
+#[derive(Component, Reflect, Default)]
+#[reflect(Component)]
+struct Health {
+    hp: u32,
+}
+
+#[derive(Resource, Reflect, Default)]
+#[reflect(Resource)]
+struct Weather {
+    wind: f32,
+}
+
+/// Present for one frame: `damage` takes one hit point from every `Health`.
+#[derive(Resource)]
+struct Hit;
+
+fn damage(hit: Option<Res<Hit>>, mut healths: Query<&mut Health>) {
+    if hit.is_some() {
+        for mut health in &mut healths {
+            health.hp -= 1;
+        }
+    }
+}
+
+fn watcher_of(type_kind: &str, type_path: &str) -> (AssetDir, App, Entity) {
+    let (assets, mut app, entities) =
+        start_scripts("watcher.wasm", &guest_bytes("watcher"), 1, None);
+    app.register_type::<Health>()
+        .register_type::<Weather>()
+        .add_systems(Update, damage.before(WasmSystems::Run));
+    let watcher = entities[0];
+    let topic = format!("watcher/{type_kind}");
+    app.world_mut()
+        .write_message(HostMessage::to_entity(watcher, topic, type_path));
+    app.update();
+    (assets, app, watcher)
+}
+
+#[test]
+fn a_component_watch_sees_added_changed_and_removed_as_json() {
+    let (_assets, mut app, watcher) = watcher_of("component", Health::type_path());
+    let start = seen(&app).lines_of(watcher).len();
+
+    let entity = app.world_mut().spawn(Health { hp: 3 }).id();
+    app.update();
+    app.insert_resource(Hit);
+    app.update();
+    app.world_mut().remove_resource::<Hit>();
+    run_frames(&mut app, 2);
+    app.world_mut().entity_mut(entity).remove::<Health>();
+    run_frames(&mut app, 2);
+
+    let source = format!("/ecs/component/{}", Health::type_path());
+    let bits = entity.to_bits();
+    assert_eq!(
+        lines_after(&app, watcher, start),
+        [
+            format!(r#"dev.hotwasm.component.added {source} {bits} {{"hp":3}}"#),
+            format!(r#"dev.hotwasm.component.changed {source} {bits} {{"hp":2}}"#),
+            format!("dev.hotwasm.component.removed {source} {bits} "),
+        ]
+    );
+}
+
+#[test]
+fn a_resource_watch_fires_once_per_change() {
+    let (_assets, mut app, watcher) = watcher_of("resource", Weather::type_path());
+    let start = seen(&app).lines_of(watcher).len();
+
+    app.insert_resource(Weather { wind: 1.5 });
+    run_frames(&mut app, 3);
+    app.world_mut().resource_mut::<Weather>().wind = 4.0;
+    run_frames(&mut app, 3);
+
+    let source = format!("/ecs/resource/{}", Weather::type_path());
+    assert_eq!(
+        lines_after(&app, watcher, start),
+        [
+            format!(r#"dev.hotwasm.resource.changed {source} {{"wind":1.5}}"#),
+            format!(r#"dev.hotwasm.resource.changed {source} {{"wind":4.0}}"#),
+        ]
+    );
+}
+
+#[test]
+fn unknown_or_unfit_type_paths_are_refused_when_watched() {
+    for (kind, path, error) in [
+        ("component", "nope::Missing", "UnknownType"),
+        ("component", Weather::type_path(), "is not a component"),
+        ("resource", Health::type_path(), "is not a resource"),
+    ] {
+        let (_assets, app, watcher) = watcher_of(kind, path);
+        let lines = seen(&app).lines_of(watcher);
+        let refused = lines
+            .iter()
+            .rev()
+            .find(|line| line.starts_with("refused"))
+            .unwrap();
+        assert!(refused.contains(error), "{kind} {path}: {refused}");
+    }
+}

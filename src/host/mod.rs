@@ -13,6 +13,7 @@ mod watch;
 
 use std::sync::Arc;
 
+use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::{AssetId, Entity};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -26,6 +27,7 @@ use self::stdio::{GuestStdio, StdioStream};
 pub use self::watch::MAX_WATCHES;
 pub(crate) use self::watch::Watches;
 use crate::asset::WasmModule;
+pub(crate) use bindings::hotwasm::script::watch::ComponentChanges;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -63,6 +65,8 @@ pub(crate) struct HostState {
     pub tasks: TaskQueue,
     pub mailbox: Mailbox,
     pub watches: Watches,
+    /// The game's type registry, to check watched type paths.
+    registry: AppTypeRegistry,
     warned_task_cap: bool,
 }
 
@@ -70,7 +74,7 @@ impl HostState {
     /// A fresh state with a locked-down WASI context: no filesystem, no
     /// network, no environment or arguments, empty stdin; stdout and stderr
     /// are collected as log lines in `output`.
-    pub fn new(identity: InstanceIdentity, output: GuestOutput) -> Self {
+    pub fn new(identity: InstanceIdentity, output: GuestOutput, registry: AppTypeRegistry) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(GuestStdio::new(output.clone(), StdioStream::Stdout))
             .stderr(GuestStdio::new(output.clone(), StdioStream::Stderr))
@@ -87,6 +91,7 @@ impl HostState {
             tasks: TaskQueue::default(),
             mailbox: Mailbox::default(),
             watches: Watches::default(),
+            registry,
             warned_task_cap: false,
         }
     }

@@ -1,12 +1,15 @@
 //! `hotwasm:script/watch`: what an instance watches, and which changes
 //! match.
 
+use std::any::TypeId;
 use std::collections::BTreeMap;
 
+use bevy::ecs::reflect::{AppTypeRegistry, ReflectComponent, ReflectResource};
 use bevy::prelude::Entity;
+use bevy::reflect::{ReflectSerialize, TypeInfo};
 
 use super::HostState;
-use super::bindings::hotwasm::script::watch::{Error, Host};
+use super::bindings::hotwasm::script::watch::{ComponentChanges, Error, Host};
 use crate::kv::{self, KvChanged, KvOrigin};
 
 /// The most watches one instance may hold.
@@ -18,6 +21,15 @@ pub const MAX_WATCHES: u32 = 256;
 pub(crate) struct Watches {
     last_id: u64,
     kv: BTreeMap<u64, KvWatch>,
+    components: BTreeMap<u64, TypeWatch>,
+    resources: BTreeMap<u64, TypeWatch>,
+}
+
+/// A watch on a component or resource type.
+pub(crate) struct TypeWatch {
+    pub type_id: TypeId,
+    /// For components: which changes; resources only change.
+    pub changes: ComponentChanges,
 }
 
 struct KvWatch {
@@ -32,17 +44,35 @@ enum KeyPattern {
 }
 
 impl Watches {
-    fn add_kv(&mut self, watch: KvWatch) -> Result<u64, Error> {
-        if self.kv.len() >= MAX_WATCHES as usize {
+    fn next_id(&mut self) -> Result<u64, Error> {
+        if self.kv.len() + self.components.len() + self.resources.len() >= MAX_WATCHES as usize {
             return Err(Error::TooManyWatches(MAX_WATCHES));
         }
         self.last_id += 1;
-        self.kv.insert(self.last_id, watch);
         Ok(self.last_id)
     }
 
+    fn add_kv(&mut self, watch: KvWatch) -> Result<u64, Error> {
+        let id = self.next_id()?;
+        self.kv.insert(id, watch);
+        Ok(id)
+    }
+
     fn remove(&mut self, id: u64) -> Result<(), Error> {
-        self.kv.remove(&id).map(drop).ok_or(Error::UnknownWatch(id))
+        let removed = self.kv.remove(&id).is_some()
+            || self.components.remove(&id).is_some()
+            || self.resources.remove(&id).is_some();
+        removed.then_some(()).ok_or(Error::UnknownWatch(id))
+    }
+
+    /// Component watches, by id.
+    pub fn components(&self) -> impl Iterator<Item = (u64, &TypeWatch)> {
+        self.components.iter().map(|(id, watch)| (*id, watch))
+    }
+
+    /// Resource watches, by id.
+    pub fn resources(&self) -> impl Iterator<Item = (u64, &TypeWatch)> {
+        self.resources.iter().map(|(id, watch)| (*id, watch))
     }
 
     /// Calls `matched` with the id of every watch of `owner`'s that `change`
@@ -81,7 +111,75 @@ fn checked_kv_watch(
     })
 }
 
+/// Whether a type kind can always be turned into JSON by reflection; opaque
+/// types need their own `Serialize` registered.
+fn serializable(registration: &bevy::reflect::TypeRegistration) -> bool {
+    !matches!(registration.type_info(), TypeInfo::Opaque(_))
+        || registration.data::<ReflectSerialize>().is_some()
+}
+
+enum TypeKind {
+    Component,
+    Resource,
+}
+
+/// Looks `type_path` up in the game's type registry and checks it is a
+/// serializable type of the wanted kind.
+fn registered_type(
+    registry: &AppTypeRegistry,
+    type_path: &str,
+    kind: TypeKind,
+) -> Result<TypeId, Error> {
+    let registry = registry.read();
+    let registration = registry
+        .get_with_type_path(type_path)
+        .ok_or_else(|| Error::UnknownType(type_path.to_owned()))?;
+    let is_resource = registration.data::<ReflectResource>().is_some();
+    match kind {
+        TypeKind::Component if is_resource || registration.data::<ReflectComponent>().is_none() => {
+            return Err(Error::UnsupportedType(format!(
+                "{type_path} is not a component: derive Component and add #[reflect(Component)]"
+            )));
+        }
+        TypeKind::Resource if !is_resource => {
+            return Err(Error::UnsupportedType(format!(
+                "{type_path} is not a resource: derive Resource and add #[reflect(Resource)]"
+            )));
+        }
+        _ => {}
+    }
+    if !serializable(registration) {
+        return Err(Error::UnsupportedType(format!(
+            "{type_path} cannot be turned into JSON: add #[reflect(Serialize)]"
+        )));
+    }
+    Ok(registration.type_id())
+}
+
 impl Host for HostState {
+    fn watch_component(
+        &mut self,
+        type_path: String,
+        changes: ComponentChanges,
+    ) -> Result<u64, Error> {
+        let type_id = registered_type(&self.registry, &type_path, TypeKind::Component)?;
+        let id = self.watches.next_id()?;
+        let watch = TypeWatch { type_id, changes };
+        self.watches.components.insert(id, watch);
+        Ok(id)
+    }
+
+    fn watch_resource(&mut self, type_path: String) -> Result<u64, Error> {
+        let type_id = registered_type(&self.registry, &type_path, TypeKind::Resource)?;
+        let id = self.watches.next_id()?;
+        let watch = TypeWatch {
+            type_id,
+            changes: ComponentChanges::CHANGED,
+        };
+        self.watches.resources.insert(id, watch);
+        Ok(id)
+    }
+
     fn watch_key(
         &mut self,
         bucket: String,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::bindings::hotwasm::script::messaging::{self, Error as MessagingError};
 use crate::bindings::hotwasm::script::scheduler::{self, Error as SchedulerError};
 use crate::bindings::hotwasm::script::types::{Batch, ChangeKind, Message};
-use crate::bindings::hotwasm::script::watch::{self, Error as WatchError};
+use crate::bindings::hotwasm::script::watch::{self, ComponentChanges, Error as WatchError};
 
 /// A scheduled task, to [`cancel`] it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -235,6 +235,37 @@ pub fn watch_prefix<S: 'static>(
 ) -> Result<WatchId, WatchError> {
     let id = watch::watch_prefix(bucket, prefix, false)?;
     Ok(register_watch(id, format!("/kv/{bucket}"), handler))
+}
+
+/// Calls `handler` for the `changes` of the component type registered in
+/// the game under `type_path` (e.g. `my_game::Health`): the event's subject
+/// is the entity (`Entity::to_bits()` in decimal), its data the component as
+/// JSON (empty for a removal).
+pub fn watch_component<S: 'static>(
+    type_path: &str,
+    changes: ComponentChanges,
+    handler: impl FnMut(&mut S, &Event) + 'static,
+) -> Result<WatchId, WatchError> {
+    let id = watch::watch_component(type_path, changes)?;
+    Ok(register_watch(
+        id,
+        format!("/ecs/component/{type_path}"),
+        handler,
+    ))
+}
+
+/// Calls `handler` once in every frame the resource registered under
+/// `type_path` was inserted or changed, with the resource as JSON.
+pub fn watch_resource<S: 'static>(
+    type_path: &str,
+    handler: impl FnMut(&mut S, &Event) + 'static,
+) -> Result<WatchId, WatchError> {
+    let id = watch::watch_resource(type_path)?;
+    Ok(register_watch(
+        id,
+        format!("/ecs/resource/{type_path}"),
+        handler,
+    ))
 }
 
 /// Stops a watch.

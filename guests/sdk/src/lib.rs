@@ -79,12 +79,13 @@ pub use bindings::hotwasm::script::log::Level;
 pub use bindings::hotwasm::script::messaging::Error as MessagingError;
 pub use bindings::hotwasm::script::scheduler::Error as SchedulerError;
 pub use bindings::hotwasm::script::types::{ChangeKind, Message};
-pub use bindings::hotwasm::script::watch::Error as WatchError;
+pub use bindings::hotwasm::script::watch::{ComponentChanges, Error as WatchError};
 #[doc(hidden)]
 pub use handlers::dispatch as __dispatch;
 pub use handlers::{
     Event, TaskId, Tick, WatchId, after, at, cancel, cancel_all, every, every_after, now,
-    on_message, send, unsubscribe, unwatch, watch_key, watch_prefix,
+    on_message, send, unsubscribe, unwatch, watch_component, watch_key, watch_prefix,
+    watch_resource,
 };
 
 /// A script module's behaviour. Every method has a default that does nothing.

@@ -1,9 +1,10 @@
 //! Watches key-value data and logs every change it sees: `tuning/speed`
 //! (a designer's live-tuned value) and every `scores` key under `player/`.
-//! The message `watcher/unwatch` stops the scores watch. Watches belong to
-//! a generation, so `init` makes them again after a hot reload.
+//! The message `watcher/unwatch` stops the scores watch; `watcher/component`
+//! and `watcher/resource` watch the type whose path is the payload. Watches
+//! belong to a generation, so `init` makes them again after a hot reload.
 
-use hotwasm_sdk::{Event, Script, WatchId, info};
+use hotwasm_sdk::{ComponentChanges, Event, Message, Script, WatchId, info};
 
 #[derive(Default)]
 struct Watcher {
@@ -37,6 +38,37 @@ impl Script for Watcher {
             if let Some(scores) = me.scores.take() {
                 let _ = hotwasm_sdk::unwatch(scores);
                 info!("stopped watching scores");
+            }
+        })
+        .map_err(|e| format!("{e:?}"))?;
+        hotwasm_sdk::on_message("watcher/component", |_: &mut Watcher, message: &Message| {
+            let type_path = String::from_utf8_lossy(&message.payload);
+            let watched = hotwasm_sdk::watch_component(
+                &type_path,
+                ComponentChanges::ADDED | ComponentChanges::CHANGED | ComponentChanges::REMOVED,
+                |_: &mut Watcher, event: &Event| {
+                    info!(
+                        "{} {} {} {}",
+                        event.event_type(),
+                        event.source,
+                        event.subject,
+                        value(event)
+                    );
+                },
+            );
+            if let Err(error) = watched {
+                info!("refused: {error:?}");
+            }
+        })
+        .map_err(|e| format!("{e:?}"))?;
+        hotwasm_sdk::on_message("watcher/resource", |_: &mut Watcher, message: &Message| {
+            let type_path = String::from_utf8_lossy(&message.payload);
+            let watched =
+                hotwasm_sdk::watch_resource(&type_path, |_: &mut Watcher, event: &Event| {
+                    info!("{} {} {}", event.event_type(), event.source, value(event));
+                });
+            if let Err(error) = watched {
+                info!("refused: {error:?}");
             }
         })
         .map_err(|e| format!("{e:?}"))?;
