@@ -13,6 +13,9 @@
 //! - `events/*`: 10 000 key-value changes in one frame, all matching one
 //!   instance's watch, against a plain system reading the same 10 000
 //!   `KvChanged` messages; both include the 10 000 `KvStore::set` calls.
+//!   And 10 000 changed components of a watched type, against a plain
+//!   system finding them with `Changed<T>` and turning each into JSON the
+//!   same way (`bevy_reflect`); both include changing them.
 //!
 //! ```sh
 //! cargo bench --bench runtime
@@ -22,8 +25,10 @@
 mod common;
 
 use bevy::ecs::message::Messages;
+use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
+use bevy::reflect::serde::TypedReflectSerializer;
 use bevy_hotwasm::prelude::*;
 use common::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -31,7 +36,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 const INSTANCES: usize = 100;
 const MESSAGES: usize = 10_000;
 
-#[derive(Component)]
+#[derive(Component, Reflect)]
+#[reflect(Component)]
 struct Plain(u64);
 
 #[derive(Message)]
@@ -181,7 +187,53 @@ fn events(c: &mut Criterion) {
             run_update::<KvChanged>(&mut app);
         });
     });
+    group.bench_function("10000_changed_components_to_one_watching_instance", |b| {
+        let (_assets, mut app, entities) = echo_app(1);
+        app.register_type::<Plain>()
+            .add_systems(Update, bump.before(WasmSystems::Run));
+        app.world_mut().spawn_batch((0..MESSAGES as u64).map(Plain));
+        let type_path = <Plain as TypePath>::type_path();
+        app.world_mut().write_message(HostMessage::to_entity(
+            entities[0],
+            "count-component",
+            type_path,
+        ));
+        run_update::<HostMessage>(&mut app);
+        b.iter(|| run_update::<HostMessage>(&mut app));
+    });
+    group.bench_function("10000_changed_components_to_plain_rust_system", |b| {
+        let assets = AssetDir::new();
+        let mut app = bench_app(&assets);
+        app.register_type::<Plain>()
+            .init_resource::<Counted>()
+            .add_systems(
+                Update,
+                (
+                    bump,
+                    |changed: Query<&Plain, Changed<Plain>>,
+                     registry: Res<AppTypeRegistry>,
+                     mut counted: ResMut<Counted>| {
+                        let registry = registry.read();
+                        for plain in &changed {
+                            let json =
+                                serde_json::to_vec(&TypedReflectSerializer::new(plain, &registry))
+                                    .unwrap();
+                            counted.0 += json.len() as u64;
+                        }
+                    },
+                )
+                    .chain(),
+            );
+        app.world_mut().spawn_batch((0..MESSAGES as u64).map(Plain));
+        b.iter(|| run_update::<HostMessage>(&mut app));
+    });
     group.finish();
+}
+
+fn bump(mut plains: Query<&mut Plain>) {
+    for mut plain in &mut plains {
+        plain.0 += 1;
+    }
 }
 
 criterion_group!(benches, frame, messages, events);

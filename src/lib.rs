@@ -91,6 +91,17 @@
 //! would escape their bucket (`..` segments, NUL, backslash) and bad bucket
 //! names are refused; see [`KvError`] for every limit.
 //!
+//! # Watch events
+//!
+//! Guests watch a key or key prefix of a bucket, a component type or a
+//! resource type (`watch` in `wit/`) and get every change as a
+//! CloudEvents-shaped event in their batch: key-value changes from the
+//! store's change log, component and resource changes from Bevy's change
+//! ticks and removal messages, data as JSON through `bevy_reflect`. Types
+//! are named by type path and checked against the `AppTypeRegistry` when
+//! watched. [`CloudEvent::to_json`] renders an event in CloudEvents JSON
+//! structured mode for logs and panels. Watches belong to a generation.
+//!
 //! # Guests
 //!
 //! Guest crates use `guests/sdk` (the `hotwasm-sdk` crate), which wraps the

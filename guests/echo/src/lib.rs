@@ -1,5 +1,6 @@
 //! Answers every `ping` with a `pong` carrying the same payload, and counts
-//! messages on `count` and changes to the `bench` bucket without answering
+//! messages on `count`, changes to the `bench` bucket and changes to the
+//! component type named by a `count-component` message, without answering
 //! (the benchmarks' sink). `report` logs the count.
 
 use hotwasm_sdk::{Message, Script, info};
@@ -33,6 +34,20 @@ impl Script for Echo {
             .map_err(describe)?;
         hotwasm_sdk::watch_prefix("bench", "", |me: &mut Echo, _: &hotwasm_sdk::Event| {
             me.counted += 1
+        })
+        .map_err(describe)?;
+        hotwasm_sdk::on_message("count-component", |_: &mut Echo, message: &Message| {
+            let type_path = String::from_utf8_lossy(&message.payload);
+            let changes =
+                hotwasm_sdk::ComponentChanges::ADDED | hotwasm_sdk::ComponentChanges::CHANGED;
+            let watched = hotwasm_sdk::watch_component(
+                &type_path,
+                changes,
+                |me: &mut Echo, _: &hotwasm_sdk::Event| me.counted += 1,
+            );
+            if let Err(error) = watched {
+                info!("refused: {error:?}");
+            }
         })
         .map_err(describe)?;
         hotwasm_sdk::on_message("report", |me: &mut Echo, _: &Message| {
