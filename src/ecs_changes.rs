@@ -153,14 +153,24 @@ impl EcsChangeTracker {
     }
 }
 
-/// A value as JSON through `bevy_reflect`; a value that cannot be turned
-/// into JSON becomes `{"error": ...}` rather than a missing event.
+/// A reflected value as JSON.
+pub(crate) fn reflect_to_json(
+    value: &dyn Reflect,
+    registry: &TypeRegistry,
+) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&TypedReflectSerializer::new(
+        value.as_partial_reflect(),
+        registry,
+    ))
+}
+
+/// A value as JSON for an event; a value that cannot be turned into JSON
+/// becomes `{"error": ...}` rather than a missing event.
 fn to_json(value: Option<&dyn Reflect>, registry: &TypeRegistry) -> Vec<u8> {
     let Some(value) = value else {
         return br#"{"error":"the value could not be read"}"#.to_vec();
     };
-    let serializer = TypedReflectSerializer::new(value.as_partial_reflect(), registry);
-    serde_json::to_vec(&serializer).unwrap_or_else(|error| {
+    reflect_to_json(value, registry).unwrap_or_else(|error| {
         serde_json::json!({ "error": error.to_string() })
             .to_string()
             .into_bytes()

@@ -13,6 +13,38 @@ use crate::host::{
 use crate::messages::ModuleMessage;
 use crate::runtime::{FailureStage, GUEST_LOG_TARGET, ModuleLogged, Sent};
 
+/// Lends the game's [`World`] to an instance's host imports for the length
+/// of one call: the world moves into the store and back, and an empty world
+/// stands in meanwhile. Moving is safe and costs a few hundred bytes of
+/// copying; the `ecs` imports then get `&mut World` with no `unsafe`.
+pub(crate) struct WorldLoan<'a> {
+    pub world: &'a mut World,
+    stand_in: &'a mut Option<World>,
+}
+
+impl<'a> WorldLoan<'a> {
+    pub fn new(world: &'a mut World, stand_in: &'a mut Option<World>) -> Self {
+        Self { world, stand_in }
+    }
+
+    fn lend<R>(
+        &mut self,
+        store: &mut Store<HostState>,
+        call: impl FnOnce(&mut Store<HostState>) -> R,
+    ) -> R {
+        let stand_in = self.stand_in.take().unwrap_or_default();
+        store.data_mut().world = Some(std::mem::replace(self.world, stand_in));
+        let result = call(store);
+        let game = store
+            .data_mut()
+            .world
+            .take()
+            .expect("host imports only borrow the lent world");
+        *self.stand_in = Some(std::mem::replace(self.world, game));
+        result
+    }
+}
+
 /// A running instance: its store, its exports, its output.
 pub(crate) struct LiveInstance {
     store: Store<HostState>,
@@ -48,19 +80,26 @@ impl LiveInstance {
         &self.identity
     }
 
-    pub fn save_state(&mut self) -> Result<Option<Vec<u8>>, String> {
-        self.script
-            .call_save_state(&mut self.store)
+    pub fn save_state(&mut self, loan: &mut WorldLoan) -> Result<Option<Vec<u8>>, String> {
+        let script = &self.script;
+        loan.lend(&mut self.store, |store| script.call_save_state(store))
             .map_err(|trap| format!("trapped: {trap:#}"))
     }
 
     /// `restore-state` (when there is state), then `init`.
-    pub fn start(&mut self, state: Option<Vec<u8>>) -> Result<(), (FailureStage, String)> {
+    pub fn start(
+        &mut self,
+        loan: &mut WorldLoan,
+        state: Option<Vec<u8>>,
+    ) -> Result<(), (FailureStage, String)> {
+        let script = &self.script;
         if let Some(state) = state {
-            guest_result(self.script.call_restore_state(&mut self.store, &state))
-                .map_err(|cause| (FailureStage::Restore, cause))?;
+            guest_result(loan.lend(&mut self.store, |store| {
+                script.call_restore_state(store, &state)
+            }))
+            .map_err(|cause| (FailureStage::Restore, cause))?;
         }
-        guest_result(self.script.call_init(&mut self.store))
+        guest_result(loan.lend(&mut self.store, |store| script.call_init(store)))
             .map_err(|cause| (FailureStage::Init, cause))
     }
 
@@ -80,6 +119,7 @@ impl LiveInstance {
     /// Hands the instance its due tasks and `messages` in one call.
     pub fn handle_batch(
         &mut self,
+        loan: &mut WorldLoan,
         now: u64,
         messages: Vec<Message>,
         events: Vec<ChangeEvent>,
@@ -93,7 +133,10 @@ impl LiveInstance {
             messages,
             events,
         };
-        let result = self.script.call_handle_batch(&mut self.store, &batch);
+        let script = &self.script;
+        let result = loan.lend(&mut self.store, |store| {
+            script.call_handle_batch(store, &batch)
+        });
         self.due_tasks = batch.tasks;
         self.due_tasks.clear();
         result.map_err(|trap| format!("trapped: {trap:#}"))

@@ -19,7 +19,7 @@ use crate::ecs_changes::{EcsChangeTracker, selected_by};
 use crate::host::{
     ChangeEvent, ChangeKind, ComponentChanges, HostState, InstanceIdentity, Message, ScriptPre,
 };
-use crate::instance::LiveInstance;
+use crate::instance::{LiveInstance, WorldLoan};
 use crate::kv::KvChanged;
 use crate::messages::{HostMessage, MAX_QUEUED_MESSAGES, Recipient, ScriptReceiver};
 
@@ -270,6 +270,8 @@ pub struct WasmRuntime {
     /// The last CloudEvents `id` given out per bucket (source `/kv/<bucket>`).
     kv_event_ids: HashMap<String, u64>,
     ecs_changes: EcsChangeTracker,
+    /// Stands in for the game's world while it is lent to an instance.
+    stand_in_world: Option<World>,
 }
 
 /// A message a guest sent, on its way to the other subscribers.
@@ -427,9 +429,15 @@ impl WasmRuntime {
                 module_path: status.path.clone(),
             };
             let pre = module.pre().clone();
-            if let Err(failure) =
-                start_generation(world, &mut self.sent, script, &pre, identity.clone(), now)
-            {
+            if let Err(failure) = start_generation(
+                world,
+                &mut self.stand_in_world,
+                &mut self.sent,
+                script,
+                &pre,
+                identity.clone(),
+                now,
+            ) {
                 script.fail(world, &identity, failure);
             }
         }
@@ -568,7 +576,8 @@ impl WasmRuntime {
             }
             let messages = std::mem::take(&mut script.inbox);
             let events = std::mem::take(&mut script.events);
-            let result = live.handle_batch(now, messages, events);
+            let mut loan = WorldLoan::new(world, &mut self.stand_in_world);
+            let result = live.handle_batch(&mut loan, now, messages, events);
             live.flush(world, &mut self.sent);
             if let Err(cause) = result {
                 let identity = live.identity().clone();
@@ -602,6 +611,7 @@ impl WasmRuntime {
 /// step succeeds does the new instance replace the old.
 fn start_generation(
     world: &mut World,
+    stand_in_world: &mut Option<World>,
     sent: &mut Vec<Sent>,
     script: &mut ScriptInstance,
     pre: &ScriptPre<HostState>,
@@ -611,7 +621,7 @@ fn start_generation(
     let saved = match &mut script.running {
         Some((_, old)) => {
             let old = old.get();
-            let saved = old.save_state();
+            let saved = old.save_state(&mut WorldLoan::new(world, stand_in_world));
             old.flush(world, sent);
             Some(saved.map_err(|cause| (FailureStage::Save, cause))?)
         }
@@ -623,7 +633,7 @@ fn start_generation(
         .unwrap_or_default();
     let mut new = LiveInstance::instantiate(pre, identity.clone(), now, registry)
         .map_err(|error| (FailureStage::Instantiate, format!("{error:#}")))?;
-    let result = new.start(saved.flatten());
+    let result = new.start(&mut WorldLoan::new(world, stand_in_world), saved.flatten());
     new.flush(world, sent);
     result?;
     let replaced = script

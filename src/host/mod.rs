@@ -3,6 +3,7 @@
 //! Each instance's [`Store`](wasmtime::Store) holds a [`HostState`]; the
 //! `Host` trait of every imported interface is implemented on it.
 
+mod ecs;
 mod instance;
 mod log;
 mod messaging;
@@ -14,7 +15,7 @@ mod watch;
 use std::sync::Arc;
 
 use bevy::ecs::reflect::AppTypeRegistry;
-use bevy::prelude::{AssetId, Entity};
+use bevy::prelude::{AssetId, Entity, World};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -67,6 +68,8 @@ pub(crate) struct HostState {
     pub watches: Watches,
     /// The game's type registry, to check watched type paths.
     registry: AppTypeRegistry,
+    /// The game's world, lent for the length of each call (see `WorldLoan`).
+    pub world: Option<World>,
     warned_task_cap: bool,
 }
 
@@ -92,6 +95,7 @@ impl HostState {
             mailbox: Mailbox::default(),
             watches: Watches::default(),
             registry,
+            world: None,
             warned_task_cap: false,
         }
     }

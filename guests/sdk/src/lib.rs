@@ -75,6 +75,9 @@ pub mod bindings {
 
 mod handlers;
 
+/// The game's ECS by type path: components and resources as JSON, and
+/// `query_field` for one number of a component on every entity in one call.
+pub use bindings::hotwasm::script::ecs;
 pub use bindings::hotwasm::script::log::Level;
 pub use bindings::hotwasm::script::messaging::Error as MessagingError;
 pub use bindings::hotwasm::script::scheduler::Error as SchedulerError;

@@ -1,0 +1,164 @@
+//! `hotwasm:script/ecs`: the game's world, lent to the instance for the
+//! length of each call, read and written through `bevy_reflect`.
+
+use std::any::TypeId;
+
+use bevy::ecs::reflect::{ReflectComponent, ReflectResource};
+use bevy::prelude::*;
+use bevy::reflect::serde::TypedReflectDeserializer;
+use bevy::reflect::{ParsedPath, PartialReflect, TypeRegistration, TypeRegistry};
+use serde::de::DeserializeSeed;
+
+use super::HostState;
+use super::bindings::hotwasm::script::ecs::{Error, Host};
+use crate::ecs_changes::reflect_to_json;
+
+fn registration<'r>(
+    registry: &'r TypeRegistry,
+    type_path: &str,
+) -> Result<&'r TypeRegistration, Error> {
+    registry
+        .get_with_type_path(type_path)
+        .ok_or_else(|| Error::UnknownType(type_path.to_owned()))
+}
+
+fn component<'r>(
+    registry: &'r TypeRegistry,
+    type_path: &str,
+) -> Result<(TypeId, &'r ReflectComponent), Error> {
+    let registration = registration(registry, type_path)?;
+    match registration.data::<ReflectComponent>() {
+        Some(reflect) if registration.data::<ReflectResource>().is_none() => {
+            Ok((registration.type_id(), reflect))
+        }
+        _ => Err(Error::UnsupportedType(format!(
+            "{type_path} is not a component: derive Component and add #[reflect(Component)]"
+        ))),
+    }
+}
+
+fn entity(world: &World, bits: u64) -> Result<Entity, Error> {
+    Entity::try_from_bits(bits)
+        .filter(|&entity| world.get_entity(entity).is_ok())
+        .ok_or(Error::NoSuchEntity(bits))
+}
+
+fn json(value: &dyn Reflect, registry: &TypeRegistry) -> Result<Vec<u8>, Error> {
+    reflect_to_json(value, registry).map_err(|error| Error::UnsupportedType(error.to_string()))
+}
+
+/// A reflected number as `f64`, whatever its primitive type.
+fn number(value: &dyn PartialReflect) -> Option<f64> {
+    macro_rules! try_numbers {
+        ($($ty:ty),*) => {
+            $(if let Some(n) = value.try_downcast_ref::<$ty>() {
+                return Some(*n as f64);
+            })*
+        };
+    }
+    try_numbers!(f32, f64, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+    None
+}
+
+impl HostState {
+    /// The world lent for this call.
+    fn world(&mut self) -> Result<&mut World, Error> {
+        self.world
+            .as_mut()
+            .ok_or_else(|| Error::Missing("the game's world (only lent during calls)".to_owned()))
+    }
+}
+
+impl Host for HostState {
+    fn get_component(&mut self, bits: u64, type_path: String) -> Result<Vec<u8>, Error> {
+        let registry = self.registry.clone();
+        let registry = registry.read();
+        let (type_id, _) = component(&registry, &type_path)?;
+        let world = self.world()?;
+        let entity = entity(world, bits)?;
+        let value = world
+            .get_reflect(entity, type_id)
+            .map_err(|_| Error::Missing(format!("{entity} has no {type_path}")))?;
+        json(value, &registry)
+    }
+
+    fn set_component(&mut self, bits: u64, type_path: String, json: Vec<u8>) -> Result<(), Error> {
+        let registry = self.registry.clone();
+        let registry = registry.read();
+        let (_, reflect_component) = component(&registry, &type_path)?;
+        let registration = registration(&registry, &type_path)?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&json);
+        let value = TypedReflectDeserializer::new(registration, &registry)
+            .deserialize(&mut deserializer)
+            .map_err(|error| Error::InvalidJson(format!("{type_path}: {error}")))?;
+        let world = self.world()?;
+        let entity = entity(world, bits)?;
+        reflect_component.insert(
+            &mut world.entity_mut(entity),
+            value.as_partial_reflect(),
+            &registry,
+        );
+        Ok(())
+    }
+
+    fn get_resource(&mut self, type_path: String) -> Result<Vec<u8>, Error> {
+        let registry = self.registry.clone();
+        let registry = registry.read();
+        let registration = registration(&registry, &type_path)?;
+        if registration.data::<ReflectResource>().is_none() {
+            return Err(Error::UnsupportedType(format!(
+                "{type_path} is not a resource: derive Resource and add #[reflect(Resource)]"
+            )));
+        }
+        let type_id = registration.type_id();
+        let world = self.world()?;
+        let missing = || Error::Missing(format!("no {type_path} resource"));
+        let component_id = world
+            .components()
+            .get_valid_id(type_id)
+            .ok_or_else(missing)?;
+        let entity = world
+            .resource_entities()
+            .get(component_id)
+            .ok_or_else(missing)?;
+        let value = world.get_reflect(entity, type_id).map_err(|_| missing())?;
+        json(value, &registry)
+    }
+
+    fn despawn(&mut self, bits: u64) -> Result<(), Error> {
+        let world = self.world()?;
+        let entity = entity(world, bits)?;
+        world.despawn(entity);
+        Ok(())
+    }
+
+    fn query_field(&mut self, type_path: String, field: String) -> Result<Vec<(u64, f64)>, Error> {
+        let registry = self.registry.clone();
+        let registry = registry.read();
+        let (type_id, _) = component(&registry, &type_path)?;
+        let path = ParsedPath::parse(&field)
+            .map_err(|error| Error::InvalidField(format!("{field}: {error}")))?;
+        let world = self.world()?;
+        let Some(component_id) = world.components().get_valid_id(type_id) else {
+            return Ok(Vec::new());
+        };
+        let mut query = QueryBuilder::<Entity>::new(world)
+            .with_id(component_id)
+            .build();
+        let mut values = Vec::new();
+        for entity in query.iter(world) {
+            let Ok(value) = world.get_reflect(entity, type_id) else {
+                continue;
+            };
+            let number = value
+                .reflect_path(&path)
+                .ok()
+                .and_then(number)
+                .ok_or_else(|| {
+                    Error::InvalidField(format!("{type_path} has no number at `{field}`"))
+                })?;
+            values.push((entity.to_bits(), number));
+        }
+        Ok(values)
+    }
+}

@@ -1,0 +1,150 @@
+//! Guests reading and writing the game's ECS by type path, through the
+//! `inspector` guest, which logs what each request returned.
+
+mod common;
+
+use bevy::prelude::*;
+use bevy_hotwasm::prelude::*;
+use common::*;
+
+#[derive(Component, Reflect, Default, Debug, PartialEq)]
+#[reflect(Component)]
+struct Health {
+    hp: u32,
+}
+
+#[derive(Resource, Reflect, Default)]
+#[reflect(Resource)]
+struct Weather {
+    wind: f32,
+}
+
+/// Changed healths, as a game system sees them.
+#[derive(Resource, Default)]
+struct SeenChanges(Vec<u32>);
+
+fn see_changes(changed: Query<&Health, Changed<Health>>, mut seen: ResMut<SeenChanges>) {
+    seen.0.extend(changed.iter().map(|health| health.hp));
+}
+
+fn inspector() -> (AssetDir, App, Entity) {
+    let (assets, mut app, entities) =
+        start_scripts("inspector.wasm", &guest_bytes("inspector"), 1, None);
+    app.register_type::<Health>()
+        .register_type::<Weather>()
+        .init_resource::<SeenChanges>()
+        .add_systems(Update, see_changes.after(WasmSystems::Run));
+    (assets, app, entities[0])
+}
+
+/// Sends `payload` on `topic` to the inspector and returns what it logged.
+fn ask(app: &mut App, inspector: Entity, topic: &str, payload: String) -> String {
+    app.world_mut()
+        .write_message(HostMessage::to_entity(inspector, topic, payload));
+    app.update();
+    seen(app).lines_of(inspector).last().unwrap().to_string()
+}
+
+#[test]
+fn a_guest_reads_and_writes_components_and_resources_as_json() {
+    let (_assets, mut app, inspector) = inspector();
+    let entity = app.world_mut().spawn(Health { hp: 3 }).id();
+    app.insert_resource(Weather { wind: 2.5 });
+    let health = Health::type_path();
+    app.update();
+    app.world_mut().resource_mut::<SeenChanges>().0.clear();
+
+    assert_eq!(
+        ask(
+            &mut app,
+            inspector,
+            "inspect/get",
+            format!("{} {health}", entity.to_bits())
+        ),
+        r#"get {"hp":3}"#
+    );
+    let set = format!(r#"{} {health} {{"hp":7}}"#, entity.to_bits());
+    assert_eq!(ask(&mut app, inspector, "inspect/set", set), "set ok");
+    assert_eq!(app.world().get::<Health>(entity), Some(&Health { hp: 7 }));
+    assert_eq!(
+        app.world().resource::<SeenChanges>().0,
+        [7],
+        "systems see the write as a change"
+    );
+    assert_eq!(
+        ask(
+            &mut app,
+            inspector,
+            "inspect/resource",
+            Weather::type_path().to_string()
+        ),
+        r#"resource {"wind":2.5}"#
+    );
+    assert_eq!(
+        ask(
+            &mut app,
+            inspector,
+            "inspect/despawn",
+            entity.to_bits().to_string()
+        ),
+        "despawned"
+    );
+    assert!(app.world().get_entity(entity).is_err());
+}
+
+#[test]
+fn a_guest_sums_a_field_over_every_entity_in_one_call() {
+    let (_assets, mut app, inspector) = inspector();
+    app.world_mut()
+        .spawn_batch((1..=100).map(|hp| Health { hp }));
+    app.world_mut().spawn(Weather::default());
+
+    let sum = ask(
+        &mut app,
+        inspector,
+        "inspect/sum",
+        format!("{} hp", Health::type_path()),
+    );
+
+    assert_eq!(sum, "sum 5050 over 100");
+}
+
+#[test]
+fn bad_requests_are_errors_for_the_guest() {
+    let (_assets, mut app, inspector) = inspector();
+    let entity = app.world_mut().spawn(Health { hp: 3 }).id();
+    let health = Health::type_path();
+    let bits = entity.to_bits();
+    let cases = [
+        (
+            "inspect/get",
+            format!("{bits} nope::Missing"),
+            "UnknownType",
+        ),
+        (
+            "inspect/get",
+            format!("{bits} {}", Weather::type_path()),
+            "not a component",
+        ),
+        ("inspect/get", format!("12345678 {health}"), "NoSuchEntity"),
+        (
+            "inspect/set",
+            format!(r#"{bits} {health} {{"hp":"many"}}"#),
+            "InvalidJson",
+        ),
+        ("inspect/sum", format!("{health} mana"), "InvalidField"),
+        ("inspect/resource", Weather::type_path().to_string(), "no"),
+    ];
+    for (topic, payload, error) in cases {
+        let answer = ask(&mut app, inspector, topic, payload.clone());
+        assert!(
+            answer.contains("failed") && answer.contains(error),
+            "{topic} {payload}: {answer}"
+        );
+    }
+    assert_eq!(
+        generation(&app, inspector),
+        Some(1),
+        "errors are results, not traps"
+    );
+}
