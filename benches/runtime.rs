@@ -16,6 +16,11 @@
 //!   And 10 000 changed components of a watched type, against a plain
 //!   system finding them with `Changed<T>` and turning each into JSON the
 //!   same way (`bevy_reflect`); both include changing them.
+//! - `ecs/*`: a guest reading one component through the `ecs` import (1000
+//!   reads in one call, reported per read) against a plain system reading it
+//!   and encoding it the same way; and a guest summing one field over 1 000,
+//!   10 000 and 20 000 entities with `query-field` against a plain system's
+//!   query, reported per entity.
 //!
 //! ```sh
 //! cargo bench --bench runtime
@@ -236,5 +241,82 @@ fn bump(mut plains: Query<&mut Plain>) {
     }
 }
 
-criterion_group!(benches, frame, messages, events);
+fn ecs(c: &mut Criterion) {
+    const READS: u64 = 1000;
+    let mut group = c.benchmark_group("ecs");
+    group.throughput(Throughput::Elements(READS));
+    group.bench_function("1000_component_reads_by_a_guest", |b| {
+        let (_assets, mut app, entities) = echo_app(1);
+        app.register_type::<Plain>();
+        let target = app.world_mut().spawn(Plain(42)).id();
+        let request = format!(
+            "{} {} {READS}",
+            target.to_bits(),
+            <Plain as TypePath>::type_path()
+        );
+        b.iter(|| {
+            let message = HostMessage::to_entity(entities[0], "read-component", request.clone());
+            app.world_mut().write_message(message);
+            run_update::<HostMessage>(&mut app);
+        });
+    });
+    group.bench_function("1000_component_reads_by_plain_rust_system", |b| {
+        let assets = AssetDir::new();
+        let mut app = bench_app(&assets);
+        let target = app.world_mut().spawn(Plain(42)).id();
+        app.register_type::<Plain>()
+            .init_resource::<Counted>()
+            .add_systems(
+                Update,
+                move |plains: Query<&Plain>,
+                      registry: Res<AppTypeRegistry>,
+                      mut counted: ResMut<Counted>| {
+                    let registry = registry.read();
+                    for _ in 0..READS {
+                        let plain = plains.get(target).unwrap();
+                        let json =
+                            serde_json::to_vec(&TypedReflectSerializer::new(plain, &registry))
+                                .unwrap();
+                        counted.0 += json.len() as u64;
+                    }
+                },
+            );
+        b.iter(|| run_update::<HostMessage>(&mut app));
+    });
+    for entities in [1_000u64, 10_000, 20_000] {
+        group.throughput(Throughput::Elements(entities));
+        group.bench_function(
+            format!("sum_field_over_{entities}_entities_by_a_guest"),
+            |b| {
+                let (_assets, mut app, scripts) = echo_app(1);
+                app.register_type::<Plain>();
+                app.world_mut().spawn_batch((0..entities).map(Plain));
+                let request = format!("{} 0", <Plain as TypePath>::type_path());
+                b.iter(|| {
+                    let message = HostMessage::to_entity(scripts[0], "sum-field", request.clone());
+                    app.world_mut().write_message(message);
+                    run_update::<HostMessage>(&mut app);
+                });
+            },
+        );
+        group.bench_function(
+            format!("sum_field_over_{entities}_entities_by_plain_rust_system"),
+            |b| {
+                let assets = AssetDir::new();
+                let mut app = bench_app(&assets);
+                app.init_resource::<Counted>().add_systems(
+                    Update,
+                    |plains: Query<&Plain>, mut counted: ResMut<Counted>| {
+                        counted.0 += plains.iter().map(|plain| plain.0).sum::<u64>();
+                    },
+                );
+                app.world_mut().spawn_batch((0..entities).map(Plain));
+                b.iter(|| run_update::<HostMessage>(&mut app));
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, frame, messages, events, ecs);
 criterion_main!(benches);
