@@ -102,6 +102,14 @@
 //! watched. [`CloudEvent::to_json`] renders an event in CloudEvents JSON
 //! structured mode for logs and panels. Watches belong to a generation.
 //!
+//! # The game's ECS from a guest
+//!
+//! The `ecs` import reads and writes components and resources as JSON by
+//! type path, despawns entities, and reads one numeric field of a component
+//! on every entity in one call (`query-field`). For the length of each guest
+//! call the game's `World` is moved into the instance's store and moved back
+//! afterwards, so host imports get `&mut World` with no `unsafe`.
+//!
 //! # Guests
 //!
 //! Guest crates use `guests/sdk` (the `hotwasm-sdk` crate), which wraps the
