@@ -13,7 +13,7 @@ use bevy::prelude::*;
 use bevy::reflect::TypeRegistry;
 use bevy::reflect::serde::TypedReflectSerializer;
 
-use crate::host::{ChangeKind, ComponentChanges};
+use crate::host::{ChangeKind, ComponentChanges, selected_by};
 
 /// One component or resource change, with its CloudEvents id.
 pub(crate) struct EcsChange {
@@ -33,15 +33,6 @@ pub(crate) struct EcsChange {
 pub(crate) struct EcsChangeTracker {
     removal_cursors: HashMap<ComponentId, MessageCursor<RemovedComponentEntity>>,
     event_ids: HashMap<TypeId, u64>,
-}
-
-/// The flag a component change kind is selected by.
-pub(crate) fn selected_by(kind: ChangeKind) -> ComponentChanges {
-    match kind {
-        ChangeKind::ComponentAdded => ComponentChanges::ADDED,
-        ChangeKind::ComponentRemoved => ComponentChanges::REMOVED,
-        _ => ComponentChanges::CHANGED,
-    }
 }
 
 impl EcsChangeTracker {

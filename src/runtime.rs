@@ -15,7 +15,7 @@ use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 
 use crate::asset::{WasmModule, WasmModuleLoaderError};
-use crate::ecs_changes::{EcsChangeTracker, selected_by};
+use crate::ecs_changes::EcsChangeTracker;
 use crate::host::{
     ChangeEvent, ChangeKind, ComponentChanges, HostState, InstanceIdentity, Message, ScriptPre,
 };
@@ -532,32 +532,19 @@ impl WasmRuntime {
             let Some((_, live)) = &mut script.running else {
                 continue;
             };
-            let watches = live.get().watches();
+            let events = &mut script.events;
             for change in &changes {
-                let matching = match change.kind {
-                    ChangeKind::ResourceChanged => watches
-                        .resources()
-                        .filter(|(_, watch)| watch.type_id == change.type_id)
-                        .map(|(id, _)| id)
-                        .collect::<Vec<_>>(),
-                    kind => watches
-                        .components()
-                        .filter(|(_, watch)| {
-                            watch.type_id == change.type_id
-                                && watch.changes.contains(selected_by(kind))
-                        })
-                        .map(|(id, _)| id)
-                        .collect(),
-                };
-                for watch in matching {
-                    script.events.push(ChangeEvent {
-                        watch,
-                        id: change.id,
-                        kind: change.kind,
-                        subject: change.subject.clone(),
-                        data: change.data.clone(),
+                live.get()
+                    .watches()
+                    .match_type(change.type_id, change.kind, |watch| {
+                        events.push(ChangeEvent {
+                            watch,
+                            id: change.id,
+                            kind: change.kind,
+                            subject: change.subject.clone(),
+                            data: change.data.clone(),
+                        });
                     });
-                }
             }
         }
     }

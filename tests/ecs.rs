@@ -7,18 +7,6 @@ use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use common::*;
 
-#[derive(Component, Reflect, Default, Debug, PartialEq)]
-#[reflect(Component)]
-struct Health {
-    hp: u32,
-}
-
-#[derive(Resource, Reflect, Default)]
-#[reflect(Resource)]
-struct Weather {
-    wind: f32,
-}
-
 /// Changed healths, as a game system sees them.
 #[derive(Resource, Default)]
 struct SeenChanges(Vec<u32>);

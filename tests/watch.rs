@@ -111,18 +111,6 @@ fn after_a_reload_only_the_new_generations_watches_fire() {
     );
 }
 
-#[derive(Component, Reflect, Default)]
-#[reflect(Component)]
-struct Health {
-    hp: u32,
-}
-
-#[derive(Resource, Reflect, Default)]
-#[reflect(Resource)]
-struct Weather {
-    wind: f32,
-}
-
 /// Present for one frame: `damage` takes one hit point from every `Health`.
 #[derive(Resource)]
 struct Hit;

@@ -26,7 +26,7 @@ use self::scheduler::TaskQueue;
 pub(crate) use self::stdio::GuestOutput;
 use self::stdio::{GuestStdio, StdioStream};
 pub use self::watch::MAX_WATCHES;
-pub(crate) use self::watch::Watches;
+pub(crate) use self::watch::{Watches, selected_by};
 use crate::asset::WasmModule;
 pub(crate) use bindings::hotwasm::script::watch::ComponentChanges;
 

@@ -9,6 +9,7 @@ use bevy::prelude::Entity;
 use bevy::reflect::{ReflectSerialize, TypeInfo};
 
 use super::HostState;
+use super::bindings::hotwasm::script::types::ChangeKind;
 use super::bindings::hotwasm::script::watch::{ComponentChanges, Error, Host};
 use crate::kv::{self, KvChanged, KvOrigin};
 
@@ -65,6 +66,24 @@ impl Watches {
         removed.then_some(()).ok_or(Error::UnknownWatch(id))
     }
 
+    /// Calls `matched` with the id of every component or resource watch
+    /// that a change of `kind` to the type `type_id` matches.
+    pub fn match_type(&self, type_id: TypeId, kind: ChangeKind, mut matched: impl FnMut(u64)) {
+        if matches!(kind, ChangeKind::ResourceChanged) {
+            for (id, watch) in &self.resources {
+                if watch.type_id == type_id {
+                    matched(*id);
+                }
+            }
+            return;
+        }
+        for (id, watch) in &self.components {
+            if watch.type_id == type_id && watch.changes.contains(selected_by(kind)) {
+                matched(*id);
+            }
+        }
+    }
+
     /// Component watches, by id.
     pub fn components(&self) -> impl Iterator<Item = (u64, &TypeWatch)> {
         self.components.iter().map(|(id, watch)| (*id, watch))
@@ -109,6 +128,15 @@ fn checked_kv_watch(
         key,
         skip_own_writes,
     })
+}
+
+/// The flag a component change kind is selected by.
+pub(crate) fn selected_by(kind: ChangeKind) -> ComponentChanges {
+    match kind {
+        ChangeKind::ComponentAdded => ComponentChanges::ADDED,
+        ChangeKind::ComponentRemoved => ComponentChanges::REMOVED,
+        _ => ComponentChanges::CHANGED,
+    }
 }
 
 /// Whether a type kind can always be turned into JSON by reflection; opaque

@@ -56,6 +56,20 @@ impl AssetDir {
     }
 }
 
+/// A component the tests' guests read, write and watch by type path.
+#[derive(Component, Reflect, Default, Debug, PartialEq)]
+#[reflect(Component)]
+pub struct Health {
+    pub hp: u32,
+}
+
+/// A resource the tests' guests read and watch by type path.
+#[derive(Resource, Reflect, Default)]
+#[reflect(Resource)]
+pub struct Weather {
+    pub wind: f32,
+}
+
 /// Every message the plugin wrote, in order.
 #[derive(Resource, Default)]
 pub struct Seen {
