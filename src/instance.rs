@@ -7,8 +7,8 @@ use bevy::prelude::*;
 use wasmtime::Store;
 
 use crate::host::{
-    Batch, ChangeEvent, GuestLine, GuestOutput, HostState, InstanceIdentity, Message, Script,
-    ScriptPre, Watches,
+    Batch, ChangeEvent, ChangeKind, GuestLine, GuestOutput, HostState, InstanceIdentity, Message,
+    Script, ScriptPre, Watches,
 };
 use crate::messages::ModuleMessage;
 use crate::runtime::{FailureStage, GUEST_LOG_TARGET, ModuleLogged, Sent};
@@ -42,6 +42,42 @@ impl<'a> WorldLoan<'a> {
             .expect("host imports only borrow the lent world");
         *self.stand_in = Some(std::mem::replace(self.world, game));
         result
+    }
+}
+
+/// Watched changes waiting for one instance's next batch, packed the way
+/// the batch carries them: fixed-size headers, and the subjects and data
+/// back to back in one buffer.
+#[derive(Default)]
+pub(crate) struct PendingEvents {
+    headers: Vec<ChangeEvent>,
+    bytes: Vec<u8>,
+}
+
+impl PendingEvents {
+    pub fn push(&mut self, watch: u64, id: u64, kind: ChangeKind, subject: &str, data: &[u8]) {
+        let mut append = |part: &[u8]| {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(part);
+            // Saturating: a batch past 4 GiB cannot be lowered into a guest anyway.
+            let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            (to_u32(start), to_u32(part.len()))
+        };
+        let (subject_start, subject_len) = append(subject.as_bytes());
+        let (data_start, data_len) = append(data);
+        self.headers.push(ChangeEvent {
+            watch,
+            id,
+            kind,
+            subject_start,
+            subject_len,
+            data_start,
+            data_len,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
     }
 }
 
@@ -122,7 +158,7 @@ impl LiveInstance {
         loan: &mut WorldLoan,
         now: u64,
         messages: Vec<Message>,
-        events: Vec<ChangeEvent>,
+        events: PendingEvents,
     ) -> Result<(), String> {
         self.store.data_mut().now = now;
         let mut tasks = std::mem::take(&mut self.due_tasks);
@@ -131,7 +167,8 @@ impl LiveInstance {
             now,
             tasks,
             messages,
-            events,
+            events: events.headers,
+            event_bytes: events.bytes,
         };
         let script = &self.script;
         let result = loan.lend(&mut self.store, |store| {

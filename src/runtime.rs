@@ -16,10 +16,8 @@ use bevy::prelude::*;
 
 use crate::asset::{WasmModule, WasmModuleLoaderError};
 use crate::ecs_changes::EcsChangeTracker;
-use crate::host::{
-    ChangeEvent, ChangeKind, ComponentChanges, HostState, InstanceIdentity, Message, ScriptPre,
-};
-use crate::instance::{LiveInstance, WorldLoan};
+use crate::host::{ChangeKind, ComponentChanges, HostState, InstanceIdentity, Message, ScriptPre};
+use crate::instance::{LiveInstance, PendingEvents, WorldLoan};
 use crate::kv::KvChanged;
 use crate::messages::{HostMessage, MAX_QUEUED_MESSAGES, Recipient, ScriptReceiver};
 
@@ -193,7 +191,7 @@ pub struct ScriptInstance {
     /// Messages waiting for the next `handle-batch`; kept across reloads.
     inbox: Vec<Message>,
     /// This frame's changes that matched the running generation's watches.
-    events: Vec<ChangeEvent>,
+    events: PendingEvents,
 }
 
 impl ScriptInstance {
@@ -340,7 +338,7 @@ impl WasmRuntime {
             running: None,
             last_failure: None,
             inbox,
-            events: Vec::new(),
+            events: PendingEvents::default(),
         };
         self.scripts.insert(RunOrder(entity), script);
         self.stale.insert(RunOrder(entity));
@@ -494,14 +492,9 @@ impl WasmRuntime {
                     continue;
                 };
                 let events = &mut script.events;
+                let data = change.value.as_deref().unwrap_or_default();
                 live.get().watches().match_kv(change, order.0, |watch| {
-                    events.push(ChangeEvent {
-                        watch,
-                        id,
-                        kind,
-                        subject: change.key.clone(),
-                        data: change.value.clone().unwrap_or_default(),
-                    });
+                    events.push(watch, id, kind, &change.key, data);
                 });
             }
         }
@@ -537,13 +530,7 @@ impl WasmRuntime {
                 live.get()
                     .watches()
                     .match_type(change.type_id, change.kind, |watch| {
-                        events.push(ChangeEvent {
-                            watch,
-                            id: change.id,
-                            kind: change.kind,
-                            subject: change.subject.clone(),
-                            data: change.data.clone(),
-                        });
+                        events.push(watch, change.id, change.kind, &change.subject, &change.data);
                     });
             }
         }

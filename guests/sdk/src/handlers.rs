@@ -311,13 +311,21 @@ pub fn dispatch(script: &mut dyn Any, batch: Batch) {
         else {
             continue;
         };
+        let part = |start: u32, len: u32| {
+            let start = start as usize;
+            batch
+                .event_bytes
+                .get(start..start + len as usize)
+                .unwrap_or_default()
+        };
         let event = Event {
             id: change.id,
             source: &source,
             kind: change.kind,
-            subject: &change.subject,
+            subject: std::str::from_utf8(part(change.subject_start, change.subject_len))
+                .unwrap_or_default(),
             time,
-            data: &change.data,
+            data: part(change.data_start, change.data_len),
         };
         (handler.borrow_mut())(script, &event);
     }
