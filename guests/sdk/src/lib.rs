@@ -62,6 +62,10 @@ extern crate self as hotwasm_sdk;
 pub use wit_bindgen as __wit_bindgen;
 
 /// The raw `wit-bindgen` bindings of the `hotwasm:script` world.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the generated `handle-batch` export takes the batch flattened into nine core values"
+)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "script",
