@@ -4,6 +4,7 @@
 use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet};
 
+use bevy::ecs::change_detection::Tick;
 use bevy::ecs::component::ComponentId;
 use bevy::ecs::lifecycle::RemovedComponentEntity;
 use bevy::ecs::message::MessageCursor;
@@ -33,9 +34,20 @@ pub(crate) struct EcsChange {
 pub(crate) struct EcsChangeTracker {
     removal_cursors: HashMap<ComponentId, MessageCursor<RemovedComponentEntity>>,
     event_ids: HashMap<TypeId, u64>,
+    /// The change tick up to which changes have been looked at.
+    seen: Option<Tick>,
 }
 
 impl EcsChangeTracker {
+    /// Marks every change so far as looked at, and moves the world's change
+    /// tick on so that what guests write from here on (in this frame's
+    /// batches) is newer and reaches watches next frame. Called once per
+    /// frame, after collecting.
+    pub fn mark_seen(&mut self, world: &mut World) {
+        self.seen = Some(world.read_change_tick());
+        world.increment_change_tick();
+    }
+
     fn change(
         &mut self,
         type_id: TypeId,
@@ -54,7 +66,7 @@ impl EcsChangeTracker {
         }
     }
 
-    /// The changes since this system last ran to the watched `components`
+    /// The changes since the last [`Self::mark_seen`] to the watched `components`
     /// (with the union of the changes any watch wants) and `resources`:
     /// per component type, additions and changes in query order, then
     /// removals; then resources.
@@ -64,7 +76,8 @@ impl EcsChangeTracker {
         components: &BTreeMap<TypeId, ComponentChanges>,
         resources: &BTreeSet<TypeId>,
     ) -> Vec<EcsChange> {
-        let (last_run, this_run) = (world.last_change_tick(), world.read_change_tick());
+        let last_run = self.seen.unwrap_or_else(|| world.last_change_tick());
+        let this_run = world.read_change_tick();
         let registry = world
             .get_resource::<AppTypeRegistry>()
             .cloned()

@@ -502,6 +502,8 @@ impl WasmRuntime {
 
     /// Collects this frame's changes to every component and resource type a
     /// running instance watches and hands each to the matching watches.
+    /// Changes made by guests in last frame's batches count too: whoever
+    /// wrote a component, every watch of its type sees it.
     fn match_ecs_changes(&mut self, world: &mut World) {
         let mut components: BTreeMap<TypeId, ComponentChanges> = BTreeMap::new();
         let mut resources = BTreeSet::new();
@@ -517,10 +519,15 @@ impl WasmRuntime {
             }
             resources.extend(watches.resources().map(|(_, watch)| watch.type_id));
         }
-        if components.is_empty() && resources.is_empty() {
+        let changes = if components.is_empty() && resources.is_empty() {
+            Vec::new()
+        } else {
+            self.ecs_changes.collect(world, &components, &resources)
+        };
+        self.ecs_changes.mark_seen(world);
+        if changes.is_empty() {
             return;
         }
-        let changes = self.ecs_changes.collect(world, &components, &resources);
         for script in self.scripts.values_mut() {
             let Some((_, live)) = &mut script.running else {
                 continue;

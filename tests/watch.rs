@@ -200,3 +200,31 @@ fn unknown_or_unfit_type_paths_are_refused_when_watched() {
         assert!(refused.contains(error), "{kind} {path}: {refused}");
     }
 }
+
+#[test]
+fn a_component_written_by_a_guest_reaches_every_watch_of_its_type() {
+    let (assets, mut app, watcher) = watcher_of("component", Health::type_path());
+    assets.write("inspector.wasm", &guest_bytes("inspector"));
+    let inspector = spawn_script(&mut app, "inspector.wasm");
+    let entity = app.world_mut().spawn(Health { hp: 3 }).id();
+    update_until(&mut app, "the inspector to start", |app| {
+        generation(app, inspector).is_some()
+    });
+    run_frames(&mut app, 1);
+    let start = seen(&app).lines_of(watcher).len();
+
+    let write = format!(r#"{} {} {{"hp":9}}"#, entity.to_bits(), Health::type_path());
+    app.world_mut()
+        .write_message(HostMessage::to_entity(inspector, "inspect/set", write));
+    run_frames(&mut app, 3);
+
+    let source = format!("/ecs/component/{}", Health::type_path());
+    assert_eq!(
+        lines_after(&app, watcher, start),
+        [format!(
+            r#"dev.hotwasm.component.changed {source} {} {{"hp":9}}"#,
+            entity.to_bits()
+        )],
+        "seen once, the frame after the write"
+    );
+}
