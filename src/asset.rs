@@ -95,7 +95,9 @@ impl WasmModule {
     }
 }
 
-fn content_hash(bytes: &[u8]) -> u64 {
+/// A hash of `bytes`, to tell a repeat of the same bytes from a change;
+/// stable within one build of the game, not across builds.
+pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     bytes.hash(&mut hasher);
     hasher.finish()

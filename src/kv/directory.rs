@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -12,6 +11,7 @@ use crossbeam_channel::Receiver;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::{Backend, KvChanged, KvError, KvOrigin};
+use crate::asset::content_hash;
 
 /// Temporary files start with this; encoded keys never do (`.` is encoded).
 const TEMP_PREFIX: char = '.';
@@ -32,12 +32,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KvError + '_ {
         path: path.to_owned(),
         source,
     }
-}
-
-fn content_hash(bytes: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// Any key as a portable file name: ASCII letters, digits, `-` and `_`
