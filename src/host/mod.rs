@@ -5,6 +5,7 @@
 
 mod ecs;
 mod instance;
+mod keyvalue;
 mod log;
 mod messaging;
 mod scheduler;
@@ -34,6 +35,10 @@ mod bindings {
     wasmtime::component::bindgen!({
         world: "script",
         path: "wit",
+        with: {
+            "wasi:keyvalue/store.bucket": super::keyvalue::KvBucket,
+            "wasi:keyvalue/atomics.cas": super::keyvalue::KvCas,
+        },
     });
 }
 

@@ -198,6 +198,8 @@ impl Backend for DirectoryBackend {
             .edits
             .try_iter()
             .filter_map(Result::ok)
+            // Reads (the game's own included) open and close files too.
+            .filter(|event| !event.kind.is_access())
             .flat_map(|event| event.paths)
             .collect();
         for path in paths {

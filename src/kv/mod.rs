@@ -1,7 +1,7 @@
 //! The key-value store: named buckets of byte values, in memory or in a
 //! directory on disk, with every change published as a [`KvChanged`] message.
 //!
-//! Guests will reach it through `wasi:keyvalue`; Bevy systems use the
+//! Guests reach it through `wasi:keyvalue@0.2.0-draft2`; Bevy systems use the
 //! [`KvStore`] resource directly. Either way a write becomes a change, and so
 //! does a file edited by hand in a bucket directory (a designer live-tuning
 //! a value).

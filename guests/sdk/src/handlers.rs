@@ -226,6 +226,17 @@ pub fn watch_key<S: 'static>(
     Ok(register_watch(id, format!("/kv/{bucket}"), handler))
 }
 
+/// Like [`watch_key`], but leaves out this instance's own writes: for a
+/// script that both writes a key and reacts to others writing it.
+pub fn watch_key_except_own<S: 'static>(
+    bucket: &str,
+    key: &str,
+    handler: impl FnMut(&mut S, &Event) + 'static,
+) -> Result<WatchId, WatchError> {
+    let id = watch::watch_key(bucket, key, true)?;
+    Ok(register_watch(id, format!("/kv/{bucket}"), handler))
+}
+
 /// Calls `handler` whenever a key of `bucket` starting with `prefix` is set
 /// or deleted.
 pub fn watch_prefix<S: 'static>(
@@ -234,6 +245,16 @@ pub fn watch_prefix<S: 'static>(
     handler: impl FnMut(&mut S, &Event) + 'static,
 ) -> Result<WatchId, WatchError> {
     let id = watch::watch_prefix(bucket, prefix, false)?;
+    Ok(register_watch(id, format!("/kv/{bucket}"), handler))
+}
+
+/// Like [`watch_prefix`], but leaves out this instance's own writes.
+pub fn watch_prefix_except_own<S: 'static>(
+    bucket: &str,
+    prefix: &str,
+    handler: impl FnMut(&mut S, &Event) + 'static,
+) -> Result<WatchId, WatchError> {
+    let id = watch::watch_prefix(bucket, prefix, true)?;
     Ok(register_watch(id, format!("/kv/{bucket}"), handler))
 }
 

@@ -74,6 +74,7 @@ pub mod bindings {
         export_macro_name: "__export_bindings",
         default_bindings_module: "hotwasm_sdk::bindings",
         runtime_path: "hotwasm_sdk::__wit_bindgen::rt",
+        generate_all,
     });
 }
 
@@ -87,12 +88,23 @@ pub use bindings::hotwasm::script::messaging::Error as MessagingError;
 pub use bindings::hotwasm::script::scheduler::Error as SchedulerError;
 pub use bindings::hotwasm::script::types::{ChangeKind, Message};
 pub use bindings::hotwasm::script::watch::{ComponentChanges, Error as WatchError};
+/// The key-value store: `wasi:keyvalue@0.2.0-draft2` as published
+/// (`store`, `atomics`, `batch`). Writes become change events for every
+/// watch of the key, this instance's own included unless it watches with
+/// [`watch_key_except_own`] or [`watch_prefix_except_own`].
+///
+/// ```ignore
+/// let bucket = hotwasm_sdk::kv::store::open("scores")?;
+/// bucket.set("player/1", b"42")?;
+/// let wins = hotwasm_sdk::kv::atomics::increment(&bucket, "wins", 1)?;
+/// ```
+pub use bindings::wasi::keyvalue as kv;
 #[doc(hidden)]
 pub use handlers::dispatch as __dispatch;
 pub use handlers::{
     Event, TaskId, Tick, WatchId, after, at, cancel, cancel_all, every, every_after, now,
-    on_message, send, unsubscribe, unwatch, watch_component, watch_key, watch_prefix,
-    watch_resource,
+    on_message, send, unsubscribe, unwatch, watch_component, watch_key, watch_key_except_own,
+    watch_prefix, watch_prefix_except_own, watch_resource,
 };
 
 /// A script module's behaviour. Every method has a default that does nothing.

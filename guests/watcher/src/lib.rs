@@ -1,7 +1,9 @@
 //! Watches key-value data and logs every change it sees: `tuning/speed`
 //! (a designer's live-tuned value) and every `scores` key under `player/`.
 //! The message `watcher/unwatch` stops the scores watch; `watcher/component`
-//! and `watcher/resource` watch the type whose path is the payload. Watches
+//! and `watcher/resource` watch the type whose path is the payload;
+//! `watcher/set-score` writes the payload as its own score `player/watcher`,
+//! which a second watch reports only when someone else writes it. Watches
 //! belong to a generation, so `init` makes them again after a hot reload.
 
 use hotwasm_sdk::{ComponentChanges, Event, Message, Script, WatchId, info};
@@ -34,6 +36,22 @@ impl Script for Watcher {
                 info!("score {} = {:?}", event.subject, value(event));
             });
         self.scores = Some(scores.map_err(|e| format!("{e:?}"))?);
+        hotwasm_sdk::watch_key_except_own(
+            "scores",
+            "player/watcher",
+            |_: &mut Watcher, event: &Event| {
+                info!("someone else set my score to {:?}", value(event));
+            },
+        )
+        .map_err(|e| format!("{e:?}"))?;
+        hotwasm_sdk::on_message("watcher/set-score", |_: &mut Watcher, message: &Message| {
+            let written = hotwasm_sdk::kv::store::open("scores")
+                .and_then(|scores| scores.set("player/watcher", &message.payload));
+            if let Err(error) = written {
+                info!("could not set my score: {error:?}");
+            }
+        })
+        .map_err(|e| format!("{e:?}"))?;
         hotwasm_sdk::on_message("watcher/unwatch", |me: &mut Watcher, _| {
             if let Some(scores) = me.scores.take() {
                 let _ = hotwasm_sdk::unwatch(scores);

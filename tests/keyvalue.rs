@@ -1,0 +1,202 @@
+//! Guests reach the key-value store through `wasi:keyvalue@0.2.0-draft2`:
+//! `upstream_kv` is written against upstream wasi-keyvalue alone, and its
+//! writes reach other guests' watches like any change.
+
+mod common;
+
+use bevy::prelude::*;
+use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{FailureStage, KvOrigin};
+use common::*;
+
+/// An app with a store in `store_dir` running `modules` (each on its own
+/// entity, in order), returned once every instance has started.
+fn start_with_store(
+    assets: &AssetDir,
+    store_dir: &std::path::Path,
+    modules: &[&str],
+) -> (App, Vec<Entity>) {
+    let mut app = app(assets, None);
+    app.insert_resource(KvStore::open_dir(store_dir).unwrap());
+    for module in modules {
+        assets.write(&format!("{module}.wasm"), &guest_bytes(module));
+    }
+    let entities: Vec<Entity> = modules
+        .iter()
+        .map(|module| spawn_script(&mut app, &format!("{module}.wasm")))
+        .collect();
+    update_until(&mut app, "every instance to start", |app| {
+        entities.iter().all(|&e| generation(app, e).is_some())
+    });
+    (app, entities)
+}
+
+fn text(store: &KvStore, bucket: &str, key: &str) -> Option<String> {
+    let value = store.get(bucket, key).unwrap()?;
+    Some(String::from_utf8(value).unwrap())
+}
+
+#[test]
+fn the_upstream_guest_imports_nothing_of_ours_but_types() {
+    let engine = wasmtime::Engine::default();
+    let component =
+        wasmtime::component::Component::new(&engine, guest_bytes("upstream_kv")).unwrap();
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(&engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    assert!(
+        imports
+            .iter()
+            .any(|name| name == "wasi:keyvalue/store@0.2.0-draft2"),
+        "{imports:?}"
+    );
+    let ours: Vec<&String> = imports
+        .iter()
+        .filter(|name| !name.starts_with("wasi:"))
+        .collect();
+    // `types` holds the record `handle-batch` is declared with: no functions.
+    assert_eq!(ours, ["hotwasm:script/types@0.1.0"]);
+}
+
+#[test]
+fn a_guest_written_against_upstream_wasi_keyvalue_reads_and_writes_the_store() {
+    let assets = AssetDir::new();
+    let store_dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = KvStore::open_dir(store_dir.path()).unwrap();
+        store.set("tuning", "greeting", b"hello").unwrap();
+        store.set("tuning", "speed", b"2.5").unwrap();
+        store.set("stats", "upstream/stale", b"old").unwrap();
+    }
+
+    let (app, guests) = start_with_store(&assets, store_dir.path(), &["upstream_kv"]);
+    let store = app.world().resource::<KvStore>();
+    assert_eq!(
+        text(store, "stats", "upstream/launches").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        text(store, "scores", "player/upstream").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        text(store, "stats", "upstream/greeting").as_deref(),
+        Some("hello")
+    );
+    assert_eq!(
+        text(store, "stats", "upstream/tuning-keys").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        text(store, "stats", "upstream/alive").as_deref(),
+        Some("yes")
+    );
+    assert_eq!(text(store, "stats", "upstream/stale"), None);
+    assert_eq!(
+        text(store, "stats", "upstream/log").as_deref(),
+        Some("started\n")
+    );
+    // Its writes are changes like any other, made by its entity.
+    let mut app = app;
+    run_frames(&mut app, 2);
+    let changes: Vec<(&str, &str, KvOrigin)> = seen(&app)
+        .kv
+        .iter()
+        .map(|change| (change.bucket.as_str(), change.key.as_str(), change.origin))
+        .collect();
+    let by_guest = KvOrigin::Guest(guests[0]);
+    assert_eq!(
+        changes,
+        [
+            ("stats", "upstream/launches", by_guest),
+            ("scores", "player/upstream", by_guest),
+            ("stats", "upstream/greeting", by_guest),
+            ("stats", "upstream/tuning-keys", by_guest),
+            ("stats", "upstream/alive", by_guest),
+            ("stats", "upstream/stale", by_guest),
+            ("stats", "upstream/log", by_guest),
+        ]
+    );
+    drop(app);
+
+    // A second start of the game continues from what the first one wrote.
+    let (app, _) = start_with_store(&assets, store_dir.path(), &["upstream_kv"]);
+    let store = app.world().resource::<KvStore>();
+    assert_eq!(
+        text(store, "stats", "upstream/launches").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        text(store, "stats", "upstream/log").as_deref(),
+        Some("started\nstarted\n")
+    );
+}
+
+#[test]
+fn a_counter_that_is_not_a_number_is_refused_and_the_guest_reports_it() {
+    let assets = AssetDir::new();
+    let store_dir = tempfile::tempdir().unwrap();
+    KvStore::open_dir(store_dir.path())
+        .unwrap()
+        .set("stats", "upstream/launches", b"many")
+        .unwrap();
+
+    let mut app = app(&assets, None);
+    app.insert_resource(KvStore::open_dir(store_dir.path()).unwrap());
+    assets.write("upstream_kv.wasm", &guest_bytes("upstream_kv"));
+    let guest = spawn_script(&mut app, "upstream_kv.wasm");
+    update_until(&mut app, "init to fail", |app| !seen(app).failed.is_empty());
+
+    let failure = &seen(&app).failed[0];
+    assert_eq!(failure.entity, Some(guest));
+    assert_eq!(failure.stage, FailureStage::Init);
+    assert!(
+        failure.cause.contains("not a decimal integer"),
+        "{}",
+        failure.cause
+    );
+}
+
+#[test]
+fn a_guest_sees_another_guests_writes() {
+    let assets = AssetDir::new();
+    let store_dir = tempfile::tempdir().unwrap();
+    let (mut app, entities) =
+        start_with_store(&assets, store_dir.path(), &["watcher", "upstream_kv"]);
+    let watcher = entities[0];
+
+    update_until(&mut app, "the watcher to see the score", |app| {
+        seen(app)
+            .lines_of(watcher)
+            .contains(&r#"score player/upstream = "1""#)
+    });
+}
+
+#[test]
+fn own_writes_reach_every_watch_unless_it_skips_them() {
+    let assets = AssetDir::new();
+    let store_dir = tempfile::tempdir().unwrap();
+    let (mut app, entities) = start_with_store(&assets, store_dir.path(), &["watcher"]);
+    let watcher = entities[0];
+    let start = seen(&app).lines_of(watcher).len();
+
+    app.world_mut()
+        .write_message(HostMessage::to_entity(watcher, "watcher/set-score", *b"5"));
+    run_frames(&mut app, 3);
+    app.world_mut()
+        .resource_mut::<KvStore>()
+        .set("scores", "player/watcher", b"6")
+        .unwrap();
+    run_frames(&mut app, 2);
+
+    assert_eq!(
+        seen(&app).lines_of(watcher)[start..],
+        [
+            r#"score player/watcher = "5""#,
+            r#"score player/watcher = "6""#,
+            r#"someone else set my score to "6""#,
+        ]
+    );
+}
