@@ -136,3 +136,88 @@ fn bad_requests_are_errors_for_the_guest() {
         "errors are results, not traps"
     );
 }
+
+#[test]
+fn a_guest_spawns_entities_and_sets_resources() {
+    let (_assets, mut app, inspector) = inspector();
+    let health = Health::type_path();
+    let weather = Weather::type_path();
+
+    let spawned = ask(
+        &mut app,
+        inspector,
+        "inspect/spawn",
+        format!("{health} {{\"hp\":9}}"),
+    );
+    let bits: u64 = spawned.strip_prefix("spawned ").unwrap().parse().unwrap();
+    let entity = Entity::from_bits(bits);
+    assert_eq!(app.world().get::<Health>(entity), Some(&Health { hp: 9 }));
+
+    // One refused component and nothing is spawned.
+    let before = app.world().entities().count_spawned();
+    let refused = ask(
+        &mut app,
+        inspector,
+        "inspect/spawn",
+        format!("{health} {{\"hp\":1}}\n{health} {{\"hp\":\"lots\"}}"),
+    );
+    assert!(refused.contains("InvalidJson"), "{refused}");
+    assert_eq!(app.world().entities().count_spawned(), before);
+
+    // Inserted when missing, replaced when present; systems see both.
+    for wind in ["1.5", "4"] {
+        let set = format!("{weather} {{\"wind\":{wind}}}");
+        assert_eq!(
+            ask(&mut app, inspector, "inspect/set-resource", set),
+            "set-resource ok"
+        );
+        assert_eq!(
+            app.world().resource::<Weather>().wind,
+            wind.parse::<f32>().unwrap()
+        );
+    }
+    let not_a_resource = ask(
+        &mut app,
+        inspector,
+        "inspect/set-resource",
+        format!("{health} {{\"hp\":1}}"),
+    );
+    assert!(
+        not_a_resource.contains("not a resource"),
+        "{not_a_resource}"
+    );
+}
+
+#[test]
+fn a_guest_queries_thousands_of_entities_in_pages() {
+    let (_assets, mut app, inspector) = inspector();
+    app.register_type::<Name>();
+    app.world_mut()
+        .spawn_batch((1..=2500).map(|hp| Health { hp }));
+    for hp in [7000, 8000, 9000] {
+        app.world_mut().spawn((Health { hp }, Name::new("boss")));
+    }
+    app.world_mut().spawn(Name::new("no health"));
+    let health = Health::type_path();
+
+    assert_eq!(
+        ask(&mut app, inspector, "inspect/query", health.to_string()),
+        r#"query 2503 rows in 3 pages, first Some("{\"hp\":1}")"#
+    );
+    assert_eq!(
+        ask(
+            &mut app,
+            inspector,
+            "inspect/query",
+            format!("{health} {}", Name::type_path())
+        ),
+        r#"query 3 rows in 1 pages, first Some("{\"hp\":7000}")"#
+    );
+    let unknown = ask(
+        &mut app,
+        inspector,
+        "inspect/query",
+        format!("{health} nope::Missing"),
+    );
+    assert!(unknown.contains("UnknownType"), "{unknown}");
+}
