@@ -35,7 +35,7 @@ fn main() {
                 watch_for_changes_override: Some(true),
                 ..default()
             },
-            HotWasmPlugin,
+            HotWasmPlugin::default(),
         ))
         .add_systems(Startup, spawn_hello)
         .add_systems(Update, announce_reloads.after(WasmSystems::Run))

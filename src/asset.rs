@@ -2,8 +2,8 @@
 
 use std::hash::{Hash, Hasher};
 
-use bevy::asset::io::Reader;
-use bevy::asset::{AssetLoader, LoadContext};
+use bevy::asset::io::{AssetReaderError, Reader};
+use bevy::asset::{AssetLoader, AssetPath, LoadContext, ReadAssetBytesError};
 use bevy::prelude::*;
 use thiserror::Error;
 use wasmtime::component::Component;
@@ -11,6 +11,7 @@ use wasmtime::component::Component;
 use crate::engine::WasmEngine;
 use crate::host::{HostState, REQUIRED_EXPORTS, ScriptPre};
 use crate::runtime::FailureStage;
+use crate::trust::{ModuleTrust, SignatureError};
 
 /// A compiled and pre-linked script component, ready to instantiate.
 ///
@@ -103,6 +104,28 @@ pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
+/// The contents of the module's `.wasm.sig`, or `None` when there is none.
+/// Read through the module's own asset source, so a remote module's
+/// signature comes from the same server (and a changed `.sig` reloads it).
+async fn read_signature(
+    load_context: &mut LoadContext<'_>,
+    path: &str,
+) -> Result<Option<Vec<u8>>, WasmModuleLoaderError> {
+    let module = load_context.path();
+    let mut signature_path = module.path().as_os_str().to_owned();
+    signature_path.push(".sig");
+    let signature_path =
+        AssetPath::from_path_buf(signature_path.into()).with_source(module.source().clone_owned());
+    match load_context.read_asset_bytes(signature_path).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(ReadAssetBytesError::AssetReaderError(AssetReaderError::NotFound(_))) => Ok(None),
+        Err(error) => Err(WasmModuleLoaderError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!("reading its signature: {error}")),
+        }),
+    }
+}
+
 /// Tells apart "not Wasm at all" and "a core module" before asking wasmtime,
 /// whose error for both is a less helpful parse failure.
 fn check_header(path: &str, bytes: &[u8]) -> Result<(), WasmModuleLoaderError> {
@@ -134,6 +157,17 @@ pub enum WasmModuleLoaderError {
         /// What the reader reported.
         #[source]
         source: std::io::Error,
+    },
+    /// The module's signature was refused: it is unsigned where its source
+    /// requires a signature, the signature is malformed, names an untrusted
+    /// key, or does not match the bytes. Nothing was compiled.
+    #[error("module {path} was refused: {error}")]
+    Signature {
+        /// The module's asset path.
+        path: String,
+        /// Why, by kind.
+        #[source]
+        error: SignatureError,
     },
     /// The bytes do not start with the WebAssembly magic number.
     #[error("module {path} is not WebAssembly: it does not start with the `\\0asm` magic bytes")]
@@ -193,6 +227,7 @@ impl WasmModuleLoaderError {
     pub fn stage(&self) -> FailureStage {
         match self {
             Self::Io { .. } => FailureStage::Read,
+            Self::Signature { .. } => FailureStage::Verify,
             Self::NotWasm { .. } | Self::CoreModule { .. } | Self::Compile { .. } => {
                 FailureStage::Compile
             }
@@ -203,10 +238,13 @@ impl WasmModuleLoaderError {
     }
 }
 
-/// Loads `.wasm` files as [`WasmModule`]s, compiling and linking in `load`.
+/// Loads `.wasm` files as [`WasmModule`]s: checks the signature in the
+/// `.wasm.sig` beside the module against [`ModuleTrust`], then compiles and
+/// links, all in `load`.
 #[derive(TypePath)]
 pub struct WasmModuleLoader {
     engine: WasmEngine,
+    trust: ModuleTrust,
 }
 
 impl FromWorld for WasmModuleLoader {
@@ -215,7 +253,8 @@ impl FromWorld for WasmModuleLoader {
             .get_resource::<WasmEngine>()
             .expect("WasmModuleLoader needs the WasmEngine resource: add HotWasmPlugin")
             .clone();
-        Self { engine }
+        let trust = world.get_resource_or_init::<ModuleTrust>().clone();
+        Self { engine, trust }
     }
 }
 
@@ -238,6 +277,14 @@ impl AssetLoader for WasmModuleLoader {
             .map_err(|source| WasmModuleLoaderError::Io {
                 path: path.clone(),
                 source,
+            })?;
+        let signature = read_signature(load_context, &path).await?;
+        self.trust
+            .read()
+            .verify(load_context.path().source(), &bytes, signature.as_deref())
+            .map_err(|error| WasmModuleLoaderError::Signature {
+                path: path.clone(),
+                error,
             })?;
         WasmModule::from_bytes(&self.engine, path, &bytes)
     }

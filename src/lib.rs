@@ -14,7 +14,7 @@
 //! use bevy_hotwasm::prelude::*;
 //!
 //! App::new()
-//!     .add_plugins((MinimalPlugins, AssetPlugin::default(), HotWasmPlugin))
+//!     .add_plugins((MinimalPlugins, AssetPlugin::default(), HotWasmPlugin::default()))
 //!     .add_systems(Startup, |mut commands: Commands, assets: Res<AssetServer>| {
 //!         commands.spawn(WasmScript(assets.load("modules/hello.wasm")));
 //!     })
@@ -129,14 +129,20 @@ mod host;
 mod instance;
 mod kv;
 mod messages;
+#[cfg(feature = "remote")]
+mod remote;
 mod runtime;
 mod source;
+mod trust;
 
 use bevy::asset::AssetApp;
 use bevy::prelude::*;
 
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError};
-pub use engine::WasmEngine;
+/// The ed25519 implementation signatures are checked with, for signing
+/// tools (`ed25519::SigningKey`, PKCS#8 PEM through `ed25519::pkcs8`).
+pub use ed25519_dalek as ed25519;
+pub use engine::{DEFAULT_MAX_WASM_STACK, WasmEngine};
 pub use events::{CloudEvent, KV_DELETE, KV_SET, kv_source};
 pub use host::{MAX_TASKS, MAX_WATCHES};
 pub use kv::{
@@ -147,17 +153,26 @@ pub use messages::{
     HostMessage, MAX_PAYLOAD_BYTES, MAX_QUEUED_MESSAGES, MAX_SUBSCRIPTIONS, MAX_TOPIC_BYTES,
     MessageError, ModuleMessage, Recipient, ScriptSender,
 };
+#[cfg(feature = "remote")]
+pub use remote::{
+    MAX_SIGNATURE_BYTES, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
+};
 pub use runtime::{
     FailureStage, GUEST_LOG_TARGET, ModuleFailed, ModuleLogged, ModuleReloaded, ModuleStatus,
     ScriptInstance, WasmRuntime, WasmScript, WasmSystems,
 };
 pub use source::file_source_with_debounce;
+pub use trust::{
+    KeyError, ModuleTrust, SIGNATURE_KEY_PREFIX, SignatureError, Signatures, TrustPolicy,
+    TrustedKey, Verified, sign_module,
+};
 
 /// The types a game needs to run scripts.
 pub mod prelude {
     pub use crate::{
         HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed, ModuleLogged, ModuleMessage,
-        ModuleReloaded, Recipient, ScriptSender, WasmModule, WasmRuntime, WasmScript, WasmSystems,
+        ModuleReloaded, ModuleTrust, Recipient, ScriptSender, TrustPolicy, TrustedKey, WasmModule,
+        WasmRuntime, WasmScript, WasmSystems,
     };
 }
 
@@ -166,8 +181,43 @@ pub mod prelude {
 /// [`WasmSystems::Run`] in `Update`.
 ///
 /// Needs Bevy's `AssetPlugin` (part of `DefaultPlugins`) added first.
-#[derive(Default)]
-pub struct HotWasmPlugin;
+///
+/// ```no_run
+/// # use bevy::prelude::*;
+/// # use bevy_hotwasm::prelude::*;
+/// # use bevy_hotwasm::{Signatures, TrustPolicy, TrustedKey};
+/// # use bevy::asset::io::AssetSourceId;
+/// let pem = std::fs::read("keys/release.pub.pem").expect("the release key");
+/// let key = TrustedKey::from_bytes(&pem).expect("an ed25519 public key");
+/// App::new().add_plugins((
+///     DefaultPlugins,
+///     HotWasmPlugin {
+///         trust: TrustPolicy::new()
+///             .with_key("release", key)
+///             .with_signatures(AssetSourceId::Default, Signatures::Required),
+///         ..default()
+///     },
+/// ));
+/// ```
+pub struct HotWasmPlugin {
+    /// Which keys are trusted to sign modules and which asset sources must
+    /// be signed; becomes the [`ModuleTrust`] resource.
+    pub trust: TrustPolicy,
+    /// The most stack guest code may use, in bytes; a guest that recurses
+    /// deeper traps with a stack overflow (wasmtime's `max_wasm_stack`).
+    /// Default [`DEFAULT_MAX_WASM_STACK`] (512 KiB). Guests run on the thread
+    /// running `Update`, whose own stack must be larger.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for HotWasmPlugin {
+    fn default() -> Self {
+        Self {
+            trust: TrustPolicy::default(),
+            max_wasm_stack: DEFAULT_MAX_WASM_STACK,
+        }
+    }
+}
 
 impl Plugin for HotWasmPlugin {
     fn build(&self, app: &mut App) {
@@ -176,9 +226,13 @@ impl Plugin for HotWasmPlugin {
             "HotWasmPlugin needs Bevy's AssetPlugin: add DefaultPlugins (or MinimalPlugins and \
              AssetPlugin::default()) before HotWasmPlugin"
         );
-        let engine = WasmEngine::new().unwrap_or_else(|error| {
+        let engine = WasmEngine::with_max_wasm_stack(self.max_wasm_stack).unwrap_or_else(|error| {
             panic!("HotWasmPlugin could not create its wasmtime engine: {error:#}")
         });
+        app.world_mut()
+            .get_resource_or_init::<ModuleTrust>()
+            .write()
+            .configure(self.trust.clone());
         let (sender, receiver) = messages::script_channel();
         app.insert_resource(engine)
             .insert_resource(sender)

@@ -50,6 +50,8 @@ pub enum WasmSystems {
 pub enum FailureStage {
     /// The module's file could not be read.
     Read,
+    /// The module's signature was refused by the [`TrustPolicy`](crate::TrustPolicy).
+    Verify,
     /// The bytes are not a valid component (not Wasm, a core module, corrupt).
     Compile,
     /// The component does not fit the `hotwasm:script` world.
@@ -71,6 +73,7 @@ impl fmt::Display for FailureStage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Read => "read",
+            Self::Verify => "verify",
             Self::Compile => "compile",
             Self::Link => "link",
             Self::Save => "save-state",

@@ -4,13 +4,17 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bevy::asset::io::AssetSourceId;
+use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{SignatureError, WasmModuleLoaderError};
 use tempfile::TempDir;
 
 /// The committed build of a guest under `guests/`.
@@ -78,6 +82,8 @@ pub struct Seen {
     pub reloaded: Vec<ModuleReloaded>,
     pub sent: Vec<ModuleMessage>,
     pub kv: Vec<KvChanged>,
+    /// Modules the trust policy refused, by kind.
+    pub refused: Vec<SignatureError>,
 }
 
 impl Seen {
@@ -98,7 +104,16 @@ fn collect(
     mut reloaded: MessageReader<ModuleReloaded>,
     mut sent: MessageReader<ModuleMessage>,
     mut kv: MessageReader<KvChanged>,
+    mut load_failures: MessageReader<AssetLoadFailedEvent<WasmModule>>,
 ) {
+    for failure in load_failures.read() {
+        if let AssetLoadError::AssetLoaderError(error) = &failure.error
+            && let Some(WasmModuleLoaderError::Signature { error, .. }) =
+                error.error().downcast_ref()
+        {
+            seen.refused.push(error.clone());
+        }
+    }
     seen.logged.extend(logged.read().cloned());
     seen.failed.extend(failed.read().cloned());
     seen.reloaded.extend(reloaded.read().cloned());
@@ -116,8 +131,20 @@ pub const TEST_DEBOUNCE: Duration = Duration::from_millis(50);
 /// virtual time moves [`FRAME_TIME`] each frame. With a debounce, Bevy's
 /// file watcher watches the assets, waiting that long after a change.
 pub fn app(assets: &AssetDir, watch_debounce: Option<Duration>) -> App {
+    app_with(assets, watch_debounce, HotWasmPlugin::default(), |_| {})
+}
+
+/// Like [`app`], with `plugin`'s settings, after `register_sources` has
+/// registered asset sources (which must come before `AssetPlugin`).
+pub fn app_with(
+    assets: &AssetDir,
+    watch_debounce: Option<Duration>,
+    plugin: HotWasmPlugin,
+    register_sources: impl FnOnce(&mut App),
+) -> App {
     let file_path = assets.path().to_string_lossy().into_owned();
     let mut app = App::new();
+    register_sources(&mut app);
     if let Some(debounce) = watch_debounce {
         app.register_asset_source(
             AssetSourceId::Default,
@@ -131,7 +158,7 @@ pub fn app(assets: &AssetDir, watch_debounce: Option<Duration>) -> App {
             watch_for_changes_override: Some(watch_debounce.is_some()),
             ..default()
         },
-        HotWasmPlugin,
+        plugin,
     ))
     .insert_resource(TimeUpdateStrategy::ManualDuration(FRAME_TIME))
     .init_resource::<Seen>()

@@ -1,0 +1,117 @@
+//! Signs modules for bevy_hotwasm's trust policy, without OpenSSL.
+//!
+//! ```text
+//! cargo run --example sign -- keygen keys/release           # keys/release.key.pem + keys/release.pub.pem
+//! cargo run --example sign -- sign keys/release.key.pem assets/modules/hello.wasm
+//! cargo run --example sign -- verify keys/release.pub.pem assets/modules/hello.wasm
+//! ```
+//!
+//! Keys are the files OpenSSL uses (`openssl genpkey -algorithm ed25519`
+//! private keys in PKCS#8 PEM, `openssl pkey -pubout` public keys), so either
+//! tool can make them. `sign` writes `<module>.sig`: a `key: <fingerprint>`
+//! line and the signature in base64. `verify` accepts that and OpenSSL's raw
+//! 64-byte signatures (`openssl pkeyutl -sign -rawin`), as the game does.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bevy::asset::io::AssetSourceId;
+use bevy_hotwasm::ed25519::SigningKey;
+use bevy_hotwasm::ed25519::pkcs8::spki::der::pem::LineEnding;
+use bevy_hotwasm::ed25519::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use bevy_hotwasm::{Signatures, TrustPolicy, TrustedKey, sign_module};
+
+const USAGE: &str =
+    "usage: sign keygen <out prefix> | sign <private key> <module> | verify <public key> <module>";
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+}
+
+fn write(path: &Path, contents: &[u8]) -> Result<(), String> {
+    std::fs::write(path, contents)
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
+}
+
+fn signature_path(module: &Path) -> PathBuf {
+    let mut path = module.as_os_str().to_owned();
+    path.push(".sig");
+    path.into()
+}
+
+fn keygen(prefix: &str) -> Result<(), String> {
+    let mut seed = [0; 32];
+    getrandom::fill(&mut seed).map_err(|error| format!("no randomness: {error}"))?;
+    let key = SigningKey::from_bytes(&seed);
+    let private = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|error| error.to_string())?;
+    let public = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|error| error.to_string())?;
+    let (private_path, public_path) = (
+        PathBuf::from(format!("{prefix}.key.pem")),
+        PathBuf::from(format!("{prefix}.pub.pem")),
+    );
+    if let Some(dir) = private_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|error| error.to_string())?;
+    }
+    write(&private_path, private.as_bytes())?;
+    write(&public_path, public.as_bytes())?;
+    let fingerprint = TrustedKey::from_bytes(public.as_bytes())
+        .map_err(|error| error.to_string())?
+        .fingerprint();
+    println!(
+        "wrote {} (keep it secret) and {} (fingerprint {fingerprint})",
+        private_path.display(),
+        public_path.display()
+    );
+    Ok(())
+}
+
+fn sign(private_key: &Path, module: &Path) -> Result<(), String> {
+    let pem = String::from_utf8(read(private_key)?).map_err(|_| "the key is not PEM text")?;
+    let key = SigningKey::from_pkcs8_pem(&pem).map_err(|error| {
+        format!(
+            "{} is not an ed25519 private key: {error}",
+            private_key.display()
+        )
+    })?;
+    let signature = sign_module(&key, &read(module)?);
+    write(&signature_path(module), signature.as_bytes())?;
+    println!("wrote {}", signature_path(module).display());
+    Ok(())
+}
+
+fn verify(public_key: &Path, module: &Path) -> Result<(), String> {
+    let key = TrustedKey::from_bytes(&read(public_key)?)
+        .map_err(|error| format!("{}: {error}", public_key.display()))?;
+    let signature = read(&signature_path(module))?;
+    let policy = TrustPolicy::new()
+        .with_key(public_key.display().to_string(), key)
+        .with_signatures(AssetSourceId::Default, Signatures::Required);
+    policy
+        .verify(&AssetSourceId::Default, &read(module)?, Some(&signature))
+        .map_err(|error| format!("{}: {error}", module.display()))?;
+    println!("{}: good signature", module.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args[..] {
+        ["keygen", prefix] => keygen(prefix),
+        ["sign", key, module] => sign(Path::new(key), Path::new(module)),
+        ["verify", key, module] => verify(Path::new(key), Path::new(module)),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,716 @@
+//! Modules served over HTTP: an asset source backed by ehttp, polled for
+//! changes, with a disk cache of the last verified copy and embedded
+//! defaults to fall back on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use bevy::asset::AssetApp;
+use bevy::asset::io::{
+    AssetReader, AssetReaderError, AssetSourceBuilder, AssetSourceEvent, AssetSourceId,
+    AssetWatcher, PathStream, Reader, VecReader,
+};
+use bevy::log::{info, warn};
+use bevy::prelude::{App, Resource};
+use thiserror::Error;
+
+use crate::asset::content_hash;
+use crate::trust::{ModuleTrust, SignatureError};
+
+/// The largest `.sig` file a remote source downloads.
+pub const MAX_SIGNATURE_BYTES: usize = 4096;
+
+/// Why a remote module could not be fetched or was not used.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// No connection: the server is down, the name does not resolve, ...
+    #[error("{url} is unreachable: {cause}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// What the HTTP client said.
+        cause: String,
+    },
+    /// The download took longer than the source's timeout.
+    #[error("{url} took longer than {after:?}")]
+    TimedOut {
+        /// The URL.
+        url: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The download was cut off at the source's size limit.
+    #[error("{url} is larger than the limit of {limit} bytes, so its download was cut off")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// The server answered with an error status (404 included).
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The server's copy did not pass the trust policy.
+    #[error("{url} was refused: {error}")]
+    Refused {
+        /// The module's URL.
+        url: String,
+        /// Why.
+        error: SignatureError,
+    },
+}
+
+/// Where the module bytes a remote source last handed to the loader came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServedFrom {
+    /// The server.
+    Server,
+    /// The disk cache of the last verified copy.
+    Cache,
+    /// The default module built into the game.
+    Embedded,
+}
+
+/// The download state of one remote module, for debug panels.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteModuleStatus {
+    /// The module's URL.
+    pub url: String,
+    /// A download of it is under way.
+    pub in_flight: bool,
+    /// Bytes received by the current or last download.
+    pub bytes_received: u64,
+    /// Where the bytes last handed to the loader came from.
+    pub served_from: Option<ServedFrom>,
+    /// Why they came from the cache or the embedded default, not the server.
+    pub fallback_reason: Option<RemoteError>,
+    /// The last failed download or poll, cleared by the next successful
+    /// download.
+    pub last_error: Option<RemoteError>,
+    /// When a verified copy last came from the server.
+    pub last_success: Option<SystemTime>,
+}
+
+/// Every remote module's [`RemoteModuleStatus`], by `source://path`: a
+/// resource, shared with the sources' download threads.
+#[derive(Resource, Clone, Default)]
+pub struct RemoteModules(Arc<Mutex<BTreeMap<String, RemoteModuleStatus>>>);
+
+impl RemoteModules {
+    /// The status of the module at `source://path`.
+    pub fn get(&self, asset_path: &str) -> Option<RemoteModuleStatus> {
+        self.lock().get(asset_path).cloned()
+    }
+
+    /// Every remote module's status, by asset path.
+    pub fn all(&self) -> BTreeMap<String, RemoteModuleStatus> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RemoteModuleStatus>> {
+        // Every update is a plain field write: a panic cannot leave one half-done.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn update(&self, asset_path: &str, change: impl FnOnce(&mut RemoteModuleStatus)) {
+        change(self.lock().entry(asset_path.to_owned()).or_default());
+    }
+}
+
+/// An asset source that fetches modules from `<base url>/<path>`.
+///
+/// ```no_run
+/// # use bevy::prelude::*;
+/// # use bevy_hotwasm::prelude::*;
+/// # use bevy_hotwasm::RemoteSource;
+/// let mut app = App::new();
+/// // Before DefaultPlugins: asset sources must exist when AssetPlugin starts.
+/// RemoteSource::new("https://mods.example.com/v1")
+///     .cache_dir("cache/mods")
+///     .fallback("hello.wasm", include_bytes!("../assets/modules/hello.wasm"))
+///     .register(&mut app, "mods");
+/// app.add_plugins((DefaultPlugins, HotWasmPlugin::default()));
+/// // Then: asset_server.load("mods://hello.wasm")
+/// ```
+///
+/// Every module comes with its signature (`<path>.sig` from the same
+/// server) and must pass the [`TrustPolicy`](crate::TrustPolicy): named
+/// sources require signatures unless the policy says otherwise. While asset
+/// watching is on (`AssetPlugin::watch_for_changes_override`, or Bevy's
+/// `file_watcher` feature), a thread polls each loaded module and its
+/// signature every [`poll_interval`](Self::poll_interval) with `ETag` /
+/// `Last-Modified` (comparing content when the server sends neither) and
+/// reloads the module when either changes.
+pub struct RemoteSource {
+    base_url: String,
+    poll_interval: Duration,
+    timeout: Duration,
+    max_module_bytes: usize,
+    cache_dir: Option<PathBuf>,
+    fallbacks: HashMap<PathBuf, &'static [u8]>,
+}
+
+impl RemoteSource {
+    /// A source for modules under `base_url`. Defaults: polled every 2 s,
+    /// 30 s timeout, modules up to 32 MiB, no cache, no fallbacks.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            poll_interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(30),
+            max_module_bytes: 32 * 1024 * 1024,
+            cache_dir: None,
+            fallbacks: HashMap::new(),
+        }
+    }
+
+    /// How often the server is asked whether a loaded module changed.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// How long one download may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest module downloaded; a larger one is cut off with
+    /// [`RemoteError::TooLarge`].
+    pub fn max_module_bytes(mut self, bytes: usize) -> Self {
+        self.max_module_bytes = bytes;
+        self
+    }
+
+    /// Where the last verified copy of each module (and its signature) is
+    /// kept, to start from when the server is unreachable.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The module to run for `path` when neither the server nor the cache
+    /// gives a verified one. Its bytes are built into the game, so they are
+    /// trusted without a signature.
+    pub fn fallback(mut self, path: impl Into<PathBuf>, module: &'static [u8]) -> Self {
+        self.fallbacks.insert(path.into(), module);
+        self
+    }
+
+    /// Registers this source as `name` (`asset_server.load("<name>://...")`)
+    /// and inserts the [`RemoteModules`] and [`ModuleTrust`] resources it
+    /// shares. Call it before `AssetPlugin` is added.
+    pub fn register(self, app: &mut App, name: &'static str) {
+        let status = app
+            .world_mut()
+            .get_resource_or_init::<RemoteModules>()
+            .clone();
+        let trust = app
+            .world_mut()
+            .get_resource_or_init::<ModuleTrust>()
+            .clone();
+        for module in self.fallbacks.values() {
+            trust.write().trust_embedded(module);
+        }
+        let remote = Arc::new(Remote {
+            name,
+            settings: self,
+            status,
+            trust,
+            served: Mutex::default(),
+        });
+        let watched = remote.clone();
+        app.register_asset_source(
+            name,
+            AssetSourceBuilder::new(move || Box::new(RemoteReader(remote.clone()))).with_watcher(
+                move |events| {
+                    let remote = watched.clone();
+                    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+                    std::thread::Builder::new()
+                        .name(format!("hotwasm poll {name}"))
+                        .spawn(move || {
+                            let mut poller = Poller::default();
+                            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                                stopped.recv_timeout(remote.settings.poll_interval)
+                            {
+                                for path in poller.changed(&remote) {
+                                    // Closed only when the asset server is gone.
+                                    let _ =
+                                        events.send_blocking(AssetSourceEvent::ModifiedAsset(path));
+                                }
+                            }
+                        })
+                        .ok()
+                        .map(|_| Box::new(StopOnDrop(stop)) as Box<dyn AssetWatcher>)
+                },
+            ),
+        );
+    }
+}
+
+/// What a source last handed to the loader for one module.
+#[derive(Clone)]
+struct Snapshot {
+    module: Vec<u8>,
+    signature: Option<Vec<u8>>,
+    from: ServedFrom,
+}
+
+struct Remote {
+    name: &'static str,
+    settings: RemoteSource,
+    status: RemoteModules,
+    trust: ModuleTrust,
+    served: Mutex<HashMap<PathBuf, Snapshot>>,
+}
+
+/// A download's result.
+enum Fetched {
+    Body(Vec<u8>, Validators),
+    NotModified,
+    NotFound,
+}
+
+/// What the server said identifies a version.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Validators {
+    etag: Option<String>,
+    last_modified: Option<String>,
+}
+
+/// Fetches `url` on ehttp's thread: at most `limit` bytes within `timeout`,
+/// conditional on `validators` when given. `progress` sees the bytes so far.
+fn fetch(
+    url: &str,
+    validators: &Validators,
+    limit: usize,
+    timeout: Duration,
+    progress: impl Fn(u64) + Send + 'static,
+) -> async_channel::Receiver<Result<Fetched, RemoteError>> {
+    let (done, result) = async_channel::bounded(1);
+    let mut request = ehttp::Request::get(url).with_timeout(Some(timeout));
+    if let Some(etag) = &validators.etag {
+        request = request.with_header("If-None-Match", etag);
+    }
+    if let Some(last_modified) = &validators.last_modified {
+        request = request.with_header("If-Modified-Since", last_modified);
+    }
+    struct Download {
+        body: Vec<u8>,
+        validators: Validators,
+        done: Option<async_channel::Sender<Result<Fetched, RemoteError>>>,
+    }
+    let state = Mutex::new(Download {
+        body: Vec::new(),
+        validators: Validators::default(),
+        done: Some(done),
+    });
+    let (url, started) = (url.to_owned(), Instant::now());
+    ehttp::streaming::fetch(request, move |part| {
+        let mut download = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let outcome = match part {
+            Err(cause) if started.elapsed() >= timeout || cause.contains("imeout") => {
+                Some(Err(RemoteError::TimedOut {
+                    url: url.clone(),
+                    after: timeout,
+                }))
+            }
+            Err(cause) => Some(Err(RemoteError::Unreachable {
+                url: url.clone(),
+                cause,
+            })),
+            Ok(ehttp::streaming::Part::Response(response)) => {
+                let too_large = response
+                    .headers
+                    .get("content-length")
+                    .and_then(|length| length.parse::<usize>().ok())
+                    .is_some_and(|length| length > limit);
+                match response.status {
+                    304 => Some(Ok(Fetched::NotModified)),
+                    404 => Some(Ok(Fetched::NotFound)),
+                    _ if !response.ok => Some(Err(RemoteError::Status {
+                        url: url.clone(),
+                        status: response.status,
+                    })),
+                    _ if too_large => Some(Err(RemoteError::TooLarge {
+                        url: url.clone(),
+                        limit,
+                    })),
+                    _ => {
+                        download.validators = Validators {
+                            etag: response.headers.get("etag").map(str::to_owned),
+                            last_modified: response.headers.get("last-modified").map(str::to_owned),
+                        };
+                        None
+                    }
+                }
+            }
+            Ok(ehttp::streaming::Part::Chunk(chunk)) if chunk.is_empty() => {
+                let body = std::mem::take(&mut download.body);
+                Some(Ok(Fetched::Body(body, download.validators.clone())))
+            }
+            Ok(ehttp::streaming::Part::Chunk(chunk)) => {
+                download.body.extend_from_slice(&chunk);
+                progress(download.body.len() as u64);
+                if download.body.len() > limit {
+                    Some(Err(RemoteError::TooLarge {
+                        url: url.clone(),
+                        limit,
+                    }))
+                } else if started.elapsed() > timeout {
+                    Some(Err(RemoteError::TimedOut {
+                        url: url.clone(),
+                        after: timeout,
+                    }))
+                } else {
+                    None
+                }
+            }
+        };
+        match outcome {
+            None => ControlFlow::Continue(()),
+            Some(outcome) => {
+                if let Some(done) = download.done.take() {
+                    // The reader may have given up waiting; nothing to tell then.
+                    let _ = done.try_send(outcome);
+                }
+                ControlFlow::Break(())
+            }
+        }
+    });
+    result
+}
+
+/// A closed channel means ehttp dropped the callback without an answer.
+fn received(
+    url: &str,
+    result: Result<Result<Fetched, RemoteError>, async_channel::RecvError>,
+) -> Result<Fetched, RemoteError> {
+    result.unwrap_or_else(|_| {
+        Err(RemoteError::Unreachable {
+            url: url.to_owned(),
+            cause: "the download ended without an answer".to_owned(),
+        })
+    })
+}
+
+fn signature_path(module: &Path) -> PathBuf {
+    let mut path = module.as_os_str().to_owned();
+    path.push(".sig");
+    path.into()
+}
+
+impl Remote {
+    fn url(&self, path: &Path) -> String {
+        let path: Vec<_> = path.iter().map(|part| part.to_string_lossy()).collect();
+        format!("{}/{}", self.settings.base_url, path.join("/"))
+    }
+
+    fn asset_path(&self, path: &Path) -> String {
+        format!("{}://{}", self.name, path.display())
+    }
+
+    fn source_id(&self) -> AssetSourceId<'static> {
+        AssetSourceId::Name(self.name.into())
+    }
+
+    /// Downloads `path` and its signature (none on a 404).
+    async fn download(&self, path: &Path) -> Result<(Vec<u8>, Option<Vec<u8>>), RemoteError> {
+        let (url, asset_path) = (self.url(path), self.asset_path(path));
+        let progress = {
+            let (status, asset_path) = (self.status.clone(), asset_path.clone());
+            move |bytes| status.update(&asset_path, |status| status.bytes_received = bytes)
+        };
+        let settings = &self.settings;
+        let none = Validators::default();
+        let module = fetch(
+            &url,
+            &none,
+            settings.max_module_bytes,
+            settings.timeout,
+            progress,
+        );
+        let module = match received(&url, module.recv().await)? {
+            Fetched::Body(bytes, _) => bytes,
+            Fetched::NotFound | Fetched::NotModified => {
+                return Err(RemoteError::Status { url, status: 404 });
+            }
+        };
+        let signature_url = self.url(&signature_path(path));
+        let signature = fetch(
+            &signature_url,
+            &none,
+            MAX_SIGNATURE_BYTES,
+            settings.timeout,
+            |_| {},
+        );
+        match received(&signature_url, signature.recv().await)? {
+            Fetched::Body(bytes, _) => Ok((module, Some(bytes))),
+            Fetched::NotFound | Fetched::NotModified => Ok((module, None)),
+        }
+    }
+
+    /// What to hand the loader for `path`: the server's copy when it
+    /// verifies; otherwise, on a first load or when the server gave nothing,
+    /// the cache or the embedded default; otherwise the server's copy, for
+    /// the loader to refuse while the running generation carries on.
+    async fn module(&self, path: &Path) -> Result<Vec<u8>, AssetReaderError> {
+        let asset_path = self.asset_path(path);
+        self.status.update(&asset_path, |status| {
+            status.url = self.url(path);
+            status.in_flight = true;
+            status.bytes_received = 0;
+        });
+        let downloaded = self.download(path).await;
+        let first_load = !self.lock_served().contains_key(path);
+        let (failure, server_copy) = match downloaded {
+            Ok((module, signature)) => {
+                let verdict =
+                    self.trust
+                        .read()
+                        .verify(&self.source_id(), &module, signature.as_deref());
+                let copy = Snapshot {
+                    module,
+                    signature,
+                    from: ServedFrom::Server,
+                };
+                match verdict {
+                    Ok(_) => {
+                        self.store_in_cache(path, &copy);
+                        (None, Some(copy))
+                    }
+                    Err(error) => (
+                        Some(RemoteError::Refused {
+                            url: self.url(path),
+                            error,
+                        }),
+                        Some(copy),
+                    ),
+                }
+            }
+            Err(error) => (Some(error), None),
+        };
+        let fallback = match &failure {
+            Some(_) if first_load || server_copy.is_none() => self.fallback(path),
+            _ => None,
+        };
+        let snapshot = fallback.clone().or(server_copy);
+        self.status.update(&asset_path, |status| {
+            status.in_flight = false;
+            if failure.is_none() {
+                status.last_success = Some(SystemTime::now());
+            }
+            status.last_error.clone_from(&failure);
+            if let Some(snapshot) = &snapshot {
+                status.served_from = Some(snapshot.from);
+                status.fallback_reason = fallback.is_some().then(|| failure.clone()).flatten();
+            }
+        });
+        let Some(snapshot) = snapshot else {
+            let error = failure.map_or_else(|| "no module".to_owned(), |error| error.to_string());
+            warn!("{asset_path}: {error}, and there is no cached or embedded copy");
+            return Err(AssetReaderError::Io(Arc::new(std::io::Error::other(error))));
+        };
+        if let (Some(fallback), Some(reason)) = (&fallback, &failure) {
+            warn!(
+                "{asset_path}: running the {:?} copy because {reason}",
+                fallback.from
+            );
+        }
+        let module = snapshot.module.clone();
+        self.lock_served().insert(path.to_owned(), snapshot);
+        Ok(module)
+    }
+
+    fn lock_served(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Snapshot>> {
+        self.served.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The signature handed out with the module at `module`.
+    fn signature(&self, module: &Path) -> Result<Vec<u8>, AssetReaderError> {
+        self.lock_served()
+            .get(module)
+            .and_then(|snapshot| snapshot.signature.clone())
+            .ok_or_else(|| AssetReaderError::NotFound(signature_path(module)))
+    }
+
+    /// The cached copy when it still verifies, else the embedded default.
+    fn fallback(&self, path: &Path) -> Option<Snapshot> {
+        let cached = self.settings.cache_dir.as_ref().and_then(|dir| {
+            let module = std::fs::read(dir.join(path)).ok()?;
+            let signature = std::fs::read(dir.join(signature_path(path))).ok();
+            self.trust
+                .read()
+                .verify(&self.source_id(), &module, signature.as_deref())
+                .ok()?;
+            Some(Snapshot {
+                module,
+                signature,
+                from: ServedFrom::Cache,
+            })
+        });
+        cached.or_else(|| {
+            let module = self.settings.fallbacks.get(path)?;
+            Some(Snapshot {
+                module: module.to_vec(),
+                signature: None,
+                from: ServedFrom::Embedded,
+            })
+        })
+    }
+
+    /// Keeps a verified copy for starts without the server: written to a
+    /// temporary file and renamed, so a crash never leaves half a module.
+    fn store_in_cache(&self, path: &Path, copy: &Snapshot) {
+        let Some(dir) = &self.settings.cache_dir else {
+            return;
+        };
+        let write = |relative: &Path, bytes: Option<&[u8]>| -> std::io::Result<()> {
+            let target = dir.join(relative);
+            let Some(bytes) = bytes else {
+                return match std::fs::remove_file(&target) {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+                    _ => Ok(()),
+                };
+            };
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut temp = target.clone().into_os_string();
+            temp.push(".tmp");
+            std::fs::write(&temp, bytes)?;
+            std::fs::rename(&temp, &target)
+        };
+        let written = write(&signature_path(path), copy.signature.as_deref())
+            .and_then(|()| write(path, Some(&copy.module)));
+        match written {
+            Ok(()) => info!("{}: cached the verified copy", self.asset_path(path)),
+            Err(error) => warn!("{}: could not cache it: {error}", self.asset_path(path)),
+        }
+    }
+}
+
+struct RemoteReader(Arc<Remote>);
+
+impl AssetReader for RemoteReader {
+    async fn read<'a>(&'a self, path: &'a Path) -> Result<impl Reader + 'a, AssetReaderError> {
+        let bytes = match path.to_str().and_then(|path| path.strip_suffix(".sig")) {
+            Some(module) => self.0.signature(Path::new(module))?,
+            None => self.0.module(path).await?,
+        };
+        Ok(VecReader::new(bytes))
+    }
+
+    /// Remote modules have no `.meta` files: the loader's defaults apply.
+    async fn read_meta<'a>(&'a self, path: &'a Path) -> Result<impl Reader + 'a, AssetReaderError> {
+        Err::<VecReader, _>(AssetReaderError::NotFound(path.to_owned()))
+    }
+
+    async fn read_directory<'a>(
+        &'a self,
+        path: &'a Path,
+    ) -> Result<Box<PathStream>, AssetReaderError> {
+        Err(AssetReaderError::NotFound(path.to_owned()))
+    }
+
+    async fn is_directory<'a>(&'a self, _path: &'a Path) -> Result<bool, AssetReaderError> {
+        Ok(false)
+    }
+}
+
+/// Stops the polling thread when Bevy drops the watcher.
+struct StopOnDrop(
+    #[expect(dead_code, reason = "dropping it is the signal")] crossbeam_channel::Sender<()>,
+);
+
+impl AssetWatcher for StopOnDrop {}
+
+/// What the polling thread last saw of each module and its signature.
+#[derive(Default)]
+struct Poller {
+    seen: HashMap<PathBuf, [Version; 2]>,
+}
+
+/// One file's version as the server last gave it: its validators and the
+/// hash of its bytes (`None` before the first answer, or for a 404).
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Version {
+    validators: Validators,
+    hash: Option<u64>,
+}
+
+impl Poller {
+    /// The loaded modules whose server copy (module or signature) changed
+    /// since the last poll, or since they were handed to the loader.
+    fn changed(&mut self, remote: &Remote) -> Vec<PathBuf> {
+        let served: Vec<(PathBuf, Snapshot)> = remote
+            .lock_served()
+            .iter()
+            .map(|(path, snapshot)| (path.clone(), snapshot.clone()))
+            .collect();
+        let mut changed = Vec::new();
+        for (path, snapshot) in served {
+            let seen = self.seen.entry(path.clone()).or_insert_with(|| {
+                // A copy from the server is what the server has now; after a
+                // fallback anything the server answers is news.
+                let served_hash = |bytes: Option<&Vec<u8>>| Version {
+                    validators: Validators::default(),
+                    hash: bytes.map(|bytes| content_hash(bytes)),
+                };
+                match snapshot.from {
+                    ServedFrom::Server => [
+                        served_hash(Some(&snapshot.module)),
+                        served_hash(snapshot.signature.as_ref()),
+                    ],
+                    _ => [Version::default(), Version::default()],
+                }
+            });
+            let files = [path.clone(), signature_path(&path)];
+            let mut news = false;
+            for (file, version) in files.iter().zip(seen.iter_mut()) {
+                let url = remote.url(file);
+                let limit = remote.settings.max_module_bytes;
+                let answer = fetch(
+                    &url,
+                    &version.validators,
+                    limit,
+                    remote.settings.timeout,
+                    |_| {},
+                );
+                let hash = match received(&url, answer.recv_blocking()) {
+                    Ok(Fetched::NotModified) => continue,
+                    Ok(Fetched::NotFound) => None,
+                    Ok(Fetched::Body(bytes, validators)) => {
+                        version.validators = validators;
+                        Some(content_hash(&bytes))
+                    }
+                    Err(error) => {
+                        let asset_path = remote.asset_path(&path);
+                        remote
+                            .status
+                            .update(&asset_path, |status| status.last_error = Some(error));
+                        break;
+                    }
+                };
+                if version.hash != hash {
+                    version.hash = hash;
+                    news = true;
+                }
+            }
+            if news {
+                changed.push(path);
+            }
+        }
+        changed
+    }
+}

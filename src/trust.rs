@@ -1,0 +1,498 @@
+//! Who may sign modules, and which modules must be signed.
+//!
+//! A signature is ed25519 over the module's exact bytes, stored beside it as
+//! `<name>.wasm.sig`. The loader checks it before compiling anything, so a
+//! tampered update never replaces a trusted module.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bevy::asset::io::AssetSourceId;
+use bevy::prelude::Resource;
+use ed25519_dalek::pkcs8::DecodePublicKey;
+use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// The line a text signature may start with to name its key, followed by
+/// the key's [fingerprint](TrustedKey::fingerprint).
+pub const SIGNATURE_KEY_PREFIX: &str = "key:";
+
+/// Whether a module must be signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signatures {
+    /// A module without a `.sig` loads; one with a `.sig` must verify.
+    Optional,
+    /// A module loads only with a signature by a trusted key.
+    Required,
+}
+
+/// A trusted ed25519 public key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrustedKey {
+    key: VerifyingKey,
+}
+
+impl fmt::Debug for TrustedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TrustedKey({})", self.fingerprint())
+    }
+}
+
+/// A public key that could not be read.
+#[derive(Debug, Error)]
+#[error("not an ed25519 public key: {0}")]
+pub struct KeyError(String);
+
+/// Why a module's signature was refused. Every variant says what to fix.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// No `.sig` beside the module, where its source requires one.
+    #[error(
+        "it is not signed, and modules from {source_name} must be: put its signature in `.wasm.sig`"
+    )]
+    Unsigned {
+        /// The asset source, e.g. `the default source` or `source "mods"`.
+        source_name: String,
+    },
+    /// The `.sig` file is neither 64 raw bytes nor base64 text of them.
+    #[error("its signature file is malformed: {0}")]
+    Malformed(String),
+    /// The signature names a key that is not trusted (never was, or revoked).
+    #[error("it is signed by key {fingerprint}, which is not trusted")]
+    UnknownKey {
+        /// The fingerprint the signature names.
+        fingerprint: String,
+    },
+    /// The signature does not match the bytes: they were changed after
+    /// signing, or signed by a key that is not trusted.
+    #[error("its signature does not match its bytes {}", match key_id {
+        Some(id) => format!("for key {id:?}: the module was changed after it was signed"),
+        None => "for any trusted key: it was changed after signing, or signed by an untrusted key".to_owned(),
+    })]
+    BadSignature {
+        /// The trusted key the signature named, when it named one.
+        key_id: Option<String>,
+    },
+}
+
+/// How a module passed the policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// Signed by the trusted key with this id.
+    Signed(String),
+    /// Built into the game (an embedded default module).
+    Embedded,
+    /// Unsigned, from a source that allows it.
+    Unsigned,
+}
+
+/// Which keys are trusted and which sources must be signed.
+///
+/// By default nothing is trusted; modules from the default asset source
+/// (local files) may be unsigned in debug builds and must be signed in
+/// release builds; modules from every named source (such as a remote one)
+/// must be signed. Set it on [`HotWasmPlugin`](crate::HotWasmPlugin);
+/// change it while the game runs through [`ModuleTrust`].
+#[derive(Clone, Debug)]
+pub struct TrustPolicy {
+    keys: BTreeMap<String, TrustedKey>,
+    embedded: BTreeSet<[u8; 32]>,
+    default_source: Signatures,
+    named_sources: BTreeMap<String, Signatures>,
+}
+
+impl Default for TrustPolicy {
+    fn default() -> Self {
+        Self {
+            keys: BTreeMap::new(),
+            embedded: BTreeSet::new(),
+            default_source: if cfg!(debug_assertions) {
+                Signatures::Optional
+            } else {
+                Signatures::Required
+            },
+            named_sources: BTreeMap::new(),
+        }
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl TrustedKey {
+    /// Reads a public key in any of the accepted forms: PEM
+    /// (SubjectPublicKeyInfo, what `openssl pkey -pubout` writes), the raw
+    /// 32 bytes, or those bytes as hex or base64 text.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let text = std::str::from_utf8(bytes).map(str::trim);
+        if let Ok(pem) = text
+            && pem.starts_with("-----BEGIN")
+        {
+            let key = VerifyingKey::from_public_key_pem(pem)
+                .map_err(|error| KeyError(format!("PEM: {error}")))?;
+            return Ok(Self { key });
+        }
+        if let Ok(raw) = <&[u8; 32]>::try_from(bytes) {
+            return Self::from_raw(raw);
+        }
+        let text = text.map_err(|_| {
+            KeyError(format!(
+                "{} bytes that are neither 32 raw bytes nor text",
+                bytes.len()
+            ))
+        })?;
+        let decoded = unhex(text)
+            .filter(|bytes| bytes.len() == 32)
+            .or_else(|| BASE64.decode(text).ok())
+            .ok_or_else(|| KeyError("text that is neither PEM, hex nor base64".to_owned()))?;
+        match <&[u8; 32]>::try_from(decoded.as_slice()) {
+            Ok(raw) => Self::from_raw(raw),
+            // base64 of the DER form, as in a PEM body without its armour.
+            Err(_) => VerifyingKey::from_public_key_der(&decoded)
+                .map(|key| Self { key })
+                .map_err(|error| KeyError(format!("{} decoded bytes: {error}", decoded.len()))),
+        }
+    }
+
+    fn from_raw(raw: &[u8; 32]) -> Result<Self, KeyError> {
+        VerifyingKey::from_bytes(raw)
+            .map(|key| Self { key })
+            .map_err(|error| KeyError(error.to_string()))
+    }
+
+    /// The key's fingerprint: the first 8 bytes of the SHA-256 of its raw
+    /// 32 bytes, in hex. Signatures made by `examples/sign.rs` name it.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.key)
+    }
+}
+
+pub(crate) fn fingerprint(key: &VerifyingKey) -> String {
+    hex(&sha256(key.as_bytes())[..8])
+}
+
+/// The `.wasm.sig` text for `module` signed with `key`: a line naming the
+/// key's fingerprint, then the signature in base64. `examples/sign.rs` writes
+/// this; the loader also accepts OpenSSL's raw 64 bytes.
+pub fn sign_module(key: &ed25519_dalek::SigningKey, module: &[u8]) -> String {
+    use ed25519_dalek::Signer as _;
+    let fingerprint = fingerprint(&key.verifying_key());
+    let signature = BASE64.encode(key.sign(module).to_bytes());
+    format!("{SIGNATURE_KEY_PREFIX} {fingerprint}\n{signature}\n")
+}
+
+/// A signature file: 64 raw bytes, or base64 text of them, optionally after
+/// a `key: <fingerprint>` line.
+struct SignatureFile {
+    signature: Signature,
+    fingerprint: Option<String>,
+}
+
+fn parse_signature(bytes: &[u8]) -> Result<SignatureFile, SignatureError> {
+    if let Ok(raw) = <&[u8; 64]>::try_from(bytes) {
+        return Ok(SignatureFile {
+            signature: Signature::from_bytes(raw),
+            fingerprint: None,
+        });
+    }
+    let malformed = |why: String| SignatureError::Malformed(why);
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        malformed(format!(
+            "{} bytes that are neither 64 raw bytes nor text",
+            bytes.len()
+        ))
+    })?;
+    let mut fingerprint = None;
+    let mut body = String::new();
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        match line.strip_prefix(SIGNATURE_KEY_PREFIX) {
+            Some(named) => fingerprint = Some(named.trim().to_ascii_lowercase()),
+            None => body.push_str(line),
+        }
+    }
+    let decoded = BASE64
+        .decode(&body)
+        .map_err(|error| malformed(format!("not base64: {error}")))?;
+    let raw = <&[u8; 64]>::try_from(decoded.as_slice()).map_err(|_| {
+        malformed(format!(
+            "{} bytes where an ed25519 signature has 64",
+            decoded.len()
+        ))
+    })?;
+    Ok(SignatureFile {
+        signature: Signature::from_bytes(raw),
+        fingerprint,
+    })
+}
+
+/// How a source is named in messages.
+fn source_name(source: &AssetSourceId) -> String {
+    match source {
+        AssetSourceId::Default => "the default asset source".to_owned(),
+        AssetSourceId::Name(name) => format!("asset source {name:?}"),
+    }
+}
+
+impl TrustPolicy {
+    /// A policy that trusts nothing yet (see the type's defaults).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts `key` under `id` (a name for people: `"release-2026"`). Several
+    /// keys at once make rotation work: sign with the new key, ship both,
+    /// then remove the old one.
+    pub fn with_key(mut self, id: impl Into<String>, key: TrustedKey) -> Self {
+        self.trust_key(id, key);
+        self
+    }
+
+    /// Trusts `key` under `id`, replacing a key with the same id.
+    pub fn trust_key(&mut self, id: impl Into<String>, key: TrustedKey) {
+        self.keys.insert(id.into(), key);
+    }
+
+    /// Stops trusting the key `id` (revocation); modules loaded from now on
+    /// must be signed by another trusted key.
+    pub fn remove_key(&mut self, id: &str) -> Option<TrustedKey> {
+        self.keys.remove(id)
+    }
+
+    /// The trusted keys by id.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &TrustedKey)> {
+        self.keys.iter().map(|(id, key)| (id.as_str(), key))
+    }
+
+    /// Sets whether modules from `source` must be signed.
+    pub fn with_signatures(mut self, source: AssetSourceId, rule: Signatures) -> Self {
+        match source {
+            AssetSourceId::Default => self.default_source = rule,
+            AssetSourceId::Name(name) => {
+                self.named_sources.insert(name.to_string(), rule);
+            }
+        }
+        self
+    }
+
+    /// Whether modules from `source` must be signed.
+    pub fn signatures(&self, source: &AssetSourceId) -> Signatures {
+        match source {
+            AssetSourceId::Default => self.default_source,
+            AssetSourceId::Name(name) => self
+                .named_sources
+                .get(name.as_ref())
+                .copied()
+                .unwrap_or(Signatures::Required),
+        }
+    }
+
+    /// Trusts these exact bytes without a signature: they are built into
+    /// the game (an embedded default module).
+    pub fn trust_embedded(&mut self, module: &[u8]) {
+        self.embedded.insert(sha256(module));
+    }
+
+    /// Takes `configured`'s keys and rules, keeping the embedded modules
+    /// already trusted (remote sources register theirs before the plugin).
+    pub(crate) fn configure(&mut self, configured: TrustPolicy) {
+        let embedded = std::mem::take(&mut self.embedded);
+        *self = configured;
+        self.embedded.extend(embedded);
+    }
+
+    /// Checks `module` from `source` against the policy, with the contents
+    /// of its `.sig` file when there is one.
+    pub fn verify(
+        &self,
+        source: &AssetSourceId,
+        module: &[u8],
+        signature: Option<&[u8]>,
+    ) -> Result<Verified, SignatureError> {
+        if self.embedded.contains(&sha256(module)) {
+            return Ok(Verified::Embedded);
+        }
+        let Some(signature) = signature else {
+            return match self.signatures(source) {
+                Signatures::Optional => Ok(Verified::Unsigned),
+                Signatures::Required => Err(SignatureError::Unsigned {
+                    source_name: source_name(source),
+                }),
+            };
+        };
+        let file = parse_signature(signature)?;
+        let verifies = |key: &TrustedKey| key.key.verify_strict(module, &file.signature).is_ok();
+        match file.fingerprint {
+            Some(fingerprint) => {
+                let (id, key) = self
+                    .keys
+                    .iter()
+                    .find(|(_, key)| key.fingerprint() == fingerprint)
+                    .ok_or(SignatureError::UnknownKey { fingerprint })?;
+                verifies(key)
+                    .then(|| Verified::Signed(id.clone()))
+                    .ok_or_else(|| SignatureError::BadSignature {
+                        key_id: Some(id.clone()),
+                    })
+            }
+            None => self
+                .keys
+                .iter()
+                .find(|(_, key)| verifies(key))
+                .map(|(id, _)| Verified::Signed(id.clone()))
+                .ok_or(SignatureError::BadSignature { key_id: None }),
+        }
+    }
+}
+
+/// The [`TrustPolicy`] in force, shared by the module loader and remote
+/// sources: a resource. Changes apply to every module loaded afterwards.
+#[derive(Resource, Clone, Default)]
+pub struct ModuleTrust(Arc<RwLock<TrustPolicy>>);
+
+impl ModuleTrust {
+    /// The policy, to read.
+    pub fn read(&self) -> RwLockReadGuard<'_, TrustPolicy> {
+        // A panic while holding the lock cannot leave a policy half-changed:
+        // every change is a single insert or remove.
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The policy, to change (add or revoke keys while the game runs).
+    pub fn write(&self) -> RwLockWriteGuard<'_, TrustPolicy> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn trusted(signing: &SigningKey) -> TrustedKey {
+        TrustedKey::from_bytes(signing.verifying_key().as_bytes()).unwrap()
+    }
+
+    fn named(signing: &SigningKey, module: &[u8]) -> Vec<u8> {
+        sign_module(signing, module).into_bytes()
+    }
+
+    fn mods() -> AssetSourceId<'static> {
+        AssetSourceId::from("mods")
+    }
+
+    #[test]
+    fn signatures_verify_in_every_accepted_form() {
+        let (old, new) = (key(1), key(2));
+        let policy = TrustPolicy::new()
+            .with_key("old", trusted(&old))
+            .with_key("new", trusted(&new));
+        let module = b"\0asm module bytes";
+        let raw = new.sign(module).to_bytes();
+        for signature in [
+            raw.to_vec(),
+            BASE64.encode(raw).into_bytes(),
+            named(&new, module),
+        ] {
+            assert_eq!(
+                policy.verify(&mods(), module, Some(&signature)),
+                Ok(Verified::Signed("new".into()))
+            );
+        }
+        assert_eq!(
+            policy.verify(&mods(), module, Some(&named(&old, module))),
+            Ok(Verified::Signed("old".into()))
+        );
+    }
+
+    #[test]
+    fn each_refusal_has_its_own_kind() {
+        let (trusted_key, stranger) = (key(1), key(3));
+        let mut policy = TrustPolicy::new().with_key("release", trusted(&trusted_key));
+        let module = b"\0asm module bytes";
+
+        assert!(matches!(
+            policy.verify(&mods(), module, None),
+            Err(SignatureError::Unsigned { .. })
+        ));
+        assert_eq!(
+            policy.verify(
+                &mods(),
+                b"\0asm tampered",
+                Some(&named(&trusted_key, module))
+            ),
+            Err(SignatureError::BadSignature {
+                key_id: Some("release".into())
+            })
+        );
+        assert_eq!(
+            policy.verify(&mods(), module, Some(&named(&stranger, module))),
+            Err(SignatureError::UnknownKey {
+                fingerprint: fingerprint(&stranger.verifying_key())
+            })
+        );
+        assert_eq!(
+            policy.verify(&mods(), module, Some(&stranger.sign(module).to_bytes())),
+            Err(SignatureError::BadSignature { key_id: None })
+        );
+        assert!(matches!(
+            policy.verify(&mods(), module, Some(b"not a signature")),
+            Err(SignatureError::Malformed(_))
+        ));
+
+        // Revoked: the same signature now names an unknown key.
+        policy.remove_key("release");
+        assert!(matches!(
+            policy.verify(&mods(), module, Some(&named(&trusted_key, module))),
+            Err(SignatureError::UnknownKey { .. })
+        ));
+        // Embedded bytes need no signature.
+        policy.trust_embedded(module);
+        assert_eq!(policy.verify(&mods(), module, None), Ok(Verified::Embedded));
+    }
+
+    #[test]
+    fn keys_read_from_raw_hex_base64_and_pem() {
+        let signing = key(7);
+        let raw = *signing.verifying_key().as_bytes();
+        let expected = trusted(&signing);
+        let pem = ed25519_dalek::pkcs8::EncodePublicKey::to_public_key_pem(
+            &signing.verifying_key(),
+            ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF,
+        )
+        .unwrap();
+        for form in [
+            raw.to_vec(),
+            hex(&raw).into_bytes(),
+            BASE64.encode(raw).into_bytes(),
+            pem.into_bytes(),
+        ] {
+            assert_eq!(TrustedKey::from_bytes(&form).unwrap(), expected);
+        }
+        assert!(TrustedKey::from_bytes(b"-----BEGIN PUBLIC KEY-----\nnope\n").is_err());
+        assert!(TrustedKey::from_bytes(b"abc").is_err());
+    }
+}

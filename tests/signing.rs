@@ -1,0 +1,195 @@
+//! Signed modules from local files: the trust policy checks each module's
+//! `.wasm.sig` in the loader, before anything is compiled, and a refused
+//! update never replaces the running generation.
+
+mod common;
+
+use bevy::asset::io::AssetSourceId;
+use bevy::prelude::*;
+use bevy_hotwasm::ed25519::SigningKey;
+use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{FailureStage, SignatureError, Signatures, sign_module};
+use common::*;
+
+fn signing_key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn trusted(key: &SigningKey) -> TrustedKey {
+    TrustedKey::from_bytes(key.verifying_key().as_bytes()).unwrap()
+}
+
+/// An app whose local modules must be signed by one of `keys`.
+fn signed_app(assets: &AssetDir, keys: &[(&str, &SigningKey)]) -> App {
+    let mut trust =
+        TrustPolicy::new().with_signatures(AssetSourceId::Default, Signatures::Required);
+    for (id, key) in keys {
+        trust = trust.with_key(*id, trusted(key));
+    }
+    let plugin = HotWasmPlugin { trust, ..default() };
+    app_with(assets, Some(TEST_DEBOUNCE), plugin, |_| {})
+}
+
+fn write_signed(assets: &AssetDir, module: &[u8], key: &SigningKey) {
+    assets.write("counter.wasm.sig", sign_module(key, module).as_bytes());
+    assets.write("counter.wasm", module);
+}
+
+fn start(app: &mut App) -> Entity {
+    let entity = spawn_script(app, "counter.wasm");
+    update_until(app, "the module to run or be refused", |app| {
+        generation(app, entity).is_some() || !seen(app).failed.is_empty()
+    });
+    entity
+}
+
+#[test]
+fn an_unsigned_module_is_refused_where_signatures_are_required() {
+    let assets = AssetDir::new();
+    assets.write("counter.wasm", &guest_bytes("counter"));
+    let mut app = signed_app(&assets, &[("release", &signing_key(1))]);
+
+    let entity = start(&mut app);
+
+    assert_eq!(generation(&app, entity), None);
+    assert!(matches!(
+        seen(&app).refused[..],
+        [SignatureError::Unsigned { .. }]
+    ));
+    let failure = &seen(&app).failed[0];
+    assert_eq!(failure.stage, FailureStage::Verify);
+    assert!(
+        failure.cause.contains("counter.wasm") && failure.cause.contains("not signed"),
+        "{}",
+        failure.cause
+    );
+}
+
+#[test]
+fn a_tampered_update_never_replaces_the_trusted_module() {
+    let assets = AssetDir::new();
+    let key = signing_key(1);
+    let original = guest_bytes("counter");
+    write_signed(&assets, &original, &key);
+    let mut app = signed_app(&assets, &[("release", &key)]);
+    let entity = start(&mut app);
+    assert_eq!(generation(&app, entity), Some(1));
+
+    // New bytes, old signature: refused, generation 1 keeps running.
+    assets.write("counter.wasm", &rebuilt(&original, 1));
+    update_until(&mut app, "the refusal", |app| !seen(app).refused.is_empty());
+    let tampered = SignatureError::BadSignature {
+        key_id: Some("release".into()),
+    };
+    assert!(seen(&app).refused.iter().all(|error| *error == tampered));
+    run_frames(&mut app, 5);
+    assert_eq!(generation(&app, entity), Some(1));
+
+    // Its signature arrives: the signature file is a dependency, so the
+    // module reloads.
+    assets.write(
+        "counter.wasm.sig",
+        sign_module(&key, &rebuilt(&original, 1)).as_bytes(),
+    );
+    // (The refused version counted as generation 2.)
+    update_until(&mut app, "the signed update", |app| {
+        generation(app, entity).is_some_and(|generation| generation > 2)
+    });
+}
+
+#[test]
+fn keys_rotate_and_a_revoked_key_is_refused() {
+    let assets = AssetDir::new();
+    let (old, new) = (signing_key(1), signing_key(2));
+    let original = guest_bytes("counter");
+    write_signed(&assets, &original, &old);
+    let mut app = signed_app(&assets, &[("2025", &old), ("2026", &new)]);
+    let entity = start(&mut app);
+    assert_eq!(generation(&app, entity), Some(1));
+
+    write_signed(&assets, &rebuilt(&original, 1), &new);
+    update_until(&mut app, "the update signed with the new key", |app| {
+        generation(app, entity) == Some(2)
+    });
+
+    // Revoke the old key while the game runs.
+    app.world()
+        .resource::<ModuleTrust>()
+        .write()
+        .remove_key("2025");
+    write_signed(&assets, &rebuilt(&original, 2), &old);
+    update_until(&mut app, "the refusal", |app| !seen(app).refused.is_empty());
+    let revoked = SignatureError::UnknownKey {
+        fingerprint: trusted(&old).fingerprint(),
+    };
+    assert!(seen(&app).refused.iter().all(|error| *error == revoked));
+    run_frames(&mut app, 5);
+    assert_eq!(generation(&app, entity), Some(2));
+}
+
+#[test]
+fn a_key_and_signature_made_by_the_openssl_command_line_verify() {
+    let Ok(version) = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+    else {
+        eprintln!("SKIPPED: the `openssl` command is not installed");
+        return;
+    };
+    assert!(version.status.success());
+    let assets = AssetDir::new();
+    let module = assets.write("counter.wasm", &guest_bytes("counter"));
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = (keys.path().join("key.pem"), keys.path().join("pub.pem"));
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "genpkey".as_ref(),
+        "-algorithm".as_ref(),
+        "ed25519".as_ref(),
+        "-out".as_ref(),
+        private.as_ref(),
+    ]);
+    openssl(&[
+        "pkey".as_ref(),
+        "-in".as_ref(),
+        private.as_ref(),
+        "-pubout".as_ref(),
+        "-out".as_ref(),
+        public.as_ref(),
+    ]);
+    let signature = assets.path().join("modules/counter.wasm.sig");
+    openssl(&[
+        "pkeyutl".as_ref(),
+        "-sign".as_ref(),
+        "-rawin".as_ref(),
+        "-inkey".as_ref(),
+        private.as_ref(),
+        "-in".as_ref(),
+        module.as_ref(),
+        "-out".as_ref(),
+        signature.as_ref(),
+    ]);
+    assert_eq!(
+        std::fs::read(&signature).unwrap().len(),
+        64,
+        "raw signature"
+    );
+
+    let key = TrustedKey::from_bytes(&std::fs::read(&public).unwrap()).unwrap();
+    let plugin = HotWasmPlugin {
+        trust: TrustPolicy::new()
+            .with_key("openssl", key)
+            .with_signatures(AssetSourceId::Default, Signatures::Required),
+        ..default()
+    };
+    let mut app = app_with(&assets, None, plugin, |_| {});
+    let entity = start(&mut app);
+
+    assert_eq!(generation(&app, entity), Some(1), "{:?}", seen(&app).failed);
+}
