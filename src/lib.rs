@@ -105,10 +105,22 @@
 //! # The game's ECS from a guest
 //!
 //! The `ecs` import reads and writes components and resources as JSON by
-//! type path, despawns entities, and reads one numeric field of a component
-//! on every entity in one call (`query-field`). For the length of each guest
-//! call the game's `World` is moved into the instance's store and moved back
-//! afterwards, so host imports get `&mut World` with no `unsafe`.
+//! type path, spawns and despawns entities, returns many entities'
+//! components in pages of 1000 (`query`), and reads one numeric field of a
+//! component on every entity in one call (`query-field`). For the length of
+//! each guest call the game's `World` is moved into the instance's store and
+//! moved back afterwards, so host imports get `&mut World` with no `unsafe`.
+//!
+//! # Signed modules, and modules from a URL
+//!
+//! [`HotWasmPlugin::trust`] (the [`ModuleTrust`] resource at run time) says
+//! which ed25519 keys are trusted and which asset sources must be signed;
+//! the loader checks `<module>.wasm.sig` before compiling and refuses with a
+//! [`SignatureError`] kind. [`RemoteSource`] (feature `remote`) registers an
+//! asset source that fetches modules and signatures over HTTP, polls them for
+//! changes, caches verified copies and falls back to embedded defaults;
+//! [`RemoteModules`] shows each download's state. `examples/sign.rs` makes
+//! keys and signatures in OpenSSL's formats.
 //!
 //! # Guests
 //!

@@ -69,7 +69,7 @@ pub enum RemoteError {
     },
 }
 
-/// Where the module bytes a remote source last handed to the loader came from.
+/// Where the copy of a remote module that passed the trust policy came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServedFrom {
     /// The server.
@@ -89,7 +89,8 @@ pub struct RemoteModuleStatus {
     pub in_flight: bool,
     /// Bytes received by the current or last download.
     pub bytes_received: u64,
-    /// Where the bytes last handed to the loader came from.
+    /// Where the last copy that passed the trust policy came from: what
+    /// runs (a refused update leaves it as it was).
     pub served_from: Option<ServedFrom>,
     /// Why they came from the cache or the embedded default, not the server.
     pub fallback_reason: Option<RemoteError>,
@@ -511,9 +512,18 @@ impl Remote {
                 status.last_success = Some(SystemTime::now());
             }
             status.last_error.clone_from(&failure);
-            if let Some(snapshot) = &snapshot {
-                status.served_from = Some(snapshot.from);
-                status.fallback_reason = fallback.is_some().then(|| failure.clone()).flatten();
+            match (&failure, &fallback) {
+                (None, _) => {
+                    status.served_from = Some(ServedFrom::Server);
+                    status.fallback_reason = None;
+                }
+                (Some(reason), Some(fallback)) => {
+                    status.served_from = Some(fallback.from);
+                    status.fallback_reason = Some(reason.clone());
+                }
+                // A refused update: the loader will refuse it too, and what
+                // runs stays as it was.
+                (Some(_), None) => {}
             }
         });
         let Some(snapshot) = snapshot else {

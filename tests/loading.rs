@@ -3,7 +3,10 @@
 mod common;
 
 use bevy::prelude::*;
-use bevy_hotwasm::{FailureStage, WasmEngine, WasmModule, WasmModuleLoaderError, WasmScript};
+use bevy_hotwasm::{
+    DEFAULT_MAX_WASM_STACK, FailureStage, HotWasmPlugin, WasmEngine, WasmModule,
+    WasmModuleLoaderError, WasmScript,
+};
 use common::*;
 
 #[test]
@@ -184,4 +187,43 @@ fn the_loader_tells_each_kind_of_bad_component_apart() {
     ));
     assert!(load(&guest_bytes("hello")).is_none());
     assert!(load(&script_wat("", ZEROES, SAVES_ABC, "")).is_none());
+}
+
+/// A script whose `init` (core function 0) recurses 5 000 calls deep,
+/// counting in memory at address 128.
+fn deep_init() -> Vec<u8> {
+    script_wat(
+        "",
+        "(i32.store (i32.const 128) (i32.add (i32.load (i32.const 128)) (i32.const 1)))
+         (if (i32.lt_u (i32.load (i32.const 128)) (i32.const 5000)) (then (drop (call 0))))
+         (i32.const 16)",
+        ZEROES,
+        "",
+    )
+}
+
+#[test]
+fn the_wasm_stack_limit_is_a_plugin_setting() {
+    let start = |max_wasm_stack| {
+        let assets = AssetDir::new();
+        assets.write("deep.wasm", &deep_init());
+        let plugin = HotWasmPlugin {
+            max_wasm_stack,
+            ..default()
+        };
+        let mut app = app_with(&assets, None, plugin, |_| {});
+        let entity = spawn_script(&mut app, "deep.wasm");
+        update_until(&mut app, "init to run or fail", |app| {
+            generation(app, entity).is_some() || !seen(app).failed.is_empty()
+        });
+        (generation(&app, entity), seen(&app).failed.clone())
+    };
+
+    let (generation, failed) = start(DEFAULT_MAX_WASM_STACK);
+    assert_eq!(generation, Some(1), "{failed:?}");
+
+    let (generation, failed) = start(32 * 1024);
+    assert_eq!(generation, None);
+    assert_eq!(failed[0].stage, FailureStage::Init);
+    assert!(failed[0].cause.contains("stack"), "{}", failed[0].cause);
 }

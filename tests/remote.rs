@@ -1,2 +1,267 @@
-//! placeholder
+//! Modules served over HTTP by a real server on 127.0.0.1: signed, polled
+//! for changes, cached, and replaced by an embedded default when there is
+//! nothing better. Every refusal is checked by its kind.
+
 mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy_hotwasm::ed25519::SigningKey;
+use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{
+    FailureStage, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
+    SignatureError, sign_module,
+};
+use common::http::{TestServer, dead_url};
+use common::*;
+
+const POLL: Duration = Duration::from_millis(50);
+const COUNTER: &str = "remote://counter.wasm";
+
+fn release_key() -> SigningKey {
+    SigningKey::from_bytes(&[5; 32])
+}
+
+/// Serves `module` as `counter.wasm`, signed by `key` (unsigned with `None`).
+fn serve(server: &TestServer, module: &[u8], key: Option<&SigningKey>) {
+    match key {
+        Some(key) => server.put("counter.wasm.sig", sign_module(key, module).as_bytes()),
+        None => server.remove("counter.wasm.sig"),
+    }
+    server.put("counter.wasm", module);
+}
+
+/// An app trusting the release key, with `source` registered as `remote`.
+fn remote_app(assets: &AssetDir, source: RemoteSource) -> App {
+    let key = TrustedKey::from_bytes(release_key().verifying_key().as_bytes()).unwrap();
+    let plugin = HotWasmPlugin {
+        trust: TrustPolicy::new().with_key("release", key),
+        ..default()
+    };
+    app_with(assets, Some(TEST_DEBOUNCE), plugin, |app| {
+        source.register(app, "remote")
+    })
+}
+
+fn run_remote(app: &mut App) -> Entity {
+    let handle = app.world().resource::<AssetServer>().load(COUNTER);
+    let entity = app.world_mut().spawn(WasmScript(handle)).id();
+    update_until(app, "the remote module to run or fail", |app| {
+        generation(app, entity).is_some() || !seen(app).failed.is_empty()
+    });
+    entity
+}
+
+fn status(app: &App) -> RemoteModuleStatus {
+    app.world()
+        .resource::<RemoteModules>()
+        .get(COUNTER)
+        .unwrap()
+}
+
+/// The size of the module `entity` runs, to tell modules apart.
+fn running_size(app: &App, entity: Entity) -> usize {
+    let handle = &app.world().get::<WasmScript>(entity).unwrap().0;
+    app.world()
+        .resource::<Assets<WasmModule>>()
+        .get(handle)
+        .unwrap()
+        .size()
+}
+
+fn leak(bytes: Vec<u8>) -> &'static [u8] {
+    Box::leak(bytes.into_boxed_slice())
+}
+
+#[test]
+fn a_signed_remote_module_loads_and_reloads_when_the_server_changes() {
+    let server = TestServer::start();
+    let counter = guest_bytes("counter");
+    serve(&server, &counter, Some(&release_key()));
+    let assets = AssetDir::new();
+    let mut app = remote_app(&assets, RemoteSource::new(server.url()).poll_interval(POLL));
+
+    let entity = run_remote(&mut app);
+    assert_eq!(generation(&app, entity), Some(1), "{:?}", seen(&app).failed);
+    let first = status(&app);
+    assert_eq!(first.served_from, Some(ServedFrom::Server));
+    assert_eq!(first.url, format!("{}/counter.wasm", server.url()));
+    assert_eq!(first.bytes_received, counter.len() as u64);
+    assert!(first.last_success.is_some() && first.last_error.is_none());
+
+    serve(&server, &rebuilt(&counter, 1), Some(&release_key()));
+    update_until(&mut app, "the new version from the server", |app| {
+        generation(app, entity) == Some(2)
+    });
+    assert_eq!(running_size(&app, entity), rebuilt(&counter, 1).len());
+}
+
+#[test]
+fn a_served_module_with_a_wrong_or_missing_signature_is_refused() {
+    let server = TestServer::start();
+    let counter = guest_bytes("counter");
+    serve(&server, &counter, Some(&release_key()));
+    let assets = AssetDir::new();
+    let mut app = remote_app(&assets, RemoteSource::new(server.url()).poll_interval(POLL));
+    let entity = run_remote(&mut app);
+    assert_eq!(generation(&app, entity), Some(1));
+
+    // Signed by a stranger, then not signed at all.
+    serve(
+        &server,
+        &rebuilt(&counter, 1),
+        Some(&SigningKey::from_bytes(&[9; 32])),
+    );
+    update_until(&mut app, "the stranger's refusal", |app| {
+        !seen(app).refused.is_empty()
+    });
+    serve(&server, &rebuilt(&counter, 2), None);
+    update_until(&mut app, "the unsigned refusal", |app| {
+        matches!(
+            seen(app).refused.last(),
+            Some(SignatureError::Unsigned { .. })
+        )
+    });
+
+    assert!(matches!(
+        seen(&app).refused[0],
+        SignatureError::UnknownKey { .. }
+    ));
+    assert!(
+        seen(&app)
+            .failed
+            .iter()
+            .all(|f| f.stage == FailureStage::Verify)
+    );
+    assert!(matches!(
+        status(&app).last_error,
+        Some(RemoteError::Refused {
+            error: SignatureError::Unsigned { .. },
+            ..
+        })
+    ));
+    run_frames(&mut app, 5);
+    assert_eq!(
+        generation(&app, entity),
+        Some(1),
+        "the trusted version runs on"
+    );
+    assert_eq!(running_size(&app, entity), counter.len());
+}
+
+#[test]
+fn without_the_server_the_cache_keeps_the_game_running() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start();
+    let counter = guest_bytes("counter");
+    serve(&server, &counter, Some(&release_key()));
+    let url = server.url();
+    let source = || {
+        RemoteSource::new(&url)
+            .poll_interval(POLL)
+            .cache_dir(cache.path())
+    };
+    let assets = AssetDir::new();
+    {
+        let mut app = remote_app(&assets, source());
+        let entity = run_remote(&mut app);
+        assert_eq!(generation(&app, entity), Some(1));
+        assert!(Path::new(&cache.path().join("counter.wasm.sig")).exists());
+
+        // The server goes away: polls fail, the module runs on.
+        server.stop();
+        update_until(&mut app, "a failed poll", |app| {
+            matches!(
+                status(app).last_error,
+                Some(RemoteError::Unreachable { .. })
+            )
+        });
+        run_frames(&mut app, 5);
+        assert_eq!(generation(&app, entity), Some(1));
+    }
+
+    // A restart without the server runs the cached copy.
+    let mut app = remote_app(&assets, source());
+    let entity = run_remote(&mut app);
+    assert_eq!(generation(&app, entity), Some(1), "{:?}", seen(&app).failed);
+    assert_eq!(running_size(&app, entity), counter.len());
+    let restarted = status(&app);
+    assert_eq!(restarted.served_from, Some(ServedFrom::Cache));
+    assert!(matches!(
+        restarted.fallback_reason,
+        Some(RemoteError::Unreachable { .. })
+    ));
+}
+
+#[test]
+fn with_nothing_else_the_embedded_default_runs_until_the_server_is_back() {
+    let url = dead_url();
+    let embedded = guest_bytes("hello");
+    let assets = AssetDir::new();
+    let source = RemoteSource::new(&url)
+        .poll_interval(POLL)
+        .fallback("counter.wasm", leak(embedded.clone()));
+    let mut app = remote_app(&assets, source);
+
+    let entity = run_remote(&mut app);
+    assert_eq!(generation(&app, entity), Some(1), "{:?}", seen(&app).failed);
+    assert_eq!(running_size(&app, entity), embedded.len());
+    assert_eq!(status(&app).served_from, Some(ServedFrom::Embedded));
+
+    // The server comes up: the next poll picks it up.
+    let server = TestServer::start_at(&url);
+    let counter = guest_bytes("counter");
+    serve(&server, &counter, Some(&release_key()));
+    update_until(&mut app, "the server's module", |app| {
+        generation(app, entity) == Some(2)
+    });
+    assert_eq!(running_size(&app, entity), counter.len());
+    assert_eq!(status(&app).served_from, Some(ServedFrom::Server));
+}
+
+#[test]
+fn an_unverified_first_download_falls_back_to_the_embedded_default() {
+    let server = TestServer::start();
+    serve(&server, &guest_bytes("counter"), None);
+    let embedded = guest_bytes("hello");
+    let assets = AssetDir::new();
+    let source = RemoteSource::new(server.url())
+        .poll_interval(POLL)
+        .fallback("counter.wasm", leak(embedded.clone()));
+    let mut app = remote_app(&assets, source);
+
+    let entity = run_remote(&mut app);
+
+    assert_eq!(running_size(&app, entity), embedded.len());
+    assert!(matches!(
+        status(&app).fallback_reason,
+        Some(RemoteError::Refused {
+            error: SignatureError::Unsigned { .. },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn oversized_downloads_are_cut_off() {
+    let server = TestServer::start();
+    serve(&server, &guest_bytes("counter"), Some(&release_key()));
+    let assets = AssetDir::new();
+    let source = RemoteSource::new(server.url()).max_module_bytes(1000);
+    let mut app = remote_app(&assets, source);
+
+    let entity = run_remote(&mut app);
+
+    assert_eq!(generation(&app, entity), None);
+    assert_eq!(
+        status(&app).last_error,
+        Some(RemoteError::TooLarge {
+            url: format!("{}/counter.wasm", server.url()),
+            limit: 1000
+        })
+    );
+    assert_eq!(seen(&app).failed[0].stage, FailureStage::Read);
+    assert!(status(&app).bytes_received <= 1000 + 2048, "stopped early");
+}

@@ -85,7 +85,13 @@ fn answer(stream: TcpStream, files: &Mutex<Files>) -> std::io::Result<()> {
 impl TestServer {
     /// Starts serving nothing on a free loopback port.
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        Self::start_at("http://127.0.0.1:0")
+    }
+
+    /// Starts serving nothing at `url` (`http://127.0.0.1:<port>`).
+    pub fn start_at(url: &str) -> Self {
+        let address = url.trim_start_matches("http://");
+        let listener = TcpListener::bind(address).expect("a loopback port");
         listener.set_nonblocking(true).unwrap();
         let address = listener.local_addr().unwrap();
         let files = Arc::new(Mutex::new(Files::default()));
