@@ -31,9 +31,14 @@ fn start_with_store(
     (app, entities)
 }
 
-fn text(store: &KvStore, bucket: &str, key: &str) -> Option<String> {
-    let value = store.get(bucket, key).unwrap()?;
-    Some(String::from_utf8(value).unwrap())
+/// Asserts each (bucket, key, value as text); `None`: not set.
+fn assert_values(app: &App, expected: &[(&str, &str, Option<&str>)]) {
+    let store = app.world().resource::<KvStore>();
+    for (bucket, key, value) in expected {
+        let actual = store.get(bucket, key).unwrap();
+        let actual = actual.map(|bytes| String::from_utf8(bytes).unwrap());
+        assert_eq!(actual.as_deref(), *value, "{bucket}/{key}");
+    }
 }
 
 #[test]
@@ -72,31 +77,17 @@ fn a_guest_written_against_upstream_wasi_keyvalue_reads_and_writes_the_store() {
     }
 
     let (app, guests) = start_with_store(&assets, store_dir.path(), &["upstream_kv"]);
-    let store = app.world().resource::<KvStore>();
-    assert_eq!(
-        text(store, "stats", "upstream/launches").as_deref(),
-        Some("1")
-    );
-    assert_eq!(
-        text(store, "scores", "player/upstream").as_deref(),
-        Some("1")
-    );
-    assert_eq!(
-        text(store, "stats", "upstream/greeting").as_deref(),
-        Some("hello")
-    );
-    assert_eq!(
-        text(store, "stats", "upstream/tuning-keys").as_deref(),
-        Some("2")
-    );
-    assert_eq!(
-        text(store, "stats", "upstream/alive").as_deref(),
-        Some("yes")
-    );
-    assert_eq!(text(store, "stats", "upstream/stale"), None);
-    assert_eq!(
-        text(store, "stats", "upstream/log").as_deref(),
-        Some("started\n")
+    assert_values(
+        &app,
+        &[
+            ("stats", "upstream/launches", Some("1")),
+            ("scores", "player/upstream", Some("1")),
+            ("stats", "upstream/greeting", Some("hello")),
+            ("stats", "upstream/tuning-keys", Some("2")),
+            ("stats", "upstream/alive", Some("yes")),
+            ("stats", "upstream/stale", None),
+            ("stats", "upstream/log", Some("started\n")),
+        ],
     );
     // Its writes are changes like any other, made by its entity.
     let mut app = app;
@@ -123,14 +114,12 @@ fn a_guest_written_against_upstream_wasi_keyvalue_reads_and_writes_the_store() {
 
     // A second start of the game continues from what the first one wrote.
     let (app, _) = start_with_store(&assets, store_dir.path(), &["upstream_kv"]);
-    let store = app.world().resource::<KvStore>();
-    assert_eq!(
-        text(store, "stats", "upstream/launches").as_deref(),
-        Some("2")
-    );
-    assert_eq!(
-        text(store, "stats", "upstream/log").as_deref(),
-        Some("started\nstarted\n")
+    assert_values(
+        &app,
+        &[
+            ("stats", "upstream/launches", Some("2")),
+            ("stats", "upstream/log", Some("started\nstarted\n")),
+        ],
     );
 }
 

@@ -71,20 +71,26 @@ fn running_size(app: &App, entity: Entity) -> usize {
         .size()
 }
 
+/// A server serving the signed counter guest, and an app running it from
+/// there at generation 1.
+fn running_from_server() -> (TestServer, AssetDir, App, Entity) {
+    let server = TestServer::start();
+    serve(&server, &guest_bytes("counter"), Some(&release_key()));
+    let assets = AssetDir::new();
+    let mut app = remote_app(&assets, RemoteSource::new(server.url()).poll_interval(POLL));
+    let entity = run_remote(&mut app);
+    assert_eq!(generation(&app, entity), Some(1), "{:?}", seen(&app).failed);
+    (server, assets, app, entity)
+}
+
 fn leak(bytes: Vec<u8>) -> &'static [u8] {
     Box::leak(bytes.into_boxed_slice())
 }
 
 #[test]
 fn a_signed_remote_module_loads_and_reloads_when_the_server_changes() {
-    let server = TestServer::start();
+    let (server, _assets, mut app, entity) = running_from_server();
     let counter = guest_bytes("counter");
-    serve(&server, &counter, Some(&release_key()));
-    let assets = AssetDir::new();
-    let mut app = remote_app(&assets, RemoteSource::new(server.url()).poll_interval(POLL));
-
-    let entity = run_remote(&mut app);
-    assert_eq!(generation(&app, entity), Some(1), "{:?}", seen(&app).failed);
     let first = status(&app);
     assert_eq!(first.served_from, Some(ServedFrom::Server));
     assert_eq!(first.url, format!("{}/counter.wasm", server.url()));
@@ -100,13 +106,8 @@ fn a_signed_remote_module_loads_and_reloads_when_the_server_changes() {
 
 #[test]
 fn a_served_module_with_a_wrong_or_missing_signature_is_refused() {
-    let server = TestServer::start();
+    let (server, _assets, mut app, entity) = running_from_server();
     let counter = guest_bytes("counter");
-    serve(&server, &counter, Some(&release_key()));
-    let assets = AssetDir::new();
-    let mut app = remote_app(&assets, RemoteSource::new(server.url()).poll_interval(POLL));
-    let entity = run_remote(&mut app);
-    assert_eq!(generation(&app, entity), Some(1));
 
     // Signed by a stranger, then not signed at all.
     serve(
