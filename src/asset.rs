@@ -11,7 +11,9 @@ use wasmtime::component::Component;
 use crate::engine::WasmEngine;
 use crate::host::{HostState, REQUIRED_EXPORTS, ScriptPre};
 use crate::runtime::FailureStage;
+use crate::sandbox::GuestLimits;
 use crate::trust::{ModuleTrust, SignatureError};
+use serde::{Deserialize, Serialize};
 
 /// A compiled and pre-linked script component, ready to instantiate.
 ///
@@ -24,7 +26,28 @@ pub struct WasmModule {
     path: String,
     size: usize,
     content_hash: u64,
+    limits: Option<GuestLimits>,
     pre: ScriptPre<HostState>,
+}
+
+/// A module's loader settings, from its `.wasm.meta` file:
+///
+/// ```ron
+/// (
+///     meta_format_version: "1.0",
+///     asset: Load(
+///         loader: "bevy_hotwasm::asset::WasmModuleLoader",
+///         settings: (limits: Some((cpu_budget_ms: Some(5), max_memory_bytes: 8388608))),
+///     ),
+/// )
+/// ```
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WasmModuleSettings {
+    /// This module's limits, replacing the plugin's
+    /// ([`Sandbox::limits`](crate::Sandbox::limits)) as a whole: fields
+    /// left out take [`GuestLimits`]' defaults.
+    pub limits: Option<GuestLimits>,
 }
 
 impl WasmModule {
@@ -72,6 +95,7 @@ impl WasmModule {
             path,
             size: bytes.len(),
             content_hash: content_hash(bytes),
+            limits: None,
             pre,
         })
     }
@@ -89,6 +113,11 @@ impl WasmModule {
     /// A hash of the component's bytes: equal bytes, equal hash.
     pub fn content_hash(&self) -> u64 {
         self.content_hash
+    }
+
+    /// The limits its `.wasm.meta` gave it, if any.
+    pub fn limits(&self) -> Option<&GuestLimits> {
+        self.limits.as_ref()
     }
 
     pub(crate) fn pre(&self) -> &ScriptPre<HostState> {
@@ -260,13 +289,13 @@ impl FromWorld for WasmModuleLoader {
 
 impl AssetLoader for WasmModuleLoader {
     type Asset = WasmModule;
-    type Settings = ();
+    type Settings = WasmModuleSettings;
     type Error = WasmModuleLoaderError;
 
     async fn load(
         &self,
         reader: &mut dyn Reader,
-        _settings: &(),
+        settings: &WasmModuleSettings,
         load_context: &mut LoadContext<'_>,
     ) -> Result<WasmModule, WasmModuleLoaderError> {
         let path = load_context.path().to_string();
@@ -286,7 +315,9 @@ impl AssetLoader for WasmModuleLoader {
                 path: path.clone(),
                 error,
             })?;
-        WasmModule::from_bytes(&self.engine, path, &bytes)
+        let mut module = WasmModule::from_bytes(&self.engine, path, &bytes)?;
+        module.limits = settings.limits;
+        Ok(module)
     }
 
     fn extensions(&self) -> &[&str] {

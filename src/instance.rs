@@ -4,7 +4,12 @@
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::log::Level;
 use bevy::prelude::*;
+use std::time::{Duration, Instant};
+
 use wasmtime::Store;
+
+use crate::engine::{EPOCH_TICK, WasmEngine};
+use crate::sandbox::{FaultKind, GuestLimits, Limiter, Sandbox};
 
 use crate::host::{
     Batch, ChangeEvent, ChangeKind, GuestLine, GuestOutput, HostState, InstanceIdentity, Message,
@@ -87,27 +92,106 @@ pub(crate) struct LiveInstance {
     script: Script,
     output: GuestOutput,
     identity: InstanceIdentity,
+    meter: Meter,
+    /// What the calls since the last [`LiveInstance::take_cost`] used.
+    cost: CallCost,
     /// Reused between frames so a batch allocates nothing when it is small.
     due_tasks: Vec<crate::host::TaskDue>,
+}
+
+/// The budget each call gets.
+#[derive(Clone, Copy)]
+struct Meter {
+    /// Epoch ticks per call, with epoch interruption on.
+    epoch_ticks: Option<u64>,
+    /// Fuel per call, with fuel on.
+    fuel: Option<u64>,
+}
+
+impl Meter {
+    fn new(sandbox: &Sandbox, limits: &GuestLimits) -> Self {
+        let tick_ms = EPOCH_TICK.as_millis() as u64;
+        Self {
+            epoch_ticks: sandbox.epoch_interruption.then(|| {
+                limits
+                    .cpu_budget_ms
+                    .map_or(u64::MAX, |ms| ms.div_ceil(tick_ms))
+            }),
+            fuel: sandbox
+                .fuel
+                .then(|| limits.fuel_per_call.unwrap_or(u64::MAX)),
+        }
+    }
+
+    fn arm(&self, store: &mut Store<HostState>) {
+        if let Some(ticks) = self.epoch_ticks {
+            store.set_epoch_deadline(ticks);
+        }
+        if let Some(fuel) = self.fuel {
+            // Only fails with fuel off, which `self.fuel` rules out.
+            let _ = store.set_fuel(fuel);
+        }
+    }
+}
+
+/// What guest calls used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CallCost {
+    pub calls: u64,
+    pub time: Duration,
+    pub fuel: u64,
+}
+
+/// A guest call that failed: why, and the fault when the guest did not
+/// return (a trap, an interrupt, a limit) rather than return an error.
+#[derive(Clone, Debug)]
+pub(crate) struct CallError {
+    pub cause: String,
+    pub fault: Option<FaultKind>,
+}
+
+impl CallError {
+    /// The guest returned an error of its own.
+    fn refused(message: String) -> Self {
+        Self {
+            cause: format!("the guest returned an error: {message}"),
+            fault: None,
+        }
+    }
 }
 
 impl LiveInstance {
     pub fn instantiate(
         pre: &ScriptPre<HostState>,
+        engine: &WasmEngine,
+        limits: &GuestLimits,
         identity: InstanceIdentity,
         now: u64,
         registry: AppTypeRegistry,
-    ) -> wasmtime::Result<Self> {
+    ) -> Result<Self, CallError> {
         let output = GuestOutput::default();
-        let mut state = HostState::new(identity.clone(), output.clone(), registry);
+        let mut state = HostState::new(
+            identity.clone(),
+            output.clone(),
+            registry,
+            Limiter::new(limits),
+        );
         state.now = now;
         let mut store = Store::new(pre.engine(), state);
-        let script = pre.instantiate(&mut store)?;
+        store.limiter(|state| &mut state.limiter);
+        let meter = Meter::new(engine.sandbox(), limits);
+        meter.arm(&mut store);
+        let script = pre.instantiate(&mut store).map_err(|error| {
+            let limit_hit = store.data_mut().limiter.take_hit();
+            fault(&error, limit_hit)
+        })?;
         Ok(Self {
             store,
             script,
             output,
             identity,
+            meter,
+            cost: CallCost::default(),
             due_tasks: Vec::new(),
         })
     }
@@ -116,10 +200,33 @@ impl LiveInstance {
         &self.identity
     }
 
-    pub fn save_state(&mut self, loan: &mut WorldLoan) -> Result<Option<Vec<u8>>, String> {
+    /// What the calls since the last time used.
+    pub fn take_cost(&mut self) -> CallCost {
+        std::mem::take(&mut self.cost)
+    }
+
+    /// One metered call into the guest: armed with the budget, timed, its
+    /// fuel counted, the world lent, a failure classified.
+    fn call<R>(
+        &mut self,
+        loan: &mut WorldLoan,
+        call: impl FnOnce(&Script, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        self.meter.arm(&mut self.store);
+        let started = Instant::now();
         let script = &self.script;
-        loan.lend(&mut self.store, |store| script.call_save_state(store))
-            .map_err(|trap| format!("trapped: {trap:#}"))
+        let result = loan.lend(&mut self.store, |store| call(script, store));
+        self.cost.calls += 1;
+        self.cost.time += started.elapsed();
+        if let Some(fuel) = self.meter.fuel {
+            self.cost.fuel += fuel.saturating_sub(self.store.get_fuel().unwrap_or(0));
+        }
+        let limit_hit = self.store.data_mut().limiter.take_hit();
+        result.map_err(|error| fault(&error, limit_hit))
+    }
+
+    pub fn save_state(&mut self, loan: &mut WorldLoan) -> Result<Option<Vec<u8>>, CallError> {
+        self.call(loan, |script, store| script.call_save_state(store))
     }
 
     /// `restore-state` (when there is state), then `init`.
@@ -127,16 +234,17 @@ impl LiveInstance {
         &mut self,
         loan: &mut WorldLoan,
         state: Option<Vec<u8>>,
-    ) -> Result<(), (FailureStage, String)> {
-        let script = &self.script;
+    ) -> Result<(), (FailureStage, CallError)> {
         if let Some(state) = state {
-            guest_result(loan.lend(&mut self.store, |store| {
+            self.call(loan, |script, store| {
                 script.call_restore_state(store, &state)
-            }))
-            .map_err(|cause| (FailureStage::Restore, cause))?;
+            })
+            .and_then(|returned| returned.map_err(CallError::refused))
+            .map_err(|error| (FailureStage::Restore, error))?;
         }
-        guest_result(loan.lend(&mut self.store, |store| script.call_init(store)))
-            .map_err(|cause| (FailureStage::Init, cause))
+        self.call(loan, |script, store| script.call_init(store))
+            .and_then(|returned| returned.map_err(CallError::refused))
+            .map_err(|error| (FailureStage::Init, error))
     }
 
     pub fn watches(&self) -> &Watches {
@@ -159,7 +267,7 @@ impl LiveInstance {
         now: u64,
         messages: Vec<Message>,
         events: PendingEvents,
-    ) -> Result<(), String> {
+    ) -> Result<(), CallError> {
         self.store.data_mut().now = now;
         let mut tasks = std::mem::take(&mut self.due_tasks);
         self.store.data_mut().tasks.take_due(now, &mut tasks);
@@ -170,13 +278,12 @@ impl LiveInstance {
             events: events.headers,
             event_bytes: events.bytes,
         };
-        let script = &self.script;
-        let result = loan.lend(&mut self.store, |store| {
+        let result = self.call(loan, |script, store| {
             script.call_handle_batch(store, &batch)
         });
         self.due_tasks = batch.tasks;
         self.due_tasks.clear();
-        result.map_err(|trap| format!("trapped: {trap:#}"))
+        result
     }
 
     /// Hands what the guest logged and sent during its last call to the
@@ -217,11 +324,15 @@ impl LiveInstance {
     }
 }
 
-/// Folds a trap and a guest's own error into one cause.
-fn guest_result(result: wasmtime::Result<Result<(), String>>) -> Result<(), String> {
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(message)) => Err(format!("the guest returned an error: {message}")),
-        Err(trap) => Err(format!("trapped: {trap:#}")),
+/// A call that did not return, classified.
+fn fault(error: &wasmtime::Error, limit_hit: bool) -> CallError {
+    let kind = FaultKind::of(error, limit_hit);
+    let cause = match kind {
+        FaultKind::Trap { .. } => format!("trapped: {error:#}"),
+        _ => format!("{kind}: {error:#}"),
+    };
+    CallError {
+        cause,
+        fault: Some(kind),
     }
 }

@@ -144,17 +144,18 @@ mod messages;
 #[cfg(feature = "remote")]
 mod remote;
 mod runtime;
+mod sandbox;
 mod source;
 mod trust;
 
 use bevy::asset::AssetApp;
 use bevy::prelude::*;
 
-pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError};
+pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError, WasmModuleSettings};
 /// The ed25519 implementation signatures are checked with, for signing
 /// tools (`ed25519::SigningKey`, PKCS#8 PEM through `ed25519::pkcs8`).
 pub use ed25519_dalek as ed25519;
-pub use engine::{DEFAULT_MAX_WASM_STACK, WasmEngine};
+pub use engine::WasmEngine;
 pub use events::{CloudEvent, KV_DELETE, KV_SET, kv_source};
 pub use host::{MAX_TASKS, MAX_WATCHES};
 pub use kv::{
@@ -171,8 +172,9 @@ pub use remote::{
 };
 pub use runtime::{
     FailureStage, GUEST_LOG_TARGET, ModuleFailed, ModuleLogged, ModuleReloaded, ModuleStatus,
-    ScriptInstance, WasmRuntime, WasmScript, WasmSystems,
+    ScriptInstance, ScriptQuarantined, ScriptStats, WasmRuntime, WasmScript, WasmSystems,
 };
+pub use sandbox::{DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, Sandbox};
 pub use source::file_source_with_debounce;
 pub use trust::{
     KeyError, ModuleTrust, SIGNATURE_KEY_PREFIX, SignatureError, Signatures, TrustPolicy,
@@ -211,24 +213,14 @@ pub mod prelude {
 ///     },
 /// ));
 /// ```
+#[derive(Default)]
 pub struct HotWasmPlugin {
     /// Which keys are trusted to sign modules and which asset sources must
     /// be signed; becomes the [`ModuleTrust`] resource.
     pub trust: TrustPolicy,
-    /// The most stack guest code may use, in bytes; a guest that recurses
-    /// deeper traps with a stack overflow (wasmtime's `max_wasm_stack`).
-    /// Default [`DEFAULT_MAX_WASM_STACK`] (512 KiB). Guests run on the thread
-    /// running `Update`, whose own stack must be larger.
-    pub max_wasm_stack: usize,
-}
-
-impl Default for HotWasmPlugin {
-    fn default() -> Self {
-        Self {
-            trust: TrustPolicy::default(),
-            max_wasm_stack: DEFAULT_MAX_WASM_STACK,
-        }
-    }
+    /// CPU, memory and stack limits for guest code, and what happens to an
+    /// instance that faults.
+    pub sandbox: Sandbox,
 }
 
 impl Plugin for HotWasmPlugin {
@@ -238,9 +230,16 @@ impl Plugin for HotWasmPlugin {
             "HotWasmPlugin needs Bevy's AssetPlugin: add DefaultPlugins (or MinimalPlugins and \
              AssetPlugin::default()) before HotWasmPlugin"
         );
-        let engine = WasmEngine::with_max_wasm_stack(self.max_wasm_stack).unwrap_or_else(|error| {
+        let engine = WasmEngine::with_sandbox(self.sandbox.clone()).unwrap_or_else(|error| {
             panic!("HotWasmPlugin could not create its wasmtime engine: {error:#}")
         });
+        if self.sandbox.epoch_interruption {
+            let ticker =
+                engine::EpochTicker::start(engine.engine().clone()).unwrap_or_else(|error| {
+                    panic!("HotWasmPlugin could not start its epoch thread: {error}")
+                });
+            app.insert_resource(ticker);
+        }
         app.world_mut()
             .get_resource_or_init::<ModuleTrust>()
             .write()
@@ -253,6 +252,7 @@ impl Plugin for HotWasmPlugin {
             .init_asset_loader::<WasmModuleLoader>()
             .init_resource::<WasmRuntime>()
             .add_message::<ModuleFailed>()
+            .add_message::<ScriptQuarantined>()
             .add_message::<ModuleReloaded>()
             .add_message::<ModuleLogged>()
             .add_message::<ModuleMessage>()

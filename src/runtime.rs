@@ -2,9 +2,10 @@
 //! reports: [`ModuleReloaded`], [`ModuleFailed`], [`ModuleLogged`].
 
 use std::any::TypeId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bevy::asset::AssetLoadFailedEvent;
 use bevy::ecs::reflect::AppTypeRegistry;
@@ -16,10 +17,12 @@ use bevy::prelude::*;
 
 use crate::asset::{WasmModule, WasmModuleLoaderError};
 use crate::ecs_changes::EcsChangeTracker;
-use crate::host::{ChangeKind, ComponentChanges, HostState, InstanceIdentity, Message, ScriptPre};
-use crate::instance::{LiveInstance, PendingEvents, WorldLoan};
+use crate::engine::WasmEngine;
+use crate::host::{ChangeKind, ComponentChanges, InstanceIdentity, Message};
+use crate::instance::{CallCost, CallError, LiveInstance, PendingEvents, WorldLoan};
 use crate::kv::KvChanged;
 use crate::messages::{HostMessage, MAX_QUEUED_MESSAGES, Recipient, ScriptReceiver};
+use crate::sandbox::{FaultKind, FaultPolicy};
 
 /// The `tracing` target of every line a guest logs, so a game can filter
 /// guest output apart from the host's (`LogPlugin { filter: "hotwasm_guest=debug", .. }`).
@@ -102,6 +105,74 @@ pub struct ModuleFailed {
     pub stage: FailureStage,
     /// What went wrong, from wasmtime, the loader or the guest.
     pub cause: String,
+    /// When the guest did not return (a trap, an interrupt, a limit): the
+    /// kind of fault. `None` for load failures and errors a guest returned.
+    pub fault: Option<FaultKind>,
+}
+
+/// An instance faulted [`FaultPolicy::max_faults`] times within the
+/// policy's window and stopped running: it stays visible in
+/// [`WasmRuntime`] and starts again when its module changes or
+/// [`WasmRuntime::release`] is called. Also logged as a warning.
+#[derive(Message, Clone, Debug)]
+pub struct ScriptQuarantined {
+    /// The entity.
+    pub entity: Entity,
+    /// The module.
+    pub module: AssetId<WasmModule>,
+    /// The module's asset path.
+    pub path: Arc<str>,
+    /// The generation that kept faulting.
+    pub generation: u32,
+    /// The last fault.
+    pub fault: FaultKind,
+}
+
+/// What one script's instances have used and suffered, across restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScriptStats {
+    /// Calls into the guest.
+    pub calls: u64,
+    /// Calls that faulted.
+    pub faults: u64,
+    /// Restarts after a fault.
+    pub restarts: u64,
+    /// Time spent in the guest in the last frame it was called.
+    pub last_frame_time: Duration,
+    /// Fuel burnt in the last frame it was called (with fuel on).
+    pub last_frame_fuel: u64,
+    /// Frames in which it was called.
+    pub frames: u64,
+    /// Time spent in the guest in all those frames.
+    pub total_time: Duration,
+    /// Fuel burnt in all those frames.
+    pub total_fuel: u64,
+}
+
+impl ScriptStats {
+    /// Time in the guest per frame it was called, on average.
+    pub fn average_frame_time(&self) -> Duration {
+        self.total_time
+            .checked_div(u32::try_from(self.frames).unwrap_or(u32::MAX))
+            .unwrap_or_default()
+    }
+
+    /// Fuel per frame it was called, on average.
+    pub fn average_frame_fuel(&self) -> u64 {
+        self.total_fuel.checked_div(self.frames).unwrap_or_default()
+    }
+
+    fn close_frame(&mut self, cost: CallCost) {
+        if cost.calls == 0 {
+            return;
+        }
+        self.calls += cost.calls;
+        self.frames += 1;
+        self.last_frame_time = cost.time;
+        self.last_frame_fuel = cost.fuel;
+        self.total_time += cost.time;
+        self.total_fuel += cost.fuel;
+    }
 }
 
 impl fmt::Display for ModuleFailed {
@@ -195,6 +266,15 @@ pub struct ScriptInstance {
     inbox: Vec<Message>,
     /// This frame's changes that matched the running generation's watches.
     events: PendingEvents,
+    stats: ScriptStats,
+    /// What this frame's calls used so far.
+    this_frame: CallCost,
+    /// When recent faults happened (virtual time, ns), oldest first.
+    recent_faults: VecDeque<u64>,
+    last_fault: Option<FaultKind>,
+    /// When to start the faulted generation again (virtual time, ns).
+    restart_at: Option<u64>,
+    quarantined: bool,
 }
 
 impl ScriptInstance {
@@ -214,7 +294,8 @@ impl ScriptInstance {
         &mut self,
         world: &mut World,
         identity: &InstanceIdentity,
-        (stage, cause): (FailureStage, String),
+        stage: FailureStage,
+        error: CallError,
     ) {
         let failure = ModuleFailed {
             module: identity.module,
@@ -222,10 +303,87 @@ impl ScriptInstance {
             entity: Some(identity.entity),
             generation: identity.generation,
             stage,
-            cause,
+            cause: error.cause,
+            fault: error.fault,
         };
         self.last_failure = Some(failure.clone());
         report(world, failure);
+    }
+
+    /// The instance of `identity`'s generation faulted (and is gone):
+    /// reports it, then schedules a restart after a backoff, or quarantines
+    /// the script after too many recent faults.
+    fn faulted(
+        &mut self,
+        world: &mut World,
+        identity: &InstanceIdentity,
+        stage: FailureStage,
+        error: CallError,
+        now: u64,
+        policy: &FaultPolicy,
+    ) {
+        self.running = None;
+        self.stats.faults += 1;
+        let fault = error.fault.clone();
+        self.last_fault.clone_from(&fault);
+        self.fail(world, identity, stage, error);
+        let window = policy.window.as_nanos() as u64;
+        self.recent_faults.push_back(now);
+        while self
+            .recent_faults
+            .front()
+            .is_some_and(|&at| at.saturating_add(window) < now)
+        {
+            self.recent_faults.pop_front();
+        }
+        let recent = self.recent_faults.len() as u32;
+        if recent < policy.max_faults {
+            self.restart_at = Some(now + policy.backoff(recent).as_nanos() as u64);
+            return;
+        }
+        self.restart_at = None;
+        self.quarantined = true;
+        let quarantined = ScriptQuarantined {
+            entity: identity.entity,
+            module: identity.module,
+            path: identity.module_path.clone(),
+            generation: identity.generation,
+            fault: fault.unwrap_or(FaultKind::OutOfCpu),
+        };
+        warn!(
+            "quarantined {} generation {} on {} after {recent} faults; the last: {}",
+            quarantined.path, quarantined.generation, quarantined.entity, quarantined.fault
+        );
+        world.write_message(quarantined);
+    }
+
+    /// A new generation started: whatever the old one suffered is over.
+    fn recovered(&mut self) {
+        self.last_failure = None;
+        self.recent_faults.clear();
+        self.restart_at = None;
+        self.quarantined = false;
+    }
+
+    fn charge(&mut self, cost: CallCost) {
+        self.this_frame.calls += cost.calls;
+        self.this_frame.time += cost.time;
+        self.this_frame.fuel += cost.fuel;
+    }
+
+    /// What the script's instances have used, across restarts.
+    pub fn stats(&self) -> &ScriptStats {
+        &self.stats
+    }
+
+    /// Whether the script stopped after too many faults.
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantined
+    }
+
+    /// The most recent fault, if the script ever faulted.
+    pub fn last_fault(&self) -> Option<&FaultKind> {
+        self.last_fault.as_ref()
     }
 
     /// Queues a message for the next run, unless the inbox is full.
@@ -342,6 +500,12 @@ impl WasmRuntime {
             last_failure: None,
             inbox,
             events: PendingEvents::default(),
+            stats: ScriptStats::default(),
+            this_frame: CallCost::default(),
+            recent_faults: VecDeque::new(),
+            last_fault: None,
+            restart_at: None,
+            quarantined: false,
         };
         self.scripts.insert(RunOrder(entity), script);
         self.stale.insert(RunOrder(entity));
@@ -399,6 +563,7 @@ impl WasmRuntime {
             generation: status.generation,
             stage,
             cause,
+            fault: None,
         };
         status.last_failure = Some(failure.clone());
         report(world, failure);
@@ -413,8 +578,8 @@ impl WasmRuntime {
                 continue;
             };
             let module_id = script.module;
-            let module = world.resource::<Assets<WasmModule>>().get(module_id);
-            let (Some(module), Some(status)) = (module, self.modules.get(&module_id)) else {
+            let loaded = world.resource::<Assets<WasmModule>>().contains(module_id);
+            let (true, Some(status)) = (loaded, self.modules.get(&module_id)) else {
                 // Still loading, or loaded this frame and announced next frame.
                 self.stale.insert(order);
                 continue;
@@ -429,18 +594,102 @@ impl WasmRuntime {
                 generation: status.loaded_generation,
                 module_path: status.path.clone(),
             };
-            let pre = module.pre().clone();
-            if let Err(failure) = start_generation(
+            let first_start = script.running.is_none();
+            let started = start_generation(
                 world,
                 &mut self.stand_in_world,
                 &mut self.sent,
                 script,
-                &pre,
+                module_id,
                 identity.clone(),
                 now,
-            ) {
-                script.fail(world, &identity, failure);
+            );
+            match started {
+                Ok(()) => script.recovered(),
+                // A first start that faulted is retried like a running
+                // instance that faulted; a failed reload leaves the old one.
+                Err((stage, error)) if first_start && error.fault.is_some() => {
+                    let policy = world.resource::<WasmEngine>().sandbox().faults;
+                    script.faulted(world, &identity, stage, error, now, &policy);
+                }
+                Err((stage, error)) => script.fail(world, &identity, stage, error),
             }
+        }
+    }
+
+    /// Starts again every faulted script whose backoff is over, from the
+    /// same generation, with no saved state.
+    fn restart_due(&mut self, world: &mut World, now: u64) {
+        for (order, script) in &mut self.scripts {
+            if script.quarantined
+                || script.running.is_some()
+                || script.restart_at.is_none_or(|at| at > now)
+            {
+                continue;
+            }
+            script.restart_at = None;
+            let Some(status) = self.modules.get(&script.module) else {
+                continue;
+            };
+            if status.loaded_generation != script.attempted {
+                // A newer generation is on its way; `update_stale` starts it.
+                continue;
+            }
+            let identity = InstanceIdentity {
+                entity: order.0,
+                module: script.module,
+                generation: script.attempted,
+                module_path: status.path.clone(),
+            };
+            let started = start_generation(
+                world,
+                &mut self.stand_in_world,
+                &mut self.sent,
+                script,
+                script.module,
+                identity.clone(),
+                now,
+            );
+            match started {
+                Ok(()) => {
+                    script.stats.restarts += 1;
+                    info!(
+                        "restarted {} generation {} on {}",
+                        identity.module_path, identity.generation, identity.entity
+                    );
+                }
+                Err((stage, error)) if error.fault.is_some() => {
+                    let policy = world.resource::<WasmEngine>().sandbox().faults;
+                    script.faulted(world, &identity, stage, error, now, &policy);
+                }
+                Err((stage, error)) => script.fail(world, &identity, stage, error),
+            }
+        }
+    }
+
+    /// Lets a quarantined script start again (from its module's newest
+    /// generation, next frame). Returns whether it was quarantined.
+    pub fn release(&mut self, entity: Entity) -> bool {
+        let Some(script) = self.scripts.get_mut(&RunOrder(entity)) else {
+            return false;
+        };
+        let was_quarantined = std::mem::take(&mut script.quarantined);
+        if was_quarantined {
+            script.recent_faults.clear();
+            script.restart_at = Some(0);
+        }
+        was_quarantined
+    }
+
+    /// Closes the frame's accounting of every script's calls.
+    fn close_frame(&mut self) {
+        for script in self.scripts.values_mut() {
+            if let Some((_, live)) = &mut script.running {
+                let cost = live.get().take_cost();
+                script.charge(cost);
+            }
+            let cost = std::mem::take(&mut script.this_frame);
+            script.stats.close_frame(cost);
         }
     }
 
@@ -550,6 +799,7 @@ impl WasmRuntime {
     /// messages waiting or watched changes; instances with nothing due are
     /// not called.
     fn run_batches(&mut self, world: &mut World, now: u64) {
+        let policy = world.resource::<WasmEngine>().sandbox().faults;
         for script in self.scripts.values_mut() {
             let Some((_, live)) = &mut script.running else {
                 continue;
@@ -563,10 +813,11 @@ impl WasmRuntime {
             let mut loan = WorldLoan::new(world, &mut self.stand_in_world);
             let result = live.handle_batch(&mut loan, now, messages, events);
             live.flush(world, &mut self.sent);
-            if let Err(cause) = result {
+            if let Err(error) = result {
                 let identity = live.identity().clone();
-                script.running = None;
-                script.fail(world, &identity, (FailureStage::Run, cause));
+                let cost = live.take_cost();
+                script.charge(cost);
+                script.faulted(world, &identity, FailureStage::Run, error, now, &policy);
             }
         }
     }
@@ -598,27 +849,42 @@ fn start_generation(
     stand_in_world: &mut Option<World>,
     sent: &mut Vec<Sent>,
     script: &mut ScriptInstance,
-    pre: &ScriptPre<HostState>,
+    module: AssetId<WasmModule>,
     identity: InstanceIdentity,
     now: u64,
-) -> Result<(), (FailureStage, String)> {
+) -> Result<(), (FailureStage, CallError)> {
     let saved = match &mut script.running {
         Some((_, old)) => {
             let old = old.get();
             let saved = old.save_state(&mut WorldLoan::new(world, stand_in_world));
             old.flush(world, sent);
-            Some(saved.map_err(|cause| (FailureStage::Save, cause))?)
+            Some(saved.map_err(|error| (FailureStage::Save, error))?)
         }
         None => None,
     };
+    let engine = world.resource::<WasmEngine>().clone();
+    let Some(module) = world.resource::<Assets<WasmModule>>().get(module) else {
+        return Err((
+            FailureStage::Instantiate,
+            CallError {
+                cause: "the module is no longer loaded".to_owned(),
+                fault: None,
+            },
+        ));
+    };
+    let limits = module.limits().copied().unwrap_or(engine.sandbox().limits);
+    let pre = module.pre().clone();
     let registry = world
         .get_resource::<AppTypeRegistry>()
         .cloned()
         .unwrap_or_default();
-    let mut new = LiveInstance::instantiate(pre, identity.clone(), now, registry)
-        .map_err(|error| (FailureStage::Instantiate, format!("{error:#}")))?;
+    let mut new =
+        LiveInstance::instantiate(&pre, &engine, &limits, identity.clone(), now, registry)
+            .map_err(|error| (FailureStage::Instantiate, error))?;
     let result = new.start(&mut WorldLoan::new(world, stand_in_world), saved.flatten());
     new.flush(world, sent);
+    let cost = new.take_cost();
+    script.charge(cost);
     result?;
     let replaced = script
         .running
@@ -732,6 +998,7 @@ pub(crate) fn run_scripts(
             runtime.new_generation(id, &path, Version::Loaded { content_hash });
         }
         runtime.update_stale(world, now);
+        runtime.restart_due(world, now);
     });
 
     let (mut kv_changes, mut runtime) = delivery.get_mut(world)?;
@@ -744,6 +1011,7 @@ pub(crate) fn run_scripts(
         runtime.match_ecs_changes(world);
         runtime.run_batches(world, now);
         runtime.route_sent();
+        runtime.close_frame();
     });
     Ok(())
 }

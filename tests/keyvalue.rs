@@ -152,9 +152,11 @@ fn a_counter_that_is_not_a_number_is_refused_and_the_guest_reports_it() {
 fn a_guest_sees_another_guests_writes() {
     let assets = AssetDir::new();
     let store_dir = tempfile::tempdir().unwrap();
-    let (mut app, entities) =
-        start_with_store(&assets, store_dir.path(), &["watcher", "upstream_kv"]);
+    let (mut app, entities) = start_with_store(&assets, store_dir.path(), &["watcher"]);
     let watcher = entities[0];
+    // Only now, so that the watch exists before the write.
+    assets.write("upstream_kv.wasm", &guest_bytes("upstream_kv"));
+    spawn_script(&mut app, "upstream_kv.wasm");
 
     update_until(&mut app, "the watcher to see the score", |app| {
         seen(app)

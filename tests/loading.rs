@@ -4,7 +4,7 @@ mod common;
 
 use bevy::prelude::*;
 use bevy_hotwasm::{
-    DEFAULT_MAX_WASM_STACK, FailureStage, HotWasmPlugin, WasmEngine, WasmModule,
+    DEFAULT_MAX_WASM_STACK, FailureStage, HotWasmPlugin, Sandbox, WasmEngine, WasmModule,
     WasmModuleLoaderError, WasmScript,
 };
 use common::*;
@@ -208,7 +208,10 @@ fn the_wasm_stack_limit_is_a_plugin_setting() {
         let assets = AssetDir::new();
         assets.write("deep.wasm", &deep_init());
         let plugin = HotWasmPlugin {
-            max_wasm_stack,
+            sandbox: Sandbox {
+                max_wasm_stack,
+                ..default()
+            },
             ..default()
         };
         let mut app = app_with(&assets, None, plugin, |_| {});

@@ -29,6 +29,7 @@ use self::stdio::{GuestStdio, StdioStream};
 pub use self::watch::MAX_WATCHES;
 pub(crate) use self::watch::{Watches, selected_by};
 use crate::asset::WasmModule;
+use crate::sandbox::Limiter;
 pub(crate) use bindings::hotwasm::script::watch::ComponentChanges;
 
 mod bindings {
@@ -75,6 +76,8 @@ pub(crate) struct HostState {
     registry: AppTypeRegistry,
     /// The game's world, lent for the length of each call (see `WorldLoan`).
     pub world: Option<World>,
+    /// Enforces the instance's memory and table limits.
+    pub limiter: Limiter,
     warned_task_cap: bool,
 }
 
@@ -82,7 +85,12 @@ impl HostState {
     /// A fresh state with a locked-down WASI context: no filesystem, no
     /// network, no environment or arguments, empty stdin; stdout and stderr
     /// are collected as log lines in `output`.
-    pub fn new(identity: InstanceIdentity, output: GuestOutput, registry: AppTypeRegistry) -> Self {
+    pub fn new(
+        identity: InstanceIdentity,
+        output: GuestOutput,
+        registry: AppTypeRegistry,
+        limiter: Limiter,
+    ) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(GuestStdio::new(output.clone(), StdioStream::Stdout))
             .stderr(GuestStdio::new(output.clone(), StdioStream::Stderr))
@@ -101,6 +109,7 @@ impl HostState {
             watches: Watches::default(),
             registry,
             world: None,
+            limiter,
             warned_task_cap: false,
         }
     }

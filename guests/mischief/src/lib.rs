@@ -1,0 +1,72 @@
+//! A badly behaved script, for the sandbox tests: what it does wrong
+//! depends on the name of the file it was loaded from (copy it to
+//! `loop-init.wasm`, `grow.wasm`, ...):
+//!
+//! - `loop-init`: loops forever in `init`;
+//! - `loop-handler`: loops forever in its first tick;
+//! - `grow`: keeps 1 MiB more memory every tick;
+//! - `recurse`: recurses without end in a tick;
+//! - `trap`: panics (a trap) in every tick;
+//! - `log-flood`: logs 10 000 lines every tick;
+//! - `message-flood`: sends 10 000 messages every tick.
+//!
+//! Any other name behaves: it logs `fine` every tick.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use hotwasm_sdk::{Script, Tick, info};
+
+#[derive(Default)]
+struct Mischief {
+    hoard: Vec<Vec<u8>>,
+}
+
+fn depth(n: u64) -> u64 {
+    if n == u64::MAX {
+        return 0;
+    }
+    // Not a tail call, and not foldable: every level keeps a frame.
+    black_box(depth(black_box(n + 1))) + 1
+}
+
+fn spin() -> ! {
+    let mut n = 0u64;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+fn tick(me: &mut Mischief, _: Tick) {
+    let path = hotwasm_sdk::module_path();
+    let name = path
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(".wasm");
+    match name {
+        "loop-handler" => spin(),
+        "grow" => me.hoard.push(black_box(vec![1; 1024 * 1024])),
+        "recurse" => {
+            black_box(depth(0));
+        }
+        "trap" => panic!("trap on purpose"),
+        "log-flood" => (0..10_000).for_each(|n| info!("flood {n}")),
+        "message-flood" => (0..10_000).for_each(|_| {
+            let _ = hotwasm_sdk::send("flood", b"x");
+        }),
+        _ => info!("fine"),
+    }
+}
+
+impl Script for Mischief {
+    fn init(&mut self) -> Result<(), String> {
+        if hotwasm_sdk::module_path().ends_with("loop-init.wasm") {
+            spin();
+        }
+        hotwasm_sdk::every(Duration::from_millis(100), tick).map_err(|e| format!("{e:?}"))?;
+        Ok(())
+    }
+}
+
+hotwasm_sdk::export_script!(Mischief);

@@ -1,0 +1,240 @@
+//! The sandbox: a badly behaved module (the `mischief` guest, whose
+//! misbehaviour follows its file name) is interrupted, restarted and
+//! finally quarantined, while a well-behaved one (`ticker`, one line per
+//! 100 ms tick, one tick per frame here) keeps working every frame.
+
+mod common;
+
+use bevy::prelude::*;
+use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined};
+use common::*;
+
+/// Quarantine messages, collected.
+#[derive(Resource, Default)]
+struct Quarantined(Vec<ScriptQuarantined>);
+
+/// An app running `ticker` and `mischief` loaded as `<bad>.wasm`.
+fn good_beside_bad(assets: &AssetDir, bad: &str, sandbox: Sandbox) -> (App, Entity, Entity) {
+    assets.write("ticker.wasm", &guest_bytes("ticker"));
+    assets.write(&format!("{bad}.wasm"), &guest_bytes("mischief"));
+    let plugin = HotWasmPlugin {
+        sandbox,
+        ..default()
+    };
+    let mut app = app_with(assets, Some(TEST_DEBOUNCE), plugin, |_| {});
+    app.init_resource::<Quarantined>().add_systems(
+        Last,
+        |mut read: MessageReader<ScriptQuarantined>, mut seen: ResMut<Quarantined>| {
+            seen.0.extend(read.read().cloned());
+        },
+    );
+    let good = spawn_script(&mut app, "ticker.wasm");
+    let bad = spawn_script(&mut app, &format!("{bad}.wasm"));
+    update_until(&mut app, "the good module to start", |app| {
+        generation(app, good).is_some()
+    });
+    (app, good, bad)
+}
+
+fn ticks(app: &App, good: Entity) -> usize {
+    seen(app)
+        .lines_of(good)
+        .iter()
+        .filter(|line| line.starts_with("tick"))
+        .count()
+}
+
+fn quarantined(app: &App, bad: Entity) -> bool {
+    runtime(app).script(bad).is_some_and(|s| s.is_quarantined())
+}
+
+/// Runs frames until `bad` is quarantined, checking that `good` ticked in
+/// every one of them; returns the number of frames.
+fn until_quarantined(app: &mut App, good: Entity, bad: Entity) -> usize {
+    let mut frames = 0;
+    while !quarantined(app, bad) {
+        let before = ticks(app, good);
+        app.update();
+        frames += 1;
+        assert!(frames < 500, "never quarantined");
+        assert_eq!(
+            ticks(app, good),
+            before + 1,
+            "the good module missed frame {frames}"
+        );
+    }
+    frames
+}
+
+fn faults_of(app: &App, bad: Entity) -> Vec<(FailureStage, Option<FaultKind>)> {
+    seen(app)
+        .failed
+        .iter()
+        .filter(|failure| failure.entity == Some(bad))
+        .map(|failure| (failure.stage, failure.fault.clone()))
+        .collect()
+}
+
+#[test]
+fn a_looping_handler_is_interrupted_restarted_then_quarantined() {
+    let assets = AssetDir::new();
+    let (mut app, good, bad) = good_beside_bad(&assets, "loop-handler", Sandbox::default());
+
+    until_quarantined(&mut app, good, bad);
+
+    let script = runtime(&app).script(bad).unwrap();
+    assert_eq!(script.last_fault(), Some(&FaultKind::OutOfCpu));
+    assert_eq!(script.stats().faults, 3);
+    assert_eq!(script.stats().restarts, 2);
+    assert_eq!(
+        faults_of(&app, bad),
+        vec![(FailureStage::Run, Some(FaultKind::OutOfCpu)); 3]
+    );
+    let quarantine = &app.world().resource::<Quarantined>().0;
+    assert_eq!(quarantine.len(), 1);
+    assert_eq!(
+        (quarantine[0].entity, &quarantine[0].fault),
+        (bad, &FaultKind::OutOfCpu)
+    );
+
+    // Quarantined: it stays so, and the good one goes on.
+    let before = ticks(&app, good);
+    run_frames(&mut app, 10);
+    assert_eq!(ticks(&app, good), before + 10);
+    assert_eq!(runtime(&app).script(bad).unwrap().stats().faults, 3);
+    let good_stats = runtime(&app).script(good).unwrap().stats();
+    assert!(good_stats.calls > 10 && good_stats.faults == 0);
+    assert!(good_stats.last_frame_time > std::time::Duration::ZERO);
+}
+
+#[test]
+fn a_looping_init_is_interrupted_at_every_start() {
+    let assets = AssetDir::new();
+    let (mut app, good, bad) = good_beside_bad(&assets, "loop-init", Sandbox::default());
+
+    until_quarantined(&mut app, good, bad);
+
+    assert_eq!(generation(&app, bad), None);
+    assert_eq!(
+        faults_of(&app, bad),
+        vec![(FailureStage::Init, Some(FaultKind::OutOfCpu)); 3]
+    );
+}
+
+#[test]
+fn a_memory_bomb_stops_at_the_limit() {
+    let assets = AssetDir::new();
+    let sandbox = Sandbox {
+        limits: GuestLimits {
+            max_memory_bytes: 16 * 1024 * 1024,
+            ..default()
+        },
+        ..default()
+    };
+    let (mut app, good, bad) = good_beside_bad(&assets, "grow", sandbox);
+
+    until_quarantined(&mut app, good, bad);
+
+    assert_eq!(
+        faults_of(&app, bad),
+        vec![(FailureStage::Run, Some(FaultKind::OutOfMemory)); 3]
+    );
+    let cause = &seen(&app).failed[0].cause;
+    assert!(cause.contains("memory limit of 16777216 bytes"), "{cause}");
+}
+
+#[test]
+fn a_module_limit_in_its_meta_file_replaces_the_plugins() {
+    let assets = AssetDir::new();
+    assets.write(
+        "grow.wasm.meta",
+        br#"(
+            meta_format_version: "1.0",
+            asset: Load(
+                loader: "bevy_hotwasm::asset::WasmModuleLoader",
+                settings: (limits: Some((max_memory_bytes: 4194304))),
+            ),
+        )"#,
+    );
+    let (mut app, good, bad) = good_beside_bad(&assets, "grow", Sandbox::default());
+
+    update_until(&mut app, "the first fault", |app| {
+        !faults_of(app, bad).is_empty()
+    });
+
+    assert_eq!(faults_of(&app, bad)[0].1, Some(FaultKind::OutOfMemory));
+    let cause = &seen(&app).failed[0].cause;
+    assert!(cause.contains("memory limit of 4194304 bytes"), "{cause}");
+    assert!(ticks(&app, good) > 0);
+}
+
+#[test]
+fn deep_recursion_and_traps_are_faults_of_their_kind() {
+    let assets = AssetDir::new();
+    let (mut app, _, recurse) = good_beside_bad(&assets, "recurse", Sandbox::default());
+    update_until(&mut app, "the stack overflow", |app| {
+        !faults_of(app, recurse).is_empty()
+    });
+    assert_eq!(
+        faults_of(&app, recurse)[0].1,
+        Some(FaultKind::StackOverflow)
+    );
+
+    let assets = AssetDir::new();
+    let (mut app, _, trap) = good_beside_bad(&assets, "trap", Sandbox::default());
+    update_until(&mut app, "the trap", |app| !faults_of(app, trap).is_empty());
+    let Some(FaultKind::Trap { message, backtrace }) = faults_of(&app, trap)[0].1.clone() else {
+        panic!("{:?}", faults_of(&app, trap));
+    };
+    assert!(message.contains("unreachable"), "{message}");
+    assert!(backtrace.is_some(), "wasmtime gives a guest backtrace");
+}
+
+#[test]
+fn fuel_gives_a_deterministic_budget() {
+    let assets = AssetDir::new();
+    let sandbox = Sandbox {
+        epoch_interruption: false,
+        fuel: true,
+        limits: GuestLimits {
+            fuel_per_call: Some(50_000_000),
+            ..default()
+        },
+        ..default()
+    };
+    let (mut app, good, bad) = good_beside_bad(&assets, "loop-handler", sandbox);
+
+    until_quarantined(&mut app, good, bad);
+
+    assert_eq!(
+        runtime(&app).script(bad).unwrap().last_fault(),
+        Some(&FaultKind::OutOfFuel)
+    );
+    let good_stats = runtime(&app).script(good).unwrap().stats();
+    assert!(good_stats.last_frame_fuel > 0 && good_stats.average_frame_fuel() > 0);
+}
+
+#[test]
+fn the_quarantine_lifts_when_the_module_is_fixed_or_released() {
+    let assets = AssetDir::new();
+    let (mut app, good, bad) = good_beside_bad(&assets, "loop-handler", Sandbox::default());
+    until_quarantined(&mut app, good, bad);
+
+    // Released by the host: it runs (and loops) again.
+    assert!(app.world_mut().resource_mut::<WasmRuntime>().release(bad));
+    update_until(&mut app, "the restart", |app| {
+        generation(app, bad).is_some()
+    });
+    update_until(&mut app, "the next fault", |app| {
+        faults_of(app, bad).len() == 4
+    });
+
+    // Fixed: a good module saved over it runs, out of quarantine.
+    until_quarantined(&mut app, good, bad);
+    assets.write("loop-handler.wasm", &guest_bytes("counter"));
+    update_until(&mut app, "the fixed module", |app| {
+        generation(app, bad).is_some_and(|generation| generation > 1)
+    });
+    assert!(!quarantined(&app, bad));
+}
