@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 
 use crate::engine::{EPOCH_TICK, WasmEngine};
-use crate::sandbox::{FaultKind, GuestLimits, Limiter, Sandbox};
+use crate::sandbox::{CallQuota, FaultKind, GuestLimits, Limiter, Sandbox};
 
 use crate::host::{
     Batch, ChangeEvent, ChangeKind, GuestLine, GuestOutput, HostState, InstanceIdentity, Message,
@@ -86,6 +86,10 @@ impl PendingEvents {
     }
 }
 
+/// The least time between two warnings about one instance's refused host
+/// requests.
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A running instance: its store, its exports, its output.
 pub(crate) struct LiveInstance {
     store: Store<HostState>,
@@ -95,6 +99,10 @@ pub(crate) struct LiveInstance {
     meter: Meter,
     /// What the calls since the last [`LiveInstance::take_cost`] used.
     cost: CallCost,
+    /// Refused host requests not yet warned about, and when the last
+    /// warning was: at most one every [`REFUSAL_WARNING_INTERVAL`].
+    unreported_refusals: u64,
+    last_refusal_warning: Option<Instant>,
     /// Reused between frames so a batch allocates nothing when it is small.
     due_tasks: Vec<crate::host::TaskDue>,
 }
@@ -140,6 +148,8 @@ pub(crate) struct CallCost {
     pub calls: u64,
     pub time: Duration,
     pub fuel: u64,
+    /// Host requests refused over a quota, log lines dropped included.
+    pub refused: u64,
 }
 
 /// A guest call that failed: why, and the fault when the guest did not
@@ -169,12 +179,14 @@ impl LiveInstance {
         now: u64,
         registry: AppTypeRegistry,
     ) -> Result<Self, CallError> {
-        let output = GuestOutput::default();
+        let quotas = engine.sandbox().host;
+        let output = GuestOutput::with_max_lines(quotas.log_lines);
         let mut state = HostState::new(
             identity.clone(),
             output.clone(),
             registry,
             Limiter::new(limits),
+            CallQuota::new(quotas),
         );
         state.now = now;
         let mut store = Store::new(pre.engine(), state);
@@ -192,6 +204,8 @@ impl LiveInstance {
             identity,
             meter,
             cost: CallCost::default(),
+            unreported_refusals: 0,
+            last_refusal_warning: None,
             due_tasks: Vec::new(),
         })
     }
@@ -221,7 +235,11 @@ impl LiveInstance {
         if let Some(fuel) = self.meter.fuel {
             self.cost.fuel += fuel.saturating_sub(self.store.get_fuel().unwrap_or(0));
         }
-        let limit_hit = self.store.data_mut().limiter.take_hit();
+        let state = self.store.data_mut();
+        let refused = state.quota.start_call();
+        self.cost.refused += refused;
+        self.unreported_refusals += refused;
+        let limit_hit = state.limiter.take_hit();
         result.map_err(|error| fault(&error, limit_hit))
     }
 
@@ -291,6 +309,22 @@ impl LiveInstance {
     /// to `sent` for the other subscribers.
     pub fn flush(&mut self, world: &mut World, sent: &mut Vec<Sent>) {
         let path = &self.identity.module_path;
+        let dropped = self.output.take_dropped();
+        self.cost.refused += dropped;
+        self.unreported_refusals += dropped;
+        if self.unreported_refusals > 0
+            && self
+                .last_refusal_warning
+                .is_none_or(|last| last.elapsed() >= REFUSAL_WARNING_INTERVAL)
+        {
+            warn!(
+                "{path} on {}: refused {} host requests (log lines, messages, key-value writes, \
+                 spawns or bytes) over its per-call quotas",
+                self.identity.entity, self.unreported_refusals
+            );
+            self.unreported_refusals = 0;
+            self.last_refusal_warning = Some(Instant::now());
+        }
         for GuestLine { level, message } in self.output.take_lines() {
             match level {
                 Level::ERROR => error!(target: GUEST_LOG_TARGET, "[{path}] {message}"),

@@ -174,7 +174,9 @@ pub use runtime::{
     FailureStage, GUEST_LOG_TARGET, ModuleFailed, ModuleLogged, ModuleReloaded, ModuleStatus,
     ScriptInstance, ScriptQuarantined, ScriptStats, WasmRuntime, WasmScript, WasmSystems,
 };
-pub use sandbox::{DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, Sandbox};
+pub use sandbox::{
+    DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas, Sandbox,
+};
 pub use source::file_source_with_debounce;
 pub use trust::{
     KeyError, ModuleTrust, SIGNATURE_KEY_PREFIX, SignatureError, Signatures, TrustPolicy,

@@ -147,6 +147,9 @@ pub struct ScriptStats {
     pub total_time: Duration,
     /// Fuel burnt in all those frames.
     pub total_fuel: u64,
+    /// Host requests refused over the per-call quotas
+    /// ([`HostQuotas`](crate::HostQuotas)), dropped log lines included.
+    pub refused_host_calls: u64,
 }
 
 impl ScriptStats {
@@ -167,6 +170,7 @@ impl ScriptStats {
             return;
         }
         self.calls += cost.calls;
+        self.refused_host_calls += cost.refused;
         self.frames += 1;
         self.last_frame_time = cost.time;
         self.last_frame_fuel = cost.fuel;
@@ -369,6 +373,7 @@ impl ScriptInstance {
         self.this_frame.calls += cost.calls;
         self.this_frame.time += cost.time;
         self.this_frame.fuel += cost.fuel;
+        self.this_frame.refused += cost.refused;
     }
 
     /// What the script's instances have used, across restarts.

@@ -28,6 +28,8 @@ pub struct Sandbox {
     pub limits: GuestLimits,
     /// When a faulting instance restarts, and when it stops for good.
     pub faults: FaultPolicy,
+    /// How much one guest call may make the host do.
+    pub host: HostQuotas,
 }
 
 /// wasmtime's default stack limit for guest code: 512 KiB.
@@ -41,7 +43,111 @@ impl Default for Sandbox {
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             limits: GuestLimits::default(),
             faults: FaultPolicy::default(),
+            host: HostQuotas::default(),
         }
+    }
+}
+
+/// How much one guest call (one frame's batch, an `init`, ...) may make the
+/// host do. Past a quota the import returns an error to the guest (log
+/// lines are dropped); the host counts it ([`ScriptStats::refused_host_calls`](crate::ScriptStats::refused_host_calls))
+/// and warns at most once every few seconds per instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostQuotas {
+    /// Log lines (the `log` import, stdout and stderr). Default 1000.
+    pub log_lines: u32,
+    /// Messages sent. Default 1000.
+    pub messages: u32,
+    /// Key-value writes (set, delete, increment, swap). Default 1000.
+    pub kv_writes: u32,
+    /// Entities spawned. Default 1000.
+    pub spawns: u32,
+    /// Bytes handed to the host in message payloads, key-value values and
+    /// ECS JSON. Default 16 MiB.
+    pub bytes: u64,
+}
+
+impl Default for HostQuotas {
+    fn default() -> Self {
+        Self {
+            log_lines: 1000,
+            messages: 1000,
+            kv_writes: 1000,
+            spawns: 1000,
+            bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the host has done for the current call, against [`HostQuotas`].
+#[derive(Default)]
+pub(crate) struct CallQuota {
+    quotas: HostQuotas,
+    messages: u32,
+    kv_writes: u32,
+    spawns: u32,
+    bytes: u64,
+    /// Requests refused since the last [`CallQuota::start_call`].
+    pub refused: u64,
+}
+
+/// What a guest asks the host to do, for [`CallQuota::take`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum HostWork {
+    Message,
+    KvWrite,
+    Spawn,
+    /// Work only its bytes count for (an ECS write).
+    Bytes,
+}
+
+impl CallQuota {
+    pub fn new(quotas: HostQuotas) -> Self {
+        Self {
+            quotas,
+            ..Self::default()
+        }
+    }
+
+    /// A new call starts with nothing done.
+    pub fn start_call(&mut self) -> u64 {
+        let refused = self.refused;
+        *self = Self::new(self.quotas);
+        refused
+    }
+
+    /// Counts one piece of `work` carrying `bytes`, or refuses it (saying
+    /// which quota) when that would go past a quota.
+    pub fn take(&mut self, work: HostWork, bytes: usize) -> Result<(), String> {
+        let mut uncounted = 0;
+        let (count, max, what) = match work {
+            HostWork::Message => (&mut self.messages, self.quotas.messages, "messages"),
+            HostWork::KvWrite => (
+                &mut self.kv_writes,
+                self.quotas.kv_writes,
+                "key-value writes",
+            ),
+            HostWork::Spawn => (&mut self.spawns, self.quotas.spawns, "spawned entities"),
+            HostWork::Bytes => (&mut uncounted, u32::MAX, "requests"),
+        };
+        let bytes = bytes as u64;
+        let refusal = if *count >= max {
+            Some(format!("more than {max} {what} in one call"))
+        } else if self.bytes.saturating_add(bytes) > self.quotas.bytes {
+            Some(format!(
+                "more than {} bytes handed to the host in one call",
+                self.quotas.bytes
+            ))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            self.refused += 1;
+            return Err(refusal);
+        }
+        *count += 1;
+        self.bytes += bytes;
+        Ok(())
     }
 }
 
@@ -231,6 +337,23 @@ impl ResourceLimiter for Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotas_refuse_past_their_count_or_bytes_and_reset_per_call() {
+        let mut quota = CallQuota::new(HostQuotas {
+            messages: 2,
+            bytes: 10,
+            ..HostQuotas::default()
+        });
+        assert!(quota.take(HostWork::Message, 4).is_ok());
+        assert!(quota.take(HostWork::Message, 4).is_ok());
+        let refused = quota.take(HostWork::Message, 0).unwrap_err();
+        assert_eq!(refused, "more than 2 messages in one call");
+        let refused = quota.take(HostWork::KvWrite, 3).unwrap_err();
+        assert_eq!(refused, "more than 10 bytes handed to the host in one call");
+        assert_eq!(quota.start_call(), 2);
+        assert!(quota.take(HostWork::Message, 10).is_ok());
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {

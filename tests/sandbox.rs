@@ -238,3 +238,38 @@ fn the_quarantine_lifts_when_the_module_is_fixed_or_released() {
     });
     assert!(!quarantined(&app, bad));
 }
+
+#[test]
+fn floods_are_cut_at_the_per_call_quotas() {
+    let assets = AssetDir::new();
+    let (mut app, good, logs) = good_beside_bad(&assets, "log-flood", Sandbox::default());
+    assets.write("message-flood.wasm", &guest_bytes("mischief"));
+    let messages = spawn_script(&mut app, "message-flood.wasm");
+    update_until(&mut app, "both floods to run", |app| {
+        generation(app, messages).is_some()
+            && runtime(app).script(messages).unwrap().stats().frames >= 2
+            && runtime(app).script(logs).unwrap().stats().frames >= 2
+    });
+    let start = seen(&app).sent.len();
+    let before = ticks(&app, good);
+    app.update();
+
+    // Each flood tries 10 000 a tick; the default quota keeps 1 000.
+    let flood_lines = seen(&app)
+        .lines_of(logs)
+        .iter()
+        .filter(|line| line.starts_with("flood"))
+        .count();
+    assert_eq!(flood_lines % 1000, 0);
+    assert_eq!(seen(&app).sent.len() - start, 1000);
+    for flooder in [logs, messages] {
+        let script = runtime(&app).script(flooder).unwrap();
+        assert!(
+            script.stats().refused_host_calls >= 9000,
+            "{:?}",
+            script.stats()
+        );
+        assert_eq!(script.stats().faults, 0, "a refused request is not a fault");
+    }
+    assert_eq!(ticks(&app, good), before + 1);
+}

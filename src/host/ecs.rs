@@ -12,6 +12,7 @@ use serde::de::DeserializeSeed;
 use super::HostState;
 use super::bindings::hotwasm::script::ecs::{Error, Host, QueryPage, QueryRow};
 use crate::ecs_changes::reflect_to_json;
+use crate::sandbox::HostWork;
 
 fn registration<'r>(
     registry: &'r TypeRegistry,
@@ -118,6 +119,9 @@ impl Host for HostState {
     }
 
     fn set_component(&mut self, bits: u64, type_path: String, json: Vec<u8>) -> Result<(), Error> {
+        self.quota
+            .take(HostWork::Bytes, json.len())
+            .map_err(Error::CallLimit)?;
         let registry = self.registry.clone();
         let registry = registry.read();
         let (_, reflect_component) = component(&registry, &type_path)?;
@@ -140,6 +144,9 @@ impl Host for HostState {
     }
 
     fn set_resource(&mut self, type_path: String, json: Vec<u8>) -> Result<(), Error> {
+        self.quota
+            .take(HostWork::Bytes, json.len())
+            .map_err(Error::CallLimit)?;
         let registry = self.registry.clone();
         let registry = registry.read();
         let (type_id, reflect_component) = resource(&registry, &type_path)?;
@@ -155,6 +162,10 @@ impl Host for HostState {
     }
 
     fn spawn(&mut self, components: Vec<(String, Vec<u8>)>) -> Result<u64, Error> {
+        let bytes = components.iter().map(|(_, json)| json.len()).sum();
+        self.quota
+            .take(HostWork::Spawn, bytes)
+            .map_err(Error::CallLimit)?;
         let registry = self.registry.clone();
         let registry = registry.read();
         let values = components

@@ -15,6 +15,7 @@ use super::bindings::wasi::keyvalue::atomics::{self, CasError};
 use super::bindings::wasi::keyvalue::batch;
 use super::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
 use crate::kv::{self, KvError, KvOrigin, KvStore};
+use crate::sandbox::HostWork;
 
 /// What a `bucket` handle holds.
 pub struct KvBucket {
@@ -43,6 +44,13 @@ impl HostState {
     fn bucket_name(&self, bucket: &Resource<KvBucket>) -> Result<String, Error> {
         let bucket = self.table.get(bucket).map_err(other)?;
         Ok(bucket.name.clone())
+    }
+
+    /// Counts one key-value write of `bytes` against the call's quota.
+    fn kv_write(&mut self, bytes: usize) -> Result<(), Error> {
+        self.quota
+            .take(HostWork::KvWrite, bytes)
+            .map_err(Error::Other)
     }
 
     fn kv_origin(&self) -> KvOrigin {
@@ -89,6 +97,7 @@ impl store::HostBucket for HostState {
     }
 
     fn delete(&mut self, bucket: Resource<KvBucket>, key: String) -> Result<(), Error> {
+        self.kv_write(key.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
             store.delete_as(origin, name, &key)
         })
@@ -130,6 +139,7 @@ impl atomics::Host for HostState {
         key: String,
         delta: i64,
     ) -> Result<i64, Error> {
+        self.kv_write(key.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
             store.increment_as(origin, name, &key, delta)
         })
@@ -140,6 +150,7 @@ impl atomics::Host for HostState {
     /// retry loop can look at it and try again.
     fn swap(&mut self, cas: Resource<KvCas>, value: Vec<u8>) -> Result<(), CasError> {
         let store_error = CasError::StoreError;
+        self.kv_write(value.len()).map_err(store_error)?;
         let (bucket, key, expected) = {
             let cas = self.table.get(&cas).map_err(|e| store_error(other(e)))?;
             (cas.bucket.clone(), cas.key.clone(), cas.current.clone())
@@ -209,6 +220,9 @@ impl batch::Host for HostState {
         bucket: Resource<KvBucket>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Result<(), Error> {
+        for (key, value) in &key_values {
+            self.kv_write(key.len() + value.len())?;
+        }
         self.with_bucket(&bucket, |store, name, origin| {
             key_values
                 .iter()
@@ -218,6 +232,9 @@ impl batch::Host for HostState {
 
     /// Not atomic: a failure leaves the keys before it deleted.
     fn delete_many(&mut self, bucket: Resource<KvBucket>, keys: Vec<String>) -> Result<(), Error> {
+        for key in &keys {
+            self.kv_write(key.len())?;
+        }
         self.with_bucket(&bucket, |store, name, origin| {
             keys.iter()
                 .try_for_each(|key| store.delete_as(origin, name, key))

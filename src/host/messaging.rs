@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use super::HostState;
 use super::bindings::hotwasm::script::messaging::{Error, Host};
 use crate::messages::{MAX_SUBSCRIPTIONS, MessageError, check_message, check_topic};
+use crate::sandbox::HostWork;
 
 /// An instance's subscriptions and the messages it sent during a call.
 #[derive(Default)]
@@ -33,6 +34,9 @@ impl From<MessageError> for Error {
 impl Host for HostState {
     fn send(&mut self, topic: String, payload: Vec<u8>) -> Result<(), Error> {
         check_message(&topic, &payload)?;
+        self.quota
+            .take(HostWork::Message, topic.len() + payload.len())
+            .map_err(Error::CallLimit)?;
         self.mailbox.sent.push((topic, payload));
         Ok(())
     }

@@ -29,7 +29,7 @@ use self::stdio::{GuestStdio, StdioStream};
 pub use self::watch::MAX_WATCHES;
 pub(crate) use self::watch::{Watches, selected_by};
 use crate::asset::WasmModule;
-use crate::sandbox::Limiter;
+use crate::sandbox::{CallQuota, Limiter};
 pub(crate) use bindings::hotwasm::script::watch::ComponentChanges;
 
 mod bindings {
@@ -78,6 +78,8 @@ pub(crate) struct HostState {
     pub world: Option<World>,
     /// Enforces the instance's memory and table limits.
     pub limiter: Limiter,
+    /// What the host did for the current call, against the quotas.
+    pub quota: CallQuota,
     warned_task_cap: bool,
 }
 
@@ -90,6 +92,7 @@ impl HostState {
         output: GuestOutput,
         registry: AppTypeRegistry,
         limiter: Limiter,
+        quota: CallQuota,
     ) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(GuestStdio::new(output.clone(), StdioStream::Stdout))
@@ -110,6 +113,7 @@ impl HostState {
             registry,
             world: None,
             limiter,
+            quota,
             warned_task_cap: false,
         }
     }

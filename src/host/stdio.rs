@@ -20,11 +20,25 @@ use super::log::{GuestLine, MAX_LINE_BYTES};
 #[derive(Clone, Default)]
 pub(crate) struct GuestOutput(Arc<Mutex<OutputBuffer>>);
 
-#[derive(Default)]
 struct OutputBuffer {
     lines: Vec<GuestLine>,
     /// Bytes after the last newline, per stream (stdout, stderr).
     unfinished: [Vec<u8>; 2],
+    /// The most lines kept between two [`GuestOutput::take_lines`].
+    max_lines: usize,
+    /// Lines dropped past `max_lines` since the last take.
+    dropped: u64,
+}
+
+impl Default for OutputBuffer {
+    fn default() -> Self {
+        Self {
+            lines: Vec::new(),
+            unfinished: Default::default(),
+            max_lines: usize::MAX,
+            dropped: 0,
+        }
+    }
 }
 
 impl OutputBuffer {
@@ -32,8 +46,15 @@ impl OutputBuffer {
         let bytes = std::mem::take(&mut self.unfinished[stream as usize]);
         let text = String::from_utf8_lossy(&bytes);
         let text = text.strip_suffix('\r').unwrap_or(&text);
-        self.lines
-            .push(GuestLine::new(stream.level(), text.to_owned()));
+        self.keep(GuestLine::new(stream.level(), text.to_owned()));
+    }
+
+    fn keep(&mut self, line: GuestLine) {
+        if self.lines.len() < self.max_lines {
+            self.lines.push(line);
+        } else {
+            self.dropped += 1;
+        }
     }
 }
 
@@ -42,8 +63,21 @@ impl GuestOutput {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Output that keeps at most `max_lines` lines per call; the rest are
+    /// dropped and counted.
+    pub fn with_max_lines(max_lines: u32) -> Self {
+        let output = Self::default();
+        output.lock().max_lines = max_lines as usize;
+        output
+    }
+
     pub fn push(&self, line: GuestLine) {
-        self.lock().lines.push(line);
+        self.lock().keep(line);
+    }
+
+    /// How many lines were dropped since the last call, and resets it.
+    pub fn take_dropped(&self) -> u64 {
+        std::mem::take(&mut self.lock().dropped)
     }
 
     fn write(&self, stream: StdioStream, mut bytes: &[u8]) {
