@@ -22,6 +22,9 @@
 //!   10 000 and 20 000 entities with `query-field` against a plain system's
 //!   query, reported per entity.
 //!
+//! - `sandbox/*`: the `events/10000_kv` frame with epoch interruption off,
+//!   on (the default) and with fuel instead, to price the sandbox.
+//!
 //! ```sh
 //! cargo bench --bench runtime
 //! ```
@@ -34,6 +37,7 @@ use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
 use bevy::reflect::serde::TypedReflectSerializer;
+use bevy_hotwasm::Sandbox;
 use bevy_hotwasm::prelude::*;
 use common::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -318,5 +322,48 @@ fn ecs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame, messages, events, ecs);
+/// The `events/10000_kv` frame under three ways of metering guest code.
+fn sandbox(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sandbox");
+    group.throughput(Throughput::Elements(MESSAGES as u64));
+    let keys: Vec<String> = (0..MESSAGES).map(|n| format!("key/{n}")).collect();
+    let metering = [
+        ("epoch_off", false, false),
+        ("epoch_on", true, false),
+        ("fuel", false, true),
+    ];
+    for (name, epoch_interruption, fuel) in metering {
+        let sandbox = Sandbox {
+            epoch_interruption,
+            fuel,
+            ..Default::default()
+        };
+        let assets = AssetDir::new();
+        assets.write("echo.wasm", &guest_bytes("echo"));
+        let plugin = HotWasmPlugin {
+            sandbox,
+            ..Default::default()
+        };
+        let mut app = app_with(&assets, None, plugin, |_| {});
+        let echo = spawn_script(&mut app, "echo.wasm");
+        update_until(&mut app, "echo to start", |app| {
+            generation(app, echo).is_some()
+        });
+        app.edit_schedule(Update, |schedule| {
+            schedule.set_executor(SingleThreadedExecutor::new());
+        });
+        group.bench_function(format!("10000_kv_changes_{name}"), |b| {
+            b.iter(|| {
+                let mut store = app.world_mut().resource_mut::<KvStore>();
+                for key in &keys {
+                    store.set("bench", key, b"12345678").unwrap();
+                }
+                run_update::<KvChanged>(&mut app);
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, frame, messages, events, ecs, sandbox);
 criterion_main!(benches);

@@ -122,6 +122,16 @@
 //! [`RemoteModules`] shows each download's state. `examples/sign.rs` makes
 //! keys and signatures in OpenSSL's formats.
 //!
+//! # The sandbox
+//!
+//! [`HotWasmPlugin::sandbox`] bounds every guest call: a CPU budget (epoch
+//! interruption, optional fuel), memory, table and stack limits (per module
+//! through `.wasm.meta`, [`WasmModuleSettings`]), and per-call host quotas
+//! ([`HostQuotas`]). A faulting instance is reported with its [`FaultKind`],
+//! restarted after a backoff and quarantined after repeated faults
+//! ([`FaultPolicy`], [`ScriptQuarantined`], [`WasmRuntime::release`]);
+//! [`ScriptStats`] counts calls, faults, restarts, time and fuel.
+//!
 //! # Guests
 //!
 //! Guest crates use `guests/sdk` (the `hotwasm-sdk` crate), which wraps the

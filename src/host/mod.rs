@@ -4,6 +4,8 @@
 //! `Host` trait of every imported interface is implemented on it.
 
 mod ecs;
+#[cfg(test)]
+mod fuzz;
 mod instance;
 mod keyvalue;
 mod log;

@@ -1,0 +1,150 @@
+//! Property tests that throw arbitrary arguments at the host imports, the
+//! way a hostile guest could: every call must return (an `Ok` or an error
+//! result), never panic, and the game's world must survive.
+//!
+//! `PROPTEST_CASES=100000 cargo test --lib fuzz` runs them for minutes.
+
+use bevy::ecs::reflect::AppTypeRegistry;
+use bevy::prelude::*;
+use proptest::prelude::*;
+use wasmtime::component::Resource;
+
+use super::bindings::hotwasm::script::{ecs, messaging, scheduler, watch};
+use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::{GuestOutput, HostState, InstanceIdentity};
+use crate::kv::KvStore;
+use crate::sandbox::{CallQuota, GuestLimits, HostQuotas, Limiter};
+
+#[derive(Component, Reflect, Default)]
+#[reflect(Component)]
+struct Health {
+    hp: u32,
+    name: String,
+}
+
+const HEALTH: &str = "bevy_hotwasm::host::fuzz::Health";
+
+/// A host state with a world lent to it, as during a guest call.
+fn host() -> HostState {
+    let registry = AppTypeRegistry::default();
+    registry.write().register::<Health>();
+    let mut world = World::new();
+    world.insert_resource(registry.clone());
+    world.insert_resource(KvStore::in_memory());
+    world.spawn(Health {
+        hp: 3,
+        name: "a".into(),
+    });
+    let identity = InstanceIdentity {
+        entity: world.spawn_empty().id(),
+        module: AssetId::default(),
+        generation: 1,
+        module_path: "fuzz.wasm".into(),
+    };
+    let mut state = HostState::new(
+        identity,
+        GuestOutput::default(),
+        registry,
+        Limiter::new(&GuestLimits::default()),
+        CallQuota::new(HostQuotas::default()),
+    );
+    state.world = Some(world);
+    state
+}
+
+/// Text a guest might send: short strings, path-like strings, type paths,
+/// JSON-ish text, and anything at all.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z./_:-]{0,12}",
+        Just(HEALTH.to_owned()),
+        Just("..".to_owned()),
+        "\\{\"hp\":[0-9-]{0,12}\\}",
+        any::<String>(),
+    ]
+}
+
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..64),
+        Just(br#"{"hp":7,"name":"b"}"#.to_vec()),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn scheduler_watch_and_messaging_take_anything(
+        delay in any::<u64>(), time in any::<u64>(), first in proptest::option::of(any::<u64>()),
+        id in any::<u64>(), topic in text(), payload in bytes(), bucket in text(), key in text(),
+        skip in any::<bool>(), flags in any::<u8>(),
+    ) {
+        let mut host = host();
+        let _ = scheduler::Host::after(&mut host, delay);
+        let _ = scheduler::Host::at(&mut host, time);
+        let _ = scheduler::Host::every(&mut host, delay, first);
+        let _ = scheduler::Host::cancel(&mut host, id);
+        let _ = messaging::Host::send(&mut host, topic.clone(), payload);
+        let _ = messaging::Host::subscribe(&mut host, topic.clone());
+        let _ = messaging::Host::unsubscribe(&mut host, topic.clone());
+        let _ = watch::Host::watch_key(&mut host, bucket.clone(), key.clone(), skip);
+        let _ = watch::Host::watch_prefix(&mut host, bucket, key, skip);
+        let mut changes = watch::ComponentChanges::empty();
+        for (bit, flag) in [
+            watch::ComponentChanges::ADDED,
+            watch::ComponentChanges::CHANGED,
+            watch::ComponentChanges::REMOVED,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if flags & (1 << bit) != 0 {
+                changes |= flag;
+            }
+        }
+        let _ = watch::Host::watch_component(&mut host, topic.clone(), changes);
+        let _ = watch::Host::watch_resource(&mut host, topic);
+        let _ = watch::Host::unwatch(&mut host, id);
+    }
+
+    #[test]
+    fn keyvalue_takes_anything(
+        bucket in text(), key in text(), value in bytes(), delta in any::<i64>(),
+        cursor in proptest::option::of(text()), keys in proptest::collection::vec(text(), 0..4),
+    ) {
+        let mut host = host();
+        let Ok(handle) = store::Host::open(&mut host, bucket) else { return Ok(()) };
+        let again = || Resource::<super::keyvalue::KvBucket>::new_borrow(handle.rep());
+        let _ = store::HostBucket::set(&mut host, again(), key.clone(), value.clone());
+        let _ = store::HostBucket::get(&mut host, again(), key.clone());
+        let _ = store::HostBucket::exists(&mut host, again(), key.clone());
+        let _ = store::HostBucket::list_keys(&mut host, again(), cursor);
+        let _ = atomics::Host::increment(&mut host, again(), key.clone(), delta);
+        if let Ok(cas) = atomics::HostCas::new(&mut host, again(), key.clone()) {
+            let _ = atomics::Host::swap(&mut host, cas, value.clone());
+        }
+        let pairs = keys.iter().map(|key| (key.clone(), value.clone())).collect();
+        let _ = batch::Host::set_many(&mut host, again(), pairs);
+        let _ = batch::Host::get_many(&mut host, again(), keys.clone());
+        let _ = batch::Host::delete_many(&mut host, again(), keys);
+        let _ = store::HostBucket::delete(&mut host, again(), key);
+        prop_assert!(store::HostBucket::drop(&mut host, handle).is_ok());
+    }
+
+    #[test]
+    fn ecs_takes_anything(
+        entity in prop_oneof![any::<u64>(), Just(0u64), Just(1u64 << 32)], type_path in text(),
+        json in bytes(), field in text(), cursor in any::<u64>(),
+        components in proptest::collection::vec((text(), bytes()), 0..3),
+    ) {
+        let mut host = host();
+        let _ = ecs::Host::get_component(&mut host, entity, type_path.clone());
+        let _ = ecs::Host::set_component(&mut host, entity, type_path.clone(), json.clone());
+        let _ = ecs::Host::get_resource(&mut host, type_path.clone());
+        let _ = ecs::Host::set_resource(&mut host, type_path.clone(), json);
+        let _ = ecs::Host::spawn(&mut host, components);
+        let _ = ecs::Host::query(&mut host, vec![type_path.clone()], vec![HEALTH.to_owned()], cursor);
+        let _ = ecs::Host::query_field(&mut host, type_path, field);
+        let _ = ecs::Host::despawn(&mut host, entity);
+        prop_assert!(host.world.is_some());
+    }
+}
