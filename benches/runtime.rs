@@ -342,7 +342,7 @@ fn sandbox(c: &mut Criterion) {
         assets.write("echo.wasm", &guest_bytes("echo"));
         let plugin = HotWasmPlugin {
             sandbox,
-            ..Default::default()
+            ..unsigned_plugin()
         };
         let mut app = app_with(&assets, None, plugin, |_| {});
         let echo = spawn_script(&mut app, "echo.wasm");

@@ -16,6 +16,7 @@ use bevy::app::ScheduleRunnerPlugin;
 use bevy::asset::io::AssetSourceId;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
+use bevy_hotwasm::Signatures;
 use bevy_hotwasm::prelude::*;
 
 fn main() {
@@ -35,7 +36,13 @@ fn main() {
                 watch_for_changes_override: Some(true),
                 ..default()
             },
-            HotWasmPlugin::default(),
+            HotWasmPlugin {
+                // The guests here are rebuilt by hand and not signed; a
+                // shipped game keeps the default (signed in release builds).
+                trust: TrustPolicy::new()
+                    .with_signatures(AssetSourceId::Default, Signatures::Optional),
+                ..default()
+            },
         ))
         .add_systems(Startup, spawn_hello)
         .add_systems(Update, announce_reloads.after(WasmSystems::Run))

@@ -150,6 +150,8 @@ pub(crate) struct CallCost {
     pub fuel: u64,
     /// Host requests refused over a quota, log lines dropped included.
     pub refused: u64,
+    /// Calls that faulted.
+    pub faults: u64,
 }
 
 /// A guest call that failed: why, and the fault when the guest did not

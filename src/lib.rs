@@ -159,6 +159,7 @@ mod source;
 mod trust;
 
 use bevy::asset::AssetApp;
+use bevy::diagnostic::{Diagnostic, RegisterDiagnostic};
 use bevy::prelude::*;
 
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError, WasmModuleSettings};
@@ -182,7 +183,8 @@ pub use remote::{
 };
 pub use runtime::{
     FailureStage, GUEST_LOG_TARGET, ModuleFailed, ModuleLogged, ModuleReloaded, ModuleStatus,
-    ScriptInstance, ScriptQuarantined, ScriptStats, WasmRuntime, WasmScript, WasmSystems,
+    ScriptInstance, ScriptQuarantined, ScriptStats, WasmDiagnostics, WasmRuntime, WasmScript,
+    WasmSystems,
 };
 pub use sandbox::{
     DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas, Sandbox,
@@ -275,9 +277,13 @@ impl Plugin for HotWasmPlugin {
                 (
                     kv::publish_kv_changes,
                     runtime::run_scripts.in_set(WasmSystems::Run),
+                    runtime::publish_diagnostics,
                 )
                     .chain(),
-            );
+            )
+            .register_diagnostic(Diagnostic::new(WasmDiagnostics::GUEST_TIME).with_suffix("ms"))
+            .register_diagnostic(Diagnostic::new(WasmDiagnostics::FAULTS))
+            .register_diagnostic(Diagnostic::new(WasmDiagnostics::QUARANTINED));
         if !app.world().contains_resource::<KvStore>() {
             app.insert_resource(KvStore::in_memory());
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bevy::asset::AssetLoadFailedEvent;
+use bevy::diagnostic::{DiagnosticPath, Diagnostics};
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::ecs::system::SystemState;
 use bevy::log::Level;
@@ -166,7 +167,7 @@ impl ScriptStats {
     }
 
     fn close_frame(&mut self, cost: CallCost) {
-        if cost.calls == 0 {
+        if cost.calls == 0 && cost.faults == 0 {
             return;
         }
         self.calls += cost.calls;
@@ -328,6 +329,7 @@ impl ScriptInstance {
     ) {
         self.running = None;
         self.stats.faults += 1;
+        self.this_frame.faults += 1;
         let fault = error.fault.clone();
         self.last_fault.clone_from(&fault);
         self.fail(world, identity, stage, error);
@@ -374,6 +376,7 @@ impl ScriptInstance {
         self.this_frame.time += cost.time;
         self.this_frame.fuel += cost.fuel;
         self.this_frame.refused += cost.refused;
+        self.this_frame.faults += cost.faults;
     }
 
     /// What the script's instances have used, across restarts.
@@ -436,6 +439,8 @@ pub struct WasmRuntime {
     ecs_changes: EcsChangeTracker,
     /// Stands in for the game's world while it is lent to an instance.
     stand_in_world: Option<World>,
+    /// What every script's calls used in the last frame, added up.
+    last_frame: CallCost,
 }
 
 /// A message a guest sent, on its way to the other subscribers.
@@ -686,14 +691,35 @@ impl WasmRuntime {
         was_quarantined
     }
 
+    /// Time spent in guest code in the last frame, all scripts together.
+    pub fn last_frame_guest_time(&self) -> Duration {
+        self.last_frame.time
+    }
+
+    /// Guest calls that faulted in the last frame.
+    pub fn last_frame_faults(&self) -> u64 {
+        self.last_frame.faults
+    }
+
+    /// How many scripts are quarantined.
+    pub fn quarantined(&self) -> usize {
+        self.scripts
+            .values()
+            .filter(|script| script.quarantined)
+            .count()
+    }
+
     /// Closes the frame's accounting of every script's calls.
     fn close_frame(&mut self) {
+        self.last_frame = CallCost::default();
         for script in self.scripts.values_mut() {
             if let Some((_, live)) = &mut script.running {
                 let cost = live.get().take_cost();
                 script.charge(cost);
             }
             let cost = std::mem::take(&mut script.this_frame);
+            self.last_frame.time += cost.time;
+            self.last_frame.faults += cost.faults;
             script.stats.close_frame(cost);
         }
     }
@@ -1019,4 +1045,30 @@ pub(crate) fn run_scripts(
         runtime.close_frame();
     });
     Ok(())
+}
+
+/// Bevy diagnostics of the runtime, measured every frame after
+/// [`WasmSystems::Run`] (see Bevy's `DiagnosticsPlugin` and
+/// `LogDiagnosticsPlugin`).
+pub struct WasmDiagnostics;
+
+impl WasmDiagnostics {
+    /// Milliseconds spent in guest code in the frame, all scripts together.
+    pub const GUEST_TIME: DiagnosticPath = DiagnosticPath::const_new("hotwasm/guest_time_ms");
+    /// Guest calls that faulted in the frame.
+    pub const FAULTS: DiagnosticPath = DiagnosticPath::const_new("hotwasm/faults");
+    /// Scripts quarantined.
+    pub const QUARANTINED: DiagnosticPath = DiagnosticPath::const_new("hotwasm/quarantined");
+}
+
+pub(crate) fn publish_diagnostics(runtime: Res<WasmRuntime>, mut diagnostics: Diagnostics) {
+    diagnostics.add_measurement(&WasmDiagnostics::GUEST_TIME, || {
+        runtime.last_frame_guest_time().as_secs_f64() * 1000.0
+    });
+    diagnostics.add_measurement(&WasmDiagnostics::FAULTS, || {
+        runtime.last_frame_faults() as f64
+    });
+    diagnostics.add_measurement(&WasmDiagnostics::QUARANTINED, || {
+        runtime.quarantined() as f64
+    });
 }

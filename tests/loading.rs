@@ -212,7 +212,7 @@ fn the_wasm_stack_limit_is_a_plugin_setting() {
                 max_wasm_stack,
                 ..default()
             },
-            ..default()
+            ..unsigned_plugin()
         };
         let mut app = app_with(&assets, None, plugin, |_| {});
         let entity = spawn_script(&mut app, "deep.wasm");

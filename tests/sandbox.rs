@@ -5,9 +5,12 @@
 
 mod common;
 
+use bevy::diagnostic::DiagnosticsStore;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined};
+use bevy_hotwasm::{
+    FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined, WasmDiagnostics,
+};
 use common::*;
 
 /// Quarantine messages, collected.
@@ -20,7 +23,7 @@ fn good_beside_bad(assets: &AssetDir, bad: &str, sandbox: Sandbox) -> (App, Enti
     assets.write(&format!("{bad}.wasm"), &guest_bytes("mischief"));
     let plugin = HotWasmPlugin {
         sandbox,
-        ..default()
+        ..unsigned_plugin()
     };
     let mut app = app_with(assets, Some(TEST_DEBOUNCE), plugin, |_| {});
     app.init_resource::<Quarantined>().add_systems(
@@ -106,6 +109,11 @@ fn a_looping_handler_is_interrupted_restarted_then_quarantined() {
     let good_stats = runtime(&app).script(good).unwrap().stats();
     assert!(good_stats.calls > 10 && good_stats.faults == 0);
     assert!(good_stats.last_frame_time > std::time::Duration::ZERO);
+    let diagnostics = app.world().resource::<DiagnosticsStore>();
+    let quarantined = diagnostics.get(&WasmDiagnostics::QUARANTINED).unwrap();
+    assert_eq!(quarantined.value(), Some(1.0));
+    let guest_time = diagnostics.get(&WasmDiagnostics::GUEST_TIME).unwrap();
+    assert!(guest_time.value().is_some_and(|ms| ms > 0.0));
 }
 
 #[test]

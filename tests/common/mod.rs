@@ -14,7 +14,7 @@ use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{SignatureError, WasmModuleLoaderError};
+use bevy_hotwasm::{SignatureError, Signatures, WasmModuleLoaderError};
 use tempfile::TempDir;
 
 /// The committed build of a guest under `guests/`.
@@ -131,7 +131,16 @@ pub const TEST_DEBOUNCE: Duration = Duration::from_millis(50);
 /// virtual time moves [`FRAME_TIME`] each frame. With a debounce, Bevy's
 /// file watcher watches the assets, waiting that long after a change.
 pub fn app(assets: &AssetDir, watch_debounce: Option<Duration>) -> App {
-    app_with(assets, watch_debounce, HotWasmPlugin::default(), |_| {})
+    app_with(assets, watch_debounce, unsigned_plugin(), |_| {})
+}
+
+/// The plugin with unsigned local modules allowed in every build profile
+/// (release builds require signatures by default, and benches are release).
+pub fn unsigned_plugin() -> HotWasmPlugin {
+    HotWasmPlugin {
+        trust: TrustPolicy::new().with_signatures(AssetSourceId::Default, Signatures::Optional),
+        ..default()
+    }
 }
 
 /// Like [`app`], with `plugin`'s settings, after `register_sources` has
