@@ -277,7 +277,6 @@ impl Plugin for HotWasmPlugin {
                 (
                     kv::publish_kv_changes,
                     runtime::run_scripts.in_set(WasmSystems::Run),
-                    runtime::publish_diagnostics,
                 )
                     .chain(),
             )

@@ -5,10 +5,10 @@ use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bevy::asset::AssetLoadFailedEvent;
-use bevy::diagnostic::{DiagnosticPath, Diagnostics};
+use bevy::diagnostic::{DiagnosticMeasurement, DiagnosticPath, DiagnosticsStore};
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::ecs::system::SystemState;
 use bevy::log::Level;
@@ -441,6 +441,7 @@ pub struct WasmRuntime {
     stand_in_world: Option<World>,
     /// What every script's calls used in the last frame, added up.
     last_frame: CallCost,
+    quarantined: usize,
 }
 
 /// A message a guest sent, on its way to the other subscribers.
@@ -712,15 +713,37 @@ impl WasmRuntime {
     /// Closes the frame's accounting of every script's calls.
     fn close_frame(&mut self) {
         self.last_frame = CallCost::default();
+        self.quarantined = 0;
         for script in self.scripts.values_mut() {
-            if let Some((_, live)) = &mut script.running {
-                let cost = live.get().take_cost();
-                script.charge(cost);
+            self.quarantined += usize::from(script.quarantined);
+            if script.this_frame == CallCost::default() {
+                continue;
             }
             let cost = std::mem::take(&mut script.this_frame);
             self.last_frame.time += cost.time;
             self.last_frame.faults += cost.faults;
             script.stats.close_frame(cost);
+        }
+    }
+
+    /// Adds the frame's measurements to Bevy's diagnostics, when they are on.
+    fn measure(&self, world: &mut World) {
+        let Some(mut store) = world.get_resource_mut::<DiagnosticsStore>() else {
+            return;
+        };
+        let time = Instant::now();
+        let measurements = [
+            (
+                &WasmDiagnostics::GUEST_TIME,
+                self.last_frame.time.as_secs_f64() * 1000.0,
+            ),
+            (&WasmDiagnostics::FAULTS, self.last_frame.faults as f64),
+            (&WasmDiagnostics::QUARANTINED, self.quarantined as f64),
+        ];
+        for (path, value) in measurements {
+            if let Some(diagnostic) = store.get_mut(path).filter(|d| d.is_enabled) {
+                diagnostic.add_measurement(DiagnosticMeasurement { time, value });
+            }
         }
     }
 
@@ -844,10 +867,10 @@ impl WasmRuntime {
             let mut loan = WorldLoan::new(world, &mut self.stand_in_world);
             let result = live.handle_batch(&mut loan, now, messages, events);
             live.flush(world, &mut self.sent);
-            if let Err(error) = result {
-                let identity = live.identity().clone();
-                let cost = live.take_cost();
-                script.charge(cost);
+            let cost = live.take_cost();
+            let identity = result.is_err().then(|| live.identity().clone());
+            script.charge(cost);
+            if let (Err(error), Some(identity)) = (result, identity) {
                 script.faulted(world, &identity, FailureStage::Run, error, now, &policy);
             }
         }
@@ -889,6 +912,13 @@ fn start_generation(
             let old = old.get();
             let saved = old.save_state(&mut WorldLoan::new(world, stand_in_world));
             old.flush(world, sent);
+            Some((saved, old.take_cost()))
+        }
+        None => None,
+    };
+    let saved = match saved {
+        Some((saved, cost)) => {
+            script.charge(cost);
             Some(saved.map_err(|error| (FailureStage::Save, error))?)
         }
         None => None,
@@ -1043,11 +1073,12 @@ pub(crate) fn run_scripts(
         runtime.run_batches(world, now);
         runtime.route_sent();
         runtime.close_frame();
+        runtime.measure(world);
     });
     Ok(())
 }
 
-/// Bevy diagnostics of the runtime, measured every frame after
+/// Bevy diagnostics of the runtime, measured at the end of every
 /// [`WasmSystems::Run`] (see Bevy's `DiagnosticsPlugin` and
 /// `LogDiagnosticsPlugin`).
 pub struct WasmDiagnostics;
@@ -1059,16 +1090,4 @@ impl WasmDiagnostics {
     pub const FAULTS: DiagnosticPath = DiagnosticPath::const_new("hotwasm/faults");
     /// Scripts quarantined.
     pub const QUARANTINED: DiagnosticPath = DiagnosticPath::const_new("hotwasm/quarantined");
-}
-
-pub(crate) fn publish_diagnostics(runtime: Res<WasmRuntime>, mut diagnostics: Diagnostics) {
-    diagnostics.add_measurement(&WasmDiagnostics::GUEST_TIME, || {
-        runtime.last_frame_guest_time().as_secs_f64() * 1000.0
-    });
-    diagnostics.add_measurement(&WasmDiagnostics::FAULTS, || {
-        runtime.last_frame_faults() as f64
-    });
-    diagnostics.add_measurement(&WasmDiagnostics::QUARANTINED, || {
-        runtime.quarantined() as f64
-    });
 }
