@@ -300,6 +300,24 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// Allows growing to `desired` up to `max`; past it, remembers the hit
+    /// and traps the guest with a message naming the limit.
+    fn grow(
+        &mut self,
+        desired: usize,
+        max: usize,
+        what: &str,
+        unit: &str,
+    ) -> wasmtime::Result<bool> {
+        if desired > max {
+            self.hit = true;
+            wasmtime::bail!("{what} limit of {max} {unit} reached (wanted {desired})");
+        }
+        Ok(true)
+    }
+}
+
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
@@ -307,14 +325,7 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory_bytes {
-            self.hit = true;
-            wasmtime::bail!(
-                "memory limit of {} bytes reached (wanted {desired})",
-                self.max_memory_bytes
-            );
-        }
-        Ok(true)
+        self.grow(desired, self.max_memory_bytes, "memory", "bytes")
     }
 
     fn table_growing(
@@ -323,14 +334,7 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_table_elements {
-            self.hit = true;
-            wasmtime::bail!(
-                "table limit of {} elements reached (wanted {desired})",
-                self.max_table_elements
-            );
-        }
-        Ok(true)
+        self.grow(desired, self.max_table_elements, "table", "elements")
     }
 }
 
