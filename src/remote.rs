@@ -309,16 +309,53 @@ fn fetch(
     struct Download {
         body: Vec<u8>,
         validators: Validators,
-        done: Option<async_channel::Sender<Result<Fetched, RemoteError>>>,
+        /// Dropped with the answer, which wakes the watchdog.
+        _finished: crossbeam_channel::Sender<()>,
     }
-    let state = Mutex::new(Download {
+    type Done = Arc<Mutex<Option<async_channel::Sender<Result<Fetched, RemoteError>>>>>;
+    let done: Done = Arc::new(Mutex::new(Some(done)));
+    let answer = |done: &Done, outcome| {
+        if let Some(done) = done.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            // The reader may have given up waiting; nothing to tell then.
+            let _ = done.try_send(outcome);
+        }
+    };
+    let (finished, unfinished) = crossbeam_channel::bounded::<()>(0);
+    let state = Mutex::new(Some(Download {
         body: Vec::new(),
         validators: Validators::default(),
-        done: Some(done),
-    });
+        _finished: finished,
+    }));
+    // ehttp's streaming GET bounds only the gaps within a body: a server
+    // that never answers would hold the download forever without this.
+    let watchdog = {
+        let (done, url) = (done.clone(), url.to_owned());
+        move || {
+            if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                unfinished.recv_timeout(timeout)
+            {
+                answer(
+                    &done,
+                    Err(RemoteError::TimedOut {
+                        url,
+                        after: timeout,
+                    }),
+                );
+            }
+        }
+    };
+    if let Err(error) = std::thread::Builder::new()
+        .name("hotwasm download watchdog".to_owned())
+        .spawn(watchdog)
+    {
+        warn!("{url}: no watchdog thread ({error}); relying on ehttp's own timeout");
+    }
     let (url, started) = (url.to_owned(), Instant::now());
     ehttp::streaming::fetch(request, move |part| {
-        let mut download = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(download) = state.as_mut() else {
+            return ControlFlow::Break(());
+        };
         let outcome = match part {
             Err(cause) if started.elapsed() >= timeout || cause.contains("imeout") => {
                 Some(Err(RemoteError::TimedOut {
@@ -381,10 +418,8 @@ fn fetch(
         match outcome {
             None => ControlFlow::Continue(()),
             Some(outcome) => {
-                if let Some(done) = download.done.take() {
-                    // The reader may have given up waiting; nothing to tell then.
-                    let _ = done.try_send(outcome);
-                }
+                answer(&done, outcome);
+                *state = None;
                 ControlFlow::Break(())
             }
         }

@@ -14,7 +14,7 @@ use bevy_hotwasm::{
     FailureStage, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
     SignatureError, sign_module,
 };
-use common::http::{TestServer, dead_url};
+use common::http::{TestServer, dead_url, stalled_url};
 use common::*;
 
 const POLL: Duration = Duration::from_millis(50);
@@ -265,4 +265,24 @@ fn oversized_downloads_are_cut_off() {
     );
     assert_eq!(seen(&app).failed[0].stage, FailureStage::Read);
     assert!(status(&app).bytes_received <= 1000 + 2048, "stopped early");
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let url = stalled_url();
+    let assets = AssetDir::new();
+    let source = RemoteSource::new(&url).timeout(Duration::from_millis(300));
+    let mut app = remote_app(&assets, source);
+
+    let entity = run_remote(&mut app);
+
+    assert_eq!(generation(&app, entity), None);
+    assert_eq!(
+        status(&app).last_error,
+        Some(RemoteError::TimedOut {
+            url: format!("{url}/counter.wasm"),
+            after: Duration::from_millis(300)
+        })
+    );
+    assert_eq!(seen(&app).failed[0].stage, FailureStage::Read);
 }

@@ -163,3 +163,18 @@ pub fn dead_url() -> String {
     drop(listener);
     format!("http://{address}")
 }
+
+/// A loopback URL whose server accepts connections and never answers.
+/// The listener thread lives until the test process ends.
+pub fn stalled_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        // Keep every connection open, unanswered, until the test ends.
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept() {
+            held.push(stream);
+        }
+    });
+    url
+}
