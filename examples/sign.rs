@@ -19,7 +19,7 @@ use bevy::asset::io::AssetSourceId;
 use bevy_hotwasm::ed25519::SigningKey;
 use bevy_hotwasm::ed25519::pkcs8::spki::der::pem::LineEnding;
 use bevy_hotwasm::ed25519::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
-use bevy_hotwasm::{Signatures, TrustPolicy, TrustedKey, sign_module};
+use bevy_hotwasm::{Signatures, TrustPolicy, TrustedKey, sign_module, signature_path};
 
 const USAGE: &str =
     "usage: sign keygen <out prefix> | sign <private key> <module> | verify <public key> <module>";
@@ -31,12 +31,6 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 fn write(path: &Path, contents: &[u8]) -> Result<(), String> {
     std::fs::write(path, contents)
         .map_err(|error| format!("cannot write {}: {error}", path.display()))
-}
-
-fn signature_path(module: &Path) -> PathBuf {
-    let mut path = module.as_os_str().to_owned();
-    path.push(".sig");
-    path.into()
 }
 
 fn keygen(prefix: &str) -> Result<(), String> {

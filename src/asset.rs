@@ -12,7 +12,7 @@ use crate::engine::WasmEngine;
 use crate::host::{HostState, REQUIRED_EXPORTS, ScriptPre};
 use crate::runtime::FailureStage;
 use crate::sandbox::GuestLimits;
-use crate::trust::{ModuleTrust, SignatureError};
+use crate::trust::{ModuleTrust, SignatureError, signature_path};
 use serde::{Deserialize, Serialize};
 
 /// A compiled and pre-linked script component, ready to instantiate.
@@ -141,10 +141,8 @@ async fn read_signature(
     path: &str,
 ) -> Result<Option<Vec<u8>>, WasmModuleLoaderError> {
     let module = load_context.path();
-    let mut signature_path = module.path().as_os_str().to_owned();
-    signature_path.push(".sig");
-    let signature_path =
-        AssetPath::from_path_buf(signature_path.into()).with_source(module.source().clone_owned());
+    let signature_path = AssetPath::from_path_buf(signature_path(module.path()))
+        .with_source(module.source().clone_owned());
     match load_context.read_asset_bytes(signature_path).await {
         Ok(bytes) => Ok(Some(bytes)),
         Err(ReadAssetBytesError::AssetReaderError(AssetReaderError::NotFound(_))) => Ok(None),

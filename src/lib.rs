@@ -144,6 +144,7 @@
 #![warn(missing_docs)]
 
 mod asset;
+mod durable;
 mod ecs_changes;
 mod engine;
 mod events;
@@ -192,7 +193,7 @@ pub use sandbox::{
 pub use source::file_source_with_debounce;
 pub use trust::{
     KeyError, ModuleTrust, SIGNATURE_KEY_PREFIX, SignatureError, Signatures, TrustPolicy,
-    TrustedKey, Verified, sign_module,
+    TrustedKey, Verified, sign_module, signature_path,
 };
 
 /// The types a game needs to run scripts.

@@ -18,7 +18,8 @@ use bevy::prelude::{App, Resource};
 use thiserror::Error;
 
 use crate::asset::content_hash;
-use crate::trust::{ModuleTrust, SignatureError};
+use crate::durable::replace_file;
+use crate::trust::{ModuleTrust, SignatureError, signature_path};
 
 /// The largest `.sig` file a remote source downloads.
 pub const MAX_SIGNATURE_BYTES: usize = 4096;
@@ -440,12 +441,6 @@ fn received(
     })
 }
 
-fn signature_path(module: &Path) -> PathBuf {
-    let mut path = module.as_os_str().to_owned();
-    path.push(".sig");
-    path.into()
-}
-
 impl Remote {
     fn url(&self, path: &Path) -> String {
         let path: Vec<_> = path.iter().map(|part| part.to_string_lossy()).collect();
@@ -614,8 +609,8 @@ impl Remote {
         })
     }
 
-    /// Keeps a verified copy for starts without the server: written to a
-    /// temporary file and renamed, so a crash never leaves half a module.
+    /// Keeps a verified copy for starts without the server, written so a
+    /// crash never leaves half a module.
     fn store_in_cache(&self, path: &Path, copy: &Snapshot) {
         let Some(dir) = &self.settings.cache_dir else {
             return;
@@ -633,8 +628,7 @@ impl Remote {
             }
             let mut temp = target.clone().into_os_string();
             temp.push(".tmp");
-            std::fs::write(&temp, bytes)?;
-            std::fs::rename(&temp, &target)
+            replace_file(Path::new(&temp), &target, bytes)
         };
         let written = write(&signature_path(path), copy.signature.as_deref())
             .and_then(|()| write(path, Some(&copy.module)));

@@ -277,8 +277,6 @@ pub struct ScriptInstance {
     /// When recent faults happened (virtual time, ns), oldest first.
     recent_faults: VecDeque<u64>,
     last_fault: Option<FaultKind>,
-    /// When to start the faulted generation again (virtual time, ns).
-    restart_at: Option<u64>,
     quarantined: bool,
 }
 
@@ -316,8 +314,9 @@ impl ScriptInstance {
     }
 
     /// The instance of `identity`'s generation faulted (and is gone):
-    /// reports it, then schedules a restart after a backoff, or quarantines
-    /// the script after too many recent faults.
+    /// reports it, then returns when to restart it (virtual time, ns) after
+    /// a backoff, or quarantines the script after too many recent faults.
+    #[must_use = "the restart must be scheduled"]
     fn faulted(
         &mut self,
         world: &mut World,
@@ -326,7 +325,7 @@ impl ScriptInstance {
         error: CallError,
         now: u64,
         policy: &FaultPolicy,
-    ) {
+    ) -> Option<u64> {
         self.running = None;
         self.stats.faults += 1;
         self.this_frame.faults += 1;
@@ -344,10 +343,8 @@ impl ScriptInstance {
         }
         let recent = self.recent_faults.len() as u32;
         if recent < policy.max_faults {
-            self.restart_at = Some(now + policy.backoff(recent).as_nanos() as u64);
-            return;
+            return Some(now + policy.backoff(recent).as_nanos() as u64);
         }
-        self.restart_at = None;
         self.quarantined = true;
         let quarantined = ScriptQuarantined {
             entity: identity.entity,
@@ -361,13 +358,13 @@ impl ScriptInstance {
             quarantined.path, quarantined.generation, quarantined.entity, quarantined.fault
         );
         world.write_message(quarantined);
+        None
     }
 
     /// A new generation started: whatever the old one suffered is over.
     fn recovered(&mut self) {
         self.last_failure = None;
         self.recent_faults.clear();
-        self.restart_at = None;
         self.quarantined = false;
     }
 
@@ -439,9 +436,12 @@ pub struct WasmRuntime {
     ecs_changes: EcsChangeTracker,
     /// Stands in for the game's world while it is lent to an instance.
     stand_in_world: Option<World>,
+    /// Faulted scripts waiting to start again, with when (virtual time, ns).
+    restarts: BTreeMap<RunOrder, u64>,
+    /// Scripts whose guest was called this frame, for the frame's accounting.
+    charged: Vec<RunOrder>,
     /// What every script's calls used in the last frame, added up.
     last_frame: CallCost,
-    quarantined: usize,
 }
 
 /// A message a guest sent, on its way to the other subscribers.
@@ -493,6 +493,7 @@ impl WasmRuntime {
     fn forget(&mut self, entity: Entity) {
         self.scripts.remove(&RunOrder(entity));
         self.stale.remove(&RunOrder(entity));
+        self.restarts.remove(&RunOrder(entity));
     }
 
     fn track(&mut self, entity: Entity, module: AssetId<WasmModule>) {
@@ -515,7 +516,6 @@ impl WasmRuntime {
             this_frame: CallCost::default(),
             recent_faults: VecDeque::new(),
             last_fault: None,
-            restart_at: None,
             quarantined: false,
         };
         self.scripts.insert(RunOrder(entity), script);
@@ -615,13 +615,19 @@ impl WasmRuntime {
                 identity.clone(),
                 now,
             );
+            self.charged.push(order);
             match started {
-                Ok(()) => script.recovered(),
+                Ok(()) => {
+                    script.recovered();
+                    self.restarts.remove(&order);
+                }
                 // A first start that faulted is retried like a running
                 // instance that faulted; a failed reload leaves the old one.
                 Err((stage, error)) if first_start && error.fault.is_some() => {
                     let policy = world.resource::<WasmEngine>().sandbox().faults;
-                    script.faulted(world, &identity, stage, error, now, &policy);
+                    if let Some(at) = script.faulted(world, &identity, stage, error, now, &policy) {
+                        self.restarts.insert(order, at);
+                    }
                 }
                 Err((stage, error)) => script.fail(world, &identity, stage, error),
             }
@@ -631,19 +637,22 @@ impl WasmRuntime {
     /// Starts again every faulted script whose backoff is over, from the
     /// same generation, with no saved state.
     fn restart_due(&mut self, world: &mut World, now: u64) {
-        for (order, script) in &mut self.scripts {
-            if script.quarantined
-                || script.running.is_some()
-                || script.restart_at.is_none_or(|at| at > now)
-            {
+        let due: Vec<RunOrder> = self
+            .restarts
+            .iter()
+            .filter(|&(_, &at)| at <= now)
+            .map(|(order, _)| *order)
+            .collect();
+        for order in due {
+            self.restarts.remove(&order);
+            let Some(script) = self.scripts.get_mut(&order) else {
                 continue;
-            }
-            script.restart_at = None;
+            };
             let Some(status) = self.modules.get(&script.module) else {
                 continue;
             };
-            if status.loaded_generation != script.attempted {
-                // A newer generation is on its way; `update_stale` starts it.
+            if script.running.is_some() || status.loaded_generation != script.attempted {
+                // A newer generation started, or is on its way: `update_stale`.
                 continue;
             }
             let identity = InstanceIdentity {
@@ -661,6 +670,7 @@ impl WasmRuntime {
                 identity.clone(),
                 now,
             );
+            self.charged.push(order);
             match started {
                 Ok(()) => {
                     script.stats.restarts += 1;
@@ -671,7 +681,9 @@ impl WasmRuntime {
                 }
                 Err((stage, error)) if error.fault.is_some() => {
                     let policy = world.resource::<WasmEngine>().sandbox().faults;
-                    script.faulted(world, &identity, stage, error, now, &policy);
+                    if let Some(at) = script.faulted(world, &identity, stage, error, now, &policy) {
+                        self.restarts.insert(order, at);
+                    }
                 }
                 Err((stage, error)) => script.fail(world, &identity, stage, error),
             }
@@ -687,7 +699,7 @@ impl WasmRuntime {
         let was_quarantined = std::mem::take(&mut script.quarantined);
         if was_quarantined {
             script.recent_faults.clear();
-            script.restart_at = Some(0);
+            self.restarts.insert(RunOrder(entity), 0);
         }
         was_quarantined
     }
@@ -713,13 +725,15 @@ impl WasmRuntime {
     /// Closes the frame's accounting of every script's calls.
     fn close_frame(&mut self) {
         self.last_frame = CallCost::default();
-        self.quarantined = 0;
-        for script in self.scripts.values_mut() {
-            self.quarantined += usize::from(script.quarantined);
-            if script.this_frame == CallCost::default() {
+        for order in self.charged.drain(..) {
+            let Some(script) = self.scripts.get_mut(&order) else {
+                continue;
+            };
+            // A script charged twice in a frame is closed at its first turn.
+            let cost = std::mem::take(&mut script.this_frame);
+            if cost == CallCost::default() {
                 continue;
             }
-            let cost = std::mem::take(&mut script.this_frame);
             self.last_frame.time += cost.time;
             self.last_frame.faults += cost.faults;
             script.stats.close_frame(cost);
@@ -738,7 +752,7 @@ impl WasmRuntime {
                 self.last_frame.time.as_secs_f64() * 1000.0,
             ),
             (&WasmDiagnostics::FAULTS, self.last_frame.faults as f64),
-            (&WasmDiagnostics::QUARANTINED, self.quarantined as f64),
+            (&WasmDiagnostics::QUARANTINED, self.quarantined() as f64),
         ];
         for (path, value) in measurements {
             if let Some(diagnostic) = store.get_mut(path).filter(|d| d.is_enabled) {
@@ -854,7 +868,7 @@ impl WasmRuntime {
     /// not called.
     fn run_batches(&mut self, world: &mut World, now: u64) {
         let policy = world.resource::<WasmEngine>().sandbox().faults;
-        for script in self.scripts.values_mut() {
+        for (order, script) in &mut self.scripts {
             let Some((_, live)) = &mut script.running else {
                 continue;
             };
@@ -862,6 +876,7 @@ impl WasmRuntime {
             if script.inbox.is_empty() && script.events.is_empty() && !live.has_due_tasks(now) {
                 continue;
             }
+            self.charged.push(*order);
             let messages = std::mem::take(&mut script.inbox);
             let events = std::mem::take(&mut script.events);
             let mut loan = WorldLoan::new(world, &mut self.stand_in_world);
@@ -870,8 +885,11 @@ impl WasmRuntime {
             let cost = live.take_cost();
             let identity = result.is_err().then(|| live.identity().clone());
             script.charge(cost);
-            if let (Err(error), Some(identity)) = (result, identity) {
-                script.faulted(world, &identity, FailureStage::Run, error, now, &policy);
+            if let (Err(error), Some(identity)) = (result, identity)
+                && let Some(at) =
+                    script.faulted(world, &identity, FailureStage::Run, error, now, &policy)
+            {
+                self.restarts.insert(*order, at);
             }
         }
     }

@@ -260,15 +260,13 @@ impl FaultKind {
         if limit_hit {
             return Self::OutOfMemory;
         }
-        match error.downcast_ref::<Trap>() {
+        let trap = error.downcast_ref::<Trap>();
+        match trap {
             Some(Trap::Interrupt) => Self::OutOfCpu,
             Some(Trap::OutOfFuel) => Self::OutOfFuel,
             Some(Trap::StackOverflow) => Self::StackOverflow,
             _ => Self::Trap {
-                message: match error.downcast_ref::<Trap>() {
-                    Some(trap) => trap.to_string(),
-                    None => format!("{error:#}"),
-                },
+                message: trap.map_or_else(|| format!("{error:#}"), ToString::to_string),
                 backtrace: error
                     .downcast_ref::<WasmBacktrace>()
                     .map(|backtrace| backtrace.to_string()),

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use base64::Engine as _;
@@ -189,6 +190,14 @@ impl TrustedKey {
 
 pub(crate) fn fingerprint(key: &VerifyingKey) -> String {
     hex(&sha256(key.as_bytes())[..8])
+}
+
+/// Where a module's signature lives: `<module>.sig` beside it
+/// (`hello.wasm` → `hello.wasm.sig`).
+pub fn signature_path(module: &Path) -> PathBuf {
+    let mut path = module.as_os_str().to_owned();
+    path.push(".sig");
+    path.into()
 }
 
 /// The `.wasm.sig` text for `module` signed with `key`: a line naming the

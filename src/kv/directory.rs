@@ -2,8 +2,8 @@
 //! written atomically, and watched for edits made from outside the game.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use bevy::log::warn;
@@ -12,6 +12,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::{Backend, KvChanged, KvError, KvOrigin};
 use crate::asset::content_hash;
+use crate::durable::replace_file;
 
 /// Temporary files start with this; encoded keys never do (`.` is encoded).
 const TEMP_PREFIX: char = '.';
@@ -139,15 +140,7 @@ impl Backend for DirectoryBackend {
             (bucket.to_owned(), key.to_owned()),
             Some(content_hash(value)),
         );
-        let write = || -> io::Result<()> {
-            let mut file = File::create(&temp)?;
-            file.write_all(value)?;
-            file.sync_all()?;
-            fs::rename(&temp, &path)?;
-            // The rename itself is durable once the directory is synced.
-            File::open(&dir)?.sync_all()
-        };
-        write().map_err(io_error(&path))
+        replace_file(&temp, &path, value).map_err(io_error(&path))
     }
 
     fn delete(&mut self, bucket: &str, key: &str) -> Result<bool, KvError> {
