@@ -58,6 +58,9 @@ fn spawn_hello(mut commands: Commands, assets: Res<AssetServer>) {
 
 fn announce_reloads(mut reloaded: MessageReader<ModuleReloaded>) {
     for reload in reloaded.read() {
-        info!("{} is now at generation {}", reload.path, reload.generation);
+        info!(
+            "{} is now at generation {}",
+            reload.script.path, reload.script.generation
+        );
     }
 }

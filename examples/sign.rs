@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bevy::asset::io::AssetSourceId;
-use bevy_hotwasm::ed25519::SigningKey;
-use bevy_hotwasm::ed25519::pkcs8::spki::der::pem::LineEnding;
-use bevy_hotwasm::ed25519::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use bevy_hotwasm::{Signatures, TrustPolicy, TrustedKey, sign_module, signature_path};
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 
 const USAGE: &str =
     "usage: sign keygen <out prefix> | sign <private key> <module> | verify <public key> <module>";

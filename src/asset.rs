@@ -1,7 +1,5 @@
 //! Script modules as Bevy assets: [`WasmModule`], its loader and its errors.
 
-use std::hash::{Hash, Hasher};
-
 use bevy::asset::io::{AssetReaderError, Reader};
 use bevy::asset::{AssetLoader, AssetPath, LoadContext, ReadAssetBytesError};
 use bevy::prelude::*;
@@ -9,8 +7,8 @@ use thiserror::Error;
 use wasmtime::component::Component;
 
 use crate::engine::WasmEngine;
+use crate::files::content_hash;
 use crate::host::{HostState, REQUIRED_EXPORTS, ScriptPre};
-use crate::runtime::FailureStage;
 use crate::sandbox::GuestLimits;
 use crate::trust::{ModuleTrust, SignatureError, signature_path};
 use serde::{Deserialize, Serialize};
@@ -123,14 +121,6 @@ impl WasmModule {
     pub(crate) fn pre(&self) -> &ScriptPre<HostState> {
         &self.pre
     }
-}
-
-/// A hash of `bytes`, to tell a repeat of the same bytes from a change;
-/// stable within one build of the game, not across builds.
-pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// The contents of the module's `.wasm.sig`, or `None` when there is none.
@@ -247,22 +237,6 @@ pub enum WasmModuleLoaderError {
         /// wasmtime's explanation, which names the export.
         cause: String,
     },
-}
-
-impl WasmModuleLoaderError {
-    /// Where on a module's way to running this error stopped it.
-    pub fn stage(&self) -> FailureStage {
-        match self {
-            Self::Io { .. } => FailureStage::Read,
-            Self::Signature { .. } => FailureStage::Verify,
-            Self::NotWasm { .. } | Self::CoreModule { .. } | Self::Compile { .. } => {
-                FailureStage::Compile
-            }
-            Self::MissingExport { .. }
-            | Self::UnsatisfiedImport { .. }
-            | Self::ExportMismatch { .. } => FailureStage::Link,
-        }
-    }
 }
 
 /// Loads `.wasm` files as [`WasmModule`]s: checks the signature in the

@@ -1,22 +1,19 @@
 //! One live instance of a script module: its store, its exports, and what
-//! it produced during a call.
+//! it produced during a call, returned to the runtime to publish.
 
-use bevy::ecs::reflect::AppTypeRegistry;
-use bevy::log::Level;
-use bevy::prelude::*;
 use std::time::{Duration, Instant};
 
+use bevy::ecs::reflect::AppTypeRegistry;
+use bevy::prelude::*;
 use wasmtime::Store;
 
 use crate::engine::{EPOCH_TICK, WasmEngine};
-use crate::sandbox::{CallQuota, FaultKind, GuestLimits, Limiter, Sandbox};
-
 use crate::host::{
-    Batch, ChangeEvent, ChangeKind, GuestLine, GuestOutput, HostState, InstanceIdentity, Message,
-    Script, ScriptPre, Watches,
+    Batch, CallQuota, ChangeEvent, ChangeKind, GuestLine, GuestOutput, HostState, InstanceIdentity,
+    Limiter, Message, Script, ScriptPre, TaskDue, Watches,
 };
-use crate::messages::ModuleMessage;
-use crate::runtime::{FailureStage, GUEST_LOG_TARGET, ModuleLogged, Sent};
+use crate::messages::{FailureStage, ScriptRef};
+use crate::sandbox::{FaultKind, GuestLimits, Sandbox};
 
 /// Lends the game's [`World`] to an instance's host imports for the length
 /// of one call: the world moves into the store and back, and an empty world
@@ -95,7 +92,7 @@ pub(crate) struct LiveInstance {
     store: Store<HostState>,
     script: Script,
     output: GuestOutput,
-    identity: InstanceIdentity,
+    script_ref: ScriptRef,
     meter: Meter,
     /// What the calls since the last [`LiveInstance::take_cost`] used.
     cost: CallCost,
@@ -104,7 +101,7 @@ pub(crate) struct LiveInstance {
     unreported_refusals: u64,
     last_refusal_warning: Option<Instant>,
     /// Reused between frames so a batch allocates nothing when it is small.
-    due_tasks: Vec<crate::host::TaskDue>,
+    due_tasks: Vec<TaskDue>,
 }
 
 /// The budget each call gets.
@@ -177,14 +174,19 @@ impl LiveInstance {
         pre: &ScriptPre<HostState>,
         engine: &WasmEngine,
         limits: &GuestLimits,
-        identity: InstanceIdentity,
+        script_ref: ScriptRef,
         now: u64,
         registry: AppTypeRegistry,
     ) -> Result<Self, CallError> {
         let quotas = engine.sandbox().host;
         let output = GuestOutput::with_max_lines(quotas.log_lines);
+        let identity = InstanceIdentity {
+            entity: script_ref.entity,
+            generation: script_ref.generation,
+            module_path: script_ref.path.clone(),
+        };
         let mut state = HostState::new(
-            identity.clone(),
+            identity,
             output.clone(),
             registry,
             Limiter::new(limits),
@@ -203,7 +205,7 @@ impl LiveInstance {
             store,
             script,
             output,
-            identity,
+            script_ref,
             meter,
             cost: CallCost::default(),
             unreported_refusals: 0,
@@ -212,8 +214,9 @@ impl LiveInstance {
         })
     }
 
-    pub fn identity(&self) -> &InstanceIdentity {
-        &self.identity
+    /// Which script and generation this instance is.
+    pub fn script_ref(&self) -> &ScriptRef {
+        &self.script_ref
     }
 
     /// What the calls since the last time used.
@@ -306,11 +309,10 @@ impl LiveInstance {
         result
     }
 
-    /// Hands what the guest logged and sent during its last call to the
-    /// world (Bevy's log, [`ModuleLogged`], [`ModuleMessage`]) and its sends
-    /// to `sent` for the other subscribers.
-    pub fn flush(&mut self, world: &mut World, sent: &mut Vec<Sent>) {
-        let path = &self.identity.module_path;
+    /// What the guest logged and sent since the last time, for the runtime
+    /// to publish; warns (at most every [`REFUSAL_WARNING_INTERVAL`]) about
+    /// host requests refused over the quotas.
+    pub fn take_output(&mut self) -> Produced {
         let dropped = self.output.take_dropped();
         self.cost.refused += dropped;
         self.unreported_refusals += dropped;
@@ -320,44 +322,26 @@ impl LiveInstance {
                 .is_none_or(|last| last.elapsed() >= REFUSAL_WARNING_INTERVAL)
         {
             warn!(
-                "{path} on {}: refused {} host requests (log lines, messages, key-value writes, \
-                 spawns or bytes) over its per-call quotas",
-                self.identity.entity, self.unreported_refusals
+                "{}: refused {} host requests (log lines, messages, key-value writes, spawns or \
+                 bytes) over its per-call quotas",
+                self.script_ref, self.unreported_refusals
             );
             self.unreported_refusals = 0;
             self.last_refusal_warning = Some(Instant::now());
         }
-        for GuestLine { level, message } in self.output.take_lines() {
-            match level {
-                Level::ERROR => error!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
-                Level::WARN => warn!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
-                Level::INFO => info!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
-                Level::DEBUG => debug!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
-                Level::TRACE => trace!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
-            }
-            world.write_message(ModuleLogged {
-                entity: self.identity.entity,
-                path: path.clone(),
-                generation: self.identity.generation,
-                level,
-                message,
-            });
-        }
-        for (topic, payload) in self.store.data_mut().mailbox.sent.drain(..) {
-            world.write_message(ModuleMessage {
-                entity: self.identity.entity,
-                module: self.identity.module,
-                path: path.clone(),
-                topic: topic.clone(),
-                payload: payload.clone(),
-            });
-            sent.push(Sent {
-                sender: self.identity.entity,
-                topic,
-                payload,
-            });
+        Produced {
+            lines: self.output.take_lines(),
+            sent: std::mem::take(&mut self.store.data_mut().mailbox.sent),
         }
     }
+}
+
+/// What a guest produced during its calls: log lines and sent messages
+/// (topic, payload), in order.
+#[derive(Default)]
+pub(crate) struct Produced {
+    pub lines: Vec<GuestLine>,
+    pub sent: Vec<(String, Vec<u8>)>,
 }
 
 /// A call that did not return, classified.

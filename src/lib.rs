@@ -14,7 +14,15 @@
 //! use bevy_hotwasm::prelude::*;
 //!
 //! App::new()
-//!     .add_plugins((MinimalPlugins, AssetPlugin::default(), HotWasmPlugin::default()))
+//!     .add_plugins((
+//!         MinimalPlugins,
+//!         AssetPlugin::default(),
+//!         HotWasmPlugin {
+//!             // Unsigned local modules in this game's development builds only.
+//!             trust: TrustPolicy::new().allow_unsigned_local(cfg!(debug_assertions)),
+//!             ..default()
+//!         },
+//!     ))
 //!     .add_systems(Startup, |mut commands: Commands, assets: Res<AssetServer>| {
 //!         commands.spawn(WasmScript(assets.load("modules/hello.wasm")));
 //!     })
@@ -76,7 +84,9 @@
 //! and reach other subscribed instances next frame. Tasks and subscriptions
 //! belong to a generation and are dropped on hot reload; queued messages are
 //! delivered to the new generation. Limits: [`MAX_TASKS`], [`MAX_TOPIC_BYTES`],
-//! [`MAX_PAYLOAD_BYTES`], [`MAX_SUBSCRIPTIONS`], [`MAX_QUEUED_MESSAGES`].
+//! [`MAX_PAYLOAD_BYTES`], [`MAX_SUBSCRIPTIONS`], and per script
+//! [`MAX_QUEUED_MESSAGES`] and [`MAX_QUEUED_BYTES`] waiting, whether it runs,
+//! loads or is quarantined.
 //!
 //! # Key-value store
 //!
@@ -99,8 +109,7 @@
 //! store's change log, component and resource changes from Bevy's change
 //! ticks and removal messages, data as JSON through `bevy_reflect`. Types
 //! are named by type path and checked against the `AppTypeRegistry` when
-//! watched. [`CloudEvent::to_json`] renders an event in CloudEvents JSON
-//! structured mode for logs and panels. Watches belong to a generation.
+//! watched. Watches belong to a generation.
 //!
 //! # The game's ECS from a guest
 //!
@@ -110,17 +119,22 @@
 //! component on every entity in one call (`query-field`). For the length of
 //! each guest call the game's `World` is moved into the instance's store and
 //! moved back afterwards, so host imports get `&mut World` with no `unsafe`.
+//! Entities that hold a resource (each resource lives on an entity of its
+//! own) are protected: a guest cannot despawn them or change their
+//! components, so it cannot take away a resource the game relies on.
 //!
 //! # Signed modules, and modules from a URL
 //!
 //! [`HotWasmPlugin::trust`] (the [`ModuleTrust`] resource at run time) says
 //! which ed25519 keys are trusted and which asset sources must be signed;
 //! the loader checks `<module>.wasm.sig` before compiling and refuses with a
-//! [`SignatureError`] kind. [`RemoteSource`] (feature `remote`) registers an
-//! asset source that fetches modules and signatures over HTTP, polls them for
-//! changes, caches verified copies and falls back to embedded defaults;
-//! [`RemoteModules`] shows each download's state. `examples/sign.rs` makes
-//! keys and signatures in OpenSSL's formats.
+//! [`SignatureError`] kind. Every module must be signed unless the game
+//! allows unsigned local files ([`TrustPolicy::allow_unsigned_local`]).
+//! `RemoteSource` (feature `remote`) registers an asset source that fetches
+//! modules and signatures over HTTP, polls them for changes, caches verified
+//! copies and falls back to embedded defaults; `RemoteModules` shows each
+//! download's state. `examples/sign.rs` makes keys and signatures in
+//! OpenSSL's formats.
 //!
 //! # The sandbox
 //!
@@ -142,12 +156,12 @@
 //! nothing granted: no filesystem, no network, no environment.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod asset;
-mod durable;
-mod ecs_changes;
+mod diagnostics;
 mod engine;
-mod events;
+mod files;
 mod host;
 mod instance;
 mod kv;
@@ -160,32 +174,30 @@ mod source;
 mod trust;
 
 use bevy::asset::AssetApp;
-use bevy::diagnostic::{Diagnostic, RegisterDiagnostic};
 use bevy::prelude::*;
 
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError, WasmModuleSettings};
-/// The ed25519 implementation signatures are checked with, for signing
-/// tools (`ed25519::SigningKey`, PKCS#8 PEM through `ed25519::pkcs8`).
-pub use ed25519_dalek as ed25519;
+pub use diagnostics::WasmDiagnostics;
 pub use engine::WasmEngine;
-pub use events::{CloudEvent, KV_DELETE, KV_SET, kv_source};
-pub use host::{MAX_TASKS, MAX_WATCHES};
+pub use host::{
+    MAX_PAYLOAD_BYTES, MAX_SUBSCRIPTIONS, MAX_TASKS, MAX_TOPIC_BYTES, MAX_WATCHES, MessageError,
+};
 pub use kv::{
     KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin, KvStore, MAX_BUCKET_NAME_BYTES,
     MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 pub use messages::{
-    HostMessage, MAX_PAYLOAD_BYTES, MAX_QUEUED_MESSAGES, MAX_SUBSCRIPTIONS, MAX_TOPIC_BYTES,
-    MessageError, ModuleMessage, Recipient, ScriptSender,
+    FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage,
+    ModuleReloaded, Recipient, ScriptQuarantined, ScriptRef, ScriptSender,
 };
 #[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub use remote::{
     MAX_SIGNATURE_BYTES, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
 };
 pub use runtime::{
-    FailureStage, GUEST_LOG_TARGET, ModuleFailed, ModuleLogged, ModuleReloaded, ModuleStatus,
-    ScriptInstance, ScriptQuarantined, ScriptStats, WasmDiagnostics, WasmRuntime, WasmScript,
-    WasmSystems,
+    MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, ModuleStatus, ScriptStats, ScriptStatus, WasmRuntime,
+    WasmScript, WasmSystems,
 };
 pub use sandbox::{
     DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas, Sandbox,
@@ -196,7 +208,8 @@ pub use trust::{
     TrustedKey, Verified, sign_module, signature_path,
 };
 
-/// The types a game needs to run scripts.
+/// The types a game needs to run scripts: `use bevy_hotwasm::prelude::*;`.
+#[doc(hidden)]
 pub mod prelude {
     pub use crate::{
         HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed, ModuleLogged, ModuleMessage,
@@ -209,7 +222,10 @@ pub mod prelude {
 /// and its loader, the runtime and its messages, and the exclusive system
 /// [`WasmSystems::Run`] in `Update`.
 ///
-/// Needs Bevy's `AssetPlugin` (part of `DefaultPlugins`) added first.
+/// Needs Bevy's `AssetPlugin` (part of `DefaultPlugins`) added first. The
+/// engine, its epoch thread and the default [`KvStore`] are made in
+/// [`Plugin::finish`], which `App::run` calls; a test that drives the app
+/// with `app.update()` calls `app.finish()` first.
 ///
 /// ```no_run
 /// # use bevy::prelude::*;
@@ -223,7 +239,7 @@ pub mod prelude {
 ///     HotWasmPlugin {
 ///         trust: TrustPolicy::new()
 ///             .with_key("release", key)
-///             .with_signatures(AssetSourceId::Default, Signatures::Required),
+///             .allow_unsigned_local(cfg!(debug_assertions)),
 ///         ..default()
 ///     },
 /// ));
@@ -231,7 +247,8 @@ pub mod prelude {
 #[derive(Default)]
 pub struct HotWasmPlugin {
     /// Which keys are trusted to sign modules and which asset sources must
-    /// be signed; becomes the [`ModuleTrust`] resource.
+    /// be signed; becomes the [`ModuleTrust`] resource. By default every
+    /// module must be signed.
     pub trust: TrustPolicy,
     /// CPU, memory and stack limits for guest code, and what happens to an
     /// instance that faults.
@@ -245,26 +262,16 @@ impl Plugin for HotWasmPlugin {
             "HotWasmPlugin needs Bevy's AssetPlugin: add DefaultPlugins (or MinimalPlugins and \
              AssetPlugin::default()) before HotWasmPlugin"
         );
-        let engine = WasmEngine::with_sandbox(self.sandbox.clone()).unwrap_or_else(|error| {
-            panic!("HotWasmPlugin could not create its wasmtime engine: {error:#}")
-        });
-        if self.sandbox.epoch_interruption {
-            let ticker =
-                engine::EpochTicker::start(engine.engine().clone()).unwrap_or_else(|error| {
-                    panic!("HotWasmPlugin could not start its epoch thread: {error}")
-                });
-            app.insert_resource(ticker);
-        }
         app.world_mut()
             .get_resource_or_init::<ModuleTrust>()
             .write()
             .configure(self.trust.clone());
         let (sender, receiver) = messages::script_channel();
-        app.insert_resource(engine)
-            .insert_resource(sender)
+        app.insert_resource(sender)
             .insert_resource(receiver)
             .init_asset::<WasmModule>()
-            .init_asset_loader::<WasmModuleLoader>()
+            // Loads asked for before `finish` wait for the loader.
+            .preregister_asset_loader::<WasmModuleLoader>(&["wasm"])
             .init_resource::<WasmRuntime>()
             .add_message::<ModuleFailed>()
             .add_message::<ScriptQuarantined>()
@@ -278,12 +285,26 @@ impl Plugin for HotWasmPlugin {
                 (
                     kv::publish_kv_changes,
                     runtime::run_scripts.in_set(WasmSystems::Run),
+                    WasmDiagnostics::measure,
                 )
                     .chain(),
-            )
-            .register_diagnostic(Diagnostic::new(WasmDiagnostics::GUEST_TIME).with_suffix("ms"))
-            .register_diagnostic(Diagnostic::new(WasmDiagnostics::FAULTS))
-            .register_diagnostic(Diagnostic::new(WasmDiagnostics::QUARANTINED));
+            );
+        WasmDiagnostics::register(app);
+    }
+
+    fn finish(&self, app: &mut App) {
+        let engine = WasmEngine::with_sandbox(self.sandbox.clone()).unwrap_or_else(|error| {
+            panic!("HotWasmPlugin could not create its wasmtime engine: {error:#}")
+        });
+        if self.sandbox.epoch_interruption {
+            let ticker =
+                engine::EpochTicker::start(engine.engine().clone()).unwrap_or_else(|error| {
+                    panic!("HotWasmPlugin could not start its epoch thread: {error}")
+                });
+            app.insert_resource(ticker);
+        }
+        app.insert_resource(engine)
+            .init_asset_loader::<WasmModuleLoader>();
         if !app.world().contains_resource::<KvStore>() {
             app.insert_resource(KvStore::in_memory());
         }

@@ -1,23 +1,201 @@
-//! Messages between the host and scripts: [`HostMessage`] in,
-//! [`ModuleMessage`] out, and [`ScriptSender`] for other threads.
+//! Every Bevy message of the crate: what the game sends scripts
+//! ([`HostMessage`], also from other threads through [`ScriptSender`]) and
+//! what the runtime reports ([`ModuleReloaded`], [`ModuleFailed`],
+//! [`ModuleLogged`], [`ModuleMessage`], [`ScriptQuarantined`]), each naming
+//! its script with one [`ScriptRef`].
 
+use std::fmt;
 use std::sync::Arc;
 
+use bevy::log::Level;
 use bevy::prelude::*;
 use crossbeam_channel::{Receiver, Sender};
-use thiserror::Error;
 
-use crate::asset::WasmModule;
+use crate::asset::{WasmModule, WasmModuleLoaderError};
+use crate::host::{MessageError, check_message};
+use crate::sandbox::FaultKind;
 
-/// The longest topic, in bytes.
-pub const MAX_TOPIC_BYTES: u32 = 256;
-/// The largest payload, in bytes.
-pub const MAX_PAYLOAD_BYTES: u32 = 64 * 1024;
-/// The most topics one instance may subscribe to.
-pub const MAX_SUBSCRIPTIONS: u32 = 256;
-/// The most messages waiting for one instance; more are dropped with a
-/// warning until it has taken them.
-pub const MAX_QUEUED_MESSAGES: usize = 65_536;
+/// The `tracing` target of every line a guest logs, so a game can filter
+/// guest output apart from the host's (`LogPlugin { filter: "hotwasm_guest=debug", .. }`).
+pub const GUEST_LOG_TARGET: &str = "hotwasm_guest";
+
+/// Which script, running which generation of which module: what every
+/// message about a script names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ScriptRef {
+    /// The entity the script runs on.
+    pub entity: Entity,
+    /// The module.
+    pub module: AssetId<WasmModule>,
+    /// The module's asset path.
+    pub path: Arc<str>,
+    /// The module's generation.
+    pub generation: u32,
+}
+
+impl fmt::Display for ScriptRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} generation {} on {}",
+            self.path, self.generation, self.entity
+        )
+    }
+}
+
+/// Where on its way to running a module or instance failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureStage {
+    /// The module's file could not be read.
+    Read,
+    /// The module's signature was refused by the [`TrustPolicy`](crate::TrustPolicy).
+    Verify,
+    /// The bytes are not a valid component (not Wasm, a core module, corrupt).
+    Compile,
+    /// The component does not fit the `hotwasm:script` world.
+    Link,
+    /// The running generation's `save-state` trapped.
+    Save,
+    /// Creating the new instance failed (a trap in its start function, ...).
+    Instantiate,
+    /// The new generation's `restore-state` trapped or refused the state.
+    Restore,
+    /// The new instance's `init` trapped or returned an error.
+    Init,
+    /// The running instance trapped in `handle-batch`.
+    Run,
+}
+
+impl fmt::Display for FailureStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Read => "read",
+            Self::Verify => "verify",
+            Self::Compile => "compile",
+            Self::Link => "link",
+            Self::Save => "save-state",
+            Self::Instantiate => "instantiate",
+            Self::Restore => "restore-state",
+            Self::Init => "init",
+            Self::Run => "handle-batch",
+        })
+    }
+}
+
+impl From<&WasmModuleLoaderError> for FailureStage {
+    /// Where on a module's way to running the loader stopped it.
+    fn from(error: &WasmModuleLoaderError) -> Self {
+        match error {
+            WasmModuleLoaderError::Io { .. } => Self::Read,
+            WasmModuleLoaderError::Signature { .. } => Self::Verify,
+            WasmModuleLoaderError::NotWasm { .. }
+            | WasmModuleLoaderError::CoreModule { .. }
+            | WasmModuleLoaderError::Compile { .. } => Self::Compile,
+            WasmModuleLoaderError::MissingExport { .. }
+            | WasmModuleLoaderError::UnsatisfiedImport { .. }
+            | WasmModuleLoaderError::ExportMismatch { .. } => Self::Link,
+        }
+    }
+}
+
+/// A new generation of a module did not start; whatever ran before keeps
+/// running. Also logged as a warning.
+#[derive(Message, Clone, Debug)]
+pub struct ModuleFailed {
+    /// The module.
+    pub module: AssetId<WasmModule>,
+    /// The module's asset path.
+    pub path: Arc<str>,
+    /// The instance that failed, or `None` when the module itself failed to
+    /// load (then every instance of it keeps its generation).
+    pub entity: Option<Entity>,
+    /// The generation that failed.
+    pub generation: u32,
+    /// The step that failed.
+    pub stage: FailureStage,
+    /// What went wrong, from wasmtime, the loader or the guest.
+    pub cause: String,
+    /// When the guest did not return (a trap, an interrupt, a limit): the
+    /// kind of fault. `None` for load failures and errors a guest returned.
+    pub fault: Option<FaultKind>,
+}
+
+impl ModuleFailed {
+    /// The failure of one instance.
+    pub(crate) fn of_script(
+        script: &ScriptRef,
+        stage: FailureStage,
+        cause: String,
+        fault: Option<FaultKind>,
+    ) -> Self {
+        Self {
+            module: script.module,
+            path: script.path.clone(),
+            entity: Some(script.entity),
+            generation: script.generation,
+            stage,
+            cause,
+            fault,
+        }
+    }
+}
+
+impl fmt::Display for ModuleFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "module {} generation {}", self.path, self.generation)?;
+        if let Some(entity) = self.entity {
+            write!(f, " on {entity}")?;
+        }
+        write!(f, " failed at {}: {}", self.stage, self.cause)
+    }
+}
+
+/// An instance faulted [`FaultPolicy::max_faults`](crate::FaultPolicy::max_faults)
+/// times within the policy's window and stopped running: it stays visible
+/// in [`WasmRuntime`](crate::WasmRuntime) and starts again when its module
+/// changes or [`WasmRuntime::release`](crate::WasmRuntime::release) is
+/// called. Also logged as a warning.
+#[derive(Message, Clone, Debug)]
+pub struct ScriptQuarantined {
+    /// The script, at the generation that kept faulting.
+    pub script: ScriptRef,
+    /// The last fault.
+    pub fault: FaultKind,
+}
+
+/// An instance now runs a new generation of its module, with the state the
+/// old one saved.
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+pub struct ModuleReloaded {
+    /// The script, at the generation now running.
+    pub script: ScriptRef,
+}
+
+/// A guest wrote a log line, through the `log` interface or its stdout
+/// (`INFO`) / stderr (`WARN`). Also written to Bevy's log, target
+/// [`GUEST_LOG_TARGET`].
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+pub struct ModuleLogged {
+    /// The script that logged.
+    pub script: ScriptRef,
+    /// The line's level.
+    pub level: Level,
+    /// The line, at most 4096 bytes.
+    pub message: String,
+}
+
+/// A message a guest sent. Every other instance subscribed to the topic gets
+/// it too, in the next frame.
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+pub struct ModuleMessage {
+    /// The script that sent it.
+    pub from: ScriptRef,
+    /// The topic.
+    pub topic: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
 
 /// A message for scripts, from the game.
 ///
@@ -70,77 +248,6 @@ pub enum Recipient {
     Subscribers,
 }
 
-/// A message a guest sent. Every other instance subscribed to the topic gets
-/// it too, in the next frame.
-#[derive(Message, Clone, Debug, PartialEq, Eq)]
-pub struct ModuleMessage {
-    /// The entity whose instance sent it.
-    pub entity: Entity,
-    /// The sender's module.
-    pub module: AssetId<WasmModule>,
-    /// The sender's module path.
-    pub path: Arc<str>,
-    /// The topic.
-    pub topic: String,
-    /// The payload.
-    pub payload: Vec<u8>,
-}
-
-/// Why a message was refused.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MessageError {
-    /// The topic is empty.
-    #[error("a message topic must not be empty")]
-    EmptyTopic,
-    /// The topic is too long.
-    #[error("a message topic may be at most {max} bytes, this one is {len}")]
-    TopicTooLong {
-        /// The topic's length.
-        len: usize,
-        /// [`MAX_TOPIC_BYTES`].
-        max: u32,
-    },
-    /// The payload is too large.
-    #[error("a message payload may be at most {max} bytes, this one is {len}")]
-    PayloadTooLarge {
-        /// The payload's length.
-        len: usize,
-        /// [`MAX_PAYLOAD_BYTES`].
-        max: u32,
-    },
-    /// An instance subscribed to too many topics.
-    #[error("an instance may subscribe to at most {max} topics")]
-    TooManySubscriptions {
-        /// [`MAX_SUBSCRIPTIONS`].
-        max: u32,
-    },
-}
-
-pub(crate) fn check_topic(topic: &str) -> Result<(), MessageError> {
-    if topic.is_empty() {
-        return Err(MessageError::EmptyTopic);
-    }
-    if topic.len() > MAX_TOPIC_BYTES as usize {
-        return Err(MessageError::TopicTooLong {
-            len: topic.len(),
-            max: MAX_TOPIC_BYTES,
-        });
-    }
-    Ok(())
-}
-
-pub(crate) fn check_message(topic: &str, payload: &[u8]) -> Result<(), MessageError> {
-    check_topic(topic)?;
-    if payload.len() > MAX_PAYLOAD_BYTES as usize {
-        return Err(MessageError::PayloadTooLarge {
-            len: payload.len(),
-            max: MAX_PAYLOAD_BYTES,
-        });
-    }
-    Ok(())
-}
-
 /// Sends [`HostMessage`]s to scripts from any thread: a network thread, an
 /// async task, a file watcher callback.
 ///
@@ -170,23 +277,4 @@ pub(crate) struct ScriptReceiver(pub Receiver<HostMessage>);
 pub(crate) fn script_channel() -> (ScriptSender, ScriptReceiver) {
     let (sender, receiver) = crossbeam_channel::unbounded();
     (ScriptSender(sender), ScriptReceiver(receiver))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topics_and_payloads_are_bounded() {
-        assert_eq!(check_message("", b""), Err(MessageError::EmptyTopic));
-        assert!(matches!(
-            check_message(&"t".repeat(257), b""),
-            Err(MessageError::TopicTooLong { len: 257, max: 256 })
-        ));
-        assert!(check_message(&"t".repeat(256), &vec![0; 65_536]).is_ok());
-        assert!(matches!(
-            check_message("t", &vec![0; 65_537]),
-            Err(MessageError::PayloadTooLarge { len: 65_537, .. })
-        ));
-    }
 }

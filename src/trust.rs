@@ -54,7 +54,9 @@ pub struct KeyError(String);
 pub enum SignatureError {
     /// No `.sig` beside the module, where its source requires one.
     #[error(
-        "it is not signed, and modules from {source_name} must be: put its signature in `.wasm.sig`"
+        "it is not signed, and modules from {source_name} must be: put its signature in \
+         `.wasm.sig` (for local files in development builds of the game, \
+         `TrustPolicy::allow_unsigned_local(cfg!(debug_assertions))` allows unsigned ones)"
     )]
     Unsigned {
         /// The asset source, e.g. `the default source` or `source "mods"`.
@@ -94,11 +96,15 @@ pub enum Verified {
 
 /// Which keys are trusted and which sources must be signed.
 ///
-/// By default nothing is trusted; modules from the default asset source
-/// (local files) may be unsigned in debug builds and must be signed in
-/// release builds; modules from every named source (such as a remote one)
-/// must be signed. Set it on [`HotWasmPlugin`](crate::HotWasmPlugin);
-/// change it while the game runs through [`ModuleTrust`].
+/// By default nothing is trusted and every module must be signed, from
+/// local files and from named sources (such as a remote one) alike. A game
+/// lets its development builds load unsigned local files with
+/// [`allow_unsigned_local`](Self::allow_unsigned_local)`(cfg!(debug_assertions))`:
+/// written in the game's own code, `cfg!` follows the game's build profile
+/// (not this crate's, which a game may compile with other settings), so
+/// its release builds refuse unsigned modules. Set it on
+/// [`HotWasmPlugin`](crate::HotWasmPlugin); change it while the game runs
+/// through [`ModuleTrust`].
 #[derive(Clone, Debug)]
 pub struct TrustPolicy {
     keys: BTreeMap<String, TrustedKey>,
@@ -112,11 +118,7 @@ impl Default for TrustPolicy {
         Self {
             keys: BTreeMap::new(),
             embedded: BTreeSet::new(),
-            default_source: if cfg!(debug_assertions) {
-                Signatures::Optional
-            } else {
-                Signatures::Required
-            },
+            default_source: Signatures::Required,
             named_sources: BTreeMap::new(),
         }
     }
@@ -290,6 +292,20 @@ impl TrustPolicy {
     /// The trusted keys by id.
     pub fn keys(&self) -> impl Iterator<Item = (&str, &TrustedKey)> {
         self.keys.iter().map(|(id, key)| (id.as_str(), key))
+    }
+
+    /// Whether modules from the default asset source (local files) may be
+    /// unsigned; a signature that is there must still verify. Pass
+    /// `cfg!(debug_assertions)` from the game's code to allow it in the
+    /// game's development builds only. The same as
+    /// `with_signatures(AssetSourceId::Default, ..)`.
+    pub fn allow_unsigned_local(self, allow: bool) -> Self {
+        let rule = if allow {
+            Signatures::Optional
+        } else {
+            Signatures::Required
+        };
+        self.with_signatures(AssetSourceId::Default, rule)
     }
 
     /// Sets whether modules from `source` must be signed.

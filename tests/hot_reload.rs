@@ -1,5 +1,6 @@
-//! Hot reload through Bevy's real file watcher (`notify` underneath) in a
-//! temporary asset directory.
+//! Hot reload in a temporary asset directory: the first test end to end
+//! through Bevy's real file watcher (`notify` underneath), the others with a
+//! [`FakeWatcher`] that reports each save the moment the test makes it.
 
 mod common;
 
@@ -7,11 +8,11 @@ use bevy::prelude::*;
 use bevy_hotwasm::{FailureStage, ModuleFailed};
 use common::*;
 
-/// Overwrites `modules/counter.wasm` with `bytes` and waits for the runtime
-/// to act on it: a reload or a failure.
+/// Saves `bytes` over `modules/counter.wasm` and waits for the runtime to
+/// act on it: a reload or a failure.
 fn save_counter(app: &mut App, assets: &AssetDir, bytes: &[u8]) {
     let before = (seen(app).reloaded.len(), seen(app).failed.len());
-    assets.write("counter.wasm", bytes);
+    assets.save(app, "counter.wasm", bytes);
     update_until(app, "the runtime to act on the saved file", |app| {
         (seen(app).reloaded.len(), seen(app).failed.len()) != before
     });
@@ -26,7 +27,8 @@ fn saving_a_module_swaps_every_instance_and_keeps_their_state() {
         unreachable!()
     };
 
-    save_counter(&mut app, &assets, &rebuilt(&counter, 1));
+    // End to end: nothing tells the app but the file system.
+    assets.write("counter.wasm", &rebuilt(&counter, 1));
     update_until(&mut app, "both instances to reload", |app| {
         seen(app).reloaded.len() == 2
     });
@@ -34,7 +36,7 @@ fn saving_a_module_swaps_every_instance_and_keeps_their_state() {
     let reloaded: Vec<(Entity, u32)> = seen(&app)
         .reloaded
         .iter()
-        .map(|r| (r.entity, r.generation))
+        .map(|r| (r.script.entity, r.script.generation))
         .collect();
     assert_eq!(
         reloaded,
@@ -51,15 +53,14 @@ fn saving_a_module_swaps_every_instance_and_keeps_their_state() {
             .iter()
             .rev()
             .take(2)
-            .all(|line| line.generation == 2)
+            .all(|line| line.script.generation == 2)
     );
 }
 
 #[test]
 fn a_broken_update_leaves_the_old_generation_running() {
     let counter = guest_bytes("counter");
-    let (assets, mut app, entities) =
-        start_scripts("counter.wasm", &counter, 1, Some(TEST_DEBOUNCE));
+    let (assets, mut app, entities) = start_scripts_with_fake_watcher("counter.wasm", &counter, 1);
     let entity = entities[0];
 
     let broken: [(&str, Vec<u8>, FailureStage, Option<Entity>); 4] = [
@@ -107,7 +108,7 @@ fn a_broken_update_leaves_the_old_generation_running() {
 
     // Fixing the file brings the next generation, with the count of generation 1.
     save_counter(&mut app, &assets, &counter);
-    assert_eq!(seen(&app).reloaded.last().unwrap().generation, 6);
+    assert_eq!(seen(&app).reloaded.last().unwrap().script.generation, 6);
     assert_eq!(generation(&app, entity), Some(6));
     assert_eq!(seen(&app).lines_of(entity), ["starts=1", "starts=2"]);
     assert!(
@@ -122,7 +123,7 @@ fn a_broken_update_leaves_the_old_generation_running() {
 /// Starts `modules/counter.wasm` as `first`, then saves the counter guest
 /// over it, and returns the failure that reload reported.
 fn reload_onto_counter(first: Vec<u8>) -> (App, Entity, ModuleFailed) {
-    let (assets, mut app, entities) = start_scripts("counter.wasm", &first, 1, Some(TEST_DEBOUNCE));
+    let (assets, mut app, entities) = start_scripts_with_fake_watcher("counter.wasm", &first, 1);
     let entity = entities[0];
     save_counter(&mut app, &assets, &guest_bytes("counter"));
     let failure = seen(&app)

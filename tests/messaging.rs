@@ -58,7 +58,7 @@ fn messages_from_a_system_a_thread_and_a_module_each_arrive_once_in_order() {
     let sent: Vec<(Entity, &str, &[u8])> = seen(&app)
         .sent
         .iter()
-        .map(|m| (m.entity, m.topic.as_str(), m.payload.as_slice()))
+        .map(|m| (m.from.entity, m.topic.as_str(), m.payload.as_slice()))
         .collect();
     assert_eq!(
         sent,
@@ -134,11 +134,11 @@ fn messages_queued_for_an_instance_reach_its_next_generation() {
     let pings: Vec<&ModuleLogged> = seen(&app)
         .logged
         .iter()
-        .filter(|line| line.entity == echo)
+        .filter(|line| line.script.entity == echo)
         .skip(pings_so_far)
         .collect();
     assert_eq!(pings.len(), 1, "{pings:?}");
-    assert_eq!(pings[0].generation, 2);
+    assert_eq!(pings[0].script.generation, 2);
     assert!(pings[0].message.ends_with("from ticker"), "{pings:?}");
 }
 

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use bevy::prelude::*;
-use bevy_hotwasm::ed25519::SigningKey;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{
     FailureStage, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
@@ -16,6 +15,7 @@ use bevy_hotwasm::{
 };
 use common::http::{TestServer, dead_url, stalled_url};
 use common::*;
+use ed25519_dalek::SigningKey;
 
 const POLL: Duration = Duration::from_millis(50);
 const COUNTER: &str = "remote://counter.wasm";

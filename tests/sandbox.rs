@@ -97,7 +97,7 @@ fn a_looping_handler_is_interrupted_restarted_then_quarantined() {
     let quarantine = &app.world().resource::<Quarantined>().0;
     assert_eq!(quarantine.len(), 1);
     assert_eq!(
-        (quarantine[0].entity, &quarantine[0].fault),
+        (quarantine[0].script.entity, &quarantine[0].fault),
         (bad, &FaultKind::OutOfCpu)
     );
 

@@ -6,10 +6,10 @@ mod common;
 
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
-use bevy_hotwasm::ed25519::SigningKey;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{FailureStage, SignatureError, Signatures, sign_module};
 use common::*;
+use ed25519_dalek::SigningKey;
 
 fn signing_key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
@@ -27,12 +27,20 @@ fn signed_app(assets: &AssetDir, keys: &[(&str, &SigningKey)]) -> App {
         trust = trust.with_key(*id, trusted(key));
     }
     let plugin = HotWasmPlugin { trust, ..default() };
-    app_with(assets, Some(TEST_DEBOUNCE), plugin, |_| {})
+    app_with_fake_watcher(assets, plugin)
 }
 
+/// Writes `module` and its signature by `key`, before the app starts.
 fn write_signed(assets: &AssetDir, module: &[u8], key: &SigningKey) {
     assets.write("counter.wasm.sig", sign_module(key, module).as_bytes());
     assets.write("counter.wasm", module);
+}
+
+/// Saves `module` and its signature by `key` while the app runs: one
+/// update, both changes reported before the next frame.
+fn save_signed(app: &App, assets: &AssetDir, module: &[u8], key: &SigningKey) {
+    assets.save(app, "counter.wasm.sig", sign_module(key, module).as_bytes());
+    assets.save(app, "counter.wasm", module);
 }
 
 fn start(app: &mut App) -> Entity {
@@ -76,7 +84,7 @@ fn a_tampered_update_never_replaces_the_trusted_module() {
     assert_eq!(generation(&app, entity), Some(1));
 
     // New bytes, old signature: refused, generation 1 keeps running.
-    assets.write("counter.wasm", &rebuilt(&original, 1));
+    assets.save(&app, "counter.wasm", &rebuilt(&original, 1));
     update_until(&mut app, "the refusal", |app| !seen(app).refused.is_empty());
     let tampered = SignatureError::BadSignature {
         key_id: Some("release".into()),
@@ -87,7 +95,8 @@ fn a_tampered_update_never_replaces_the_trusted_module() {
 
     // Its signature arrives: the signature file is a dependency, so the
     // module reloads.
-    assets.write(
+    assets.save(
+        &app,
         "counter.wasm.sig",
         sign_module(&key, &rebuilt(&original, 1)).as_bytes(),
     );
@@ -107,17 +116,12 @@ fn keys_rotate_and_a_revoked_key_is_refused() {
     let entity = start(&mut app);
     assert_eq!(generation(&app, entity), Some(1));
 
-    write_signed(&assets, &rebuilt(&original, 1), &new);
+    save_signed(&app, &assets, &rebuilt(&original, 1), &new);
     update_until(&mut app, "the update signed with the new key", |app| {
         generation(app, entity) == Some(2)
     });
-
-    // Let the file watcher's late events for that save arrive first: the
-    // refusal below must be the only change in flight.
-    for _ in 0..40 {
-        app.update();
-        std::thread::sleep(TEST_DEBOUNCE / 10);
-    }
+    // One save, one reload: the refusal below is the only change after it.
+    run_frames(&mut app, 5);
     assert_eq!(generation(&app, entity), Some(2));
 
     // Revoke the old key while the game runs.
@@ -125,7 +129,7 @@ fn keys_rotate_and_a_revoked_key_is_refused() {
         .resource::<ModuleTrust>()
         .write()
         .remove_key("2025");
-    write_signed(&assets, &rebuilt(&original, 2), &old);
+    save_signed(&app, &assets, &rebuilt(&original, 2), &old);
     update_until(&mut app, "the refusal", |app| !seen(app).refused.is_empty());
     let revoked = SignatureError::UnknownKey {
         fingerprint: trusted(&old).fingerprint(),

@@ -1,76 +1,34 @@
 //! `hotwasm:script/ecs`: the game's world, lent to the instance for the
 //! length of each call, read and written through `bevy_reflect`.
+//!
+//! Entities that hold a resource (Bevy 0.19 keeps each resource on an
+//! entity of its own) are protected: a guest that despawned one, or
+//! changed its components, could make the game's next `Res` access panic.
 
-use std::any::TypeId;
-
-use bevy::ecs::reflect::{ReflectComponent, ReflectResource};
+use bevy::ecs::resource::IsResource;
 use bevy::prelude::*;
-use bevy::reflect::serde::TypedReflectDeserializer;
-use bevy::reflect::{ParsedPath, PartialReflect, TypeRegistration, TypeRegistry};
-use serde::de::DeserializeSeed;
+use bevy::reflect::{ParsedPath, PartialReflect, TypeRegistry};
 
 use super::HostState;
 use super::bindings::hotwasm::script::ecs::{Error, Host, QueryPage, QueryRow};
-use crate::ecs_changes::reflect_to_json;
-use crate::sandbox::HostWork;
-
-fn registration<'r>(
-    registry: &'r TypeRegistry,
-    type_path: &str,
-) -> Result<&'r TypeRegistration, Error> {
-    registry
-        .get_with_type_path(type_path)
-        .ok_or_else(|| Error::UnknownType(type_path.to_owned()))
-}
-
-fn component<'r>(
-    registry: &'r TypeRegistry,
-    type_path: &str,
-) -> Result<(TypeId, &'r ReflectComponent), Error> {
-    let registration = registration(registry, type_path)?;
-    match registration.data::<ReflectComponent>() {
-        Some(reflect) if registration.data::<ReflectResource>().is_none() => {
-            Ok((registration.type_id(), reflect))
-        }
-        _ => Err(Error::UnsupportedType(format!(
-            "{type_path} is not a component: derive Component and add #[reflect(Component)]"
-        ))),
-    }
-}
+use super::quota::HostWork;
+use super::reflect::{ReflectError, Registered, TypeKind, lookup, resource_entity, to_json};
 
 /// How many rows one `query` page holds.
 pub const QUERY_PAGE_ROWS: usize = 1000;
 
-/// `json` as a value of the type registered under `type_path`.
-fn from_json(
-    registry: &TypeRegistry,
-    type_path: &str,
-    json: &[u8],
-) -> Result<Box<dyn PartialReflect>, Error> {
-    let registration = registration(registry, type_path)?;
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    TypedReflectDeserializer::new(registration, registry)
-        .deserialize(&mut deserializer)
-        .map_err(|error| Error::InvalidJson(format!("{type_path}: {error}")))
-}
-
-fn resource(registry: &TypeRegistry, type_path: &str) -> Result<(TypeId, ReflectComponent), Error> {
-    let registration = registration(registry, type_path)?;
-    match (
-        registration.data::<ReflectResource>(),
-        registration.data::<ReflectComponent>(),
-    ) {
-        (Some(_), Some(reflect)) => Ok((registration.type_id(), reflect.clone())),
-        _ => Err(Error::UnsupportedType(format!(
-            "{type_path} is not a resource: derive Resource and add #[reflect(Resource)]"
-        ))),
+impl From<ReflectError> for Error {
+    fn from(error: ReflectError) -> Self {
+        match error {
+            ReflectError::UnknownType(message) => Error::UnknownType(message),
+            ReflectError::UnsupportedType(message) => Error::UnsupportedType(message),
+            ReflectError::InvalidJson(message) => Error::InvalidJson(message),
+        }
     }
 }
 
-/// The entity holding the resource `type_id`, if it is in the world.
-fn resource_entity(world: &World, type_id: TypeId) -> Option<Entity> {
-    let component_id = world.components().get_valid_id(type_id)?;
-    world.resource_entities().get(component_id)
+fn component<'r>(registry: &'r TypeRegistry, type_path: &str) -> Result<Registered<'r>, Error> {
+    Ok(lookup(registry, type_path, TypeKind::Component)?)
 }
 
 fn entity(world: &World, bits: u64) -> Result<Entity, Error> {
@@ -79,8 +37,29 @@ fn entity(world: &World, bits: u64) -> Result<Entity, Error> {
         .ok_or(Error::NoSuchEntity(bits))
 }
 
-fn json(value: &dyn Reflect, registry: &TypeRegistry) -> Result<Vec<u8>, Error> {
-    reflect_to_json(value, registry).map_err(|error| Error::UnsupportedType(error.to_string()))
+/// Refuses `root` when it, or (for a despawn) one of its descendants,
+/// holds a resource.
+fn check_unprotected(world: &World, root: Entity, with_descendants: bool) -> Result<(), Error> {
+    let mut pending = vec![root];
+    while let Some(entity) = pending.pop() {
+        let Ok(entity_ref) = world.get_entity(entity) else {
+            continue;
+        };
+        if entity_ref.contains::<IsResource>() {
+            let which = if entity == root {
+                root.to_string()
+            } else {
+                format!("{entity}, a descendant of {root},")
+            };
+            return Err(Error::Protected(format!(
+                "{which} holds a resource: guests may not despawn it or change its components"
+            )));
+        }
+        if with_descendants && let Some(children) = entity_ref.get::<Children>() {
+            pending.extend(children.iter());
+        }
+    }
+    Ok(())
 }
 
 /// A reflected number as `f64`, whatever its primitive type.
@@ -109,13 +88,13 @@ impl Host for HostState {
     fn get_component(&mut self, bits: u64, type_path: String) -> Result<Vec<u8>, Error> {
         let registry = self.registry.clone();
         let registry = registry.read();
-        let (type_id, _) = component(&registry, &type_path)?;
+        let component = component(&registry, &type_path)?;
         let world = self.world()?;
         let entity = entity(world, bits)?;
         let value = world
-            .get_reflect(entity, type_id)
+            .get_reflect(entity, component.type_id)
             .map_err(|_| Error::Missing(format!("{entity} has no {type_path}")))?;
-        json(value, &registry)
+        Ok(to_json(value, &registry)?)
     }
 
     fn set_component(&mut self, bits: u64, type_path: String, json: Vec<u8>) -> Result<(), Error> {
@@ -124,23 +103,26 @@ impl Host for HostState {
             .map_err(Error::CallLimit)?;
         let registry = self.registry.clone();
         let registry = registry.read();
-        let (_, reflect_component) = component(&registry, &type_path)?;
-        let value = from_json(&registry, &type_path, &json)?;
+        let component = component(&registry, &type_path)?;
         let world = self.world()?;
         let entity = entity(world, bits)?;
-        reflect_component.insert(&mut world.entity_mut(entity), &*value, &registry);
+        check_unprotected(world, entity, false)?;
+        let value = component.from_json(&registry, world, &json)?;
+        component
+            .reflect_component
+            .insert(&mut world.entity_mut(entity), &*value, &registry);
         Ok(())
     }
 
     fn get_resource(&mut self, type_path: String) -> Result<Vec<u8>, Error> {
         let registry = self.registry.clone();
         let registry = registry.read();
-        let (type_id, _) = resource(&registry, &type_path)?;
+        let resource = lookup(&registry, &type_path, TypeKind::Resource)?;
         let world = self.world()?;
-        let value = resource_entity(world, type_id)
-            .and_then(|entity| world.get_reflect(entity, type_id).ok())
+        let value = resource_entity(world, resource.type_id)
+            .and_then(|entity| world.get_reflect(entity, resource.type_id).ok())
             .ok_or_else(|| Error::Missing(format!("no {type_path} resource")))?;
-        json(value, &registry)
+        Ok(to_json(value, &registry)?)
     }
 
     fn set_resource(&mut self, type_path: String, json: Vec<u8>) -> Result<(), Error> {
@@ -149,15 +131,17 @@ impl Host for HostState {
             .map_err(Error::CallLimit)?;
         let registry = self.registry.clone();
         let registry = registry.read();
-        let (type_id, reflect_component) = resource(&registry, &type_path)?;
-        let value = from_json(&registry, &type_path, &json)?;
+        let resource = lookup(&registry, &type_path, TypeKind::Resource)?;
         let world = self.world()?;
+        let value = resource.from_json(&registry, world, &json)?;
         // A resource is a component on an entity of its own (Bevy 0.19).
-        let mut holder = match resource_entity(world, type_id) {
+        let mut holder = match resource_entity(world, resource.type_id) {
             Some(entity) => world.entity_mut(entity),
             None => world.spawn_empty(),
         };
-        reflect_component.insert(&mut holder, &*value, &registry);
+        resource
+            .reflect_component
+            .insert(&mut holder, &*value, &registry);
         Ok(())
     }
 
@@ -168,14 +152,16 @@ impl Host for HostState {
             .map_err(Error::CallLimit)?;
         let registry = self.registry.clone();
         let registry = registry.read();
+        let world = self.world()?;
         let values = components
             .iter()
             .map(|(type_path, json)| {
-                let (_, reflect_component) = component(&registry, type_path)?;
-                Ok((reflect_component, from_json(&registry, type_path, json)?))
+                let component = component(&registry, type_path)?;
+                let value = component.from_json(&registry, world, json)?;
+                Ok((component.reflect_component, value))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let mut spawned = self.world()?.spawn_empty();
+        let mut spawned = world.spawn_empty();
         for (reflect_component, value) in values {
             reflect_component.insert(&mut spawned, &*value, &registry);
         }
@@ -185,6 +171,7 @@ impl Host for HostState {
     fn despawn(&mut self, bits: u64) -> Result<(), Error> {
         let world = self.world()?;
         let entity = entity(world, bits)?;
+        check_unprotected(world, entity, true)?;
         world.despawn(entity);
         Ok(())
     }
@@ -192,7 +179,7 @@ impl Host for HostState {
     fn query_field(&mut self, type_path: String, field: String) -> Result<Vec<(u64, f64)>, Error> {
         let registry = self.registry.clone();
         let registry = registry.read();
-        let (type_id, _) = component(&registry, &type_path)?;
+        let type_id = component(&registry, &type_path)?.type_id;
         let path = ParsedPath::parse(&field)
             .map_err(|error| Error::InvalidField(format!("{field}: {error}")))?;
         let world = self.world()?;
@@ -230,7 +217,7 @@ impl Host for HostState {
         let type_ids = |paths: &[String]| {
             paths
                 .iter()
-                .map(|path| component(&registry, path).map(|(type_id, _)| type_id))
+                .map(|path| component(&registry, path).map(|component| component.type_id))
                 .collect::<Result<Vec<_>, Error>>()
         };
         let (having, read) = (type_ids(&having)?, type_ids(&read)?);
@@ -262,9 +249,9 @@ impl Host for HostState {
                     let value = world
                         .get_reflect(entity, type_id)
                         .map_err(|error| Error::UnsupportedType(format!("{entity}: {error}")))?;
-                    json(value, &registry)
+                    Ok(to_json(value, &registry)?)
                 })
-                .collect::<Result<_, _>>()?;
+                .collect::<Result<_, Error>>()?;
             rows.push(QueryRow {
                 entity: entity.to_bits(),
                 values,
@@ -272,5 +259,80 @@ impl Host for HostState {
         }
         let next = entities.next().map(|_| cursor + rows.len() as u64);
         Ok(QueryPage { rows, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fuzz::host;
+    use crate::kv::KvStore;
+
+    /// A component `ReflectComponent::insert` cannot build: no `FromReflect`,
+    /// no `Default`, no `FromWorld`.
+    #[derive(Component, Reflect)]
+    #[reflect(Component, from_reflect = false)]
+    struct Opaque {
+        level: u32,
+    }
+
+    const OPAQUE: &str = "bevy_hotwasm::host::ecs::tests::Opaque";
+
+    fn world(host: &mut HostState) -> &mut World {
+        host.world.as_mut().expect("lent")
+    }
+
+    #[test]
+    fn resource_entities_cannot_be_despawned_or_changed() {
+        let mut host = host();
+        let holder = resource_entity(world(&mut host), std::any::TypeId::of::<KvStore>())
+            .expect("the store is a resource");
+        let bits = holder.to_bits();
+        let refused = Host::despawn(&mut host, bits).unwrap_err();
+        assert!(
+            matches!(&refused, Error::Protected(message) if message.contains("holds a resource")),
+            "{refused:?}"
+        );
+        let health = r#"{"hp":1,"name":"x"}"#.as_bytes().to_vec();
+        let type_path = "bevy_hotwasm::host::fuzz::Health".to_owned();
+        assert!(matches!(
+            Host::set_component(&mut host, bits, type_path, health),
+            Err(Error::Protected(_))
+        ));
+        // A parent whose child holds a resource is protected as a whole.
+        let parent = world(&mut host).spawn_empty().id();
+        world(&mut host).entity_mut(holder).insert(ChildOf(parent));
+        assert!(matches!(
+            Host::despawn(&mut host, parent.to_bits()),
+            Err(Error::Protected(message)) if message.contains("descendant")
+        ));
+        assert!(world(&mut host).contains_resource::<KvStore>());
+        assert!(world(&mut host).get_entity(parent).is_ok());
+    }
+
+    #[test]
+    fn a_type_that_cannot_be_built_from_json_is_refused_not_inserted() {
+        let mut host = host();
+        host.registry.write().register::<Opaque>();
+        let entity = world(&mut host).spawn_empty().id();
+        let json = br#"{"level":3}"#.to_vec();
+        let refused =
+            Host::set_component(&mut host, entity.to_bits(), OPAQUE.to_owned(), json.clone())
+                .unwrap_err();
+        assert!(
+            matches!(&refused, Error::UnsupportedType(message) if message.contains("FromReflect")),
+            "{refused:?}"
+        );
+        let entities = world(&mut host).entities().len();
+        assert!(matches!(
+            Host::spawn(&mut host, vec![(OPAQUE.to_owned(), json)]),
+            Err(Error::UnsupportedType(_))
+        ));
+        assert_eq!(
+            world(&mut host).entities().len(),
+            entities,
+            "spawned nothing"
+        );
+        assert!(world(&mut host).get::<Opaque>(entity).is_none());
     }
 }

@@ -11,9 +11,10 @@ use wasmtime::component::Resource;
 
 use super::bindings::hotwasm::script::{ecs, messaging, scheduler, watch};
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::quota::{CallQuota, Limiter};
 use super::{GuestOutput, HostState, InstanceIdentity};
 use crate::kv::KvStore;
-use crate::sandbox::{CallQuota, GuestLimits, HostQuotas, Limiter};
+use crate::sandbox::{GuestLimits, HostQuotas};
 
 #[derive(Component, Reflect, Default)]
 #[reflect(Component)]
@@ -25,7 +26,7 @@ struct Health {
 const HEALTH: &str = "bevy_hotwasm::host::fuzz::Health";
 
 /// A host state with a world lent to it, as during a guest call.
-fn host() -> HostState {
+pub(super) fn host() -> HostState {
     let registry = AppTypeRegistry::default();
     registry.write().register::<Health>();
     let mut world = World::new();
@@ -37,7 +38,6 @@ fn host() -> HostState {
     });
     let identity = InstanceIdentity {
         entity: world.spawn_empty().id(),
-        module: AssetId::default(),
         generation: 1,
         module_path: "fuzz.wasm".into(),
     };

@@ -14,8 +14,8 @@ use super::HostState;
 use super::bindings::wasi::keyvalue::atomics::{self, CasError};
 use super::bindings::wasi::keyvalue::batch;
 use super::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
+use super::quota::HostWork;
 use crate::kv::{self, KvError, KvOrigin, KvStore};
-use crate::sandbox::HostWork;
 
 /// What a `bucket` handle holds.
 pub struct KvBucket {
@@ -91,6 +91,7 @@ impl store::HostBucket for HostState {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), Error> {
+        self.kv_write(key.len() + value.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
             store.set_as(origin, name, &key, &value)
         })

@@ -1,11 +1,75 @@
-//! `hotwasm:script/messaging`: what an instance sends and subscribes to.
+//! `hotwasm:script/messaging`: what an instance sends and subscribes to,
+//! and the limits every message obeys, from a guest or from the game.
 
 use std::collections::HashSet;
 
+use thiserror::Error;
+
 use super::HostState;
-use super::bindings::hotwasm::script::messaging::{Error, Host};
-use crate::messages::{MAX_SUBSCRIPTIONS, MessageError, check_message, check_topic};
-use crate::sandbox::HostWork;
+use super::bindings::hotwasm::script::messaging::{Error as WitError, Host};
+use super::quota::HostWork;
+
+/// The longest topic, in bytes.
+pub const MAX_TOPIC_BYTES: u32 = 256;
+/// The largest payload, in bytes.
+pub const MAX_PAYLOAD_BYTES: u32 = 64 * 1024;
+/// The most topics one instance may subscribe to.
+pub const MAX_SUBSCRIPTIONS: u32 = 256;
+
+/// Why a message was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The topic is empty.
+    #[error("a message topic must not be empty")]
+    EmptyTopic,
+    /// The topic is too long.
+    #[error("a message topic may be at most {max} bytes, this one is {len}")]
+    TopicTooLong {
+        /// The topic's length.
+        len: usize,
+        /// [`MAX_TOPIC_BYTES`].
+        max: u32,
+    },
+    /// The payload is too large.
+    #[error("a message payload may be at most {max} bytes, this one is {len}")]
+    PayloadTooLarge {
+        /// The payload's length.
+        len: usize,
+        /// [`MAX_PAYLOAD_BYTES`].
+        max: u32,
+    },
+    /// An instance subscribed to too many topics.
+    #[error("an instance may subscribe to at most {max} topics")]
+    TooManySubscriptions {
+        /// [`MAX_SUBSCRIPTIONS`].
+        max: u32,
+    },
+}
+
+pub(crate) fn check_topic(topic: &str) -> Result<(), MessageError> {
+    if topic.is_empty() {
+        return Err(MessageError::EmptyTopic);
+    }
+    if topic.len() > MAX_TOPIC_BYTES as usize {
+        return Err(MessageError::TopicTooLong {
+            len: topic.len(),
+            max: MAX_TOPIC_BYTES,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_message(topic: &str, payload: &[u8]) -> Result<(), MessageError> {
+    check_topic(topic)?;
+    if payload.len() > MAX_PAYLOAD_BYTES as usize {
+        return Err(MessageError::PayloadTooLarge {
+            len: payload.len(),
+            max: MAX_PAYLOAD_BYTES,
+        });
+    }
+    Ok(())
+}
 
 /// An instance's subscriptions and the messages it sent during a call.
 #[derive(Default)]
@@ -20,28 +84,28 @@ impl Mailbox {
     }
 }
 
-impl From<MessageError> for Error {
+impl From<MessageError> for WitError {
     fn from(error: MessageError) -> Self {
         match error {
-            MessageError::EmptyTopic => Error::EmptyTopic,
-            MessageError::TopicTooLong { max, .. } => Error::TopicTooLong(max),
-            MessageError::PayloadTooLarge { max, .. } => Error::PayloadTooLarge(max),
-            MessageError::TooManySubscriptions { max } => Error::TooManySubscriptions(max),
+            MessageError::EmptyTopic => WitError::EmptyTopic,
+            MessageError::TopicTooLong { max, .. } => WitError::TopicTooLong(max),
+            MessageError::PayloadTooLarge { max, .. } => WitError::PayloadTooLarge(max),
+            MessageError::TooManySubscriptions { max } => WitError::TooManySubscriptions(max),
         }
     }
 }
 
 impl Host for HostState {
-    fn send(&mut self, topic: String, payload: Vec<u8>) -> Result<(), Error> {
+    fn send(&mut self, topic: String, payload: Vec<u8>) -> Result<(), WitError> {
         check_message(&topic, &payload)?;
         self.quota
             .take(HostWork::Message, topic.len() + payload.len())
-            .map_err(Error::CallLimit)?;
+            .map_err(WitError::CallLimit)?;
         self.mailbox.sent.push((topic, payload));
         Ok(())
     }
 
-    fn subscribe(&mut self, topic: String) -> Result<(), Error> {
+    fn subscribe(&mut self, topic: String) -> Result<(), WitError> {
         check_topic(&topic)?;
         let subscriptions = &mut self.mailbox.subscriptions;
         if !subscriptions.contains(&topic) && subscriptions.len() >= MAX_SUBSCRIPTIONS as usize {
@@ -54,9 +118,28 @@ impl Host for HostState {
         Ok(())
     }
 
-    fn unsubscribe(&mut self, topic: String) -> Result<(), Error> {
+    fn unsubscribe(&mut self, topic: String) -> Result<(), WitError> {
         check_topic(&topic)?;
         self.mailbox.subscriptions.remove(&topic);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_and_payloads_are_bounded() {
+        assert_eq!(check_message("", b""), Err(MessageError::EmptyTopic));
+        assert!(matches!(
+            check_message(&"t".repeat(257), b""),
+            Err(MessageError::TopicTooLong { len: 257, max: 256 })
+        ));
+        assert!(check_message(&"t".repeat(256), &vec![0; 65_536]).is_ok());
+        assert!(matches!(
+            check_message("t", &vec![0; 65_537]),
+            Err(MessageError::PayloadTooLarge { len: 65_537, .. })
+        ));
     }
 }

@@ -10,6 +10,8 @@ mod instance;
 mod keyvalue;
 mod log;
 mod messaging;
+mod quota;
+mod reflect;
 mod scheduler;
 mod stdio;
 mod types;
@@ -18,20 +20,22 @@ mod watch;
 use std::sync::Arc;
 
 use bevy::ecs::reflect::AppTypeRegistry;
-use bevy::prelude::{AssetId, Entity, World};
+use bevy::prelude::{Entity, World};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub(crate) use self::log::GuestLine;
 use self::messaging::Mailbox;
+pub(crate) use self::messaging::check_message;
+pub use self::messaging::{MAX_PAYLOAD_BYTES, MAX_SUBSCRIPTIONS, MAX_TOPIC_BYTES, MessageError};
+pub(crate) use self::quota::{CallQuota, Limiter};
+pub(crate) use self::reflect::event_json;
 pub use self::scheduler::MAX_TASKS;
 use self::scheduler::TaskQueue;
 pub(crate) use self::stdio::GuestOutput;
 use self::stdio::{GuestStdio, StdioStream};
 pub use self::watch::MAX_WATCHES;
 pub(crate) use self::watch::{Watches, selected_by};
-use crate::asset::WasmModule;
-use crate::sandbox::{CallQuota, Limiter};
 pub(crate) use bindings::hotwasm::script::watch::ComponentChanges;
 
 mod bindings {
@@ -58,7 +62,6 @@ pub(crate) const REQUIRED_EXPORTS: [&str; 4] =
 #[derive(Clone, Debug)]
 pub(crate) struct InstanceIdentity {
     pub entity: Entity,
-    pub module: AssetId<WasmModule>,
     pub generation: u32,
     pub module_path: Arc<str>,
 }

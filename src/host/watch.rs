@@ -4,13 +4,13 @@
 use std::any::TypeId;
 use std::collections::BTreeMap;
 
-use bevy::ecs::reflect::{AppTypeRegistry, ReflectComponent, ReflectResource};
+use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::Entity;
-use bevy::reflect::{ReflectSerialize, TypeInfo};
 
 use super::HostState;
 use super::bindings::hotwasm::script::types::ChangeKind;
 use super::bindings::hotwasm::script::watch::{ComponentChanges, Error, Host};
+use super::reflect::{ReflectError, TypeKind, lookup};
 use crate::kv::{self, KvChanged, KvOrigin};
 
 /// The most watches one instance may hold.
@@ -139,49 +139,27 @@ pub(crate) fn selected_by(kind: ChangeKind) -> ComponentChanges {
     }
 }
 
-/// Whether a type kind can always be turned into JSON by reflection; opaque
-/// types need their own `Serialize` registered.
-fn serializable(registration: &bevy::reflect::TypeRegistration) -> bool {
-    !matches!(registration.type_info(), TypeInfo::Opaque(_))
-        || registration.data::<ReflectSerialize>().is_some()
+impl From<ReflectError> for Error {
+    fn from(error: ReflectError) -> Self {
+        match error {
+            ReflectError::UnknownType(message) => Error::UnknownType(message),
+            ReflectError::UnsupportedType(message) | ReflectError::InvalidJson(message) => {
+                Error::UnsupportedType(message)
+            }
+        }
+    }
 }
 
-enum TypeKind {
-    Component,
-    Resource,
-}
-
-/// Looks `type_path` up in the game's type registry and checks it is a
-/// serializable type of the wanted kind.
-fn registered_type(
+/// The registered, serializable type of `kind` under `type_path`.
+fn watched_type(
     registry: &AppTypeRegistry,
     type_path: &str,
     kind: TypeKind,
 ) -> Result<TypeId, Error> {
     let registry = registry.read();
-    let registration = registry
-        .get_with_type_path(type_path)
-        .ok_or_else(|| Error::UnknownType(type_path.to_owned()))?;
-    let is_resource = registration.data::<ReflectResource>().is_some();
-    match kind {
-        TypeKind::Component if is_resource || registration.data::<ReflectComponent>().is_none() => {
-            return Err(Error::UnsupportedType(format!(
-                "{type_path} is not a component: derive Component and add #[reflect(Component)]"
-            )));
-        }
-        TypeKind::Resource if !is_resource => {
-            return Err(Error::UnsupportedType(format!(
-                "{type_path} is not a resource: derive Resource and add #[reflect(Resource)]"
-            )));
-        }
-        _ => {}
-    }
-    if !serializable(registration) {
-        return Err(Error::UnsupportedType(format!(
-            "{type_path} cannot be turned into JSON: add #[reflect(Serialize)]"
-        )));
-    }
-    Ok(registration.type_id())
+    let registered = lookup(&registry, type_path, kind)?;
+    registered.check_serializable()?;
+    Ok(registered.type_id)
 }
 
 impl Host for HostState {
@@ -190,7 +168,7 @@ impl Host for HostState {
         type_path: String,
         changes: ComponentChanges,
     ) -> Result<u64, Error> {
-        let type_id = registered_type(&self.registry, &type_path, TypeKind::Component)?;
+        let type_id = watched_type(&self.registry, &type_path, TypeKind::Component)?;
         let id = self.watches.next_id()?;
         let watch = TypeWatch { type_id, changes };
         self.watches.components.insert(id, watch);
@@ -198,7 +176,7 @@ impl Host for HostState {
     }
 
     fn watch_resource(&mut self, type_path: String) -> Result<u64, Error> {
-        let type_id = registered_type(&self.registry, &type_path, TypeKind::Resource)?;
+        let type_id = watched_type(&self.registry, &type_path, TypeKind::Resource)?;
         let id = self.watches.next_id()?;
         let watch = TypeWatch {
             type_id,

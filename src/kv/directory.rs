@@ -11,8 +11,8 @@ use crossbeam_channel::Receiver;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::{Backend, KvChanged, KvError, KvOrigin};
-use crate::asset::content_hash;
-use crate::durable::replace_file;
+use crate::files::content_hash;
+use crate::files::replace_file;
 
 /// Temporary files start with this; encoded keys never do (`.` is encoded).
 const TEMP_PREFIX: char = '.';

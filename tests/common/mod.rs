@@ -1,13 +1,15 @@
 //! Helpers shared by the integration tests: a headless app over a temporary
-//! asset directory, message collection, bounded update loops and inline-WAT
-//! script components.
+//! asset directory (watched by Bevy's file watcher or by a [`FakeWatcher`]),
+//! message collection, bounded update loops and inline-WAT script components.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod http;
+mod watcher;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use bevy::asset::io::AssetSourceId;
 use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
@@ -16,6 +18,8 @@ use bevy::time::TimeUpdateStrategy;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{SignatureError, Signatures, WasmModuleLoaderError};
 use tempfile::TempDir;
+
+pub use watcher::FakeWatcher;
 
 /// The committed build of a guest under `guests/`.
 pub fn guest_bytes(name: &str) -> Vec<u8> {
@@ -52,11 +56,24 @@ impl AssetDir {
         self.dir.path()
     }
 
+    fn path_string(&self) -> String {
+        self.path().to_string_lossy().into_owned()
+    }
+
     /// Writes `modules/<file>` in place, as `cp` or a linker would.
     pub fn write(&self, file: &str, bytes: &[u8]) -> PathBuf {
         let path = self.dir.path().join("modules").join(file);
         std::fs::write(&path, bytes).unwrap();
         path
+    }
+
+    /// Writes `modules/<file>` and reports the change through `app`'s
+    /// [`FakeWatcher`], as Bevy's file watcher would after a save.
+    pub fn save(&self, app: &App, file: &str, bytes: &[u8]) {
+        self.write(file, bytes);
+        app.world()
+            .resource::<FakeWatcher>()
+            .modified(format!("modules/{file}"));
     }
 }
 
@@ -91,7 +108,7 @@ impl Seen {
     pub fn lines_of(&self, entity: Entity) -> Vec<&str> {
         self.logged
             .iter()
-            .filter(|line| line.entity == entity)
+            .filter(|line| line.script.entity == entity)
             .map(|line| line.message.as_str())
             .collect()
     }
@@ -151,20 +168,43 @@ pub fn app_with(
     plugin: HotWasmPlugin,
     register_sources: impl FnOnce(&mut App),
 ) -> App {
-    let file_path = assets.path().to_string_lossy().into_owned();
     let mut app = App::new();
     register_sources(&mut app);
     if let Some(debounce) = watch_debounce {
         app.register_asset_source(
             AssetSourceId::Default,
-            bevy_hotwasm::file_source_with_debounce(&file_path, debounce),
+            bevy_hotwasm::file_source_with_debounce(&assets.path_string(), debounce),
         );
     }
+    add_test_plugins(&mut app, assets, watch_debounce.is_some(), plugin);
+    app
+}
+
+/// Like [`app`] with `plugin`'s settings, whose assets change only when a
+/// test says so: [`AssetDir::save`], or the app's [`FakeWatcher`] resource.
+pub fn app_with_fake_watcher(assets: &AssetDir, plugin: HotWasmPlugin) -> App {
+    let (watcher_sender, watcher_receiver) = mpsc::channel();
+    let mut app = App::new();
+    app.register_asset_source(
+        AssetSourceId::Default,
+        watcher::fake_watched_source(assets.path_string(), watcher_sender),
+    );
+    add_test_plugins(&mut app, assets, true, plugin);
+    let fake_watcher = watcher_receiver
+        .try_recv()
+        .expect("AssetPlugin started the fake watcher");
+    app.insert_resource(fake_watcher);
+    app
+}
+
+/// The plugins, resources and systems every test app has, over `assets`
+/// (watched by the default source's watcher if `watch`).
+fn add_test_plugins(app: &mut App, assets: &AssetDir, watch: bool, plugin: HotWasmPlugin) {
     app.add_plugins((
         MinimalPlugins,
         AssetPlugin {
-            file_path,
-            watch_for_changes_override: Some(watch_debounce.is_some()),
+            file_path: assets.path_string(),
+            watch_for_changes_override: Some(watch),
             ..default()
         },
         plugin,
@@ -172,7 +212,10 @@ pub fn app_with(
     .insert_resource(TimeUpdateStrategy::ManualDuration(FRAME_TIME))
     .init_resource::<Seen>()
     .add_systems(Last, collect);
-    app
+    // What `App::run` does before the first update: the plugin makes its
+    // engine in `finish`.
+    app.finish();
+    app.cleanup();
 }
 
 /// Spawns an entity running `modules/<file>`.
@@ -192,9 +235,29 @@ pub fn start_scripts(
     count: usize,
     watch_debounce: Option<Duration>,
 ) -> (AssetDir, App, Vec<Entity>) {
+    start_scripts_in(file, bytes, count, |assets| app(assets, watch_debounce))
+}
+
+/// Like [`start_scripts`], in an [`app_with_fake_watcher`].
+pub fn start_scripts_with_fake_watcher(
+    file: &str,
+    bytes: &[u8],
+    count: usize,
+) -> (AssetDir, App, Vec<Entity>) {
+    start_scripts_in(file, bytes, count, |assets| {
+        app_with_fake_watcher(assets, unsigned_plugin())
+    })
+}
+
+fn start_scripts_in(
+    file: &str,
+    bytes: &[u8],
+    count: usize,
+    new_app: impl FnOnce(&AssetDir) -> App,
+) -> (AssetDir, App, Vec<Entity>) {
     let assets = AssetDir::new();
     assets.write(file, bytes);
-    let mut app = app(&assets, watch_debounce);
+    let mut app = new_app(&assets);
     let entities: Vec<Entity> = (0..count).map(|_| spawn_script(&mut app, file)).collect();
     update_until(&mut app, "every instance to start", |app| {
         entities
@@ -204,20 +267,31 @@ pub fn start_scripts(
     (assets, app, entities)
 }
 
-/// Updates the app until `done` holds, at most `MAX_FRAMES` frames paced
-/// like a fast game (asset loading and the file watcher run on other
-/// threads), and panics naming `what` if it never does.
+/// Updates the app until `done` holds, frame after frame with no pause
+/// (as `bevy_asset`'s tests do), and panics naming `what` if it never does.
+///
+/// Loads, Bevy's file watcher and test servers work on other threads, at
+/// their own speed: the loop gives up only after `MIN_FRAMES` frames *and*
+/// `PATIENCE`, so neither a fast machine nor a slow one fails a test that
+/// would have passed. A passing test never waits longer than its result.
 pub fn update_until(app: &mut App, what: &str, mut done: impl FnMut(&mut App) -> bool) {
-    const MAX_FRAMES: u32 = 2_000;
-    const FRAME: Duration = Duration::from_millis(5);
-    for _ in 0..MAX_FRAMES {
+    const MIN_FRAMES: u32 = 10_000;
+    const PATIENCE: Duration = Duration::from_secs(20);
+    let started = Instant::now();
+    let mut frames = 0;
+    loop {
         app.update();
+        frames += 1;
         if done(app) {
             return;
         }
-        std::thread::sleep(FRAME);
+        let waited = started.elapsed();
+        if frames >= MIN_FRAMES && waited >= PATIENCE {
+            panic!("gave up waiting for {what} after {frames} frames ({waited:.1?})");
+        }
+        // Let the threads doing the work run on a small machine.
+        std::thread::yield_now();
     }
-    panic!("gave up waiting for {what} after {MAX_FRAMES} frames");
 }
 
 pub fn seen(app: &App) -> &Seen {

@@ -8,18 +8,45 @@
 //! - `recurse`: recurses without end in a tick;
 //! - `trap`: panics (a trap) in every tick;
 //! - `log-flood`: logs 10 000 lines every tick;
-//! - `message-flood`: sends 10 000 messages every tick.
+//! - `message-flood`: sends 10 000 messages every tick;
+//! - `kv-flood`: sets 2 000 new keys of bucket `flood` every tick;
+//! - `despawn-all`: despawns every entity it can find, every tick, and
+//!   logs `despawned N, refused M`.
 //!
 //! Any other name behaves: it logs `fine` every tick.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use hotwasm_sdk::{Script, Tick, info};
+use hotwasm_sdk::{Script, Tick, ecs, info};
 
 #[derive(Default)]
 struct Mischief {
     hoard: Vec<Vec<u8>>,
+    /// Ticks of `kv-flood`, so every tick writes new keys.
+    written: u64,
+}
+
+/// Despawns every entity a query without filters returns (its own
+/// included), and logs how many went and how many the host refused.
+fn despawn_all() {
+    let mut entities = Vec::new();
+    let mut cursor = Some(0);
+    while let Some(from) = cursor {
+        let Ok(page) = ecs::query(&[], &[], from) else {
+            break;
+        };
+        entities.extend(page.rows.iter().map(|row| row.entity));
+        cursor = page.next;
+    }
+    let (mut despawned, mut refused) = (0, 0);
+    for entity in entities {
+        match ecs::despawn(entity) {
+            Ok(()) => despawned += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    info!("despawned {despawned}, refused {refused}");
 }
 
 fn depth(n: u64) -> u64 {
@@ -55,6 +82,15 @@ fn tick(me: &mut Mischief, _: Tick) {
         "message-flood" => (0..10_000).for_each(|_| {
             let _ = hotwasm_sdk::send("flood", b"x");
         }),
+        "kv-flood" => {
+            if let Ok(bucket) = hotwasm_sdk::kv::store::open("flood") {
+                me.written += 1;
+                for n in 0..2_000 {
+                    let _ = bucket.set(&format!("{}/{n}", me.written), b"x");
+                }
+            }
+        }
+        "despawn-all" => despawn_all(),
         _ => info!("fine"),
     }
 }

@@ -1,24 +1,28 @@
 //! Modules served over HTTP: an asset source backed by ehttp, polled for
 //! changes, with a disk cache of the last verified copy and embedded
 //! defaults to fall back on.
+//!
+//! `fetch` makes one bounded download; `poll` asks the server what changed.
+//! Besides Bevy and ehttp, this depends only on `trust` and `files`.
+
+mod fetch;
+mod poll;
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bevy::asset::AssetApp;
 use bevy::asset::io::{
-    AssetReader, AssetReaderError, AssetSourceBuilder, AssetSourceEvent, AssetSourceId,
-    AssetWatcher, PathStream, Reader, VecReader,
+    AssetReader, AssetReaderError, AssetSourceBuilder, AssetSourceId, PathStream, Reader, VecReader,
 };
 use bevy::log::{info, warn};
 use bevy::prelude::{App, Resource};
 use thiserror::Error;
 
-use crate::asset::content_hash;
-use crate::durable::replace_file;
+use self::fetch::{Downloads, Fetched, Validators, received};
+use crate::files::replace_file;
 use crate::trust::{ModuleTrust, SignatureError, signature_path};
 
 /// The largest `.sig` file a remote source downloads.
@@ -138,7 +142,7 @@ impl RemoteModules {
 /// // Before DefaultPlugins: asset sources must exist when AssetPlugin starts.
 /// RemoteSource::new("https://mods.example.com/v1")
 ///     .cache_dir("cache/mods")
-///     .fallback("hello.wasm", include_bytes!("../assets/modules/hello.wasm"))
+///     .fallback("hello.wasm", include_bytes!("../../assets/modules/hello.wasm"))
 ///     .register(&mut app, "mods");
 /// app.add_plugins((DefaultPlugins, HotWasmPlugin::default()));
 /// // Then: asset_server.load("mods://hello.wasm")
@@ -146,12 +150,18 @@ impl RemoteModules {
 ///
 /// Every module comes with its signature (`<path>.sig` from the same
 /// server) and must pass the [`TrustPolicy`](crate::TrustPolicy): named
-/// sources require signatures unless the policy says otherwise. While asset
-/// watching is on (`AssetPlugin::watch_for_changes_override`, or Bevy's
-/// `file_watcher` feature), a thread polls each loaded module and its
-/// signature every [`poll_interval`](Self::poll_interval) with `ETag` /
-/// `Last-Modified` (comparing content when the server sends neither) and
-/// reloads the module when either changes.
+/// sources require signatures unless the policy says otherwise.
+///
+/// While asset watching is on (`AssetPlugin::watch_for_changes_override`,
+/// or Bevy's `file_watcher` feature), a thread polls each loaded module
+/// every [`poll_interval`](Self::poll_interval) and reloads it when the
+/// module or its signature changed. A poll is one request per module,
+/// conditional on the `ETag` / `Last-Modified` the server gave (comparing
+/// content when it sends neither). The signature is asked for as well only
+/// when the module changed, on every poll while the loader has a fallback
+/// or a refused copy (a fixed signature alone can make the server's copy
+/// pass), and on every tenth poll otherwise (a module re-signed without
+/// changing is picked up within ten intervals).
 pub struct RemoteSource {
     base_url: String,
     poll_interval: Duration,
@@ -181,7 +191,8 @@ impl RemoteSource {
         self
     }
 
-    /// How long one download may take.
+    /// How long one download may take, from its request to its last byte.
+    /// One timer thread per source ends the downloads that outlive it.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -224,8 +235,10 @@ impl RemoteSource {
         for module in self.fallbacks.values() {
             trust.write().trust_embedded(module);
         }
+        let downloads = Downloads::start(name, self.timeout);
         let remote = Arc::new(Remote {
             name,
+            downloads,
             settings: self,
             status,
             trust,
@@ -234,28 +247,8 @@ impl RemoteSource {
         let watched = remote.clone();
         app.register_asset_source(
             name,
-            AssetSourceBuilder::new(move || Box::new(RemoteReader(remote.clone()))).with_watcher(
-                move |events| {
-                    let remote = watched.clone();
-                    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
-                    std::thread::Builder::new()
-                        .name(format!("hotwasm poll {name}"))
-                        .spawn(move || {
-                            let mut poller = Poller::default();
-                            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                                stopped.recv_timeout(remote.settings.poll_interval)
-                            {
-                                for path in poller.changed(&remote) {
-                                    // Closed only when the asset server is gone.
-                                    let _ =
-                                        events.send_blocking(AssetSourceEvent::ModifiedAsset(path));
-                                }
-                            }
-                        })
-                        .ok()
-                        .map(|_| Box::new(StopOnDrop(stop)) as Box<dyn AssetWatcher>)
-                },
-            ),
+            AssetSourceBuilder::new(move || Box::new(RemoteReader(remote.clone())))
+                .with_watcher(move |events| poll::watch(watched.clone(), events)),
         );
     }
 }
@@ -266,179 +259,20 @@ struct Snapshot {
     module: Vec<u8>,
     signature: Option<Vec<u8>>,
     from: ServedFrom,
+    /// It passed the trust policy: false only for a refused update from the
+    /// server, handed out for the loader to refuse.
+    verified: bool,
 }
 
+/// One registered source: its settings, the downloads it makes, and what
+/// it handed out.
 struct Remote {
     name: &'static str,
+    downloads: Downloads,
     settings: RemoteSource,
     status: RemoteModules,
     trust: ModuleTrust,
     served: Mutex<HashMap<PathBuf, Snapshot>>,
-}
-
-/// A download's result.
-enum Fetched {
-    Body(Vec<u8>, Validators),
-    NotModified,
-    NotFound,
-}
-
-/// What the server said identifies a version.
-#[derive(Clone, Default, PartialEq, Eq)]
-struct Validators {
-    etag: Option<String>,
-    last_modified: Option<String>,
-}
-
-/// Fetches `url` on ehttp's thread: at most `limit` bytes within `timeout`,
-/// conditional on `validators` when given. `progress` sees the bytes so far.
-fn fetch(
-    url: &str,
-    validators: &Validators,
-    limit: usize,
-    timeout: Duration,
-    progress: impl Fn(u64) + Send + 'static,
-) -> async_channel::Receiver<Result<Fetched, RemoteError>> {
-    let (done, result) = async_channel::bounded(1);
-    let mut request = ehttp::Request::get(url).with_timeout(Some(timeout));
-    if let Some(etag) = &validators.etag {
-        request = request.with_header("If-None-Match", etag);
-    }
-    if let Some(last_modified) = &validators.last_modified {
-        request = request.with_header("If-Modified-Since", last_modified);
-    }
-    struct Download {
-        body: Vec<u8>,
-        validators: Validators,
-        /// Dropped with the answer, which wakes the watchdog.
-        _finished: crossbeam_channel::Sender<()>,
-    }
-    type Done = Arc<Mutex<Option<async_channel::Sender<Result<Fetched, RemoteError>>>>>;
-    let done: Done = Arc::new(Mutex::new(Some(done)));
-    let answer = |done: &Done, outcome| {
-        if let Some(done) = done.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            // The reader may have given up waiting; nothing to tell then.
-            let _ = done.try_send(outcome);
-        }
-    };
-    let (finished, unfinished) = crossbeam_channel::bounded::<()>(0);
-    let state = Mutex::new(Some(Download {
-        body: Vec::new(),
-        validators: Validators::default(),
-        _finished: finished,
-    }));
-    // ehttp's streaming GET bounds only the gaps within a body: a server
-    // that never answers would hold the download forever without this.
-    let watchdog = {
-        let (done, url) = (done.clone(), url.to_owned());
-        move || {
-            if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                unfinished.recv_timeout(timeout)
-            {
-                answer(
-                    &done,
-                    Err(RemoteError::TimedOut {
-                        url,
-                        after: timeout,
-                    }),
-                );
-            }
-        }
-    };
-    if let Err(error) = std::thread::Builder::new()
-        .name("hotwasm download watchdog".to_owned())
-        .spawn(watchdog)
-    {
-        warn!("{url}: no watchdog thread ({error}); relying on ehttp's own timeout");
-    }
-    let (url, started) = (url.to_owned(), Instant::now());
-    ehttp::streaming::fetch(request, move |part| {
-        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(download) = state.as_mut() else {
-            return ControlFlow::Break(());
-        };
-        let outcome = match part {
-            Err(cause) if started.elapsed() >= timeout || cause.contains("imeout") => {
-                Some(Err(RemoteError::TimedOut {
-                    url: url.clone(),
-                    after: timeout,
-                }))
-            }
-            Err(cause) => Some(Err(RemoteError::Unreachable {
-                url: url.clone(),
-                cause,
-            })),
-            Ok(ehttp::streaming::Part::Response(response)) => {
-                let too_large = response
-                    .headers
-                    .get("content-length")
-                    .and_then(|length| length.parse::<usize>().ok())
-                    .is_some_and(|length| length > limit);
-                match response.status {
-                    304 => Some(Ok(Fetched::NotModified)),
-                    404 => Some(Ok(Fetched::NotFound)),
-                    _ if !response.ok => Some(Err(RemoteError::Status {
-                        url: url.clone(),
-                        status: response.status,
-                    })),
-                    _ if too_large => Some(Err(RemoteError::TooLarge {
-                        url: url.clone(),
-                        limit,
-                    })),
-                    _ => {
-                        download.validators = Validators {
-                            etag: response.headers.get("etag").map(str::to_owned),
-                            last_modified: response.headers.get("last-modified").map(str::to_owned),
-                        };
-                        None
-                    }
-                }
-            }
-            Ok(ehttp::streaming::Part::Chunk(chunk)) if chunk.is_empty() => {
-                let body = std::mem::take(&mut download.body);
-                Some(Ok(Fetched::Body(body, download.validators.clone())))
-            }
-            Ok(ehttp::streaming::Part::Chunk(chunk)) => {
-                download.body.extend_from_slice(&chunk);
-                progress(download.body.len() as u64);
-                if download.body.len() > limit {
-                    Some(Err(RemoteError::TooLarge {
-                        url: url.clone(),
-                        limit,
-                    }))
-                } else if started.elapsed() > timeout {
-                    Some(Err(RemoteError::TimedOut {
-                        url: url.clone(),
-                        after: timeout,
-                    }))
-                } else {
-                    None
-                }
-            }
-        };
-        match outcome {
-            None => ControlFlow::Continue(()),
-            Some(outcome) => {
-                answer(&done, outcome);
-                *state = None;
-                ControlFlow::Break(())
-            }
-        }
-    });
-    result
-}
-
-/// A closed channel means ehttp dropped the callback without an answer.
-fn received(
-    url: &str,
-    result: Result<Result<Fetched, RemoteError>, async_channel::RecvError>,
-) -> Result<Fetched, RemoteError> {
-    result.unwrap_or_else(|_| {
-        Err(RemoteError::Unreachable {
-            url: url.to_owned(),
-            cause: "the download ended without an answer".to_owned(),
-        })
-    })
 }
 
 impl Remote {
@@ -462,15 +296,10 @@ impl Remote {
             let (status, asset_path) = (self.status.clone(), asset_path.clone());
             move |bytes| status.update(&asset_path, |status| status.bytes_received = bytes)
         };
-        let settings = &self.settings;
         let none = Validators::default();
-        let module = fetch(
-            &url,
-            &none,
-            settings.max_module_bytes,
-            settings.timeout,
-            progress,
-        );
+        let module = self
+            .downloads
+            .get(&url, &none, self.settings.max_module_bytes, progress);
         let module = match received(&url, module.recv().await)? {
             Fetched::Body(bytes, _) => bytes,
             Fetched::NotFound | Fetched::NotModified => {
@@ -478,13 +307,9 @@ impl Remote {
             }
         };
         let signature_url = self.url(&signature_path(path));
-        let signature = fetch(
-            &signature_url,
-            &none,
-            MAX_SIGNATURE_BYTES,
-            settings.timeout,
-            |_| {},
-        );
+        let signature = self
+            .downloads
+            .get(&signature_url, &none, MAX_SIGNATURE_BYTES, |_| {});
         match received(&signature_url, signature.recv().await)? {
             Fetched::Body(bytes, _) => Ok((module, Some(bytes))),
             Fetched::NotFound | Fetched::NotModified => Ok((module, None)),
@@ -514,6 +339,7 @@ impl Remote {
                     module,
                     signature,
                     from: ServedFrom::Server,
+                    verified: verdict.is_ok(),
                 };
                 match verdict {
                     Ok(_) => {
@@ -597,6 +423,7 @@ impl Remote {
                 module,
                 signature,
                 from: ServedFrom::Cache,
+                verified: true,
             })
         });
         cached.or_else(|| {
@@ -605,6 +432,7 @@ impl Remote {
                 module: module.to_vec(),
                 signature: None,
                 from: ServedFrom::Embedded,
+                verified: true,
             })
         })
     }
@@ -664,92 +492,5 @@ impl AssetReader for RemoteReader {
 
     async fn is_directory<'a>(&'a self, _path: &'a Path) -> Result<bool, AssetReaderError> {
         Ok(false)
-    }
-}
-
-/// Stops the polling thread when Bevy drops the watcher.
-struct StopOnDrop(
-    #[expect(dead_code, reason = "dropping it is the signal")] crossbeam_channel::Sender<()>,
-);
-
-impl AssetWatcher for StopOnDrop {}
-
-/// What the polling thread last saw of each module and its signature.
-#[derive(Default)]
-struct Poller {
-    seen: HashMap<PathBuf, [Version; 2]>,
-}
-
-/// One file's version as the server last gave it: its validators and the
-/// hash of its bytes (`None` before the first answer, or for a 404).
-#[derive(Clone, Default, PartialEq, Eq)]
-struct Version {
-    validators: Validators,
-    hash: Option<u64>,
-}
-
-impl Poller {
-    /// The loaded modules whose server copy (module or signature) changed
-    /// since the last poll, or since they were handed to the loader.
-    fn changed(&mut self, remote: &Remote) -> Vec<PathBuf> {
-        let served: Vec<(PathBuf, Snapshot)> = remote
-            .lock_served()
-            .iter()
-            .map(|(path, snapshot)| (path.clone(), snapshot.clone()))
-            .collect();
-        let mut changed = Vec::new();
-        for (path, snapshot) in served {
-            let seen = self.seen.entry(path.clone()).or_insert_with(|| {
-                // A copy from the server is what the server has now; after a
-                // fallback anything the server answers is news.
-                let served_hash = |bytes: Option<&Vec<u8>>| Version {
-                    validators: Validators::default(),
-                    hash: bytes.map(|bytes| content_hash(bytes)),
-                };
-                match snapshot.from {
-                    ServedFrom::Server => [
-                        served_hash(Some(&snapshot.module)),
-                        served_hash(snapshot.signature.as_ref()),
-                    ],
-                    _ => [Version::default(), Version::default()],
-                }
-            });
-            let files = [path.clone(), signature_path(&path)];
-            let mut news = false;
-            for (file, version) in files.iter().zip(seen.iter_mut()) {
-                let url = remote.url(file);
-                let limit = remote.settings.max_module_bytes;
-                let answer = fetch(
-                    &url,
-                    &version.validators,
-                    limit,
-                    remote.settings.timeout,
-                    |_| {},
-                );
-                let hash = match received(&url, answer.recv_blocking()) {
-                    Ok(Fetched::NotModified) => continue,
-                    Ok(Fetched::NotFound) => None,
-                    Ok(Fetched::Body(bytes, validators)) => {
-                        version.validators = validators;
-                        Some(content_hash(&bytes))
-                    }
-                    Err(error) => {
-                        let asset_path = remote.asset_path(&path);
-                        remote
-                            .status
-                            .update(&asset_path, |status| status.last_error = Some(error));
-                        break;
-                    }
-                };
-                if version.hash != hash {
-                    version.hash = hash;
-                    news = true;
-                }
-            }
-            if news {
-                changed.push(path);
-            }
-        }
-        changed
     }
 }

@@ -1,5 +1,6 @@
-//! Component and resource changes, read from Bevy's change ticks and
-//! removal messages once per frame, for the types guests watch.
+//! Which changes each instance watches: key-value changes from the store's
+//! change log, component and resource changes read from Bevy's change ticks
+//! and removal messages once per frame for the types guests watch.
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,13 +12,13 @@ use bevy::ecs::message::MessageCursor;
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
-use bevy::reflect::TypeRegistry;
-use bevy::reflect::serde::TypedReflectSerializer;
 
-use crate::host::{ChangeKind, ComponentChanges, selected_by};
+use super::Runner;
+use crate::host::{ChangeKind, ComponentChanges, event_json, selected_by};
+use crate::kv::KvChanged;
 
 /// One component or resource change, with its CloudEvents id.
-pub(crate) struct EcsChange {
+struct EcsChange {
     pub type_id: TypeId,
     pub kind: ChangeKind,
     pub id: u64,
@@ -28,22 +29,28 @@ pub(crate) struct EcsChange {
 }
 
 /// What has to be remembered between frames: where each watched
-/// component's removal messages were read up to, and the last event id per
-/// type (each type is one CloudEvents source).
+/// component's removal messages were read up to, the change tick up to
+/// which changes have been looked at, and the last event id given out.
 #[derive(Default)]
-pub(crate) struct EcsChangeTracker {
+pub(super) struct ChangeTracker {
     removal_cursors: HashMap<ComponentId, MessageCursor<RemovedComponentEntity>>,
-    event_ids: HashMap<TypeId, u64>,
-    /// The change tick up to which changes have been looked at.
+    /// The CloudEvents `id` of the last change event, of any source: ids
+    /// are unique across sources and count up within each.
+    last_event_id: u64,
     seen: Option<Tick>,
 }
 
-impl EcsChangeTracker {
+impl ChangeTracker {
+    fn next_event_id(&mut self) -> u64 {
+        self.last_event_id += 1;
+        self.last_event_id
+    }
+
     /// Marks every change so far as looked at, and moves the world's change
     /// tick on so that what guests write from here on (in this frame's
     /// batches) is newer and reaches watches next frame. Called once per
     /// frame, after collecting.
-    pub fn mark_seen(&mut self, world: &mut World) {
+    fn mark_seen(&mut self, world: &mut World) {
         self.seen = Some(world.read_change_tick());
         world.increment_change_tick();
     }
@@ -55,12 +62,10 @@ impl EcsChangeTracker {
         subject: String,
         data: Vec<u8>,
     ) -> EcsChange {
-        let id = self.event_ids.entry(type_id).or_default();
-        *id += 1;
         EcsChange {
             type_id,
             kind,
-            id: *id,
+            id: self.next_event_id(),
             subject,
             data,
         }
@@ -70,7 +75,7 @@ impl EcsChangeTracker {
     /// (with the union of the changes any watch wants) and `resources`:
     /// per component type, additions and changes in query order, then
     /// removals; then resources.
-    pub fn collect(
+    fn collect(
         &mut self,
         world: &mut World,
         components: &BTreeMap<TypeId, ComponentChanges>,
@@ -105,7 +110,7 @@ impl EcsChangeTracker {
                         continue;
                     };
                     if wanted.contains(selected_by(kind)) {
-                        let data = to_json(world.get_reflect(entity, type_id).ok(), &registry);
+                        let data = event_json(world.get_reflect(entity, type_id).ok(), &registry);
                         changes.push(self.change(
                             type_id,
                             kind,
@@ -144,7 +149,7 @@ impl EcsChangeTracker {
             if let Some(entity) = world.resource_entities().get(component_id)
                 && changed
             {
-                let data = to_json(world.get_reflect(entity, type_id).ok(), &registry);
+                let data = event_json(world.get_reflect(entity, type_id).ok(), &registry);
                 changes.push(self.change(
                     type_id,
                     ChangeKind::ResourceChanged,
@@ -157,26 +162,70 @@ impl EcsChangeTracker {
     }
 }
 
-/// A reflected value as JSON.
-pub(crate) fn reflect_to_json(
-    value: &dyn Reflect,
-    registry: &TypeRegistry,
-) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(&TypedReflectSerializer::new(
-        value.as_partial_reflect(),
-        registry,
-    ))
-}
+impl Runner {
+    /// Gives each key-value change its CloudEvents id and hands it to every
+    /// running instance with a matching watch.
+    pub(super) fn match_kv_changes<'a>(&mut self, changes: impl Iterator<Item = &'a KvChanged>) {
+        for change in changes {
+            let id = self.changes.next_event_id();
+            let kind = match change.value {
+                Some(_) => ChangeKind::KvSet,
+                None => ChangeKind::KvDelete,
+            };
+            let data = change.value.as_deref().unwrap_or_default();
+            for (order, script) in &mut self.scripts {
+                let Some(instance) = &script.instance else {
+                    continue;
+                };
+                let events = &mut script.events;
+                instance.watches().match_kv(change, order.0, |watch| {
+                    events.push(watch, id, kind, &change.key, data);
+                });
+            }
+        }
+    }
 
-/// A value as JSON for an event; a value that cannot be turned into JSON
-/// becomes `{"error": ...}` rather than a missing event.
-fn to_json(value: Option<&dyn Reflect>, registry: &TypeRegistry) -> Vec<u8> {
-    let Some(value) = value else {
-        return br#"{"error":"the value could not be read"}"#.to_vec();
-    };
-    reflect_to_json(value, registry).unwrap_or_else(|error| {
-        serde_json::json!({ "error": error.to_string() })
-            .to_string()
-            .into_bytes()
-    })
+    /// Collects this frame's changes to every component and resource type a
+    /// running instance watches and hands each to the matching watches.
+    /// Changes made by guests in last frame's batches count too: whoever
+    /// wrote a component, every watch of its type sees it.
+    pub(super) fn match_ecs_changes(&mut self, world: &mut World) {
+        let mut components: BTreeMap<TypeId, ComponentChanges> = BTreeMap::new();
+        let mut resources = BTreeSet::new();
+        for instance in self
+            .scripts
+            .values()
+            .filter_map(|script| script.instance.as_ref())
+        {
+            let watches = instance.watches();
+            for (_, watch) in watches.components() {
+                *components
+                    .entry(watch.type_id)
+                    .or_insert(ComponentChanges::empty()) |= watch.changes;
+            }
+            resources.extend(watches.resources().map(|(_, watch)| watch.type_id));
+        }
+        let changes = if components.is_empty() && resources.is_empty() {
+            Vec::new()
+        } else {
+            self.changes.collect(world, &components, &resources)
+        };
+        self.changes.mark_seen(world);
+        if changes.is_empty() {
+            return;
+        }
+        for script in self.scripts.values_mut() {
+            let Some(instance) = &script.instance else {
+                continue;
+            };
+            let events = &mut script.events;
+            for change in &changes {
+                instance
+                    .watches()
+                    .match_type(change.type_id, change.kind, |watch| {
+                        events.push(watch, change.id, change.kind, &change.subject, &change.data);
+                    });
+            }
+        }
+    }
 }

@@ -1,0 +1,37 @@
+//! Bevy diagnostics of the runtime, for Bevy's `LogDiagnosticsPlugin` or a
+//! debug panel.
+
+use bevy::diagnostic::{Diagnostic, DiagnosticPath, Diagnostics, RegisterDiagnostic};
+use bevy::prelude::*;
+
+use crate::runtime::WasmRuntime;
+
+/// Bevy diagnostics of the runtime, measured after every run of
+/// [`WasmSystems::Run`](crate::WasmSystems::Run) when Bevy's
+/// `DiagnosticsPlugin` (part of `DefaultPlugins`) is on.
+pub struct WasmDiagnostics;
+
+impl WasmDiagnostics {
+    /// Milliseconds spent in guest code in the frame, all scripts together.
+    pub const GUEST_TIME: DiagnosticPath = DiagnosticPath::const_new("hotwasm/guest_time_ms");
+    /// Guest calls that faulted in the frame.
+    pub const FAULTS: DiagnosticPath = DiagnosticPath::const_new("hotwasm/faults");
+    /// Scripts quarantined.
+    pub const QUARANTINED: DiagnosticPath = DiagnosticPath::const_new("hotwasm/quarantined");
+
+    /// Registers the diagnostics.
+    pub(crate) fn register(app: &mut App) {
+        app.register_diagnostic(Diagnostic::new(Self::GUEST_TIME).with_suffix("ms"))
+            .register_diagnostic(Diagnostic::new(Self::FAULTS))
+            .register_diagnostic(Diagnostic::new(Self::QUARANTINED));
+    }
+
+    /// Measures the last run of the scripts.
+    pub(crate) fn measure(runtime: Res<WasmRuntime>, mut diagnostics: Diagnostics) {
+        diagnostics.add_measurement(&Self::GUEST_TIME, || {
+            runtime.last_frame_guest_time().as_secs_f64() * 1000.0
+        });
+        diagnostics.add_measurement(&Self::FAULTS, || runtime.last_frame_faults() as f64);
+        diagnostics.add_measurement(&Self::QUARANTINED, || runtime.quarantined() as f64);
+    }
+}

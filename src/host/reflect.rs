@@ -1,0 +1,159 @@
+//! The one way the host looks up a type by its path and turns values into
+//! JSON and back, shared by `ecs`, `watch` and change tracking.
+
+use std::any::TypeId;
+
+use bevy::ecs::reflect::{ReflectComponent, ReflectFromWorld, ReflectResource};
+use bevy::ecs::resource::IsResource;
+use bevy::prelude::*;
+use bevy::reflect::serde::{TypedReflectDeserializer, TypedReflectSerializer};
+use bevy::reflect::{
+    PartialReflect, ReflectFromReflect, ReflectSerialize, TypeInfo, TypeRegistration, TypeRegistry,
+};
+use serde::de::DeserializeSeed;
+
+/// Why a type path or a value was refused.
+#[derive(Debug)]
+pub(crate) enum ReflectError {
+    /// No type is registered under the path.
+    UnknownType(String),
+    /// The type is registered but cannot be used this way.
+    UnsupportedType(String),
+    /// The JSON does not fit the type.
+    InvalidJson(String),
+}
+
+/// Whether a type is wanted as a component or as a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TypeKind {
+    Component,
+    Resource,
+}
+
+/// A registered component or resource type.
+pub(crate) struct Registered<'r> {
+    pub type_id: TypeId,
+    pub registration: &'r TypeRegistration,
+    pub reflect_component: &'r ReflectComponent,
+}
+
+/// Looks `type_path` up in `registry` and checks it is a component (and
+/// not a resource, nor Bevy's own resource marker) or a resource.
+pub(crate) fn lookup<'r>(
+    registry: &'r TypeRegistry,
+    type_path: &str,
+    kind: TypeKind,
+) -> Result<Registered<'r>, ReflectError> {
+    let registration = registry
+        .get_with_type_path(type_path)
+        .ok_or_else(|| ReflectError::UnknownType(type_path.to_owned()))?;
+    let is_resource = registration.data::<ReflectResource>().is_some();
+    let reflect_component = registration.data::<ReflectComponent>();
+    match (kind, reflect_component) {
+        (TypeKind::Component, Some(reflect_component))
+            if !is_resource && registration.type_id() != TypeId::of::<IsResource>() =>
+        {
+            Ok(Registered {
+                type_id: registration.type_id(),
+                registration,
+                reflect_component,
+            })
+        }
+        (TypeKind::Resource, Some(reflect_component)) if is_resource => Ok(Registered {
+            type_id: registration.type_id(),
+            registration,
+            reflect_component,
+        }),
+        (TypeKind::Component, _) => Err(ReflectError::UnsupportedType(format!(
+            "{type_path} is not a component: derive Component and add #[reflect(Component)]"
+        ))),
+        (TypeKind::Resource, _) => Err(ReflectError::UnsupportedType(format!(
+            "{type_path} is not a resource: derive Resource and add #[reflect(Resource)]"
+        ))),
+    }
+}
+
+impl Registered<'_> {
+    /// Refuses a type that can never be turned into JSON by reflection: an
+    /// opaque type without its own `Serialize` registered.
+    pub fn check_serializable(&self) -> Result<(), ReflectError> {
+        let opaque = matches!(self.registration.type_info(), TypeInfo::Opaque(_));
+        if opaque && self.registration.data::<ReflectSerialize>().is_none() {
+            return Err(ReflectError::UnsupportedType(format!(
+                "{} cannot be turned into JSON: add #[reflect(Serialize)]",
+                self.registration.type_info().type_path()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `json` as a complete value of this type, ready for
+    /// `ReflectComponent::insert` (which panics on a value it cannot build).
+    pub fn from_json(
+        &self,
+        registry: &TypeRegistry,
+        world: &mut World,
+        json: &[u8],
+    ) -> Result<Box<dyn PartialReflect>, ReflectError> {
+        let type_path = self.registration.type_info().type_path();
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        let partial = TypedReflectDeserializer::new(self.registration, registry)
+            .deserialize(&mut deserializer)
+            .map_err(|error| ReflectError::InvalidJson(format!("{type_path}: {error}")))?;
+        if let Some(value) = self
+            .registration
+            .data::<ReflectFromReflect>()
+            .and_then(|from_reflect| from_reflect.from_reflect(&*partial))
+        {
+            return Ok(value.into_partial_reflect());
+        }
+        let mut value = if let Some(default) = self.registration.data::<ReflectDefault>() {
+            default.default()
+        } else if let Some(from_world) = self.registration.data::<ReflectFromWorld>() {
+            from_world.from_world(world)
+        } else {
+            return Err(ReflectError::UnsupportedType(format!(
+                "{type_path} cannot be built from JSON: derive Reflect (which gives FromReflect) \
+                 or add #[reflect(Default)]"
+            )));
+        };
+        value
+            .try_apply(&*partial)
+            .map_err(|error| ReflectError::InvalidJson(format!("{type_path}: {error}")))?;
+        Ok(value.into_partial_reflect())
+    }
+}
+
+/// A reflected value as JSON.
+pub(crate) fn to_json(
+    value: &dyn Reflect,
+    registry: &TypeRegistry,
+) -> Result<Vec<u8>, ReflectError> {
+    serde_json::to_vec(&TypedReflectSerializer::new(
+        value.as_partial_reflect(),
+        registry,
+    ))
+    .map_err(|error| ReflectError::UnsupportedType(error.to_string()))
+}
+
+/// A value as JSON for a change event: a value that cannot be read or
+/// turned into JSON becomes `{"error": ...}` rather than a missing event.
+pub(crate) fn event_json(value: Option<&dyn Reflect>, registry: &TypeRegistry) -> Vec<u8> {
+    let Some(value) = value else {
+        return br#"{"error":"the value could not be read"}"#.to_vec();
+    };
+    to_json(value, registry).unwrap_or_else(|error| {
+        let (ReflectError::UnsupportedType(error)
+        | ReflectError::UnknownType(error)
+        | ReflectError::InvalidJson(error)) = error;
+        serde_json::json!({ "error": error })
+            .to_string()
+            .into_bytes()
+    })
+}
+
+/// The entity holding the resource `type_id`, if it is in the world.
+pub(crate) fn resource_entity(world: &World, type_id: TypeId) -> Option<Entity> {
+    let component_id = world.components().get_valid_id(type_id)?;
+    world.resource_entities().get(component_id)
+}

@@ -1,0 +1,228 @@
+//! What reaches instances (the game's messages, other guests' sends, their
+//! batches) and what instances produce (log lines, messages), published as
+//! Bevy's log and messages.
+
+use bevy::log::Level;
+use bevy::prelude::*;
+
+use super::lifecycle::faulted;
+use super::{Frame, RunOrder, Runner, WasmRuntime};
+use crate::host::{GuestLine, Message, check_message};
+use crate::instance::{CallCost, LiveInstance, Produced, WorldLoan};
+use crate::messages::{
+    FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleLogged, ModuleMessage, Recipient,
+};
+
+/// The most messages waiting for one script; more are dropped with a
+/// warning until it has taken them.
+pub const MAX_QUEUED_MESSAGES: usize = 65_536;
+/// The most bytes (topics and payloads) waiting for one script; more are
+/// dropped with a warning until it has taken them.
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
+/// Messages waiting for one script's next batch, bounded by count and by
+/// bytes whether the script runs, loads or is quarantined.
+#[derive(Default)]
+pub(super) struct Inbox {
+    messages: Vec<Message>,
+    bytes: usize,
+}
+
+impl Inbox {
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Queues `message`, unless the inbox is full; says whether it did.
+    fn push(&mut self, entity: Entity, message: Message) -> bool {
+        let size = message.topic.len() + message.payload.len();
+        if self.messages.len() >= MAX_QUEUED_MESSAGES || self.bytes + size > MAX_QUEUED_BYTES {
+            warn!(
+                "dropped a message on topic {:?} for {entity}: {} messages ({} bytes) already wait \
+                 for it, the most is {MAX_QUEUED_MESSAGES} ({MAX_QUEUED_BYTES} bytes)",
+                message.topic,
+                self.messages.len(),
+                self.bytes
+            );
+            return false;
+        }
+        self.bytes += size;
+        self.messages.push(message);
+        true
+    }
+
+    fn take(&mut self) -> Vec<Message> {
+        self.bytes = 0;
+        std::mem::take(&mut self.messages)
+    }
+}
+
+/// A message a guest sent, on its way to the other subscribers.
+pub(super) struct Sent {
+    sender: Entity,
+    topic: String,
+    payload: Vec<u8>,
+}
+
+/// Publishes what `instance` logged and sent during its last calls: Bevy's
+/// log and [`ModuleLogged`], [`ModuleMessage`], and its sends kept in
+/// `sent` for the other subscribers.
+pub(super) fn publish(world: &mut World, instance: &mut LiveInstance, sent: &mut Vec<Sent>) {
+    let Produced {
+        lines,
+        sent: messages,
+    } = instance.take_output();
+    let script = instance.script_ref();
+    let path = &script.path;
+    for GuestLine { level, message } in lines {
+        match level {
+            Level::ERROR => error!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+            Level::WARN => warn!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+            Level::INFO => info!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+            Level::DEBUG => debug!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+            Level::TRACE => trace!(target: GUEST_LOG_TARGET, "[{path}] {message}"),
+        }
+        world.write_message(ModuleLogged {
+            script: script.clone(),
+            level,
+            message,
+        });
+    }
+    for (topic, payload) in messages {
+        world.write_message(ModuleMessage {
+            from: script.clone(),
+            topic: topic.clone(),
+            payload: payload.clone(),
+        });
+        sent.push(Sent {
+            sender: script.entity,
+            topic,
+            payload,
+        });
+    }
+}
+
+impl Runner {
+    /// Queues a message from the game for its recipients.
+    pub(super) fn deliver(&mut self, HostMessage { to, topic, payload }: HostMessage) {
+        if let Err(error) = check_message(&topic, &payload) {
+            warn!("dropped a HostMessage on topic {topic:?}: {error}");
+            return;
+        }
+        let message = Message {
+            topic,
+            payload,
+            sender: None,
+        };
+        match to {
+            Recipient::Entity(entity) => self.queue(RunOrder(entity), message),
+            Recipient::Subscribers => self.queue_for_subscribers(None, message),
+        }
+    }
+
+    fn queue(&mut self, order: RunOrder, message: Message) {
+        let Some(script) = self.scripts.get_mut(&order) else {
+            debug!(
+                "dropped a HostMessage on topic {:?}: {} has no WasmScript",
+                message.topic, order.0
+            );
+            return;
+        };
+        let first = script.inbox.is_empty();
+        if script.inbox.push(order.0, message) && first {
+            self.queued_to.push(order);
+        }
+    }
+
+    /// Queues `message` for every running script subscribed to its topic,
+    /// except its sender.
+    fn queue_for_subscribers(&mut self, sender: Option<Entity>, message: Message) {
+        for (order, script) in &mut self.scripts {
+            let subscribed = script
+                .instance
+                .as_ref()
+                .is_some_and(|instance| instance.is_subscribed(&message.topic));
+            if Some(order.0) != sender && subscribed {
+                let first = script.inbox.is_empty();
+                if script.inbox.push(order.0, message.clone()) && first {
+                    self.queued_to.push(*order);
+                }
+            }
+        }
+    }
+
+    /// One `handle-batch` call for every running instance with tasks due,
+    /// messages waiting or watched changes; instances with nothing due are
+    /// not called.
+    pub(super) fn run_batches(&mut self, frame: &mut Frame) {
+        for (order, script) in &mut self.scripts {
+            let Some(instance) = &mut script.instance else {
+                continue;
+            };
+            if script.inbox.is_empty()
+                && script.events.is_empty()
+                && !instance.has_due_tasks(frame.now)
+            {
+                continue;
+            }
+            self.charged.push(*order);
+            let messages = script.inbox.take();
+            let events = std::mem::take(&mut script.events);
+            let mut loan = WorldLoan::new(frame.world, &mut self.stand_in_world);
+            let result = instance.handle_batch(&mut loan, frame.now, messages, events);
+            publish(frame.world, instance, &mut self.sent);
+            let cost = instance.take_cost();
+            let script_ref = instance.script_ref().clone();
+            script.charge(cost);
+            if let Err(error) = result
+                && let Some(at) = faulted(frame, script, &script_ref, FailureStage::Run, error)
+            {
+                self.restarts.insert(*order, at);
+            }
+        }
+    }
+
+    /// Hands what guests sent this frame to the other subscribers, for the
+    /// next frame.
+    pub(super) fn route_sent(&mut self) {
+        for Sent {
+            sender,
+            topic,
+            payload,
+        } in std::mem::take(&mut self.sent)
+        {
+            let message = Message {
+                topic,
+                payload,
+                sender: Some(sender.to_bits()),
+            };
+            self.queue_for_subscribers(Some(sender), message);
+        }
+    }
+
+    /// Closes the frame's accounting of every script's calls and queued
+    /// messages in the status.
+    pub(super) fn close_frame(&mut self, status: &mut WasmRuntime) {
+        status.last_frame = CallCost::default();
+        for order in self.charged.drain(..).chain(self.queued_to.drain(..)) {
+            let (Some(script), Some(script_status)) =
+                (self.scripts.get_mut(&order), status.scripts.get_mut(&order))
+            else {
+                continue;
+            };
+            script_status.queued_messages = script.inbox.len();
+            // A script charged twice in a frame is closed at its first turn.
+            let cost = std::mem::take(&mut script.this_frame);
+            if cost == CallCost::default() {
+                continue;
+            }
+            status.last_frame.time += cost.time;
+            status.last_frame.faults += cost.faults;
+            script_status.stats.close_frame(cost);
+        }
+    }
+}

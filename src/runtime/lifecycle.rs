@@ -1,0 +1,460 @@
+//! A script's life: tracked when its entity gets a [`WasmScript`], a new
+//! generation for every new version of its module, started (first start,
+//! hot swap or restart after a fault: one path), faulted, quarantined,
+//! released, forgotten.
+
+use std::collections::VecDeque;
+
+use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
+use bevy::ecs::reflect::AppTypeRegistry;
+use bevy::prelude::*;
+
+use super::delivery::publish;
+use super::{Frame, ModuleStatus, RunOrder, Runner, Script, ScriptStatus, WasmScript};
+use crate::asset::{WasmModule, WasmModuleLoaderError};
+use crate::engine::WasmEngine;
+use crate::instance::{CallError, LiveInstance, PendingEvents, WorldLoan};
+use crate::messages::{FailureStage, ModuleFailed, ModuleReloaded, ScriptQuarantined, ScriptRef};
+use crate::sandbox::FaultKind;
+
+/// What the newest generation of a module was, to recognise a repeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Version {
+    Loaded { content_hash: u64 },
+    Failed(String),
+}
+
+/// What changed since the last frame for the scripts and their modules.
+pub(super) struct ScriptChanges {
+    removed: Vec<Entity>,
+    changed: Vec<(Entity, AssetId<WasmModule>)>,
+    load_failures: Vec<(AssetId<WasmModule>, String, FailureStage, String)>,
+    new_versions: Vec<AssetId<WasmModule>>,
+}
+
+impl ScriptChanges {
+    pub fn read(
+        asset_events: &mut MessageReader<AssetEvent<WasmModule>>,
+        load_failures: &mut MessageReader<AssetLoadFailedEvent<WasmModule>>,
+        removed: &mut RemovedComponents<WasmScript>,
+        changed: &Query<(Entity, &WasmScript), Changed<WasmScript>>,
+    ) -> Self {
+        Self {
+            removed: removed.read().collect(),
+            changed: changed
+                .iter()
+                .map(|(entity, script)| (entity, script.0.id()))
+                .collect(),
+            load_failures: load_failures
+                .read()
+                .map(|failed| {
+                    let (stage, cause) = load_failure(&failed.error);
+                    (failed.id, failed.path.to_string(), stage, cause)
+                })
+                .collect(),
+            new_versions: asset_events
+                .read()
+                .filter_map(|event| match *event {
+                    AssetEvent::Added { id } | AssetEvent::Modified { id } => Some(id),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The stage and cause of a failed asset load, from our loader's error when
+/// that is what failed.
+fn load_failure(error: &AssetLoadError) -> (FailureStage, String) {
+    if let AssetLoadError::AssetLoaderError(loader_error) = error
+        && let Some(error) = loader_error.error().downcast_ref::<WasmModuleLoaderError>()
+    {
+        return (error.into(), error.to_string());
+    }
+    (FailureStage::Read, error.to_string())
+}
+
+/// Writes a failure as a message and a warning.
+fn report(world: &mut World, failure: ModuleFailed) {
+    warn!("{failure}");
+    world.write_message(failure);
+}
+
+impl Runner {
+    /// Applies released quarantines, removed and new scripts, failed loads
+    /// and new module versions.
+    pub(super) fn apply(&mut self, frame: &mut Frame, changes: ScriptChanges) {
+        for entity in std::mem::take(&mut frame.status.released) {
+            if let Some(script) = self.scripts.get_mut(&RunOrder(entity)) {
+                script.recent_faults.clear();
+                self.restarts.insert(RunOrder(entity), 0);
+            }
+        }
+        for entity in changes.removed {
+            let still_scripted = frame
+                .world
+                .get_entity(entity)
+                .is_ok_and(|entity| entity.contains::<WasmScript>());
+            if !still_scripted {
+                self.forget(frame, RunOrder(entity));
+            }
+        }
+        for (entity, module) in changes.changed {
+            self.track(frame, RunOrder(entity), module);
+        }
+        for (module, path, stage, cause) in changes.load_failures {
+            self.module_failed(frame, module, &path, stage, cause);
+        }
+        for id in changes.new_versions {
+            let Some((path, content_hash)) = frame
+                .world
+                .resource::<Assets<WasmModule>>()
+                .get(id)
+                .map(|module| (module.path().to_owned(), module.content_hash()))
+            else {
+                continue;
+            };
+            self.new_generation(frame, id, &path, Version::Loaded { content_hash });
+        }
+    }
+
+    fn forget(&mut self, frame: &mut Frame, order: RunOrder) {
+        self.scripts.remove(&order);
+        self.stale.remove(&order);
+        self.restarts.remove(&order);
+        frame.status.scripts.remove(&order);
+    }
+
+    fn track(&mut self, frame: &mut Frame, order: RunOrder, module: AssetId<WasmModule>) {
+        if self
+            .scripts
+            .get(&order)
+            .is_some_and(|script| script.module == module)
+        {
+            return;
+        }
+        let inbox = self
+            .scripts
+            .remove(&order)
+            .map(|old| old.inbox)
+            .unwrap_or_default();
+        frame.status.scripts.insert(
+            order,
+            ScriptStatus {
+                module,
+                generation: None,
+                last_failure: None,
+                stats: default(),
+                quarantined: false,
+                last_fault: None,
+                queued_messages: inbox.len(),
+            },
+        );
+        let script = Script {
+            module,
+            attempted: 0,
+            instance: None,
+            inbox,
+            events: PendingEvents::default(),
+            this_frame: default(),
+            recent_faults: VecDeque::new(),
+        };
+        self.scripts.insert(order, script);
+        self.restarts.remove(&order);
+        self.stale.insert(order);
+    }
+
+    /// Gives a new version of a module (or a failed attempt at one) its
+    /// generation number and marks its scripts stale. Returns `None` for a
+    /// repeat of the newest version: Bevy's file watcher reports one save as
+    /// several changes, and rewriting identical bytes changes nothing.
+    fn new_generation<'s>(
+        &mut self,
+        frame: &'s mut Frame,
+        module: AssetId<WasmModule>,
+        path: &str,
+        version: Version,
+    ) -> Option<&'s mut ModuleStatus> {
+        let status = frame
+            .status
+            .modules
+            .entry(module)
+            .or_insert_with(|| ModuleStatus {
+                path: path.into(),
+                generation: 0,
+                loaded_generation: 0,
+                newest: None,
+                last_failure: None,
+            });
+        if status.newest.as_ref() == Some(&version) {
+            return None;
+        }
+        status.generation += 1;
+        if let Version::Loaded { .. } = version {
+            status.loaded_generation = status.generation;
+            for (order, script) in &self.scripts {
+                if script.module == module {
+                    self.stale.insert(*order);
+                }
+            }
+        }
+        status.newest = Some(version);
+        status.last_failure = None;
+        Some(status)
+    }
+
+    fn module_failed(
+        &mut self,
+        frame: &mut Frame,
+        module: AssetId<WasmModule>,
+        path: &str,
+        stage: FailureStage,
+        cause: String,
+    ) {
+        let Some(status) = self.new_generation(frame, module, path, Version::Failed(cause.clone()))
+        else {
+            return;
+        };
+        let failure = ModuleFailed {
+            module,
+            path: status.path.clone(),
+            entity: None,
+            generation: status.generation,
+            stage,
+            cause,
+            fault: None,
+        };
+        status.last_failure = Some(failure.clone());
+        report(frame.world, failure);
+    }
+
+    /// Starts or swaps every stale script whose module has loaded, then
+    /// starts again every faulted script whose backoff is over.
+    pub(super) fn start_due(&mut self, frame: &mut Frame) {
+        for order in std::mem::take(&mut self.stale) {
+            let Some(script) = self.scripts.get_mut(&order) else {
+                continue;
+            };
+            let loaded = frame
+                .world
+                .resource::<Assets<WasmModule>>()
+                .contains(script.module);
+            let (true, Some(status)) = (loaded, frame.status.modules.get(&script.module)) else {
+                // Still loading, or loaded this frame and announced next frame.
+                self.stale.insert(order);
+                continue;
+            };
+            if script.attempted == status.loaded_generation {
+                continue;
+            }
+            script.attempted = status.loaded_generation;
+            self.start(frame, order, Start::NewGeneration);
+        }
+        let due: Vec<RunOrder> = self
+            .restarts
+            .iter()
+            .filter(|&(_, &at)| at <= frame.now)
+            .map(|(order, _)| *order)
+            .collect();
+        for order in due {
+            self.restarts.remove(&order);
+            let Some(script) = self.scripts.get(&order) else {
+                continue;
+            };
+            let Some(status) = frame.status.modules.get(&script.module) else {
+                continue;
+            };
+            if script.instance.is_some() || status.loaded_generation != script.attempted {
+                // A newer generation started, or is on its way.
+                continue;
+            }
+            self.start(frame, order, Start::Restart);
+        }
+    }
+
+    /// Starts the script's `attempted` generation, reports how it went, and
+    /// schedules a restart or quarantines it when a first start faulted.
+    fn start(&mut self, frame: &mut Frame, order: RunOrder, why: Start) {
+        let Some(script) = self.scripts.get_mut(&order) else {
+            return;
+        };
+        let Some(path) = frame
+            .status
+            .modules
+            .get(&script.module)
+            .map(|module| module.path.clone())
+        else {
+            return;
+        };
+        let script_ref = ScriptRef {
+            entity: order.0,
+            module: script.module,
+            path,
+            generation: script.attempted,
+        };
+        let first_start = script.instance.is_none();
+        let started = start_generation(
+            frame,
+            &mut self.stand_in_world,
+            &mut self.sent,
+            script,
+            script_ref.clone(),
+        );
+        self.charged.push(order);
+        let Some(status) = frame.script_status(order) else {
+            return;
+        };
+        match started {
+            Ok(()) => {
+                status.generation = Some(script_ref.generation);
+                status.last_failure = None;
+                match why {
+                    Start::NewGeneration => {
+                        status.quarantined = false;
+                        script.recent_faults.clear();
+                        self.restarts.remove(&order);
+                    }
+                    Start::Restart => {
+                        status.stats.restarts += 1;
+                        info!("restarted {script_ref}");
+                    }
+                }
+            }
+            // A first start that faulted is retried like a running instance
+            // that faulted; a failed reload leaves the old one running.
+            Err((stage, error)) if first_start && error.fault.is_some() => {
+                if let Some(at) = faulted(frame, script, &script_ref, stage, error) {
+                    self.restarts.insert(order, at);
+                }
+            }
+            Err((stage, error)) => fail(frame, &script_ref, stage, error),
+        }
+    }
+}
+
+/// Why a script starts.
+#[derive(Clone, Copy)]
+enum Start {
+    /// Its module has a generation it has not tried: a first start or a hot swap.
+    NewGeneration,
+    /// Its instance faulted and its backoff is over: the same generation
+    /// again, with no saved state.
+    Restart,
+}
+
+/// Records and reports that `script_ref`'s generation failed on its script.
+fn fail(frame: &mut Frame, script_ref: &ScriptRef, stage: FailureStage, error: CallError) {
+    let failure = ModuleFailed::of_script(script_ref, stage, error.cause, error.fault);
+    if let Some(status) = frame.script_status(RunOrder(script_ref.entity)) {
+        status.last_failure = Some(failure.clone());
+    }
+    report(frame.world, failure);
+}
+
+/// The instance of `script_ref`'s generation faulted (and is gone):
+/// reports it, then returns when to restart it (virtual time, ns) after a
+/// backoff, or quarantines the script after too many recent faults.
+#[must_use = "the restart must be scheduled"]
+pub(super) fn faulted(
+    frame: &mut Frame,
+    script: &mut Script,
+    script_ref: &ScriptRef,
+    stage: FailureStage,
+    error: CallError,
+) -> Option<u64> {
+    script.instance = None;
+    script.this_frame.faults += 1;
+    let fault = error.fault.clone();
+    if let Some(status) = frame.script_status(RunOrder(script_ref.entity)) {
+        status.generation = None;
+        status.stats.faults += 1;
+        status.last_fault.clone_from(&fault);
+    }
+    fail(frame, script_ref, stage, error);
+    let (now, policy) = (frame.now, frame.policy);
+    let window = policy.window.as_nanos() as u64;
+    script.recent_faults.push_back(now);
+    while script
+        .recent_faults
+        .front()
+        .is_some_and(|&at| at.saturating_add(window) < now)
+    {
+        script.recent_faults.pop_front();
+    }
+    let recent = script.recent_faults.len() as u32;
+    if recent < policy.max_faults {
+        return Some(now + policy.backoff(recent).as_nanos() as u64);
+    }
+    if let Some(status) = frame.script_status(RunOrder(script_ref.entity)) {
+        status.quarantined = true;
+    }
+    let quarantined = ScriptQuarantined {
+        script: script_ref.clone(),
+        fault: fault.unwrap_or(FaultKind::OutOfCpu),
+    };
+    warn!(
+        "quarantined {script_ref} after {recent} faults; the last: {}",
+        quarantined.fault
+    );
+    frame.world.write_message(quarantined);
+    None
+}
+
+/// Runs `save-state` on the running generation (if any), then instantiates
+/// the new one, restores the state into it and calls `init`. Only when every
+/// step succeeds does the new instance replace the old.
+fn start_generation(
+    frame: &mut Frame,
+    stand_in_world: &mut Option<World>,
+    sent: &mut Vec<super::Sent>,
+    script: &mut Script,
+    script_ref: ScriptRef,
+) -> Result<(), (FailureStage, CallError)> {
+    let world = &mut *frame.world;
+    let saved = match &mut script.instance {
+        Some(old) => {
+            let saved = old.save_state(&mut WorldLoan::new(world, stand_in_world));
+            publish(world, old, sent);
+            let cost = old.take_cost();
+            script.charge(cost);
+            Some(saved.map_err(|error| (FailureStage::Save, error))?)
+        }
+        None => None,
+    };
+    let engine = world.resource::<WasmEngine>().clone();
+    let Some(module) = world
+        .resource::<Assets<WasmModule>>()
+        .get(script_ref.module)
+    else {
+        return Err((
+            FailureStage::Instantiate,
+            CallError {
+                cause: "the module is no longer loaded".to_owned(),
+                fault: None,
+            },
+        ));
+    };
+    let limits = module.limits().copied().unwrap_or(engine.sandbox().limits);
+    let pre = module.pre().clone();
+    let registry = world
+        .get_resource::<AppTypeRegistry>()
+        .cloned()
+        .unwrap_or_default();
+    let mut new = LiveInstance::instantiate(
+        &pre,
+        &engine,
+        &limits,
+        script_ref.clone(),
+        frame.now,
+        registry,
+    )
+    .map_err(|error| (FailureStage::Instantiate, error))?;
+    let result = new.start(&mut WorldLoan::new(world, stand_in_world), saved.flatten());
+    publish(world, &mut new, sent);
+    script.charge(new.take_cost());
+    result?;
+    if script.instance.replace(new).is_some() {
+        world.write_message(ModuleReloaded { script: script_ref });
+    }
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! The one exclusive system that runs every script instance
+//! ([`WasmSystems::Run`]), and the status it keeps for everyone to read
+//! ([`WasmRuntime`]).
+//!
+//! The live instances belong to the system alone (a `Local`); the status is
+//! plain data, readable through `&World`.
+
+mod changes;
+mod delivery;
+mod lifecycle;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bevy::asset::AssetLoadFailedEvent;
+use bevy::ecs::system::SystemState;
+use bevy::platform::collections::HashMap;
+use bevy::prelude::*;
+
+use self::changes::ChangeTracker;
+use self::delivery::{Inbox, Sent};
+pub use self::delivery::{MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES};
+use self::lifecycle::Version;
+use crate::asset::WasmModule;
+use crate::engine::WasmEngine;
+use crate::instance::{CallCost, LiveInstance, PendingEvents};
+use crate::kv::KvChanged;
+use crate::messages::{HostMessage, ModuleFailed, ScriptReceiver};
+use crate::sandbox::{FaultKind, FaultPolicy};
+
+/// Runs a script module on this entity.
+///
+/// The entity gets its own instance of the module (its own store and linear
+/// memory), even when other entities run the same module. The instance starts
+/// once the module has loaded, follows every hot reload of it, and is freed
+/// when the entity is despawned or this component removed; nothing is called
+/// on the guest then. Inserting a `WasmScript` with another module starts that
+/// module afresh.
+#[derive(Component, Clone, Debug)]
+pub struct WasmScript(pub Handle<WasmModule>);
+
+/// System sets of this crate.
+#[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WasmSystems {
+    /// The one exclusive system, in `Update`, that does all guest work of a
+    /// frame: hot swaps, then starting new instances, in entity order.
+    Run,
+}
+
+/// What one script's instances have used and suffered, across restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScriptStats {
+    /// Calls into the guest.
+    pub calls: u64,
+    /// Calls that faulted.
+    pub faults: u64,
+    /// Restarts after a fault.
+    pub restarts: u64,
+    /// Time spent in the guest in the last frame it was called.
+    pub last_frame_time: Duration,
+    /// Fuel burnt in the last frame it was called (with fuel on).
+    pub last_frame_fuel: u64,
+    /// Frames in which it was called.
+    pub frames: u64,
+    /// Time spent in the guest in all those frames.
+    pub total_time: Duration,
+    /// Fuel burnt in all those frames.
+    pub total_fuel: u64,
+    /// Host requests refused over the per-call quotas
+    /// ([`HostQuotas`](crate::HostQuotas)), dropped log lines included.
+    pub refused_host_calls: u64,
+}
+
+impl ScriptStats {
+    /// Time in the guest per frame it was called, on average.
+    pub fn average_frame_time(&self) -> Duration {
+        self.total_time
+            .checked_div(u32::try_from(self.frames).unwrap_or(u32::MAX))
+            .unwrap_or_default()
+    }
+
+    /// Fuel per frame it was called, on average.
+    pub fn average_frame_fuel(&self) -> u64 {
+        self.total_fuel.checked_div(self.frames).unwrap_or_default()
+    }
+
+    fn close_frame(&mut self, cost: CallCost) {
+        if cost.calls == 0 && cost.faults == 0 {
+            return;
+        }
+        self.calls += cost.calls;
+        self.refused_host_calls += cost.refused;
+        self.frames += 1;
+        self.last_frame_time = cost.time;
+        self.last_frame_fuel = cost.fuel;
+        self.total_time += cost.time;
+        self.total_fuel += cost.fuel;
+    }
+}
+
+/// What the runtime knows of a module that has been loaded or tried to.
+#[derive(Clone, Debug)]
+pub struct ModuleStatus {
+    path: Arc<str>,
+    generation: u32,
+    /// The generation of the version in `Assets<WasmModule>`: the newest that
+    /// loaded.
+    loaded_generation: u32,
+    newest: Option<Version>,
+    last_failure: Option<ModuleFailed>,
+}
+
+impl ModuleStatus {
+    /// The module's asset path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// How many versions of the module's file have been seen, failed ones
+    /// included: the generation the newest version got.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The newest failure to load the module, if its newest version failed.
+    pub fn last_failure(&self) -> Option<&ModuleFailed> {
+        self.last_failure.as_ref()
+    }
+}
+
+/// One entity's script, as the runtime last left it.
+#[derive(Clone, Debug)]
+pub struct ScriptStatus {
+    module: AssetId<WasmModule>,
+    generation: Option<u32>,
+    last_failure: Option<ModuleFailed>,
+    stats: ScriptStats,
+    quarantined: bool,
+    last_fault: Option<FaultKind>,
+    queued_messages: usize,
+}
+
+impl ScriptStatus {
+    /// The module this script runs.
+    pub fn module(&self) -> AssetId<WasmModule> {
+        self.module
+    }
+
+    /// The generation of the running instance, or `None` while the module
+    /// is loading, after its first start failed, or while a faulted
+    /// instance waits to restart.
+    pub fn generation(&self) -> Option<u32> {
+        self.generation
+    }
+
+    /// The newest failure of this instance to start or reload, if any; it
+    /// stays until a later generation starts.
+    pub fn last_failure(&self) -> Option<&ModuleFailed> {
+        self.last_failure.as_ref()
+    }
+
+    /// What the script's instances have used, across restarts.
+    pub fn stats(&self) -> &ScriptStats {
+        &self.stats
+    }
+
+    /// Whether the script stopped after too many faults.
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantined
+    }
+
+    /// The most recent fault, if the script ever faulted.
+    pub fn last_fault(&self) -> Option<&FaultKind> {
+        self.last_fault.as_ref()
+    }
+
+    /// How many messages wait for this script's next run.
+    pub fn queued_messages(&self) -> usize {
+        self.queued_messages
+    }
+}
+
+/// Every script's and module's status, as of the last run of
+/// [`WasmSystems::Run`]: plain data for debug panels and game systems.
+#[derive(Resource, Default)]
+pub struct WasmRuntime {
+    modules: HashMap<AssetId<WasmModule>, ModuleStatus>,
+    scripts: BTreeMap<RunOrder, ScriptStatus>,
+    /// What every script's calls used in the last frame, added up.
+    last_frame: CallCost,
+    /// Quarantined scripts released since the last run.
+    released: Vec<Entity>,
+}
+
+impl WasmRuntime {
+    /// The script on `entity`, if it has a [`WasmScript`].
+    pub fn script(&self, entity: Entity) -> Option<&ScriptStatus> {
+        self.scripts.get(&RunOrder(entity))
+    }
+
+    /// Every script, in the order the runtime runs them: by entity index.
+    pub fn scripts(&self) -> impl Iterator<Item = (Entity, &ScriptStatus)> {
+        self.scripts.iter().map(|(order, script)| (order.0, script))
+    }
+
+    /// The status of a module that has loaded or failed to.
+    pub fn module(&self, module: impl Into<AssetId<WasmModule>>) -> Option<&ModuleStatus> {
+        self.modules.get(&module.into())
+    }
+
+    /// Every module that has loaded or failed to, in no particular order.
+    pub fn modules(&self) -> impl Iterator<Item = (AssetId<WasmModule>, &ModuleStatus)> {
+        self.modules.iter().map(|(id, status)| (*id, status))
+    }
+
+    /// Lets a quarantined script start again (from its module's newest
+    /// generation, at the next run). Returns whether it was quarantined.
+    pub fn release(&mut self, entity: Entity) -> bool {
+        let Some(script) = self.scripts.get_mut(&RunOrder(entity)) else {
+            return false;
+        };
+        let was_quarantined = std::mem::take(&mut script.quarantined);
+        if was_quarantined {
+            self.released.push(entity);
+        }
+        was_quarantined
+    }
+
+    /// Time spent in guest code in the last frame, all scripts together.
+    pub fn last_frame_guest_time(&self) -> Duration {
+        self.last_frame.time
+    }
+
+    /// Guest calls that faulted in the last frame.
+    pub fn last_frame_faults(&self) -> u64 {
+        self.last_frame.faults
+    }
+
+    /// How many scripts are quarantined.
+    pub fn quarantined(&self) -> usize {
+        self.scripts
+            .values()
+            .filter(|script| script.quarantined)
+            .count()
+    }
+}
+
+/// Scripts run in the order of their entities' indices: oldest first, the
+/// same on every run of the same game. (`Entity`'s own `Ord` compares its
+/// bit pattern, which puts newer entities first.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RunOrder(Entity);
+
+impl Ord for RunOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.index_u32(), self.0).cmp(&(other.0.index_u32(), other.0))
+    }
+}
+
+impl PartialOrd for RunOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One script as the runtime runs it: its live instance and what waits for
+/// it. Its public face is its [`ScriptStatus`].
+struct Script {
+    module: AssetId<WasmModule>,
+    /// The newest module generation this script tried to start or swap to.
+    attempted: u32,
+    instance: Option<LiveInstance>,
+    /// Messages waiting for the next `handle-batch`; kept across reloads.
+    inbox: Inbox,
+    /// This frame's changes that matched the running generation's watches.
+    events: PendingEvents,
+    /// What this frame's calls used so far.
+    this_frame: CallCost,
+    /// When recent faults happened (virtual time, ns), oldest first.
+    recent_faults: VecDeque<u64>,
+}
+
+impl Script {
+    fn charge(&mut self, cost: CallCost) {
+        self.this_frame.calls += cost.calls;
+        self.this_frame.time += cost.time;
+        self.this_frame.fuel += cost.fuel;
+        self.this_frame.refused += cost.refused;
+        self.this_frame.faults += cost.faults;
+    }
+}
+
+/// The runtime's own state, owned by the exclusive system.
+#[derive(Default)]
+pub(crate) struct Runner {
+    scripts: BTreeMap<RunOrder, Script>,
+    /// Scripts whose module has a generation they have not tried yet.
+    stale: BTreeSet<RunOrder>,
+    /// Faulted scripts waiting to start again, with when (virtual time, ns).
+    restarts: BTreeMap<RunOrder, u64>,
+    /// Scripts whose guest was called this frame, for the frame's accounting.
+    charged: Vec<RunOrder>,
+    /// Scripts that got a message this frame, for their status.
+    queued_to: Vec<RunOrder>,
+    /// What guests sent this frame, delivered to subscribers at its end.
+    sent: Vec<Sent>,
+    changes: ChangeTracker,
+    /// Stands in for the game's world while it is lent to an instance.
+    stand_in_world: Option<World>,
+}
+
+/// What a frame's work needs besides the runner: the game's world, the
+/// status to keep up to date, the frame's virtual time (ns) and the fault
+/// policy.
+struct Frame<'a> {
+    world: &'a mut World,
+    status: &'a mut WasmRuntime,
+    now: u64,
+    policy: FaultPolicy,
+}
+
+impl Frame<'_> {
+    /// The status of the script `order`; it exists as long as its [`Script`].
+    fn script_status(&mut self, order: RunOrder) -> Option<&mut ScriptStatus> {
+        self.status.scripts.get_mut(&order)
+    }
+}
+
+type RunInputs = (
+    MessageReader<'static, 'static, AssetEvent<WasmModule>>,
+    MessageReader<'static, 'static, AssetLoadFailedEvent<WasmModule>>,
+    RemovedComponents<'static, 'static, WasmScript>,
+    Query<'static, 'static, (Entity, &'static WasmScript), Changed<WasmScript>>,
+    MessageReader<'static, 'static, HostMessage>,
+);
+
+/// Read after the hot swaps, so the new generations' watches apply.
+type KvInputs = MessageReader<'static, 'static, KvChanged>;
+
+/// The exclusive system ([`WasmSystems::Run`]), one frame's steps in entity
+/// order.
+pub(crate) fn run_scripts(
+    world: &mut World,
+    inputs: &mut SystemState<RunInputs>,
+    kv_inputs: &mut SystemState<KvInputs>,
+    mut runner: Local<Runner>,
+) -> Result {
+    let (mut asset_events, mut load_failures, mut removed, changed, mut host_messages) =
+        inputs.get_mut(world)?;
+    let script_changes = lifecycle::ScriptChanges::read(
+        &mut asset_events,
+        &mut load_failures,
+        &mut removed,
+        &changed,
+    );
+    let mut host_messages: Vec<HostMessage> = host_messages.read().cloned().collect();
+    host_messages.extend(world.resource::<ScriptReceiver>().0.try_iter());
+    let now = world
+        .get_resource::<Time<Virtual>>()
+        .map_or(0, |time| time.elapsed().as_nanos() as u64);
+    let policy = world
+        .get_resource::<WasmEngine>()
+        .expect("HotWasmPlugin makes its engine in `Plugin::finish`: call `app.finish()` before `app.update()` (App::run does)")
+        .sandbox()
+        .faults;
+
+    world.resource_scope(|world, mut status: Mut<WasmRuntime>| -> Result {
+        let frame = &mut Frame {
+            world,
+            status: &mut status,
+            now,
+            policy,
+        };
+        runner.apply(frame, script_changes);
+        runner.start_due(frame);
+        for message in host_messages {
+            runner.deliver(message);
+        }
+        runner.match_kv_changes(kv_inputs.get_mut(frame.world)?.read());
+        runner.match_ecs_changes(frame.world);
+        runner.run_batches(frame);
+        runner.route_sent();
+        runner.close_frame(frame.status);
+        Ok(())
+    })
+}
