@@ -16,7 +16,6 @@ use bevy::app::ScheduleRunnerPlugin;
 use bevy::asset::io::AssetSourceId;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
-use bevy_hotwasm::Signatures;
 use bevy_hotwasm::prelude::*;
 
 fn main() {
@@ -37,10 +36,10 @@ fn main() {
                 ..default()
             },
             HotWasmPlugin {
-                // The guests here are rebuilt by hand and not signed; a
-                // shipped game keeps the default (signed in release builds).
-                trust: TrustPolicy::new()
-                    .with_signatures(AssetSourceId::Default, Signatures::Optional),
+                // The guests here are rebuilt by hand and not signed. A game
+                // passes `cfg!(debug_assertions)`: unsigned local modules in
+                // its development builds, signed ones only in its releases.
+                trust: TrustPolicy::new().allow_unsigned_local(true),
                 ..default()
             },
         ))

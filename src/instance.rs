@@ -3,14 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::*;
 use wasmtime::Store;
 
 use crate::engine::{EPOCH_TICK, WasmEngine};
 use crate::host::{
-    Batch, CallQuota, ChangeEvent, ChangeKind, GuestLine, GuestOutput, HostState, InstanceIdentity,
-    Limiter, Message, Script, ScriptPre, TaskDue, Watches,
+    Batch, CallQuota, ChangeEvent, ChangeKind, GameTypes, GuestLine, GuestOutput, HostState,
+    InstanceIdentity, Limiter, Message, Script, ScriptPre, TaskDue, Watches,
 };
 use crate::messages::{FailureStage, ScriptRef};
 use crate::sandbox::{FaultKind, GuestLimits, Sandbox};
@@ -176,7 +175,7 @@ impl LiveInstance {
         limits: &GuestLimits,
         script_ref: ScriptRef,
         now: u64,
-        registry: AppTypeRegistry,
+        game: GameTypes,
     ) -> Result<Self, CallError> {
         let quotas = engine.sandbox().host;
         let output = GuestOutput::with_max_lines(quotas.log_lines);
@@ -188,7 +187,7 @@ impl LiveInstance {
         let mut state = HostState::new(
             identity,
             output.clone(),
-            registry,
+            game,
             Limiter::new(limits),
             CallQuota::new(quotas),
         );

@@ -87,7 +87,7 @@ fn a_broken_update_leaves_the_old_generation_running() {
     for (generation_tried, (what, bytes, stage, failed_entity)) in (2..).zip(broken) {
         save_counter(&mut app, &assets, &bytes);
         let failure = seen(&app).failed.last().unwrap();
-        assert_eq!(failure.stage, stage, "{what}");
+        assert_eq!(failure.stage, stage, "{what}: {failure}");
         assert_eq!(failure.entity, failed_entity, "{what}");
         assert_eq!(failure.generation, generation_tried, "{what}");
         assert_eq!(&*failure.path, "modules/counter.wasm", "{what}");

@@ -6,7 +6,7 @@ mod common;
 
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{FailureStage, MessageError, WasmEngine};
+use bevy_hotwasm::{FailureStage, MAX_PAYLOAD_BYTES, MAX_QUEUED_BYTES, MessageError, WasmEngine};
 use common::*;
 
 /// A system that sends `ping` to the entity in it, once.
@@ -186,4 +186,24 @@ fn bad_host_messages_are_refused() {
         sender.send(HostMessage::to_subscribers("t", vec![0; 100_000])),
         Err(MessageError::PayloadTooLarge { len: 100_000, .. })
     ));
+}
+
+#[test]
+fn messages_waiting_for_a_script_are_bounded_by_bytes() {
+    let assets = AssetDir::new();
+    let mut app = app(&assets, None);
+    // A module that never loads: the script is tracked but never runs.
+    let waiting = spawn_script(&mut app, "missing.wasm");
+    run_frames(&mut app, 2);
+    let payload = vec![7; MAX_PAYLOAD_BYTES as usize];
+    for _ in 0..300 {
+        app.world_mut()
+            .write_message(HostMessage::to_entity(waiting, "t", payload.clone()));
+    }
+    app.update();
+
+    let per_message = payload.len() + "t".len();
+    let queued = runtime(&app).script(waiting).unwrap().queued_messages();
+    assert_eq!(queued, MAX_QUEUED_BYTES / per_message);
+    assert!(queued < 300);
 }

@@ -25,7 +25,7 @@ fn good_beside_bad(assets: &AssetDir, bad: &str, sandbox: Sandbox) -> (App, Enti
         sandbox,
         ..unsigned_plugin()
     };
-    let mut app = app_with(assets, Some(TEST_DEBOUNCE), plugin, |_| {});
+    let mut app = app_with_fake_watcher(assets, plugin);
     app.init_resource::<Quarantined>().add_systems(
         Last,
         |mut read: MessageReader<ScriptQuarantined>, mut seen: ResMut<Quarantined>| {
@@ -240,7 +240,7 @@ fn the_quarantine_lifts_when_the_module_is_fixed_or_released() {
 
     // Fixed: a good module saved over it runs, out of quarantine.
     until_quarantined(&mut app, good, bad);
-    assets.write("loop-handler.wasm", &guest_bytes("counter"));
+    assets.save(&app, "loop-handler.wasm", &guest_bytes("counter"));
     update_until(&mut app, "the fixed module", |app| {
         generation(app, bad).is_some_and(|generation| generation > 1)
     });
@@ -258,17 +258,19 @@ fn floods_are_cut_at_the_per_call_quotas() {
             && runtime(app).script(messages).unwrap().stats().frames >= 2
             && runtime(app).script(logs).unwrap().stats().frames >= 2
     });
-    let start = seen(&app).sent.len();
+    let flood_lines = |app: &App| {
+        seen(app)
+            .lines_of(logs)
+            .iter()
+            .filter(|line| line.starts_with("flood"))
+            .count()
+    };
+    let (start, lines_before) = (seen(&app).sent.len(), flood_lines(&app));
     let before = ticks(&app, good);
     app.update();
 
     // Each flood tries 10 000 a tick; the default quota keeps 1 000.
-    let flood_lines = seen(&app)
-        .lines_of(logs)
-        .iter()
-        .filter(|line| line.starts_with("flood"))
-        .count();
-    assert_eq!(flood_lines % 1000, 0);
+    assert_eq!(flood_lines(&app) - lines_before, 1000);
     assert_eq!(seen(&app).sent.len() - start, 1000);
     for flooder in [logs, messages] {
         let script = runtime(&app).script(flooder).unwrap();
@@ -280,4 +282,75 @@ fn floods_are_cut_at_the_per_call_quotas() {
         assert_eq!(script.stats().faults, 0, "a refused request is not a fault");
     }
     assert_eq!(ticks(&app, good), before + 1);
+}
+
+/// Every key of `bucket`, page by page.
+fn key_count(app: &App, bucket: &str) -> usize {
+    let store = app.world().resource::<KvStore>();
+    let (mut count, mut cursor) = (0, None);
+    loop {
+        let page = store.list_keys(bucket, cursor).unwrap();
+        count += page.keys.len();
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => return count,
+        }
+    }
+}
+
+#[test]
+fn a_key_value_set_flood_is_cut_at_the_write_quota() {
+    let assets = AssetDir::new();
+    let (mut app, good, flood) = good_beside_bad(&assets, "kv-flood", Sandbox::default());
+    update_until(&mut app, "the flood to run", |app| {
+        runtime(app).script(flood).unwrap().stats().frames >= 2
+    });
+    let keys = key_count(&app, "flood");
+    let refused = runtime(&app)
+        .script(flood)
+        .unwrap()
+        .stats()
+        .refused_host_calls;
+    let before = ticks(&app, good);
+    app.update();
+
+    // 2 000 sets a tick; the default quota keeps 1 000 key-value writes.
+    assert_eq!(key_count(&app, "flood") - keys, 1000);
+    let script = runtime(&app).script(flood).unwrap();
+    assert_eq!(script.stats().refused_host_calls - refused, 1000);
+    assert_eq!(script.stats().faults, 0);
+    assert_eq!(ticks(&app, good), before + 1);
+}
+
+#[test]
+fn a_guest_that_despawns_every_entity_it_finds_breaks_nothing() {
+    let assets = AssetDir::new();
+    let (mut app, good, bad) = good_beside_bad(&assets, "despawn-all", Sandbox::default());
+    update_until(&mut app, "the despawner to run", |app| {
+        !seen(app).lines_of(bad).is_empty()
+    });
+    let report = seen(&app).lines_of(bad)[0].to_owned();
+    let refused: usize = report
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{report}"));
+    // Every resource's entity and the other script's entity were refused.
+    let resources = app.world().resource_entities().iter().count();
+    assert!(refused > resources, "{report} with {resources} resources");
+
+    for _ in 0..5 {
+        let before = ticks(&app, good);
+        app.update();
+        assert_eq!(
+            ticks(&app, good),
+            before + 1,
+            "the other script keeps running"
+        );
+    }
+    assert!(app.world().contains_resource::<KvStore>());
+    assert!(app.world().contains_resource::<Time<Virtual>>());
+    // It despawned its own entity, which ends its script.
+    assert!(app.world().get_entity(bad).is_err());
+    assert!(runtime(&app).script(bad).is_none());
 }

@@ -126,11 +126,11 @@ fn scheduling_past_the_cap_is_an_error_for_the_guest_not_a_crash() {
 fn after_a_reload_only_the_new_generations_tasks_run() {
     let ticker_bytes = guest_bytes("ticker");
     let (assets, mut app, entities) =
-        start_scripts("ticker.wasm", &ticker_bytes, 1, Some(TEST_DEBOUNCE));
+        start_scripts_with_fake_watcher("ticker.wasm", &ticker_bytes, 1);
     let entity = entities[0];
     run_frames(&mut app, 3);
 
-    assets.write("ticker.wasm", &rebuilt(&ticker_bytes, 1));
+    assets.save(&app, "ticker.wasm", &rebuilt(&ticker_bytes, 1));
     update_until(&mut app, "the reload", |app| !seen(app).reloaded.is_empty());
     let before = seen(&app).lines_of(entity).len();
     run_frames(&mut app, 5);

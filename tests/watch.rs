@@ -8,12 +8,10 @@ use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use common::*;
 
-fn watcher_with_store(
-    watch_debounce: Option<std::time::Duration>,
-) -> (AssetDir, tempfile::TempDir, App, Entity) {
+fn watcher_with_store() -> (AssetDir, tempfile::TempDir, App, Entity) {
     let store_dir = tempfile::tempdir().unwrap();
     let (assets, mut app, entities) =
-        start_scripts("watcher.wasm", &guest_bytes("watcher"), 1, watch_debounce);
+        start_scripts_with_fake_watcher("watcher.wasm", &guest_bytes("watcher"), 1);
     app.insert_resource(KvStore::open_dir(store_dir.path()).unwrap());
     (assets, store_dir, app, entities[0])
 }
@@ -32,7 +30,7 @@ fn lines_after(app: &App, entity: Entity, skip: usize) -> Vec<String> {
 
 #[test]
 fn a_key_watch_sees_sets_and_deletes_from_systems_and_from_files() {
-    let (_assets, store_dir, mut app, watcher) = watcher_with_store(None);
+    let (_assets, store_dir, mut app, watcher) = watcher_with_store();
     let start = seen(&app).lines_of(watcher).len();
 
     store(&mut app).set("tuning", "speed", b"1.0").unwrap();
@@ -56,7 +54,7 @@ fn a_key_watch_sees_sets_and_deletes_from_systems_and_from_files() {
 
 #[test]
 fn a_prefix_watch_sees_only_its_keys_until_unwatched() {
-    let (_assets, _store_dir, mut app, watcher) = watcher_with_store(None);
+    let (_assets, _store_dir, mut app, watcher) = watcher_with_store();
     let start = seen(&app).lines_of(watcher).len();
 
     let mut kv = store(&mut app);
@@ -83,7 +81,7 @@ fn a_prefix_watch_sees_only_its_keys_until_unwatched() {
 
 #[test]
 fn bad_watches_are_refused_to_the_guest() {
-    let (_assets, _store_dir, app, watcher) = watcher_with_store(None);
+    let (_assets, _store_dir, app, watcher) = watcher_with_store();
     let refused: Vec<&str> = seen(&app)
         .lines_of(watcher)
         .into_iter()
@@ -97,8 +95,8 @@ fn bad_watches_are_refused_to_the_guest() {
 #[test]
 fn after_a_reload_only_the_new_generations_watches_fire() {
     let watcher_bytes = guest_bytes("watcher");
-    let (assets, _store_dir, mut app, watcher) = watcher_with_store(Some(TEST_DEBOUNCE));
-    assets.write("watcher.wasm", &rebuilt(&watcher_bytes, 1));
+    let (assets, _store_dir, mut app, watcher) = watcher_with_store();
+    assets.save(&app, "watcher.wasm", &rebuilt(&watcher_bytes, 1));
     update_until(&mut app, "the reload", |app| !seen(app).reloaded.is_empty());
     let start = seen(&app).lines_of(watcher).len();
 

@@ -37,29 +37,45 @@ fn entity(world: &World, bits: u64) -> Result<Entity, Error> {
         .ok_or(Error::NoSuchEntity(bits))
 }
 
-/// Refuses `root` when it, or (for a despawn) one of its descendants,
-/// holds a resource.
-fn check_unprotected(world: &World, root: Entity, with_descendants: bool) -> Result<(), Error> {
-    let mut pending = vec![root];
-    while let Some(entity) = pending.pop() {
-        let Ok(entity_ref) = world.get_entity(entity) else {
-            continue;
-        };
-        if entity_ref.contains::<IsResource>() {
+impl HostState {
+    /// Refuses `root` when it, or (for a despawn) one of its descendants,
+    /// holds a resource or runs another script.
+    fn check_unprotected(&self, root: Entity, with_descendants: bool) -> Result<(), Error> {
+        let world = self.world.as_ref().ok_or_else(not_lent)?;
+        let mut pending = vec![root];
+        while let Some(entity) = pending.pop() {
+            let Ok(entity_ref) = world.get_entity(entity) else {
+                continue;
+            };
+            let runs_a_script = entity != self.identity.entity
+                && self
+                    .script_component
+                    .is_some_and(|id| entity_ref.contains_id(id));
+            let what = if entity_ref.contains::<IsResource>() {
+                "holds a resource"
+            } else if runs_a_script {
+                "runs another script"
+            } else {
+                if with_descendants && let Some(children) = entity_ref.get::<Children>() {
+                    pending.extend(children.iter());
+                }
+                continue;
+            };
             let which = if entity == root {
                 root.to_string()
             } else {
                 format!("{entity}, a descendant of {root},")
             };
             return Err(Error::Protected(format!(
-                "{which} holds a resource: guests may not despawn it or change its components"
+                "{which} {what}: guests may not despawn it or change its components"
             )));
         }
-        if with_descendants && let Some(children) = entity_ref.get::<Children>() {
-            pending.extend(children.iter());
-        }
+        Ok(())
     }
-    Ok(())
+}
+
+fn not_lent() -> Error {
+    Error::Missing("the game's world (only lent during calls)".to_owned())
 }
 
 /// A reflected number as `f64`, whatever its primitive type.
@@ -78,9 +94,7 @@ fn number(value: &dyn PartialReflect) -> Option<f64> {
 impl HostState {
     /// The world lent for this call.
     fn world(&mut self) -> Result<&mut World, Error> {
-        self.world
-            .as_mut()
-            .ok_or_else(|| Error::Missing("the game's world (only lent during calls)".to_owned()))
+        self.world.as_mut().ok_or_else(not_lent)
     }
 }
 
@@ -104,9 +118,9 @@ impl Host for HostState {
         let registry = self.registry.clone();
         let registry = registry.read();
         let component = component(&registry, &type_path)?;
+        let entity = entity(self.world()?, bits)?;
+        self.check_unprotected(entity, false)?;
         let world = self.world()?;
-        let entity = entity(world, bits)?;
-        check_unprotected(world, entity, false)?;
         let value = component.from_json(&registry, world, &json)?;
         component
             .reflect_component
@@ -169,10 +183,9 @@ impl Host for HostState {
     }
 
     fn despawn(&mut self, bits: u64) -> Result<(), Error> {
-        let world = self.world()?;
-        let entity = entity(world, bits)?;
-        check_unprotected(world, entity, true)?;
-        world.despawn(entity);
+        let entity = entity(self.world()?, bits)?;
+        self.check_unprotected(entity, true)?;
+        self.world()?.despawn(entity);
         Ok(())
     }
 

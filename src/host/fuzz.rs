@@ -11,8 +11,9 @@ use wasmtime::component::Resource;
 
 use super::bindings::hotwasm::script::{ecs, messaging, scheduler, watch};
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::keyvalue::KvView;
 use super::quota::{CallQuota, Limiter};
-use super::{GuestOutput, HostState, InstanceIdentity};
+use super::{GameTypes, GuestOutput, HostState, InstanceIdentity};
 use crate::kv::KvStore;
 use crate::sandbox::{GuestLimits, HostQuotas};
 
@@ -44,7 +45,10 @@ pub(super) fn host() -> HostState {
     let mut state = HostState::new(
         identity,
         GuestOutput::default(),
-        registry,
+        GameTypes {
+            registry,
+            script_component: None,
+        },
         Limiter::new(&GuestLimits::default()),
         CallQuota::new(HostQuotas::default()),
     );
@@ -112,6 +116,7 @@ proptest! {
         cursor in proptest::option::of(text()), keys in proptest::collection::vec(text(), 0..4),
     ) {
         let mut host = host();
+        let mut host = KvView::of(&mut host);
         let Ok(handle) = store::Host::open(&mut host, bucket) else { return Ok(()) };
         let again = || Resource::<super::keyvalue::KvBucket>::new_borrow(handle.rep());
         let _ = store::HostBucket::set(&mut host, again(), key.clone(), value.clone());

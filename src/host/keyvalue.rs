@@ -1,20 +1,26 @@
 //! `wasi:keyvalue@0.2.0-draft2` (`store`, `atomics`, `batch`), exactly as
 //! published, over the game's [`KvStore`].
 //!
+//! Implemented on a view of the instance's state ([`KvView`]: its resource
+//! table, the lent world, its quota and its entity), linked with the
+//! [`Kv`] marker, the way wasmtime-wasi links its interfaces. Every failure
+//! is a [`KvFailure`], converted to the WIT `error` in one place
+//! (`convert_error`): store errors and refused quotas reach the guest as
+//! `error::other` with the message; a bad handle is a host bug and traps.
+//!
 //! A bucket handle is the bucket's name: `open` checks the name and creates
 //! nothing (a bucket appears with its first key). Writes are made as
 //! [`KvOrigin::Guest`] of the instance's entity, so they become change
 //! events like any other, and `skip-own-writes` watches can leave them out.
-//! Store errors arrive as `error::other` with the store's message.
 
-use bevy::prelude::Mut;
-use wasmtime::component::Resource;
+use bevy::prelude::{Entity, Mut, World};
+use wasmtime::component::{HasData, Resource, ResourceTable, ResourceTableError};
 
 use super::HostState;
 use super::bindings::wasi::keyvalue::atomics::{self, CasError};
 use super::bindings::wasi::keyvalue::batch;
 use super::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
-use super::quota::HostWork;
+use super::quota::{CallQuota, HostWork};
 use crate::kv::{self, KvError, KvOrigin, KvStore};
 
 /// What a `bucket` handle holds.
@@ -29,32 +35,67 @@ pub struct KvCas {
     current: Option<Vec<u8>>,
 }
 
-fn other(error: impl ToString) -> Error {
-    Error::Other(error.to_string())
+/// Why a `wasi:keyvalue` call failed on the host.
+pub enum KvFailure {
+    /// The guest's request failed or was refused: its error message.
+    Refused(String),
+    /// A host bug (a handle the host does not know): traps the guest.
+    Trap(wasmtime::Error),
 }
 
-impl HostState {
-    fn kv_store(&mut self) -> Result<Mut<'_, KvStore>, Error> {
+impl From<KvError> for KvFailure {
+    fn from(error: KvError) -> Self {
+        Self::Refused(error.to_string())
+    }
+}
+
+impl From<ResourceTableError> for KvFailure {
+    fn from(error: ResourceTableError) -> Self {
+        Self::Trap(error.into())
+    }
+}
+
+/// The marker `wasi:keyvalue` is linked with: its host is a [`KvView`].
+pub(crate) struct Kv;
+
+impl HasData for Kv {
+    type Data<'a> = KvView<'a>;
+}
+
+/// What `wasi:keyvalue` sees of an instance's state.
+pub(crate) struct KvView<'a> {
+    table: &'a mut ResourceTable,
+    world: &'a mut Option<World>,
+    quota: &'a mut CallQuota,
+    entity: Entity,
+}
+
+impl KvView<'_> {
+    pub fn of(state: &mut HostState) -> KvView<'_> {
+        KvView {
+            table: &mut state.table,
+            world: &mut state.world,
+            quota: &mut state.quota,
+            entity: state.identity.entity,
+        }
+    }
+
+    fn store(&mut self) -> Result<Mut<'_, KvStore>, KvFailure> {
         self.world
             .as_mut()
             .and_then(|world| world.get_resource_mut::<KvStore>())
-            .ok_or_else(|| other("the game has no key-value store"))
+            .ok_or_else(|| KvFailure::Refused("the game has no key-value store".to_owned()))
     }
 
-    fn bucket_name(&self, bucket: &Resource<KvBucket>) -> Result<String, Error> {
-        let bucket = self.table.get(bucket).map_err(other)?;
-        Ok(bucket.name.clone())
+    fn bucket_name(&self, bucket: &Resource<KvBucket>) -> Result<String, KvFailure> {
+        Ok(self.table.get(bucket)?.name.clone())
     }
 
     /// Counts one key-value write of `bytes` against the call's quota.
-    fn kv_write(&mut self, bytes: usize) -> Result<(), Error> {
+    fn count_write(&mut self, bytes: usize) -> Result<(), KvFailure> {
         self.quota
             .take(HostWork::KvWrite, bytes)
-            .map_err(Error::Other)
-    }
-
-    fn kv_origin(&self) -> KvOrigin {
-        KvOrigin::Guest(self.identity.entity)
+            .map_err(KvFailure::Refused)
     }
 
     /// Runs `op` on the store with the bucket's name and this instance as
@@ -63,25 +104,34 @@ impl HostState {
         &mut self,
         bucket: &Resource<KvBucket>,
         op: impl FnOnce(&mut KvStore, &str, KvOrigin) -> Result<T, KvError>,
-    ) -> Result<T, Error> {
+    ) -> Result<T, KvFailure> {
         let name = self.bucket_name(bucket)?;
-        let origin = self.kv_origin();
-        let mut store = self.kv_store()?;
-        op(&mut store, &name, origin).map_err(other)
+        let origin = KvOrigin::Guest(self.entity);
+        let mut store = self.store()?;
+        Ok(op(&mut store, &name, origin)?)
     }
 }
 
-impl store::Host for HostState {
-    fn open(&mut self, identifier: String) -> Result<Resource<KvBucket>, Error> {
-        kv::check_bucket(&identifier).map_err(other)?;
-        self.table
-            .push(KvBucket { name: identifier })
-            .map_err(other)
+impl store::Host for KvView<'_> {
+    fn open(&mut self, identifier: String) -> Result<Resource<KvBucket>, KvFailure> {
+        kv::check_bucket(&identifier)?;
+        Ok(self.table.push(KvBucket { name: identifier })?)
+    }
+
+    fn convert_error(&mut self, failure: KvFailure) -> wasmtime::Result<Error> {
+        match failure {
+            KvFailure::Refused(message) => Ok(Error::Other(message)),
+            KvFailure::Trap(error) => Err(error),
+        }
     }
 }
 
-impl store::HostBucket for HostState {
-    fn get(&mut self, bucket: Resource<KvBucket>, key: String) -> Result<Option<Vec<u8>>, Error> {
+impl store::HostBucket for KvView<'_> {
+    fn get(
+        &mut self,
+        bucket: Resource<KvBucket>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, KvFailure> {
         self.with_bucket(&bucket, |store, name, _| store.get(name, &key))
     }
 
@@ -90,21 +140,21 @@ impl store::HostBucket for HostState {
         bucket: Resource<KvBucket>,
         key: String,
         value: Vec<u8>,
-    ) -> Result<(), Error> {
-        self.kv_write(key.len() + value.len())?;
+    ) -> Result<(), KvFailure> {
+        self.count_write(key.len() + value.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
             store.set_as(origin, name, &key, &value)
         })
     }
 
-    fn delete(&mut self, bucket: Resource<KvBucket>, key: String) -> Result<(), Error> {
-        self.kv_write(key.len())?;
+    fn delete(&mut self, bucket: Resource<KvBucket>, key: String) -> Result<(), KvFailure> {
+        self.count_write(key.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
             store.delete_as(origin, name, &key)
         })
     }
 
-    fn exists(&mut self, bucket: Resource<KvBucket>, key: String) -> Result<bool, Error> {
+    fn exists(&mut self, bucket: Resource<KvBucket>, key: String) -> Result<bool, KvFailure> {
         self.with_bucket(&bucket, |store, name, _| store.exists(name, &key))
     }
 
@@ -113,11 +163,12 @@ impl store::HostBucket for HostState {
         &mut self,
         bucket: Resource<KvBucket>,
         cursor: Option<String>,
-    ) -> Result<KeyResponse, Error> {
+    ) -> Result<KeyResponse, KvFailure> {
         let cursor = cursor
             .map(|text| {
-                text.parse::<u64>()
-                    .map_err(|_| other(format!("cursor {text:?} was not made by list-keys")))
+                text.parse::<u64>().map_err(|_| {
+                    KvFailure::Refused(format!("cursor {text:?} was not made by list-keys"))
+                })
             })
             .transpose()?;
         let page = self.with_bucket(&bucket, |store, name, _| store.list_keys(name, cursor))?;
@@ -133,14 +184,14 @@ impl store::HostBucket for HostState {
     }
 }
 
-impl atomics::Host for HostState {
+impl atomics::Host for KvView<'_> {
     fn increment(
         &mut self,
         bucket: Resource<KvBucket>,
         key: String,
         delta: i64,
-    ) -> Result<i64, Error> {
-        self.kv_write(key.len())?;
+    ) -> Result<i64, KvFailure> {
+        self.count_write(key.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
             store.increment_as(origin, name, &key, delta)
         })
@@ -149,48 +200,66 @@ impl atomics::Host for HostState {
     /// Swaps in `value` if the key still holds what the handle read. On a
     /// failed swap the handle comes back holding the key's value now, so a
     /// retry loop can look at it and try again.
-    fn swap(&mut self, cas: Resource<KvCas>, value: Vec<u8>) -> Result<(), CasError> {
-        let store_error = CasError::StoreError;
-        self.kv_write(value.len()).map_err(store_error)?;
-        let (bucket, key, expected) = {
-            let cas = self.table.get(&cas).map_err(|e| store_error(other(e)))?;
-            (cas.bucket.clone(), cas.key.clone(), cas.current.clone())
-        };
-        let origin = self.kv_origin();
-        let mut store = self.kv_store().map_err(store_error)?;
-        let swapped = store
-            .compare_and_swap_as(origin, &bucket, &key, expected.as_deref(), &value)
-            .map_err(|e| store_error(other(e)))?;
-        if swapped {
-            self.table.delete(cas).map_err(|e| store_error(other(e)))?;
-            return Ok(());
+    fn swap(
+        &mut self,
+        cas: Resource<KvCas>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), CasError>> {
+        match self.try_swap(&cas, &value) {
+            Ok(true) => {
+                self.table.delete(cas)?;
+                Ok(Ok(()))
+            }
+            Ok(false) => Ok(Err(CasError::CasFailed(cas))),
+            Err(failure) => {
+                // The guest handed the handle over; a failed swap drops it.
+                self.table.delete(cas)?;
+                let error = store::Host::convert_error(self, failure)?;
+                Ok(Err(CasError::StoreError(error)))
+            }
         }
-        let now = store
-            .get(&bucket, &key)
-            .map_err(|e| store_error(other(e)))?;
-        self.table
-            .get_mut(&cas)
-            .map_err(|e| store_error(other(e)))?
-            .current = now;
-        Err(CasError::CasFailed(cas))
     }
 }
 
-impl atomics::HostCas for HostState {
-    fn new(&mut self, bucket: Resource<KvBucket>, key: String) -> Result<Resource<KvCas>, Error> {
+impl KvView<'_> {
+    /// Swaps in `value` if the key still holds what `cas` read; on a failed
+    /// swap, `cas` is updated to the key's value now.
+    fn try_swap(&mut self, cas: &Resource<KvCas>, value: &[u8]) -> Result<bool, KvFailure> {
+        self.count_write(value.len())?;
+        let KvCas {
+            bucket,
+            key,
+            current,
+        } = self.table.get(cas)?;
+        let (bucket, key, expected) = (bucket.clone(), key.clone(), current.clone());
+        let origin = KvOrigin::Guest(self.entity);
+        let mut store = self.store()?;
+        if store.compare_and_swap_as(origin, &bucket, &key, expected.as_deref(), value)? {
+            return Ok(true);
+        }
+        let now = store.get(&bucket, &key)?;
+        self.table.get_mut(cas)?.current = now;
+        Ok(false)
+    }
+}
+
+impl atomics::HostCas for KvView<'_> {
+    fn new(
+        &mut self,
+        bucket: Resource<KvBucket>,
+        key: String,
+    ) -> Result<Resource<KvCas>, KvFailure> {
         let name = self.bucket_name(&bucket)?;
         let current = self.with_bucket(&bucket, |store, name, _| store.get(name, &key))?;
-        self.table
-            .push(KvCas {
-                bucket: name,
-                key,
-                current,
-            })
-            .map_err(other)
+        Ok(self.table.push(KvCas {
+            bucket: name,
+            key,
+            current,
+        })?)
     }
 
-    fn current(&mut self, cas: Resource<KvCas>) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.table.get(&cas).map_err(other)?.current.clone())
+    fn current(&mut self, cas: Resource<KvCas>) -> Result<Option<Vec<u8>>, KvFailure> {
+        Ok(self.table.get(&cas)?.current.clone())
     }
 
     fn drop(&mut self, cas: Resource<KvCas>) -> wasmtime::Result<()> {
@@ -199,12 +268,12 @@ impl atomics::HostCas for HostState {
     }
 }
 
-impl batch::Host for HostState {
+impl batch::Host for KvView<'_> {
     fn get_many(
         &mut self,
         bucket: Resource<KvBucket>,
         keys: Vec<String>,
-    ) -> Result<Vec<(String, Option<Vec<u8>>)>, Error> {
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, KvFailure> {
         self.with_bucket(&bucket, |store, name, _| {
             keys.into_iter()
                 .map(|key| {
@@ -220,9 +289,9 @@ impl batch::Host for HostState {
         &mut self,
         bucket: Resource<KvBucket>,
         key_values: Vec<(String, Vec<u8>)>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), KvFailure> {
         for (key, value) in &key_values {
-            self.kv_write(key.len() + value.len())?;
+            self.count_write(key.len() + value.len())?;
         }
         self.with_bucket(&bucket, |store, name, origin| {
             key_values
@@ -232,9 +301,13 @@ impl batch::Host for HostState {
     }
 
     /// Not atomic: a failure leaves the keys before it deleted.
-    fn delete_many(&mut self, bucket: Resource<KvBucket>, keys: Vec<String>) -> Result<(), Error> {
+    fn delete_many(
+        &mut self,
+        bucket: Resource<KvBucket>,
+        keys: Vec<String>,
+    ) -> Result<(), KvFailure> {
         for key in &keys {
-            self.kv_write(key.len())?;
+            self.count_write(key.len())?;
         }
         self.with_bucket(&bucket, |store, name, origin| {
             keys.iter()

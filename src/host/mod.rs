@@ -19,11 +19,13 @@ mod watch;
 
 use std::sync::Arc;
 
+use bevy::ecs::component::ComponentId;
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::{Entity, World};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use self::keyvalue::{Kv, KvView};
 pub(crate) use self::log::GuestLine;
 use self::messaging::Mailbox;
 pub(crate) use self::messaging::check_message;
@@ -42,6 +44,11 @@ mod bindings {
     wasmtime::component::bindgen!({
         world: "script",
         path: "wit",
+        // `wasi:keyvalue` errors are `KvFailure`s, converted in one place.
+        imports: { "wasi:keyvalue": trappable },
+        trappable_error_type: {
+            "wasi:keyvalue/store.error" => super::keyvalue::KvFailure,
+        },
         with: {
             "wasi:keyvalue/store.bucket": super::keyvalue::KvBucket,
             "wasi:keyvalue/atomics.cas": super::keyvalue::KvCas,
@@ -66,6 +73,16 @@ pub(crate) struct InstanceIdentity {
     pub module_path: Arc<str>,
 }
 
+/// What the host needs to know of the game's types.
+#[derive(Clone, Default)]
+pub(crate) struct GameTypes {
+    /// The game's type registry, for type paths.
+    pub registry: AppTypeRegistry,
+    /// The component that marks an entity running a script, whose entity a
+    /// guest may not despawn or change unless it is its own.
+    pub script_component: Option<ComponentId>,
+}
+
 /// The data in each instance's store.
 pub(crate) struct HostState {
     wasi: WasiCtx,
@@ -79,6 +96,8 @@ pub(crate) struct HostState {
     pub watches: Watches,
     /// The game's type registry, to check watched type paths.
     registry: AppTypeRegistry,
+    /// The component on every entity that runs a script.
+    script_component: Option<ComponentId>,
     /// The game's world, lent for the length of each call (see `WorldLoan`).
     pub world: Option<World>,
     /// Enforces the instance's memory and table limits.
@@ -95,7 +114,7 @@ impl HostState {
     pub fn new(
         identity: InstanceIdentity,
         output: GuestOutput,
-        registry: AppTypeRegistry,
+        game: GameTypes,
         limiter: Limiter,
         quota: CallQuota,
     ) -> Self {
@@ -115,7 +134,8 @@ impl HostState {
             tasks: TaskQueue::default(),
             mailbox: Mailbox::default(),
             watches: Watches::default(),
-            registry,
+            registry: game.registry,
+            script_component: game.script_component,
             world: None,
             limiter,
             quota,
@@ -134,8 +154,23 @@ impl WasiView for HostState {
 }
 
 /// Links WASI p2 (what a std guest for `wasm32-wasip2` imports) and every
-/// `hotwasm:script` interface.
+/// interface of the `hotwasm:script` world: `wasi:keyvalue` on its own view
+/// of the state, the world's own interfaces on the whole state.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use bindings::hotwasm::script::{ecs, instance, log, messaging, scheduler, types, watch};
+    use bindings::wasi::keyvalue::{atomics, batch, store};
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
-    Script::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)
+    store::add_to_linker::<HostState, Kv>(linker, KvView::of)?;
+    atomics::add_to_linker::<HostState, Kv>(linker, KvView::of)?;
+    batch::add_to_linker::<HostState, Kv>(linker, KvView::of)?;
+    fn whole(state: &mut HostState) -> &mut HostState {
+        state
+    }
+    types::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    log::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    instance::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    scheduler::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    messaging::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    watch::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    ecs::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)
 }

@@ -13,6 +13,7 @@ use super::delivery::publish;
 use super::{Frame, ModuleStatus, RunOrder, Runner, Script, ScriptStatus, WasmScript};
 use crate::asset::{WasmModule, WasmModuleLoaderError};
 use crate::engine::WasmEngine;
+use crate::host::GameTypes;
 use crate::instance::{CallError, LiveInstance, PendingEvents, WorldLoan};
 use crate::messages::{FailureStage, ModuleFailed, ModuleReloaded, ScriptQuarantined, ScriptRef};
 use crate::sandbox::FaultKind;
@@ -436,19 +437,16 @@ fn start_generation(
     };
     let limits = module.limits().copied().unwrap_or(engine.sandbox().limits);
     let pre = module.pre().clone();
-    let registry = world
-        .get_resource::<AppTypeRegistry>()
-        .cloned()
-        .unwrap_or_default();
-    let mut new = LiveInstance::instantiate(
-        &pre,
-        &engine,
-        &limits,
-        script_ref.clone(),
-        frame.now,
-        registry,
-    )
-    .map_err(|error| (FailureStage::Instantiate, error))?;
+    let game = GameTypes {
+        registry: world
+            .get_resource::<AppTypeRegistry>()
+            .cloned()
+            .unwrap_or_default(),
+        script_component: world.component_id::<WasmScript>(),
+    };
+    let mut new =
+        LiveInstance::instantiate(&pre, &engine, &limits, script_ref.clone(), frame.now, game)
+            .map_err(|error| (FailureStage::Instantiate, error))?;
     let result = new.start(&mut WorldLoan::new(world, stand_in_world), saved.flatten());
     publish(world, &mut new, sent);
     script.charge(new.take_cost());

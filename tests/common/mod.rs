@@ -16,7 +16,7 @@ use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{SignatureError, Signatures, WasmModuleLoaderError};
+use bevy_hotwasm::{SignatureError, WasmModuleLoaderError};
 use tempfile::TempDir;
 
 pub use watcher::FakeWatcher;
@@ -67,10 +67,15 @@ impl AssetDir {
         path
     }
 
-    /// Writes `modules/<file>` and reports the change through `app`'s
-    /// [`FakeWatcher`], as Bevy's file watcher would after a save.
+    /// Replaces `modules/<file>` at once (a temporary file renamed over it,
+    /// as an editor saves) and reports the change through `app`'s
+    /// [`FakeWatcher`], as Bevy's file watcher would after a save. At once,
+    /// because the asset server may still be reading the file for an
+    /// earlier change (it can reload a path more than once per event).
     pub fn save(&self, app: &App, file: &str, bytes: &[u8]) {
-        self.write(file, bytes);
+        let temp = self.dir.path().join(format!(".{file}.saving"));
+        std::fs::write(&temp, bytes).unwrap();
+        std::fs::rename(&temp, self.dir.path().join("modules").join(file)).unwrap();
         app.world()
             .resource::<FakeWatcher>()
             .modified(format!("modules/{file}"));
@@ -155,7 +160,7 @@ pub fn app(assets: &AssetDir, watch_debounce: Option<Duration>) -> App {
 /// (release builds require signatures by default, and benches are release).
 pub fn unsigned_plugin() -> HotWasmPlugin {
     HotWasmPlugin {
-        trust: TrustPolicy::new().with_signatures(AssetSourceId::Default, Signatures::Optional),
+        trust: TrustPolicy::new().allow_unsigned_local(true),
         ..default()
     }
 }

@@ -214,6 +214,26 @@ fn register_watch<S: 'static>(
     WatchId(id)
 }
 
+/// Which keys of a bucket a key-value watch covers.
+enum Keys<'a> {
+    Exact(&'a str),
+    Prefix(&'a str),
+}
+
+/// The one way key-value watches are made: on the host, then in the table.
+fn watch_kv<S: 'static>(
+    bucket: &str,
+    keys: Keys,
+    skip_own_writes: bool,
+    handler: impl FnMut(&mut S, &Event) + 'static,
+) -> Result<WatchId, WatchError> {
+    let id = match keys {
+        Keys::Exact(key) => watch::watch_key(bucket, key, skip_own_writes)?,
+        Keys::Prefix(prefix) => watch::watch_prefix(bucket, prefix, skip_own_writes)?,
+    };
+    Ok(register_watch(id, format!("/kv/{bucket}"), handler))
+}
+
 /// Calls `handler` whenever `key` of `bucket` is set or deleted, by anyone:
 /// a game system, a guest (this one included), or a person editing the
 /// bucket's file.
@@ -222,8 +242,7 @@ pub fn watch_key<S: 'static>(
     key: &str,
     handler: impl FnMut(&mut S, &Event) + 'static,
 ) -> Result<WatchId, WatchError> {
-    let id = watch::watch_key(bucket, key, false)?;
-    Ok(register_watch(id, format!("/kv/{bucket}"), handler))
+    watch_kv(bucket, Keys::Exact(key), false, handler)
 }
 
 /// Like [`watch_key`], but leaves out this instance's own writes: for a
@@ -233,8 +252,7 @@ pub fn watch_key_except_own<S: 'static>(
     key: &str,
     handler: impl FnMut(&mut S, &Event) + 'static,
 ) -> Result<WatchId, WatchError> {
-    let id = watch::watch_key(bucket, key, true)?;
-    Ok(register_watch(id, format!("/kv/{bucket}"), handler))
+    watch_kv(bucket, Keys::Exact(key), true, handler)
 }
 
 /// Calls `handler` whenever a key of `bucket` starting with `prefix` is set
@@ -244,8 +262,7 @@ pub fn watch_prefix<S: 'static>(
     prefix: &str,
     handler: impl FnMut(&mut S, &Event) + 'static,
 ) -> Result<WatchId, WatchError> {
-    let id = watch::watch_prefix(bucket, prefix, false)?;
-    Ok(register_watch(id, format!("/kv/{bucket}"), handler))
+    watch_kv(bucket, Keys::Prefix(prefix), false, handler)
 }
 
 /// Like [`watch_prefix`], but leaves out this instance's own writes.
@@ -254,8 +271,7 @@ pub fn watch_prefix_except_own<S: 'static>(
     prefix: &str,
     handler: impl FnMut(&mut S, &Event) + 'static,
 ) -> Result<WatchId, WatchError> {
-    let id = watch::watch_prefix(bucket, prefix, true)?;
-    Ok(register_watch(id, format!("/kv/{bucket}"), handler))
+    watch_kv(bucket, Keys::Prefix(prefix), true, handler)
 }
 
 /// Calls `handler` for the `changes` of the component type registered in
