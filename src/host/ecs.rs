@@ -121,7 +121,7 @@ impl Host for HostState {
         let entity = entity(self.world()?, bits)?;
         self.check_unprotected(entity, false)?;
         let world = self.world()?;
-        let value = component.from_json(&registry, world, &json)?;
+        let value = component.value_from_json(&registry, world, &json)?;
         component
             .reflect_component
             .insert(&mut world.entity_mut(entity), &*value, &registry);
@@ -147,7 +147,7 @@ impl Host for HostState {
         let registry = registry.read();
         let resource = lookup(&registry, &type_path, TypeKind::Resource)?;
         let world = self.world()?;
-        let value = resource.from_json(&registry, world, &json)?;
+        let value = resource.value_from_json(&registry, world, &json)?;
         // A resource is a component on an entity of its own (Bevy 0.19).
         let mut holder = match resource_entity(world, resource.type_id) {
             Some(entity) => world.entity_mut(entity),
@@ -171,7 +171,7 @@ impl Host for HostState {
             .iter()
             .map(|(type_path, json)| {
                 let component = component(&registry, type_path)?;
-                let value = component.from_json(&registry, world, json)?;
+                let value = component.value_from_json(&registry, world, json)?;
                 Ok((component.reflect_component, value))
             })
             .collect::<Result<Vec<_>, Error>>()?;

@@ -89,7 +89,7 @@ impl Registered<'_> {
 
     /// `json` as a complete value of this type, ready for
     /// `ReflectComponent::insert` (which panics on a value it cannot build).
-    pub fn from_json(
+    pub fn value_from_json(
         &self,
         registry: &TypeRegistry,
         world: &mut World,

@@ -12,6 +12,7 @@ use bevy::ecs::message::MessageCursor;
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
+use bevy::reflect::TypeRegistry;
 
 use super::Runner;
 use crate::host::{ChangeKind, ComponentChanges, event_json, selected_by};
@@ -81,8 +82,10 @@ impl ChangeTracker {
         components: &BTreeMap<TypeId, ComponentChanges>,
         resources: &BTreeSet<TypeId>,
     ) -> Vec<EcsChange> {
-        let last_run = self.seen.unwrap_or_else(|| world.last_change_tick());
-        let this_run = world.read_change_tick();
+        let ticks = (
+            self.seen.unwrap_or_else(|| world.last_change_tick()),
+            world.read_change_tick(),
+        );
         let registry = world
             .get_resource::<AppTypeRegistry>()
             .cloned()
@@ -94,49 +97,11 @@ impl ChangeTracker {
                 continue;
             };
             if wanted.intersects(ComponentChanges::ADDED | ComponentChanges::CHANGED) {
-                let mut query = QueryBuilder::<Entity>::new(world)
-                    .with_id(component_id)
-                    .build();
-                for entity in query.iter(world) {
-                    let Some(ticks) = world.entity(entity).get_change_ticks_by_id(component_id)
-                    else {
-                        continue;
-                    };
-                    let kind = if ticks.is_added(last_run, this_run) {
-                        ChangeKind::ComponentAdded
-                    } else if ticks.is_changed(last_run, this_run) {
-                        ChangeKind::ComponentChanged
-                    } else {
-                        continue;
-                    };
-                    if wanted.contains(selected_by(kind)) {
-                        let data = event_json(world.get_reflect(entity, type_id).ok(), &registry);
-                        changes.push(self.change(
-                            type_id,
-                            kind,
-                            entity.to_bits().to_string(),
-                            data,
-                        ));
-                    }
-                }
+                let target = (type_id, component_id, wanted);
+                self.added_and_changed(world, &registry, target, ticks, &mut changes);
             }
-            if wanted.contains(ComponentChanges::REMOVED)
-                && let Some(removals) = world.removed_components().get(component_id)
-            {
-                let cursor = self.removal_cursors.entry(component_id).or_default();
-                let removed: Vec<Entity> = cursor
-                    .read(removals)
-                    .map(|removal| removal.clone().into())
-                    .collect();
-                for entity in removed {
-                    let subject = entity.to_bits().to_string();
-                    changes.push(self.change(
-                        type_id,
-                        ChangeKind::ComponentRemoved,
-                        subject,
-                        Vec::new(),
-                    ));
-                }
+            if wanted.contains(ComponentChanges::REMOVED) {
+                self.removed(world, type_id, component_id, &mut changes);
             }
         }
         for &type_id in resources {
@@ -145,20 +110,70 @@ impl ChangeTracker {
             };
             let changed = world
                 .get_resource_change_ticks_by_id(component_id)
-                .is_some_and(|ticks| ticks.is_changed(last_run, this_run));
+                .is_some_and(|changed| changed.is_changed(ticks.0, ticks.1));
             if let Some(entity) = world.resource_entities().get(component_id)
                 && changed
             {
                 let data = event_json(world.get_reflect(entity, type_id).ok(), &registry);
-                changes.push(self.change(
-                    type_id,
-                    ChangeKind::ResourceChanged,
-                    String::new(),
-                    data,
-                ));
+                let kind = ChangeKind::ResourceChanged;
+                changes.push(self.change(type_id, kind, String::new(), data));
             }
         }
         changes
+    }
+
+    /// The entities whose component `target` was added or changed between
+    /// the `(last_run, this_run)` ticks, in query order, as far as `wanted`.
+    fn added_and_changed(
+        &mut self,
+        world: &mut World,
+        registry: &TypeRegistry,
+        (type_id, component_id, wanted): (TypeId, ComponentId, ComponentChanges),
+        (last_run, this_run): (Tick, Tick),
+        changes: &mut Vec<EcsChange>,
+    ) {
+        let mut query = QueryBuilder::<Entity>::new(world)
+            .with_id(component_id)
+            .build();
+        for entity in query.iter(world) {
+            let Some(ticks) = world.entity(entity).get_change_ticks_by_id(component_id) else {
+                continue;
+            };
+            let kind = if ticks.is_added(last_run, this_run) {
+                ChangeKind::ComponentAdded
+            } else if ticks.is_changed(last_run, this_run) {
+                ChangeKind::ComponentChanged
+            } else {
+                continue;
+            };
+            if wanted.contains(selected_by(kind)) {
+                let data = event_json(world.get_reflect(entity, type_id).ok(), registry);
+                changes.push(self.change(type_id, kind, entity.to_bits().to_string(), data));
+            }
+        }
+    }
+
+    /// The entities the component was removed from since the last frame.
+    fn removed(
+        &mut self,
+        world: &World,
+        type_id: TypeId,
+        component_id: ComponentId,
+        changes: &mut Vec<EcsChange>,
+    ) {
+        let Some(removals) = world.removed_components().get(component_id) else {
+            return;
+        };
+        let cursor = self.removal_cursors.entry(component_id).or_default();
+        let removed: Vec<Entity> = cursor
+            .read(removals)
+            .map(|removal| removal.clone().into())
+            .collect();
+        for entity in removed {
+            let subject = entity.to_bits().to_string();
+            let kind = ChangeKind::ComponentRemoved;
+            changes.push(self.change(type_id, kind, subject, Vec::new()));
+        }
     }
 }
 
