@@ -8,7 +8,7 @@ use wasmtime::Store;
 
 use crate::engine::{EPOCH_TICK, WasmEngine};
 use crate::host::{
-    Batch, CallQuota, ChangeEvent, ChangeKind, GameTypes, GuestLine, GuestOutput, HostState,
+    Batch, CallQuota, ChangeEvent, ChangeKind, Frame, GameTypes, GuestLine, GuestOutput, HostState,
     InstanceIdentity, Limiter, Message, Script, ScriptPre, TaskDue, Watches,
 };
 use crate::messages::{FailureStage, ScriptRef};
@@ -277,20 +277,26 @@ impl LiveInstance {
         self.store.data().mailbox.is_subscribed(topic)
     }
 
-    /// Whether `handle-batch` has anything to do at `now` besides messages.
-    pub fn has_due_tasks(&self, now: u64) -> bool {
-        self.store.data().tasks.has_due(now)
+    /// Whether `handle-batch` has anything to do at `now` besides messages
+    /// and events: a task due, or the frame (when `frame` is given: the game
+    /// is not paused) for a guest that asked for every frame.
+    pub fn wants_call(&self, now: u64, frame: Option<Frame>) -> bool {
+        let state = self.store.data();
+        (state.every_frame && frame.is_some()) || state.tasks.has_due(now)
     }
 
-    /// Hands the instance its due tasks and `messages` in one call.
+    /// Hands the instance its due tasks, `messages`, `events` and, if it
+    /// asked for every frame, the `frame`, in one call.
     pub fn handle_batch(
         &mut self,
         loan: &mut WorldLoan,
         now: u64,
         messages: Vec<Message>,
         events: PendingEvents,
+        frame: Option<Frame>,
     ) -> Result<(), CallError> {
         self.store.data_mut().now = now;
+        let frame = frame.filter(|_| self.store.data().every_frame);
         let mut tasks = std::mem::take(&mut self.due_tasks);
         self.store.data_mut().tasks.take_due(now, &mut tasks);
         let batch = Batch {
@@ -299,6 +305,7 @@ impl LiveInstance {
             messages,
             events: events.headers,
             event_bytes: events.bytes,
+            frame,
         };
         let result = self.call(loan, |script, store| {
             script.call_handle_batch(store, &batch)

@@ -57,7 +57,7 @@ mod bindings {
 }
 
 pub(crate) use bindings::hotwasm::script::types::{
-    Batch, ChangeEvent, ChangeKind, Message, TaskDue,
+    Batch, ChangeEvent, ChangeKind, Frame, Message, TaskDue,
 };
 pub(crate) use bindings::{Script, ScriptPre};
 
@@ -94,6 +94,8 @@ pub(crate) struct HostState {
     pub tasks: TaskQueue,
     pub mailbox: Mailbox,
     pub watches: Watches,
+    /// Whether the guest asked for `handle-batch` in every frame.
+    pub every_frame: bool,
     /// The game's type registry, to check watched type paths.
     registry: AppTypeRegistry,
     /// The component on every entity that runs a script.
@@ -134,6 +136,7 @@ impl HostState {
             tasks: TaskQueue::default(),
             mailbox: Mailbox::default(),
             watches: Watches::default(),
+            every_frame: false,
             registry: game.registry,
             script_component: game.script_component,
             world: None,

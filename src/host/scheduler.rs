@@ -130,6 +130,10 @@ impl Host for HostState {
     fn cancel_all(&mut self) {
         self.tasks.cancel_all();
     }
+
+    fn every_frame(&mut self, on: bool) {
+        self.every_frame = on;
+    }
 }
 
 #[cfg(test)]

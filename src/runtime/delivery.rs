@@ -156,16 +156,17 @@ impl Runner {
     }
 
     /// One `handle-batch` call for every running instance with tasks due,
-    /// messages waiting or watched changes; instances with nothing due are
-    /// not called.
+    /// messages waiting, watched changes, or the frame it asked for;
+    /// instances with nothing due are not called.
     pub(super) fn run_batches(&mut self, frame: &mut Frame) {
+        let this_frame = frame.this_frame;
         for (order, script) in &mut self.scripts {
             let Some(instance) = &mut script.instance else {
                 continue;
             };
             if script.inbox.is_empty()
                 && script.events.is_empty()
-                && !instance.has_due_tasks(frame.now)
+                && !instance.wants_call(frame.now, this_frame)
             {
                 continue;
             }
@@ -173,7 +174,7 @@ impl Runner {
             let messages = script.inbox.take();
             let events = std::mem::take(&mut script.events);
             let mut loan = WorldLoan::new(frame.world, &mut self.stand_in_world);
-            let result = instance.handle_batch(&mut loan, frame.now, messages, events);
+            let result = instance.handle_batch(&mut loan, frame.now, messages, events, this_frame);
             publish(frame.world, instance, &mut self.sent);
             let cost = instance.take_cost();
             let script_ref = instance.script_ref().clone();

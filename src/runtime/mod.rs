@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bevy::asset::AssetLoadFailedEvent;
+use bevy::diagnostic::FrameCount;
 use bevy::ecs::system::SystemState;
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
@@ -24,6 +25,7 @@ pub use self::delivery::{MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES};
 use self::lifecycle::Version;
 use crate::asset::WasmModule;
 use crate::engine::WasmEngine;
+use crate::host::Frame as GuestFrame;
 use crate::instance::{CallCost, LiveInstance, PendingEvents};
 use crate::kv::KvChanged;
 use crate::messages::{HostMessage, ModuleFailed, ScriptReceiver};
@@ -318,6 +320,9 @@ struct Frame<'a> {
     status: &'a mut WasmRuntime,
     now: u64,
     policy: FaultPolicy,
+    /// The frame for guests that asked for every frame; `None` while the
+    /// game is paused.
+    this_frame: Option<GuestFrame>,
 }
 
 impl Frame<'_> {
@@ -356,9 +361,16 @@ pub(crate) fn run_scripts(
     );
     let mut host_messages: Vec<HostMessage> = host_messages.read().cloned().collect();
     host_messages.extend(world.resource::<ScriptReceiver>().0.try_iter());
-    let now = world
-        .get_resource::<Time<Virtual>>()
-        .map_or(0, |time| time.elapsed().as_nanos() as u64);
+    let time = world.get_resource::<Time<Virtual>>();
+    let now = time.map_or(0, |time| time.elapsed().as_nanos() as u64);
+    let this_frame = time
+        .filter(|time| !time.is_paused())
+        .map(|time| GuestFrame {
+            delta: time.delta().as_nanos() as u64,
+            number: world
+                .get_resource::<FrameCount>()
+                .map_or(0, |count| u64::from(count.0)),
+        });
     let policy = world
         .get_resource::<WasmEngine>()
         .expect("HotWasmPlugin makes its engine in `Plugin::finish`: call `app.finish()` before `app.update()` (App::run does)")
@@ -371,6 +383,7 @@ pub(crate) fn run_scripts(
             status: &mut status,
             now,
             policy,
+            this_frame,
         };
         runner.apply(frame, script_changes);
         runner.start_due(frame);

@@ -57,6 +57,12 @@ fn depth(n: u64) -> u64 {
     black_box(depth(black_box(n + 1))) + 1
 }
 
+/// Kept out of line so that a fault's backtrace names it.
+#[inline(never)]
+fn trap_on_purpose() -> ! {
+    panic!("trap on purpose")
+}
+
 fn spin() -> ! {
     let mut n = 0u64;
     loop {
@@ -77,7 +83,7 @@ fn tick(me: &mut Mischief, _: Tick) {
         "recurse" => {
             black_box(depth(0));
         }
-        "trap" => panic!("trap on purpose"),
+        "trap" => trap_on_purpose(),
         "log-flood" => (0..10_000).for_each(|n| info!("flood {n}")),
         "message-flood" => (0..10_000).for_each(|_| {
             let _ = hotwasm_sdk::send("flood", b"x");
