@@ -24,7 +24,7 @@ fn a_module_loads_and_init_runs() {
         seen(&app).lines_of(entity),
         [
             "Hello from modules/hello.wasm (generation 1)!".to_string(),
-            format!("hello.wasm is running on entity {}", entity.to_bits()),
+            format!("hello.wasm is running on entity {entity}"),
         ]
     );
     assert_eq!(generation(&app, entity), Some(1));

@@ -108,7 +108,7 @@ fn scheduling_past_the_cap_is_an_error_for_the_guest_not_a_crash() {
     let refused = lines_starting(&app, entity, "scheduled");
     assert_eq!(refused.len(), 1);
     assert!(
-        refused[0].ends_with("then: Error::TooManyTasks(1024)"),
+        refused[0].ends_with("then: Scheduler(Error::TooManyTasks(1024))"),
         "{}",
         refused[0]
     );

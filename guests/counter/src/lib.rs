@@ -1,7 +1,7 @@
 //! Counts how many times it has been started, and keeps the count across hot
 //! reloads through `save-state` / `restore-state`.
 
-use hotwasm_sdk::{Script, info};
+use hotwasm_sdk::{Cx, Error, Script, info};
 
 #[derive(Default)]
 struct Counter {
@@ -9,7 +9,7 @@ struct Counter {
 }
 
 impl Script for Counter {
-    fn init(&mut self) -> Result<(), String> {
+    fn init(&mut self, _: &mut Cx<Self>) -> Result<(), Error> {
         self.starts += 1;
         info!("starts={}", self.starts);
         Ok(())
@@ -19,7 +19,7 @@ impl Script for Counter {
         hotwasm_sdk::save_u64(self.starts)
     }
 
-    fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), Error> {
         self.starts = hotwasm_sdk::restore_u64(state)?;
         Ok(())
     }

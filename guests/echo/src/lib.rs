@@ -6,7 +6,8 @@
 //! that many times, `sum-field` (`<type path> <field>`) sums a field over
 //! every entity with the component.
 
-use hotwasm_sdk::{Message, Script, info};
+use hotwasm_sdk::ecs::raw;
+use hotwasm_sdk::{ComponentChanges, Cx, Entity, Error, Script, Watch, info};
 
 #[derive(Default)]
 struct Echo {
@@ -14,75 +15,58 @@ struct Echo {
     counted: u64,
 }
 
-fn describe(error: impl std::fmt::Debug) -> String {
-    format!("{error:?}")
-}
-
 impl Script for Echo {
-    fn init(&mut self) -> Result<(), String> {
-        hotwasm_sdk::on_message("ping", |me: &mut Echo, message: &Message| {
+    fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
+        cx.on_message("ping", |me, _, message| {
             me.pings += 1;
             let sender = match message.sender {
-                Some(entity) => format!("entity {entity}"),
+                Some(bits) => format!("entity {}", Entity::from_bits(bits)),
                 None => "the host".to_owned(),
             };
             let text = String::from_utf8_lossy(&message.payload);
             info!("ping {} from {sender}: {text}", me.pings);
-            if let Err(error) = hotwasm_sdk::send("pong", &message.payload) {
-                info!("pong refused: {error:?}");
-            }
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("count", |me: &mut Echo, _: &Message| me.counted += 1)
-            .map_err(describe)?;
-        hotwasm_sdk::watch_prefix("bench", "", |me: &mut Echo, _: &hotwasm_sdk::Event| {
-            me.counted += 1
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("count-component", |_: &mut Echo, message: &Message| {
+            hotwasm_sdk::send("pong", &message.payload)
+        })?;
+        cx.on_message("count", |me, _, _| {
+            me.counted += 1;
+            Ok(())
+        })?;
+        cx.watch(Watch::prefix("bench", ""), |me, _, _| {
+            me.counted += 1;
+            Ok(())
+        })?;
+        cx.on_message("count-component", |_, cx, message| {
             let type_path = String::from_utf8_lossy(&message.payload);
-            let changes =
-                hotwasm_sdk::ComponentChanges::ADDED | hotwasm_sdk::ComponentChanges::CHANGED;
-            let watched = hotwasm_sdk::watch_component(
-                &type_path,
-                changes,
-                |me: &mut Echo, _: &hotwasm_sdk::Event| me.counted += 1,
-            );
-            if let Err(error) = watched {
-                info!("refused: {error:?}");
-            }
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("read-component", |me: &mut Echo, message: &Message| {
+            let changes = ComponentChanges::ADDED | ComponentChanges::CHANGED;
+            cx.watch(Watch::component_path(&type_path, changes), |me, _, _| {
+                me.counted += 1;
+                Ok(())
+            })?;
+            Ok(())
+        })?;
+        cx.on_message("read-component", |me, _, message| {
             let text = String::from_utf8_lossy(&message.payload);
-            let mut words = text.split(' ');
-            let (Some(entity), Some(type_path), Some(times)) =
-                (words.next(), words.next(), words.next())
-            else {
-                return;
+            let words: Vec<&str> = text.split(' ').collect();
+            let [entity, type_path, times] = words[..] else {
+                return Err("read-component takes `<entity bits> <type path> <times>`".into());
             };
             let entity = entity.parse().unwrap_or(0);
             for _ in 0..times.parse().unwrap_or(0) {
-                if let Ok(json) = hotwasm_sdk::ecs::get_component(entity, type_path) {
-                    me.counted += json.len() as u64;
-                }
+                me.counted += raw::get_component(entity, type_path)?.len() as u64;
             }
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("sum-field", |me: &mut Echo, message: &Message| {
+            Ok(())
+        })?;
+        cx.on_message("sum-field", |me, _, message| {
             let text = String::from_utf8_lossy(&message.payload);
-            if let Some((type_path, field)) = text.split_once(' ')
-                && let Ok(values) = hotwasm_sdk::ecs::query_field(type_path, field)
-            {
-                me.counted += values.iter().map(|(_, value)| *value as u64).sum::<u64>();
-            }
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("report", |me: &mut Echo, _: &Message| {
+            let (type_path, field) = text.split_once(' ').ok_or("sum-field takes two words")?;
+            let values = raw::query_field(type_path, field)?;
+            me.counted += values.iter().map(|(_, value)| *value as u64).sum::<u64>();
+            Ok(())
+        })?;
+        cx.on_message("report", |me, _, _| {
             info!("counted {}", me.counted);
+            Ok(())
         })
-        .map_err(describe)?;
-        Ok(())
     }
 }
 

@@ -7,7 +7,8 @@
 //! `inspect/query` (`<type path to read> [<type path it must have>]`, every
 //! page), `inspect/despawn` (`<entity bits>`).
 
-use hotwasm_sdk::{Message, Script, ecs, info};
+use hotwasm_sdk::ecs::raw as ecs;
+use hotwasm_sdk::{Cx, Error, Message, Script, info};
 
 #[derive(Default)]
 struct Inspector;
@@ -27,69 +28,55 @@ fn text(json: &[u8]) -> String {
     String::from_utf8_lossy(json).into_owned()
 }
 
-fn describe(error: impl std::fmt::Debug) -> String {
-    format!("{error:?}")
+/// Logs what a request gave, `<what> <answer>`, or `<what> failed: <error>`.
+fn answer<T>(what: &str, result: Result<T, ecs::Error>, show: impl FnOnce(T) -> String) {
+    match result {
+        Ok(value) => info!("{what} {}", show(value)),
+        Err(error) => info!("{what} failed: {error:?}"),
+    }
 }
 
 impl Script for Inspector {
-    fn init(&mut self) -> Result<(), String> {
-        hotwasm_sdk::on_message("inspect/get", |_: &mut Inspector, message: &Message| {
-            let [entity, type_path] = &words(message, 2)[..] else {
-                return;
-            };
-            match ecs::get_component(bits(entity), type_path) {
-                Ok(json) => info!("get {}", text(&json)),
-                Err(error) => info!("get failed: {error:?}"),
+    fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
+        cx.on_message("inspect/get", |_, _, message| {
+            if let [entity, type_path] = &words(message, 2)[..] {
+                answer("get", ecs::get_component(bits(entity), type_path), |json| {
+                    text(&json)
+                });
             }
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("inspect/set", |_: &mut Inspector, message: &Message| {
-            let [entity, type_path, json] = &words(message, 3)[..] else {
-                return;
-            };
-            match ecs::set_component(bits(entity), type_path, json.as_bytes()) {
-                Ok(()) => info!("set ok"),
-                Err(error) => info!("set failed: {error:?}"),
+            Ok(())
+        })?;
+        cx.on_message("inspect/set", |_, _, message| {
+            if let [entity, type_path, json] = &words(message, 3)[..] {
+                let set = ecs::set_component(bits(entity), type_path, json.as_bytes());
+                answer("set", set, |()| "ok".to_owned());
             }
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message(
-            "inspect/resource",
-            |_: &mut Inspector, message: &Message| match ecs::get_resource(
-                &String::from_utf8_lossy(&message.payload),
-            ) {
-                Ok(json) => info!("resource {}", text(&json)),
-                Err(error) => info!("resource failed: {error:?}"),
-            },
-        )
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("inspect/sum", |_: &mut Inspector, message: &Message| {
-            let [type_path, field] = &words(message, 2)[..] else {
-                return;
-            };
-            match ecs::query_field(type_path, field) {
-                Ok(values) => {
+            Ok(())
+        })?;
+        cx.on_message("inspect/resource", |_, _, message| {
+            let type_path = String::from_utf8_lossy(&message.payload);
+            answer("resource", ecs::get_resource(&type_path), |json| {
+                text(&json)
+            });
+            Ok(())
+        })?;
+        cx.on_message("inspect/sum", |_, _, message| {
+            if let [type_path, field] = &words(message, 2)[..] {
+                answer("sum", ecs::query_field(type_path, field), |values| {
                     let sum: f64 = values.iter().map(|(_, value)| value).sum();
-                    info!("sum {sum} over {}", values.len());
-                }
-                Err(error) => info!("sum failed: {error:?}"),
+                    format!("{sum} over {}", values.len())
+                });
             }
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message(
-            "inspect/set-resource",
-            |_: &mut Inspector, message: &Message| {
-                let [type_path, json] = &words(message, 2)[..] else {
-                    return;
-                };
-                match ecs::set_resource(type_path, json.as_bytes()) {
-                    Ok(()) => info!("set-resource ok"),
-                    Err(error) => info!("set-resource failed: {error:?}"),
-                }
-            },
-        )
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("inspect/spawn", |_: &mut Inspector, message: &Message| {
+            Ok(())
+        })?;
+        cx.on_message("inspect/set-resource", |_, _, message| {
+            if let [type_path, json] = &words(message, 2)[..] {
+                let set = ecs::set_resource(type_path, json.as_bytes());
+                answer("set-resource", set, |()| "ok".to_owned());
+            }
+            Ok(())
+        })?;
+        cx.on_message("inspect/spawn", |_, _, message| {
             let components: Vec<(String, Vec<u8>)> = String::from_utf8_lossy(&message.payload)
                 .lines()
                 .filter_map(|line| line.split_once(' '))
@@ -99,9 +86,9 @@ impl Script for Inspector {
                 Ok(entity) => info!("spawned {entity}"),
                 Err(error) => info!("spawn failed: {error:?}"),
             }
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("inspect/query", |_: &mut Inspector, message: &Message| {
+            Ok(())
+        })?;
+        cx.on_message("inspect/query", |_, _, message| {
             let words = words(message, 2);
             let (read, having) = (&words[..1], &words[1..]);
             let (mut rows, mut pages, mut cursor) = (Vec::new(), 0, 0);
@@ -115,7 +102,10 @@ impl Script for Inspector {
                             None => break,
                         }
                     }
-                    Err(error) => return info!("query failed: {error:?}"),
+                    Err(error) => {
+                        info!("query failed: {error:?}");
+                        return Ok(());
+                    }
                 }
             }
             let first = rows.first().map(|row| text(&row.values[0]));
@@ -123,16 +113,15 @@ impl Script for Inspector {
                 "query {} rows in {pages} pages, first {first:?}",
                 rows.len()
             );
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("inspect/despawn", |_: &mut Inspector, message: &Message| {
+            Ok(())
+        })?;
+        cx.on_message("inspect/despawn", |_, _, message| {
             match ecs::despawn(bits(&String::from_utf8_lossy(&message.payload))) {
                 Ok(()) => info!("despawned"),
                 Err(error) => info!("despawn failed: {error:?}"),
             }
+            Ok(())
         })
-        .map_err(describe)?;
-        Ok(())
     }
 }
 

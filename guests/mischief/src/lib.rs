@@ -18,7 +18,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use hotwasm_sdk::{Script, Tick, ecs, info};
+use hotwasm_sdk::ecs::raw as ecs;
+use hotwasm_sdk::{Cx, Error, Script, Tick, info};
 
 #[derive(Default)]
 struct Mischief {
@@ -70,7 +71,7 @@ fn spin() -> ! {
     }
 }
 
-fn tick(me: &mut Mischief, _: Tick) {
+fn tick(me: &mut Mischief, _: &mut Cx<Mischief>, _: Tick) -> Result<(), Error> {
     let path = hotwasm_sdk::module_path();
     let name = path
         .rsplit('/')
@@ -99,14 +100,15 @@ fn tick(me: &mut Mischief, _: Tick) {
         "despawn-all" => despawn_all(),
         _ => info!("fine"),
     }
+    Ok(())
 }
 
 impl Script for Mischief {
-    fn init(&mut self) -> Result<(), String> {
+    fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
         if hotwasm_sdk::module_path().ends_with("loop-init.wasm") {
             spin();
         }
-        hotwasm_sdk::every(Duration::from_millis(100), tick).map_err(|e| format!("{e:?}"))?;
+        cx.every(Duration::from_millis(100), tick)?;
         Ok(())
     }
 }

@@ -1,56 +1,54 @@
-//! The guest side of bevy_hotwasm: write a script module in a few lines.
+//! The guest side of bevy_hotwasm: write a script module the way you write
+//! a Bevy system.
 //!
 //! A script is a `Default` type implementing [`Script`], exported with
-//! [`export_script!`]. The host creates one instance per entity; this crate
-//! keeps one value of your type per instance and calls its methods.
+//! [`export_script!`]. The host runs one instance per entity; this crate
+//! keeps one value of your type per instance and calls its methods with a
+//! [`Cx`], through which it registers closures that take the script's own
+//! type (checked when it compiles). Every SDK call returns
+//! `Result<_, `[`Error`]`>`, so `?` works everywhere.
 //!
 //! ```ignore
-//! use hotwasm_sdk::{Script, info};
+//! use hotwasm_sdk::{Cx, Error, Frame, Script, component, me};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Position { x: f32, y: f32 }
+//! component!(Position = "my_game::Position");
 //!
 //! #[derive(Default)]
-//! struct Hello;
+//! struct Drift;
 //!
-//! impl Script for Hello {
-//!     fn init(&mut self) -> Result<(), String> {
-//!         info!("hello from {}", hotwasm_sdk::module_path());
+//! impl Script for Drift {
+//!     fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
+//!         cx.every_frame(true);
 //!         Ok(())
+//!     }
+//!
+//!     fn update(&mut self, _: &mut Cx<Self>, frame: Frame) -> Result<(), Error> {
+//!         me().update::<Position, _>(|p| p.x += 10.0 * frame.delta_secs())
 //!     }
 //! }
 //!
-//! hotwasm_sdk::export_script!(Hello);
+//! hotwasm_sdk::export_script!(Drift);
 //! ```
 //!
-//! # Tasks and messages
+//! # A frame
 //!
-//! Register closures, usually in `init`; each gets `&mut` your script when it
-//! runs. The host hands everything due in a frame to the module in one call
-//! and this crate calls the closures: tasks first (by due time, then in the
-//! order they were scheduled), then messages (in arrival order), then watch
-//! events ([`watch_key`], [`watch_prefix`]; in the order the changes happened).
+//! The host hands everything due in a frame to the module in one call, and
+//! this crate calls the closures in this order: tasks (by due time, then in
+//! the order they were scheduled), messages (in arrival order), watch
+//! events (in the order the changes happened), then [`Script::update`] if
+//! the script asked for every frame ([`Cx::every_frame`]). Times are the
+//! game's virtual time: pausing the game pauses tasks and `update`. Tasks,
+//! subscriptions and watches belong to one generation of the module: after
+//! a hot reload the new generation registers what it needs again in `init`.
 //!
-//! ```ignore
-//! use std::time::Duration;
-//! use hotwasm_sdk::{Script, Tick, info};
+//! # Errors
 //!
-//! #[derive(Default)]
-//! struct Ticker { ticks: u64 }
-//!
-//! impl Script for Ticker {
-//!     fn init(&mut self) -> Result<(), String> {
-//!         hotwasm_sdk::every(Duration::from_millis(100), |me: &mut Ticker, _: Tick| {
-//!             me.ticks += 1;
-//!         }).map_err(|e| format!("{e:?}"))?;
-//!         hotwasm_sdk::on_message("ping", |me: &mut Ticker, msg| {
-//!             info!("ping after {} ticks: {:?}", me.ticks, msg.payload);
-//!         }).map_err(|e| format!("{e:?}"))?;
-//!         Ok(())
-//!     }
-//! }
-//! ```
-//!
-//! Times are the game's virtual time: pausing the game pauses tasks. Tasks
-//! and subscriptions belong to one generation of the module: after a hot
-//! reload the new generation registers what it needs again in `init`.
+//! A handler or `update` that returns an error is logged by the host under
+//! the module's name, with the handler's name; the instance keeps running.
+//! A panic is a trap: the host restarts the instance and, after repeated
+//! faults, quarantines it.
 //!
 //! Build with `cargo build --target wasm32-wasip2` (or the repository's
 //! `scripts/build-guests.sh`); the `.wasm` under `target/wasm32-wasip2/` is
@@ -78,20 +76,18 @@ pub mod bindings {
     });
 }
 
-mod handlers;
+mod cx;
+pub mod ecs;
+mod entity;
+mod error;
 
-/// The game's ECS by type path: components and resources as JSON, and
-/// `query_field` for one number of a component on every entity in one call.
-pub use bindings::hotwasm::script::ecs;
 pub use bindings::hotwasm::script::log::Level;
-pub use bindings::hotwasm::script::messaging::Error as MessagingError;
-pub use bindings::hotwasm::script::scheduler::Error as SchedulerError;
 pub use bindings::hotwasm::script::types::{ChangeKind, Message};
-pub use bindings::hotwasm::script::watch::{ComponentChanges, Error as WatchError};
+pub use bindings::hotwasm::script::watch::ComponentChanges;
 /// The key-value store: `wasi:keyvalue@0.2.0-draft2` as published
-/// (`store`, `atomics`, `batch`). Writes become change events for every
-/// watch of the key, this instance's own included unless it watches with
-/// [`watch_key_except_own`] or [`watch_prefix_except_own`].
+/// (`store`, `atomics`, `batch`); its errors convert into [`Error`]. Writes
+/// become change events for every watch of the key, this instance's own
+/// included unless it watches with [`Watch::except_own`].
 ///
 /// ```ignore
 /// let bucket = hotwasm_sdk::kv::store::open("scores")?;
@@ -100,19 +96,28 @@ pub use bindings::hotwasm::script::watch::{ComponentChanges, Error as WatchError
 /// ```
 pub use bindings::wasi::keyvalue as kv;
 #[doc(hidden)]
-pub use handlers::dispatch as __dispatch;
-pub use handlers::{
-    Event, TaskId, Tick, WatchId, after, at, cancel, cancel_all, every, every_after, now,
-    on_message, send, unsubscribe, unwatch, watch_component, watch_key, watch_key_except_own,
-    watch_prefix, watch_prefix_except_own, watch_resource,
-};
+pub use cx::Instance as __Instance;
+pub use cx::{Cx, Event, Frame, TaskId, Tick, Watch, WatchId};
+pub use ecs::{Component, Resource};
+pub use entity::Entity;
+pub use error::Error;
 
 /// A script module's behaviour. Every method has a default that does nothing.
-pub trait Script: Default + 'static {
+pub trait Script: Default + Sized + 'static {
     /// Called once on every new instance, after [`Script::restore_state`]
-    /// on a hot reload. An error stops this generation from starting (the old
-    /// one keeps running on a reload).
-    fn init(&mut self) -> Result<(), String> {
+    /// on a hot reload: register tasks, subscriptions, watches and the
+    /// per-frame hook here. An error stops this generation from starting
+    /// (the old one keeps running on a reload).
+    fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
+        let _ = cx;
+        Ok(())
+    }
+
+    /// Called in every frame the game is not paused, after the frame's
+    /// tasks, messages and events, once [`Cx::every_frame`] asked for it.
+    /// An error is logged; the instance keeps running.
+    fn update(&mut self, cx: &mut Cx<Self>, frame: Frame) -> Result<(), Error> {
+        let _ = (cx, frame);
         Ok(())
     }
 
@@ -124,7 +129,7 @@ pub trait Script: Default + 'static {
 
     /// Takes what the previous generation saved. An error rejects the new
     /// generation and keeps the old one running.
-    fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), Error> {
         let _ = state;
         Ok(())
     }
@@ -137,28 +142,33 @@ macro_rules! export_script {
         struct __HotwasmExports;
 
         ::std::thread_local! {
-            static __HOTWASM_SCRIPT: ::core::cell::RefCell<$script> =
-                ::core::cell::RefCell::new(<$script as ::core::default::Default>::default());
+            static __HOTWASM_INSTANCE: ::core::cell::RefCell<$crate::__Instance<$script>> =
+                ::core::cell::RefCell::default();
         }
 
         impl $crate::bindings::Guest for __HotwasmExports {
             fn init() -> ::core::result::Result<(), ::std::string::String> {
-                __HOTWASM_SCRIPT.with_borrow_mut(|script| $crate::Script::init(script))
+                __HOTWASM_INSTANCE.with_borrow_mut(|instance| {
+                    $crate::Script::init(&mut instance.script, &mut instance.cx)
+                        .map_err(|error| ::std::string::ToString::to_string(&error))
+                })
             }
 
             fn save_state() -> ::core::option::Option<::std::vec::Vec<u8>> {
-                __HOTWASM_SCRIPT.with_borrow(|script| $crate::Script::save_state(script))
+                __HOTWASM_INSTANCE.with_borrow(|instance| $crate::Script::save_state(&instance.script))
             }
 
             fn restore_state(
                 state: ::std::vec::Vec<u8>,
             ) -> ::core::result::Result<(), ::std::string::String> {
-                __HOTWASM_SCRIPT
-                    .with_borrow_mut(|script| $crate::Script::restore_state(script, &state))
+                __HOTWASM_INSTANCE.with_borrow_mut(|instance| {
+                    $crate::Script::restore_state(&mut instance.script, &state)
+                        .map_err(|error| ::std::string::ToString::to_string(&error))
+                })
             }
 
             fn handle_batch(batch: $crate::bindings::hotwasm::script::types::Batch) {
-                __HOTWASM_SCRIPT.with_borrow_mut(|script| $crate::__dispatch(script, batch))
+                __HOTWASM_INSTANCE.with_borrow_mut(|instance| instance.dispatch(batch))
             }
         }
 
@@ -173,7 +183,7 @@ pub fn save_u64(value: u64) -> Option<Vec<u8>> {
 
 /// Decodes what [`save_u64`] saved, for [`Script::restore_state`]; refuses
 /// state of another length.
-pub fn restore_u64(state: &[u8]) -> Result<u64, String> {
+pub fn restore_u64(state: &[u8]) -> Result<u64, Error> {
     let bytes = state
         .try_into()
         .map_err(|_| format!("expected 8 bytes of state, got {}", state.len()))?;
@@ -185,9 +195,19 @@ pub fn log(level: Level, message: &str) {
     bindings::hotwasm::script::log::log(level, message);
 }
 
-/// The entity this instance runs for, as Bevy's `Entity::to_bits()`.
-pub fn entity() -> u64 {
-    bindings::hotwasm::script::instance::entity()
+/// The entity this instance runs for.
+pub fn me() -> Entity {
+    Entity::from_bits(bindings::hotwasm::script::instance::entity())
+}
+
+/// The game's virtual time now (it stops while the game is paused).
+pub fn now() -> std::time::Duration {
+    std::time::Duration::from_nanos(bindings::hotwasm::script::scheduler::now())
+}
+
+/// Sends `payload` on `topic` to the host and every other subscriber.
+pub fn send(topic: &str, payload: &[u8]) -> Result<(), Error> {
+    Ok(bindings::hotwasm::script::messaging::send(topic, payload)?)
 }
 
 /// The module generation this instance runs (1 for the first version).

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use hotwasm_sdk::{Script, TaskId, Tick, info};
+use hotwasm_sdk::{Cx, Error, Script, TaskId, info};
 
 #[derive(Default)]
 struct Ticker {
@@ -17,62 +17,50 @@ struct Ticker {
     ticking: Option<TaskId>,
 }
 
-fn describe(error: impl std::fmt::Debug) -> String {
-    format!("{error:?}")
-}
-
 impl Script for Ticker {
-    fn init(&mut self) -> Result<(), String> {
+    fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
         let started = hotwasm_sdk::now();
-        let ticking =
-            hotwasm_sdk::every(Duration::from_millis(100), |me: &mut Ticker, tick: Tick| {
-                me.ticks += 1;
-                info!(
-                    "tick {} gen={} missed={}",
-                    me.ticks,
-                    hotwasm_sdk::generation(),
-                    tick.missed
-                );
-            });
-        self.ticking = Some(ticking.map_err(describe)?);
-        hotwasm_sdk::after(Duration::from_millis(250), move |_: &mut Ticker| {
+        let ticking = cx.every(Duration::from_millis(100), |me, _, tick| {
+            me.ticks += 1;
+            let generation = hotwasm_sdk::generation();
+            info!("tick {} gen={generation} missed={}", me.ticks, tick.missed);
+            Ok(())
+        })?;
+        self.ticking = Some(ticking);
+        cx.after(Duration::from_millis(250), move |_, _| {
             info!(
                 "once after {}ms",
                 (hotwasm_sdk::now() - started).as_millis()
             );
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("ticker/cancel", |me: &mut Ticker, _| {
+            Ok(())
+        })?;
+        cx.on_message("ticker/cancel", |me, cx, _| {
             if let Some(ticking) = me.ticking.take() {
-                match hotwasm_sdk::cancel(ticking) {
-                    Ok(()) => info!("cancelled after {} ticks", me.ticks),
-                    Err(error) => info!("cancel failed: {error:?}"),
-                }
+                cx.cancel(ticking)?;
+                info!("cancelled after {} ticks", me.ticks);
             }
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::on_message("ticker/flood", |_: &mut Ticker, _| {
+            Ok(())
+        })?;
+        cx.on_message("ticker/flood", |_, cx, _| {
             let mut scheduled = 0;
             loop {
-                match hotwasm_sdk::after(Duration::from_secs(3600), |_: &mut Ticker| {}) {
+                match cx.after(Duration::from_secs(3600), |_, _| Ok(())) {
                     Ok(_) => scheduled += 1,
                     Err(error) => {
                         info!("scheduled {scheduled} more tasks, then: {error:?}");
-                        break;
+                        return Ok(());
                     }
                 }
             }
-        })
-        .map_err(describe)?;
-        hotwasm_sdk::send("ping", b"from ticker").map_err(describe)?;
-        Ok(())
+        })?;
+        hotwasm_sdk::send("ping", b"from ticker")
     }
 
     fn save_state(&self) -> Option<Vec<u8>> {
         hotwasm_sdk::save_u64(self.ticks)
     }
 
-    fn restore_state(&mut self, state: &[u8]) -> Result<(), String> {
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), Error> {
         self.ticks = hotwasm_sdk::restore_u64(state)?;
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! which a second watch reports only when someone else writes it. Watches
 //! belong to a generation, so `init` makes them again after a hot reload.
 
-use hotwasm_sdk::{ComponentChanges, Event, Message, Script, WatchId, info};
+use hotwasm_sdk::{ComponentChanges, Cx, Error, Event, Script, Watch, WatchId, info};
 
 #[derive(Default)]
 struct Watcher {
@@ -17,83 +17,68 @@ fn value(event: &Event) -> String {
     String::from_utf8_lossy(event.data).into_owned()
 }
 
+/// Logs a refused watch instead of failing the handler.
+fn log_refusal(watched: Result<WatchId, Error>) {
+    if let Err(error) = watched {
+        info!("refused: {error:?}");
+    }
+}
+
 impl Script for Watcher {
-    fn init(&mut self) -> Result<(), String> {
-        hotwasm_sdk::watch_key("tuning", "speed", |_: &mut Watcher, event: &Event| {
+    fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
+        cx.watch(Watch::key("tuning", "speed"), |_, _, event| {
+            let generation = hotwasm_sdk::generation();
+            let (kind, source, subject) = (event.event_type(), event.source, event.subject);
+            let value = value(event);
             info!(
-                "{} {} {} = {:?} (id {}, gen {})",
-                event.event_type(),
-                event.source,
-                event.subject,
-                value(event),
-                event.id,
-                hotwasm_sdk::generation()
+                "{kind} {source} {subject} = {value:?} (id {}, gen {generation})",
+                event.id
             );
-        })
-        .map_err(|e| format!("{e:?}"))?;
-        let scores =
-            hotwasm_sdk::watch_prefix("scores", "player/", |_: &mut Watcher, event: &Event| {
-                info!("score {} = {:?}", event.subject, value(event));
-            });
-        self.scores = Some(scores.map_err(|e| format!("{e:?}"))?);
-        hotwasm_sdk::watch_key_except_own(
-            "scores",
-            "player/watcher",
-            |_: &mut Watcher, event: &Event| {
-                info!("someone else set my score to {:?}", value(event));
-            },
-        )
-        .map_err(|e| format!("{e:?}"))?;
-        hotwasm_sdk::on_message("watcher/set-score", |_: &mut Watcher, message: &Message| {
-            let written = hotwasm_sdk::kv::store::open("scores")
-                .and_then(|scores| scores.set("player/watcher", &message.payload));
-            if let Err(error) = written {
-                info!("could not set my score: {error:?}");
-            }
-        })
-        .map_err(|e| format!("{e:?}"))?;
-        hotwasm_sdk::on_message("watcher/unwatch", |me: &mut Watcher, _| {
+            Ok(())
+        })?;
+        let scores = cx.watch(Watch::prefix("scores", "player/"), |_, _, event| {
+            info!("score {} = {:?}", event.subject, value(event));
+            Ok(())
+        })?;
+        self.scores = Some(scores);
+        let mine = Watch::key("scores", "player/watcher").except_own();
+        cx.watch(mine, |_, _, event| {
+            info!("someone else set my score to {:?}", value(event));
+            Ok(())
+        })?;
+        cx.on_message("watcher/set-score", |_, _, message| {
+            let scores = hotwasm_sdk::kv::store::open("scores")?;
+            Ok(scores.set("player/watcher", &message.payload)?)
+        })?;
+        cx.on_message("watcher/unwatch", |me, cx, _| {
             if let Some(scores) = me.scores.take() {
-                let _ = hotwasm_sdk::unwatch(scores);
+                cx.unwatch(scores)?;
                 info!("stopped watching scores");
             }
-        })
-        .map_err(|e| format!("{e:?}"))?;
-        hotwasm_sdk::on_message("watcher/component", |_: &mut Watcher, message: &Message| {
+            Ok(())
+        })?;
+        cx.on_message("watcher/component", |_, cx, message| {
             let type_path = String::from_utf8_lossy(&message.payload);
-            let watched = hotwasm_sdk::watch_component(
-                &type_path,
-                ComponentChanges::ADDED | ComponentChanges::CHANGED | ComponentChanges::REMOVED,
-                |_: &mut Watcher, event: &Event| {
-                    info!(
-                        "{} {} {} {}",
-                        event.event_type(),
-                        event.source,
-                        event.subject,
-                        value(event)
-                    );
-                },
+            let all =
+                ComponentChanges::ADDED | ComponentChanges::CHANGED | ComponentChanges::REMOVED;
+            log_refusal(
+                cx.watch(Watch::component_path(&type_path, all), |_, _, event| {
+                    let (kind, source, subject) = (event.event_type(), event.source, event.subject);
+                    info!("{kind} {source} {subject} {}", value(event));
+                    Ok(())
+                }),
             );
-            if let Err(error) = watched {
-                info!("refused: {error:?}");
-            }
-        })
-        .map_err(|e| format!("{e:?}"))?;
-        hotwasm_sdk::on_message("watcher/resource", |_: &mut Watcher, message: &Message| {
+            Ok(())
+        })?;
+        cx.on_message("watcher/resource", |_, cx, message| {
             let type_path = String::from_utf8_lossy(&message.payload);
-            let watched =
-                hotwasm_sdk::watch_resource(&type_path, |_: &mut Watcher, event: &Event| {
-                    info!("{} {} {}", event.event_type(), event.source, value(event));
-                });
-            if let Err(error) = watched {
-                info!("refused: {error:?}");
-            }
-        })
-        .map_err(|e| format!("{e:?}"))?;
-        if let Err(error) = hotwasm_sdk::watch_prefix("../etc", "", |_: &mut Watcher, _: &Event| {})
-        {
-            info!("refused: {error:?}");
-        }
+            log_refusal(cx.watch(Watch::resource_path(&type_path), |_, _, event| {
+                info!("{} {} {}", event.event_type(), event.source, value(event));
+                Ok(())
+            }));
+            Ok(())
+        })?;
+        log_refusal(cx.watch(Watch::prefix("../etc", ""), |_, _, _| Ok(())));
         Ok(())
     }
 }

@@ -1,0 +1,101 @@
+//! Component types shared by a game and its guests: one definition,
+//! compiled into the game (feature `bevy`: Bevy `Component` and `Reflect`
+//! with `Serialize`/`Deserialize`) and into guests (feature `guest`:
+//! `hotwasm_sdk::Component`, the same type paths). The JSON the game's
+//! `bevy_reflect` writes is the JSON the guest's serde reads; the host's
+//! tests check that for every type here.
+//!
+//! Copy the pattern for your own game: a small crate both sides depend on.
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "bevy")]
+use bevy::prelude::{Component, Reflect, ReflectComponent, ReflectDeserialize, ReflectSerialize};
+
+/// Where an entity is, in world units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Component, Reflect))]
+#[cfg_attr(feature = "bevy", reflect(Component, Serialize, Deserialize))]
+pub struct Position {
+    /// East.
+    pub x: f32,
+    /// North.
+    pub y: f32,
+}
+
+impl Position {
+    /// Moves at most `step` towards `target`, stopping on it.
+    pub fn move_towards(&mut self, target: Target, step: f32) {
+        let (dx, dy) = (target.x - self.x, target.y - self.y);
+        let distance = (dx * dx + dy * dy).sqrt();
+        if distance <= step {
+            (self.x, self.y) = (target.x, target.y);
+        } else {
+            self.x += dx / distance * step;
+            self.y += dy / distance * step;
+        }
+    }
+}
+
+/// Where an entity is heading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Component, Reflect))]
+#[cfg_attr(feature = "bevy", reflect(Component, Serialize, Deserialize))]
+pub struct Target {
+    /// East.
+    pub x: f32,
+    /// North.
+    pub y: f32,
+}
+
+/// How fast an entity moves, in world units per second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Component, Reflect))]
+#[cfg_attr(feature = "bevy", reflect(Component, Serialize, Deserialize))]
+pub struct Speed(pub f32);
+
+/// Hit points, and a shield that takes hits first if there is one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Component, Reflect))]
+#[cfg_attr(feature = "bevy", reflect(Component, Serialize, Deserialize))]
+pub struct Health {
+    /// Hit points left.
+    pub hp: u32,
+    /// Shield points left, if the entity has a shield.
+    pub shield: Option<u32>,
+}
+
+/// Whose side an entity is on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Component, Reflect))]
+#[cfg_attr(feature = "bevy", reflect(Component, Serialize, Deserialize))]
+pub enum Team {
+    /// The player.
+    #[default]
+    Player,
+    /// An enemy of a wave.
+    Enemy {
+        /// The wave it came with.
+        wave: u32,
+    },
+    /// Nobody's, named.
+    Neutral(String),
+}
+
+/// Spawns entities of a team at a place: nested types, a list.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Component, Reflect))]
+#[cfg_attr(feature = "bevy", reflect(Component, Serialize, Deserialize))]
+pub struct Spawner {
+    /// Where.
+    pub at: Position,
+    /// Whose.
+    pub team: Team,
+    /// Seconds between two spawns.
+    pub every_secs: f32,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+}
+
+#[cfg(feature = "guest")]
+hotwasm_sdk::component!(Position, Target, Speed, Health, Team, Spawner);

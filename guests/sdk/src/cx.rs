@@ -1,0 +1,486 @@
+//! A script's context: the table from task, subscription and watch ids to
+//! the script's own closures, and the dispatch of a frame's batch through it.
+//!
+//! Closures take the script's own type (`&mut S`) and the context, so a
+//! closure of the wrong type does not compile: no run-time downcast.
+
+use std::any::type_name;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::bindings::hotwasm::script::log::{Level, log};
+use crate::bindings::hotwasm::script::types::{Batch, ChangeKind, Message};
+use crate::bindings::hotwasm::script::watch::ComponentChanges;
+use crate::bindings::hotwasm::script::{messaging, scheduler, watch};
+use crate::ecs::{Component, Resource};
+use crate::{Entity, Error, Script};
+
+/// A scheduled task, to [`Cx::cancel`] it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TaskId(pub u64);
+
+/// A watch, to [`Cx::unwatch`] it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WatchId(pub u64);
+
+/// What a repeating task's closure learns about its tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tick {
+    /// The task.
+    pub id: TaskId,
+    /// Ticks that fell inside this frame before this one and were skipped:
+    /// a repeating task runs at most once per frame.
+    pub missed: u32,
+}
+
+/// The frame [`Script::update`] runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Virtual time since the previous frame.
+    pub delta: Duration,
+    /// Virtual time since the game started.
+    pub elapsed: Duration,
+    /// Bevy's frame count.
+    pub number: u64,
+}
+
+impl Frame {
+    /// [`Frame::delta`] in seconds, for `speed * dt` arithmetic.
+    pub fn delta_secs(&self) -> f32 {
+        self.delta.as_secs_f32()
+    }
+}
+
+/// A change one of this instance's watches matched: a CloudEvents 1.0 event.
+#[derive(Clone, Copy, Debug)]
+pub struct Event<'a> {
+    /// CloudEvents `id`: unique across sources, counting up.
+    pub id: u64,
+    /// CloudEvents `source`, e.g. `/kv/scores`.
+    pub source: &'a str,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// CloudEvents `subject`: the key, or the entity (bits in decimal).
+    pub subject: &'a str,
+    /// CloudEvents `time`, as the game's virtual time of the frame.
+    pub time: Duration,
+    /// The new value (empty for a delete or a removal).
+    pub data: &'a [u8],
+}
+
+impl Event<'_> {
+    /// CloudEvents `type`, e.g. `dev.hotwasm.kv.set`.
+    pub fn event_type(&self) -> &'static str {
+        match self.kind {
+            ChangeKind::KvSet => "dev.hotwasm.kv.set",
+            ChangeKind::KvDelete => "dev.hotwasm.kv.delete",
+            ChangeKind::ComponentAdded => "dev.hotwasm.component.added",
+            ChangeKind::ComponentChanged => "dev.hotwasm.component.changed",
+            ChangeKind::ComponentRemoved => "dev.hotwasm.component.removed",
+            ChangeKind::ResourceChanged => "dev.hotwasm.resource.changed",
+        }
+    }
+
+    /// CloudEvents `datacontenttype`.
+    pub fn content_type(&self) -> &'static str {
+        match self.kind {
+            ChangeKind::KvSet | ChangeKind::KvDelete => "application/octet-stream",
+            _ => "application/json",
+        }
+    }
+
+    /// The entity a component event is about.
+    pub fn entity(&self) -> Option<Entity> {
+        self.subject.parse().ok().map(Entity::from_bits)
+    }
+
+    /// The data as a `T`: JSON for component and resource events.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        crate::ecs::from_json(self.data)
+    }
+}
+
+/// What a watch covers; hand it to [`Cx::watch`].
+///
+/// ```ignore
+/// cx.watch(Watch::key("tuning", "speed").except_own(), |me: &mut Car, cx, event| { .. })?;
+/// cx.watch(Watch::prefix("scores", "player/"), ..)?;
+/// cx.watch(Watch::component::<Health>(ComponentChanges::ADDED), ..)?;
+/// cx.watch(Watch::resource::<Weather>(), ..)?;
+/// ```
+#[derive(Clone, Debug)]
+pub struct Watch {
+    target: Target,
+}
+
+#[derive(Clone, Debug)]
+enum Target {
+    Keys {
+        bucket: String,
+        key: String,
+        prefix: bool,
+        except_own: bool,
+    },
+    Component {
+        type_path: String,
+        changes: ComponentChanges,
+    },
+    Resource {
+        type_path: String,
+    },
+}
+
+impl Watch {
+    /// One key of a bucket: every set and delete, by anyone (a game
+    /// system, a guest, this one included, or a person editing its file).
+    pub fn key(bucket: &str, key: &str) -> Self {
+        Self::keys(bucket, key, false)
+    }
+
+    /// Every key of a bucket starting with `prefix` (`""`: every key).
+    pub fn prefix(bucket: &str, prefix: &str) -> Self {
+        Self::keys(bucket, prefix, true)
+    }
+
+    fn keys(bucket: &str, key: &str, prefix: bool) -> Self {
+        Self {
+            target: Target::Keys {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                prefix,
+                except_own: false,
+            },
+        }
+    }
+
+    /// Leaves out this instance's own key-value writes: for a script that
+    /// writes a key and reacts to others writing it. No effect on
+    /// component and resource watches (their changes carry no writer).
+    pub fn except_own(mut self) -> Self {
+        if let Target::Keys { except_own, .. } = &mut self.target {
+            *except_own = true;
+        }
+        self
+    }
+
+    /// The `changes` of the component `C`; the event's subject is the
+    /// entity, its data the component's JSON (none for a removal).
+    pub fn component<C: Component>(changes: ComponentChanges) -> Self {
+        Self::component_path(C::TYPE_PATH, changes)
+    }
+
+    /// Like [`Watch::component`], by type path.
+    pub fn component_path(type_path: &str, changes: ComponentChanges) -> Self {
+        Self {
+            target: Target::Component {
+                type_path: type_path.to_owned(),
+                changes,
+            },
+        }
+    }
+
+    /// The resource `R`: once in every frame it was inserted or changed.
+    pub fn resource<R: Resource>() -> Self {
+        Self::resource_path(R::TYPE_PATH)
+    }
+
+    /// Like [`Watch::resource`], by type path.
+    pub fn resource_path(type_path: &str) -> Self {
+        Self {
+            target: Target::Resource {
+                type_path: type_path.to_owned(),
+            },
+        }
+    }
+
+    /// Registers the watch with the host; returns its id and source.
+    fn register(&self) -> Result<(u64, String), Error> {
+        Ok(match &self.target {
+            Target::Keys {
+                bucket,
+                key,
+                prefix: false,
+                except_own,
+            } => (
+                watch::watch_key(bucket, key, *except_own)?,
+                format!("/kv/{bucket}"),
+            ),
+            Target::Keys {
+                bucket,
+                key,
+                prefix: true,
+                except_own,
+            } => (
+                watch::watch_prefix(bucket, key, *except_own)?,
+                format!("/kv/{bucket}"),
+            ),
+            Target::Component { type_path, changes } => (
+                watch::watch_component(type_path, *changes)?,
+                format!("/ecs/component/{type_path}"),
+            ),
+            Target::Resource { type_path } => (
+                watch::watch_resource(type_path)?,
+                format!("/ecs/resource/{type_path}"),
+            ),
+        })
+    }
+}
+
+type Shared<F> = Rc<RefCell<F>>;
+type OnceTask<S> = Box<dyn FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error>>;
+type RepeatingTask<S> = dyn FnMut(&mut S, &mut Cx<S>, Tick) -> Result<(), Error>;
+type MessageHandler<S> = dyn for<'m> FnMut(&mut S, &mut Cx<S>, &'m Message) -> Result<(), Error>;
+type WatchHandler<S> = dyn for<'e> FnMut(&mut S, &mut Cx<S>, &Event<'e>) -> Result<(), Error>;
+
+/// A handler and the name it is logged under when it fails.
+struct Named<F: ?Sized> {
+    name: &'static str,
+    handler: Shared<F>,
+}
+
+impl<F: ?Sized> Clone for Named<F> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name,
+            handler: self.handler.clone(),
+        }
+    }
+}
+
+enum Task<S> {
+    Once(&'static str, OnceTask<S>),
+    Repeating(Named<RepeatingTask<S>>),
+}
+
+/// A script's context: what it registered (tasks, subscriptions, watches)
+/// and the way to register more. [`Script::init`], [`Script::update`] and
+/// every handler get it.
+pub struct Cx<S> {
+    tasks: HashMap<u64, Task<S>>,
+    /// Shared slices, so a message costs a reference count, not a copy.
+    topics: HashMap<String, Rc<[Named<MessageHandler<S>>]>>,
+    /// Each watch's CloudEvents source and handler.
+    watches: HashMap<u64, (Rc<str>, Named<WatchHandler<S>>)>,
+}
+
+impl<S> Default for Cx<S> {
+    fn default() -> Self {
+        Self {
+            tasks: HashMap::new(),
+            topics: HashMap::new(),
+            watches: HashMap::new(),
+        }
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl<S: 'static> Cx<S> {
+    /// Runs `task` once, `delay` from now.
+    pub fn after<F>(&mut self, delay: Duration, task: F) -> Result<TaskId, Error>
+    where
+        F: FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error> + 'static,
+    {
+        let id = scheduler::after(nanos(delay))?;
+        self.tasks
+            .insert(id, Task::Once(type_name::<F>(), Box::new(task)));
+        Ok(TaskId(id))
+    }
+
+    /// Runs `task` once, when the game's virtual time reaches `time`.
+    pub fn at<F>(&mut self, time: Duration, task: F) -> Result<TaskId, Error>
+    where
+        F: FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error> + 'static,
+    {
+        let id = scheduler::at(nanos(time))?;
+        self.tasks
+            .insert(id, Task::Once(type_name::<F>(), Box::new(task)));
+        Ok(TaskId(id))
+    }
+
+    /// Runs `task` every `interval`, the first time one interval from now.
+    pub fn every<F>(&mut self, interval: Duration, task: F) -> Result<TaskId, Error>
+    where
+        F: FnMut(&mut S, &mut Cx<S>, Tick) -> Result<(), Error> + 'static,
+    {
+        self.every_after(interval, interval, task)
+    }
+
+    /// Runs `task` every `interval`, the first time `first_delay` from now.
+    pub fn every_after<F>(
+        &mut self,
+        first_delay: Duration,
+        interval: Duration,
+        task: F,
+    ) -> Result<TaskId, Error>
+    where
+        F: FnMut(&mut S, &mut Cx<S>, Tick) -> Result<(), Error> + 'static,
+    {
+        let id = scheduler::every(nanos(interval), Some(nanos(first_delay)))?;
+        let handler: Shared<RepeatingTask<S>> = Rc::new(RefCell::new(task));
+        let task = Named {
+            name: type_name::<F>(),
+            handler,
+        };
+        self.tasks.insert(id, Task::Repeating(task));
+        Ok(TaskId(id))
+    }
+
+    /// Cancels a task; it will not run again.
+    pub fn cancel(&mut self, id: TaskId) -> Result<(), Error> {
+        self.tasks.remove(&id.0);
+        Ok(scheduler::cancel(id.0)?)
+    }
+
+    /// Cancels every task of this instance.
+    pub fn cancel_all(&mut self) {
+        self.tasks.clear();
+        scheduler::cancel_all();
+    }
+
+    /// Calls [`Script::update`] in every frame (`true`), or stops (`false`).
+    /// Off until asked for, so a script that never asks costs nothing in a
+    /// frame with nothing due. Paused frames are skipped.
+    pub fn every_frame(&mut self, on: bool) {
+        scheduler::every_frame(on);
+    }
+
+    /// Subscribes to `topic` and calls `handler` for every message on it
+    /// (also for messages the host sends straight to this entity).
+    pub fn on_message<F>(&mut self, topic: &str, handler: F) -> Result<(), Error>
+    where
+        F: for<'m> FnMut(&mut S, &mut Cx<S>, &'m Message) -> Result<(), Error> + 'static,
+    {
+        messaging::subscribe(topic)?;
+        let handler: Shared<MessageHandler<S>> = Rc::new(RefCell::new(handler));
+        let named = Named {
+            name: type_name::<F>(),
+            handler,
+        };
+        let entry = self.topics.entry(topic.to_owned()).or_default();
+        *entry = entry.iter().cloned().chain([named]).collect();
+        Ok(())
+    }
+
+    /// Unsubscribes from `topic` and forgets its handlers.
+    pub fn unsubscribe(&mut self, topic: &str) -> Result<(), Error> {
+        self.topics.remove(topic);
+        Ok(messaging::unsubscribe(topic)?)
+    }
+
+    /// Calls `handler` for every change `watch` covers, in the order the
+    /// changes happened.
+    pub fn watch<F>(&mut self, watch: Watch, handler: F) -> Result<WatchId, Error>
+    where
+        F: for<'e> FnMut(&mut S, &mut Cx<S>, &Event<'e>) -> Result<(), Error> + 'static,
+    {
+        let (id, source) = watch.register()?;
+        let handler: Shared<WatchHandler<S>> = Rc::new(RefCell::new(handler));
+        let named = Named {
+            name: type_name::<F>(),
+            handler,
+        };
+        self.watches.insert(id, (source.into(), named));
+        Ok(WatchId(id))
+    }
+
+    /// Stops a watch.
+    pub fn unwatch(&mut self, id: WatchId) -> Result<(), Error> {
+        self.watches.remove(&id.0);
+        Ok(watch::unwatch(id.0)?)
+    }
+}
+
+/// Logs a handler's error through the host, which names the module.
+fn report(what: &str, result: Result<(), Error>) {
+    if let Err(error) = result {
+        log(Level::Error, &format!("{what} failed: {error}"));
+    }
+}
+
+/// One instance of a script: its value and its context. What
+/// [`export_script!`](crate::export_script) keeps.
+#[doc(hidden)]
+pub struct Instance<S> {
+    pub script: S,
+    pub cx: Cx<S>,
+}
+
+impl<S: Script> Default for Instance<S> {
+    fn default() -> Self {
+        Self {
+            script: S::default(),
+            cx: Cx::default(),
+        }
+    }
+}
+
+impl<S: Script> Instance<S> {
+    /// Calls the closures for a frame's batch: tasks, then messages, then
+    /// watch events, then [`Script::update`]. Closures may register or
+    /// cancel others; the table is never borrowed while one runs.
+    pub fn dispatch(&mut self, batch: Batch) {
+        let Self { script, cx } = self;
+        for due in batch.tasks {
+            match cx.tasks.remove(&due.id) {
+                Some(Task::Once(name, task)) => report(name, task(script, cx)),
+                Some(Task::Repeating(task)) => {
+                    cx.tasks.insert(due.id, Task::Repeating(task.clone()));
+                    let tick = Tick {
+                        id: TaskId(due.id),
+                        missed: due.missed,
+                    };
+                    report(task.name, (task.handler.borrow_mut())(script, cx, tick));
+                }
+                None => {}
+            }
+        }
+        for message in &batch.messages {
+            let handlers = cx.topics.get(&message.topic).cloned().unwrap_or_default();
+            for handler in handlers.iter() {
+                report(
+                    handler.name,
+                    (handler.handler.borrow_mut())(script, cx, message),
+                );
+            }
+        }
+        let time = Duration::from_nanos(batch.now);
+        for change in &batch.events {
+            let Some((source, handler)) = cx.watches.get(&change.watch).cloned() else {
+                continue;
+            };
+            let part = |start: u32, len: u32| {
+                let start = start as usize;
+                batch
+                    .event_bytes
+                    .get(start..start + len as usize)
+                    .unwrap_or_default()
+            };
+            let event = Event {
+                id: change.id,
+                source: &source,
+                kind: change.kind,
+                subject: std::str::from_utf8(part(change.subject_start, change.subject_len))
+                    .unwrap_or_default(),
+                time,
+                data: part(change.data_start, change.data_len),
+            };
+            report(
+                handler.name,
+                (handler.handler.borrow_mut())(script, cx, &event),
+            );
+        }
+        if let Some(frame) = batch.frame {
+            let frame = Frame {
+                delta: Duration::from_nanos(frame.delta),
+                elapsed: time,
+                number: frame.number,
+            };
+            report("update", script.update(cx, frame));
+        }
+    }
+}
