@@ -7,6 +7,9 @@
 //!
 //! - `frame/*`: 100 loaded script instances with nothing due, against a
 //!   plain system over 100 entities, and an empty `Update` for reference;
+//!   100 instances of `drift`, each with the per-frame hook reading and
+//!   writing its own entity's `Position` (a typed get and set), against a
+//!   plain system moving 100 `Position`s;
 //! - `messages/*`: 10 000 messages to one instance in one frame (the guest
 //!   counts them), against a plain system reading 10 000 Bevy messages of
 //!   the same shape, reported per message.
@@ -41,6 +44,7 @@ use bevy_hotwasm::Sandbox;
 use bevy_hotwasm::prelude::*;
 use common::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use game_types::Position;
 
 const INSTANCES: usize = 100;
 const MESSAGES: usize = 10_000;
@@ -128,6 +132,46 @@ fn frame(c: &mut Criterion) {
             app.world_mut().spawn(Plain(n as u64));
         }
         b.iter(|| run_update::<PlainMessage>(&mut app));
+    });
+    group.bench_function("100_update_hooks_one_component_each", |b| {
+        let assets = AssetDir::new();
+        assets.write("drift.wasm", &guest_bytes("drift"));
+        let mut app = bench_app(&assets);
+        app.register_type::<Position>();
+        let drifters: Vec<Entity> = (0..INSTANCES)
+            .map(|_| {
+                let entity = spawn_script(&mut app, "drift.wasm");
+                app.world_mut()
+                    .entity_mut(entity)
+                    .insert(Position::default());
+                entity
+            })
+            .collect();
+        update_until(&mut app, "every drifter to start", |app| {
+            drifters
+                .iter()
+                .all(|&entity| generation(app, entity).is_some())
+        });
+        let calls = runtime(&app).script(drifters[0]).unwrap().stats().calls;
+        b.iter(|| run_update::<HostMessage>(&mut app));
+        let stats = runtime(&app).script(drifters[0]).unwrap().stats();
+        assert!(stats.calls > calls && stats.faults == 0, "{stats:?}");
+    });
+    group.bench_function("plain_rust_system_moving_100_positions", |b| {
+        let assets = AssetDir::new();
+        let mut app = bench_app(&assets);
+        app.add_systems(
+            Update,
+            |time: Res<Time>, mut positions: Query<&mut Position>| {
+                for mut position in &mut positions {
+                    position.x += 10.0 * time.delta_secs();
+                }
+            },
+        );
+        for _ in 0..INSTANCES {
+            app.world_mut().spawn(Position::default());
+        }
+        b.iter(|| run_update::<HostMessage>(&mut app));
     });
     group.finish();
 }

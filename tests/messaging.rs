@@ -208,3 +208,35 @@ fn messages_waiting_for_a_script_are_bounded_by_bytes() {
     assert_eq!(queued, MAX_QUEUED_BYTES / per_message);
     assert!(queued < 300);
 }
+
+#[test]
+fn an_error_a_handler_returns_is_logged_with_its_name_not_a_fault() {
+    let (_assets, mut app, entities) = start_scripts("echo.wasm", &guest_bytes("echo"), 1, None);
+    let echo = entities[0];
+    app.world_mut()
+        .write_message(HostMessage::to_entity(echo, "read-component", "nonsense"));
+    app.update();
+
+    let line = seen(&app)
+        .logged
+        .iter()
+        .find(|line| line.script.entity == echo && line.level == bevy::log::Level::ERROR)
+        .expect("the error is logged");
+    assert!(
+        line.message
+            .contains("{{closure}} failed: read-component takes"),
+        "{}",
+        line.message
+    );
+    assert_eq!(runtime(&app).script(echo).unwrap().stats().faults, 0);
+    // It keeps answering.
+    app.world_mut()
+        .write_message(HostMessage::to_entity(echo, "ping", "still there"));
+    app.update();
+    assert!(
+        seen(&app)
+            .lines_of(echo)
+            .iter()
+            .any(|line| line.ends_with("still there"))
+    );
+}

@@ -257,6 +257,34 @@ enum Task<S> {
 /// A script's context: what it registered (tasks, subscriptions, watches)
 /// and the way to register more. [`Script::init`], [`Script::update`] and
 /// every handler get it.
+///
+/// Closures take the script's own type, checked when the guest compiles:
+///
+/// ```no_run
+/// # use hotwasm_sdk::{Cx, Error};
+/// #[derive(Default)]
+/// struct Mine { pings: u32 }
+///
+/// fn register(cx: &mut Cx<Mine>) -> Result<(), Error> {
+///     cx.on_message("ping", |me: &mut Mine, _, _| {
+///         me.pings += 1;
+///         Ok(())
+///     })
+/// }
+/// ```
+///
+/// A closure for another script type does not compile (there is no
+/// run-time check that could trap instead):
+///
+/// ```compile_fail,E0631
+/// # use hotwasm_sdk::{Cx, Error};
+/// struct Mine;
+/// struct Other;
+///
+/// fn register(cx: &mut Cx<Mine>) -> Result<(), Error> {
+///     cx.on_message("ping", |_: &mut Other, _, _| Ok(()))
+/// }
+/// ```
 pub struct Cx<S> {
     tasks: HashMap<u64, Task<S>>,
     /// Shared slices, so a message costs a reference count, not a copy.

@@ -1,0 +1,102 @@
+//! The per-frame hook: a guest that asks for every frame gets `update`
+//! after its tasks, messages and events, every frame the game is not
+//! paused; one that does not ask is not called at all.
+
+mod common;
+
+use bevy::prelude::*;
+use bevy_hotwasm::prelude::*;
+use common::*;
+use game_types::{Position, Speed, Target};
+
+/// An app running `mover` on an entity at the origin heading east.
+fn mover_app() -> (AssetDir, App, Entity) {
+    let assets = AssetDir::new();
+    assets.write("mover.wasm", &guest_bytes("mover"));
+    let mut app = app(&assets, None);
+    app.register_type::<Position>()
+        .register_type::<Target>()
+        .register_type::<Speed>();
+    let mover = spawn_script(&mut app, "mover.wasm");
+    app.world_mut().entity_mut(mover).insert((
+        Position::default(),
+        Target { x: 10.0, y: 0.0 },
+        Speed(5.0),
+    ));
+    update_until(&mut app, "the mover to start", |app| {
+        generation(app, mover).is_some()
+    });
+    (assets, app, mover)
+}
+
+fn x(app: &App, entity: Entity) -> f32 {
+    app.world().get::<Position>(entity).unwrap().x
+}
+
+#[test]
+fn update_runs_every_frame_but_not_while_the_game_is_paused() {
+    let (_assets, mut app, mover) = mover_app();
+    app.update();
+    let start = x(&app, mover);
+
+    // 5 units a second, 100 ms of game time a frame.
+    run_frames(&mut app, 4);
+    assert!(
+        (x(&app, mover) - start - 2.0).abs() < 1e-4,
+        "{}",
+        x(&app, mover)
+    );
+
+    app.world_mut().resource_mut::<Time<Virtual>>().pause();
+    let calls = runtime(&app).script(mover).unwrap().stats().calls;
+    run_frames(&mut app, 5);
+    let paused_at = x(&app, mover);
+    assert!((paused_at - start - 2.0).abs() < 1e-4, "moved while paused");
+    assert_eq!(runtime(&app).script(mover).unwrap().stats().calls, calls);
+
+    app.world_mut().resource_mut::<Time<Virtual>>().unpause();
+    run_frames(&mut app, 40);
+    assert_eq!(x(&app, mover), 10.0, "stops on its target");
+    assert!(seen(&app).logged.is_empty(), "{:?}", seen(&app).logged);
+}
+
+#[test]
+fn a_frame_hands_over_tasks_then_messages_then_events_then_update() {
+    let (_assets, mut app, entities) = start_scripts("order.wasm", &guest_bytes("order"), 1, None);
+    let order = entities[0];
+    run_frames(&mut app, 2);
+
+    let before = seen(&app).lines_of(order).len();
+    app.world_mut()
+        .write_message(HostMessage::to_entity(order, "order", "now"));
+    app.world_mut()
+        .resource_mut::<KvStore>()
+        .set("order", "k", b"1")
+        .unwrap();
+    app.update();
+    let frame = app.world().resource::<bevy::diagnostic::FrameCount>().0;
+    assert_eq!(
+        seen(&app).lines_of(order)[before..],
+        ["task", "message", "event", &format!("update {}", frame - 1)]
+    );
+
+    // Turned off: tasks still come, `update` no more.
+    app.world_mut()
+        .write_message(HostMessage::to_entity(order, "order/stop", []));
+    app.update();
+    let before = seen(&app).lines_of(order).len();
+    run_frames(&mut app, 3);
+    assert_eq!(
+        seen(&app).lines_of(order)[before..],
+        ["task", "task", "task"]
+    );
+}
+
+#[test]
+fn a_module_that_did_not_ask_for_frames_is_not_called() {
+    let (_assets, mut app, entities) =
+        start_scripts("counter.wasm", &guest_bytes("counter"), 1, None);
+    run_frames(&mut app, 20);
+    let stats = runtime(&app).script(entities[0]).unwrap().stats();
+    assert_eq!((stats.calls, stats.frames), (1, 1), "init only: {stats:?}");
+}
