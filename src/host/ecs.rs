@@ -121,6 +121,9 @@ impl Host for HostState {
         let entity = entity(self.world()?, bits)?;
         self.check_unprotected(entity, false)?;
         let world = self.world()?;
+        if component.write_in_place(&registry, world, entity, &json)? {
+            return Ok(());
+        }
         let value = component.value_from_json(&registry, world, &json)?;
         component
             .reflect_component

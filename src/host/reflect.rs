@@ -95,11 +95,7 @@ impl Registered<'_> {
         world: &mut World,
         json: &[u8],
     ) -> Result<Box<dyn PartialReflect>, ReflectError> {
-        let type_path = self.registration.type_info().type_path();
-        let mut deserializer = serde_json::Deserializer::from_slice(json);
-        let partial = TypedReflectDeserializer::new(self.registration, registry)
-            .deserialize(&mut deserializer)
-            .map_err(|error| ReflectError::InvalidJson(format!("{type_path}: {error}")))?;
+        let partial = self.partial_from_json(registry, json)?;
         if let Some(value) = self
             .registration
             .data::<ReflectFromReflect>()
@@ -107,6 +103,7 @@ impl Registered<'_> {
         {
             return Ok(value.into_partial_reflect());
         }
+        let type_path = self.registration.type_info().type_path();
         let mut value = if let Some(default) = self.registration.data::<ReflectDefault>() {
             default.default()
         } else if let Some(from_world) = self.registration.data::<ReflectFromWorld>() {
@@ -117,11 +114,66 @@ impl Registered<'_> {
                  or add #[reflect(Default)]"
             )));
         };
-        value
-            .try_apply(&*partial)
-            .map_err(|error| ReflectError::InvalidJson(format!("{type_path}: {error}")))?;
+        apply(&mut *value, &*partial, type_path)?;
         Ok(value.into_partial_reflect())
     }
+
+    /// `json` as a dynamic value of this type, every field checked.
+    fn partial_from_json(
+        &self,
+        registry: &TypeRegistry,
+        json: &[u8],
+    ) -> Result<Box<dyn PartialReflect>, ReflectError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        TypedReflectDeserializer::new(self.registration, registry)
+            .deserialize(&mut deserializer)
+            .map_err(|error| {
+                let type_path = self.registration.type_info().type_path();
+                ReflectError::InvalidJson(format!("{type_path}: {error}"))
+            })
+    }
+
+    /// Writes `json` over the component `entity` already has, in place
+    /// (cheaper than inserting a new value, and change detection sees it).
+    /// Returns `Ok(false)` when there is none to write over, or it is
+    /// immutable: then it must be inserted.
+    pub fn write_in_place(
+        &self,
+        registry: &TypeRegistry,
+        world: &mut World,
+        entity: Entity,
+        json: &[u8],
+    ) -> Result<bool, ReflectError> {
+        let mutable = world
+            .components()
+            .get_valid_id(self.type_id)
+            .and_then(|id| world.components().get_info(id))
+            .is_some_and(|info| info.mutable());
+        if !mutable || !world.entity(entity).contains_type_id(self.type_id) {
+            return Ok(false);
+        }
+        let partial = self.partial_from_json(registry, json)?;
+        let Ok(mut existing) = world.get_reflect_mut(entity, self.type_id) else {
+            return Ok(false);
+        };
+        apply(
+            &mut *existing,
+            &*partial,
+            self.registration.type_info().type_path(),
+        )?;
+        Ok(true)
+    }
+}
+
+/// Applies a checked dynamic value, without `apply`'s panic on a mismatch.
+fn apply(
+    target: &mut dyn Reflect,
+    value: &dyn PartialReflect,
+    type_path: &str,
+) -> Result<(), ReflectError> {
+    target
+        .try_apply(value)
+        .map_err(|error| ReflectError::InvalidJson(format!("{type_path}: {error}")))
 }
 
 /// A reflected value as JSON.

@@ -96,13 +96,15 @@ pub fn set_resource<R: Resource>(value: &R) -> Result<(), Error> {
     )?)
 }
 
-/// Components to spawn an entity with: a component, or a tuple of them.
+/// Components to spawn an entity with: a tuple of one to four components
+/// (`(health,)` for one).
 pub trait Bundle {
     /// Each component's type path and JSON.
     fn to_json(&self) -> Result<Vec<(String, Vec<u8>)>, Error>;
 }
 
-/// Types that name the components a [`query`] reads: a tuple of components.
+/// Types that name the components a [`query`] reads: a tuple of one to four
+/// components (`(Health,)` for one).
 pub trait QueryData: Sized {
     /// The components' type paths, in order.
     fn type_paths() -> Vec<String>;

@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use serde::de::DeserializeOwned;
-
 use crate::Error;
 use crate::ecs::{self, Component};
 
@@ -60,7 +58,7 @@ impl Entity {
     }
 
     /// The component `C` on this entity, or `None` when it has none.
-    pub fn try_get<C: Component + DeserializeOwned>(self) -> Result<Option<C>, Error> {
+    pub fn try_get<C: Component>(self) -> Result<Option<C>, Error> {
         match self.get() {
             Ok(component) => Ok(Some(component)),
             Err(Error::Ecs(ecs::raw::Error::Missing(_))) => Ok(None),

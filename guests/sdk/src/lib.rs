@@ -5,7 +5,7 @@
 //! [`export_script!`]. The host runs one instance per entity; this crate
 //! keeps one value of your type per instance and calls its methods with a
 //! [`Cx`], through which it registers closures that take the script's own
-//! type (checked when it compiles). Every SDK call returns
+//! type (checked when it compiles). Every SDK call that can fail returns
 //! `Result<_, `[`Error`]`>`, so `?` works everywhere.
 //!
 //! ```ignore
