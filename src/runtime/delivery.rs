@@ -177,9 +177,10 @@ impl Runner {
             let result = instance.handle_batch(&mut loan, frame.now, messages, events, this_frame);
             publish(frame.world, instance, &mut self.sent);
             let cost = instance.take_cost();
-            let script_ref = instance.script_ref().clone();
+            // Only a fault needs the name, after the instance is gone.
+            let failed = result.map_err(|error| (error, instance.script_ref().clone()));
             script.charge(cost);
-            if let Err(error) = result
+            if let Err((error, script_ref)) = failed
                 && let Some(at) = faulted(frame, script, &script_ref, FailureStage::Run, error)
             {
                 self.restarts.insert(*order, at);

@@ -313,10 +313,7 @@ impl<S: 'static> Cx<S> {
     where
         F: FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error> + 'static,
     {
-        let id = scheduler::after(nanos(delay))?;
-        self.tasks
-            .insert(id, Task::Once(type_name::<F>(), Box::new(task)));
-        Ok(TaskId(id))
+        Ok(self.once(scheduler::after(nanos(delay))?, task))
     }
 
     /// Runs `task` once, when the game's virtual time reaches `time`.
@@ -324,10 +321,17 @@ impl<S: 'static> Cx<S> {
     where
         F: FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error> + 'static,
     {
-        let id = scheduler::at(nanos(time))?;
+        Ok(self.once(scheduler::at(nanos(time))?, task))
+    }
+
+    /// Keeps a one-shot task the host scheduled as `id`.
+    fn once<F>(&mut self, id: u64, task: F) -> TaskId
+    where
+        F: FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error> + 'static,
+    {
         self.tasks
             .insert(id, Task::Once(type_name::<F>(), Box::new(task)));
-        Ok(TaskId(id))
+        TaskId(id)
     }
 
     /// Runs `task` every `interval`, the first time one interval from now.

@@ -52,9 +52,7 @@ pub trait Resource: Serialize + DeserializeOwned {
 #[macro_export]
 macro_rules! component {
     ($($ty:ident $(= $path:literal)?),* $(,)?) => {
-        $(impl $crate::Component for $ty {
-            const TYPE_PATH: &'static str = $crate::__type_path!($ty $(= $path)?);
-        })*
+        $crate::__typed!($crate::Component: $($ty $(= $path)?),*);
     };
 }
 
@@ -62,7 +60,16 @@ macro_rules! component {
 #[macro_export]
 macro_rules! resource {
     ($($ty:ident $(= $path:literal)?),* $(,)?) => {
-        $(impl $crate::Resource for $ty {
+        $crate::__typed!($crate::Resource: $($ty $(= $path)?),*);
+    };
+}
+
+/// Implements a trait with a `TYPE_PATH` for each type.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __typed {
+    ($trait:path: $($ty:ident $(= $path:literal)?),*) => {
+        $(impl $trait for $ty {
             const TYPE_PATH: &'static str = $crate::__type_path!($ty $(= $path)?);
         })*
     };
