@@ -21,7 +21,8 @@
 //!   same way (`bevy_reflect`); both include changing them.
 //! - `ecs/*`: a guest reading one component through the `ecs` import (1000
 //!   reads in one call, reported per read) against a plain system reading it
-//!   and encoding it the same way; and a guest summing one field over 1 000,
+//!   and encoding it the same way; a guest's typed get and update of one
+//!   `Position` (1000 in one call, reported per pair); and a guest summing one field over 1 000,
 //!   10 000 and 20 000 entities with `query-field` against a plain system's
 //!   query, reported per entity.
 //!
@@ -330,6 +331,19 @@ fn ecs(c: &mut Criterion) {
                 },
             );
         b.iter(|| run_update::<HostMessage>(&mut app));
+    });
+    group.bench_function("1000_typed_get_and_update_by_a_guest", |b| {
+        let (_assets, mut app, scripts) = echo_app(1);
+        app.register_type::<Position>();
+        let target = app.world_mut().spawn(Position::default()).id();
+        let request = format!("{} {READS}", target.to_bits());
+        b.iter(|| {
+            let message = HostMessage::to_entity(scripts[0], "move-position", request.clone());
+            app.world_mut().write_message(message);
+            run_update::<HostMessage>(&mut app);
+        });
+        let moved = app.world().get::<Position>(target).unwrap().x;
+        assert!(moved >= READS as f32, "moved {moved}");
     });
     for entities in [1_000u64, 10_000, 20_000] {
         group.throughput(Throughput::Elements(entities));

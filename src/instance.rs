@@ -14,18 +14,28 @@ use crate::host::{
 use crate::messages::{FailureStage, ScriptRef};
 use crate::sandbox::{FaultKind, GuestLimits, Sandbox};
 
-/// Lends the game's [`World`] to an instance's host imports for the length
-/// of one call: the world moves into the store and back, and an empty world
-/// stands in meanwhile. Moving is safe and costs a few hundred bytes of
-/// copying; the `ecs` imports then get `&mut World` with no `unsafe`.
+/// The game's [`World`] for the length of a frame's script work, boxed so
+/// that lending it to one instance's host imports for a call moves a
+/// pointer into the store and back: the `ecs` imports get `&mut World` with
+/// no `unsafe`, and no call copies the world. It moves into the box once a
+/// frame, an empty world standing in at home, and home again on drop (a
+/// panic included). Derefs to the game's world between calls.
 pub(crate) struct WorldLoan<'a> {
-    pub world: &'a mut World,
-    stand_in: &'a mut Option<World>,
+    home: &'a mut World,
+    game: Option<Box<World>>,
+    /// The box, kept between frames with the stand-in in it.
+    spare: &'a mut Option<Box<World>>,
 }
 
 impl<'a> WorldLoan<'a> {
-    pub fn new(world: &'a mut World, stand_in: &'a mut Option<World>) -> Self {
-        Self { world, stand_in }
+    pub fn new(home: &'a mut World, spare: &'a mut Option<Box<World>>) -> Self {
+        let mut game = spare.take().unwrap_or_default();
+        std::mem::swap(&mut *game, home);
+        Self {
+            home,
+            game: Some(game),
+            spare,
+        }
     }
 
     fn lend<R>(
@@ -33,18 +43,37 @@ impl<'a> WorldLoan<'a> {
         store: &mut Store<HostState>,
         call: impl FnOnce(&mut Store<HostState>) -> R,
     ) -> R {
-        let stand_in = self.stand_in.take().unwrap_or_default();
-        store.data_mut().world = Some(std::mem::replace(self.world, stand_in));
+        store.data_mut().world = self.game.take();
         let result = call(store);
-        let game = store
-            .data_mut()
-            .world
-            .take()
-            .expect("host imports only borrow the lent world");
-        *self.stand_in = Some(std::mem::replace(self.world, game));
+        self.game = store.data_mut().world.take();
         result
     }
 }
+
+impl std::ops::Deref for WorldLoan<'_> {
+    type Target = World;
+
+    fn deref(&self) -> &World {
+        self.game.as_deref().expect(LENT_ONLY_DURING_CALLS)
+    }
+}
+
+impl std::ops::DerefMut for WorldLoan<'_> {
+    fn deref_mut(&mut self) -> &mut World {
+        self.game.as_deref_mut().expect(LENT_ONLY_DURING_CALLS)
+    }
+}
+
+impl Drop for WorldLoan<'_> {
+    fn drop(&mut self) {
+        if let Some(mut game) = self.game.take() {
+            std::mem::swap(&mut *game, self.home);
+            *self.spare = Some(game);
+        }
+    }
+}
+
+const LENT_ONLY_DURING_CALLS: &str = "the world is only away during a call, and host imports only borrow it";
 
 /// Watched changes waiting for one instance's next batch, packed the way
 /// the batch carries them: fixed-size headers, and the subjects and data
@@ -299,6 +328,16 @@ impl LiveInstance {
         let frame = frame.filter(|_| self.store.data().every_frame);
         let mut tasks = std::mem::take(&mut self.due_tasks);
         self.store.data_mut().tasks.take_due(now, &mut tasks);
+        if let Some(frame) = frame
+            && tasks.is_empty()
+            && messages.is_empty()
+            && events.is_empty()
+        {
+            self.due_tasks = tasks;
+            return self.call(loan, |script, store| {
+                script.call_handle_frame(store, now, frame)
+            });
+        }
         let batch = Batch {
             now,
             tasks,

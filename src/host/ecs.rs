@@ -41,7 +41,7 @@ impl HostState {
     /// Refuses `root` when it, or (for a despawn) one of its descendants,
     /// holds a resource or runs another script.
     fn check_unprotected(&self, root: Entity, with_descendants: bool) -> Result<(), Error> {
-        let world = self.world.as_ref().ok_or_else(not_lent)?;
+        let world = self.world.as_deref().ok_or_else(not_lent)?;
         let mut pending = vec![root];
         while let Some(entity) = pending.pop() {
             let Ok(entity_ref) = world.get_entity(entity) else {
@@ -94,7 +94,7 @@ fn number(value: &dyn PartialReflect) -> Option<f64> {
 impl HostState {
     /// The world lent for this call.
     fn world(&mut self) -> Result<&mut World, Error> {
-        self.world.as_mut().ok_or_else(not_lent)
+        self.world.as_deref_mut().ok_or_else(not_lent)
     }
 }
 
@@ -295,7 +295,7 @@ mod tests {
     const OPAQUE: &str = "bevy_hotwasm::host::ecs::tests::Opaque";
 
     fn world(host: &mut HostState) -> &mut World {
-        host.world.as_mut().expect("lent")
+        host.world.as_deref_mut().expect("lent")
     }
 
     #[test]

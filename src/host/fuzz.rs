@@ -52,7 +52,7 @@ pub(super) fn host() -> HostState {
         Limiter::new(&GuestLimits::default()),
         CallQuota::new(HostQuotas::default()),
     );
-    state.world = Some(world);
+    state.world = Some(Box::new(world));
     state
 }
 

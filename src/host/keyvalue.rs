@@ -65,7 +65,7 @@ impl HasData for Kv {
 /// What `wasi:keyvalue` sees of an instance's state.
 pub(crate) struct KvView<'a> {
     table: &'a mut ResourceTable,
-    world: &'a mut Option<World>,
+    world: &'a mut Option<Box<World>>,
     quota: &'a mut CallQuota,
     entity: Entity,
 }

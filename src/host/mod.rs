@@ -62,8 +62,13 @@ pub(crate) use bindings::hotwasm::script::types::{
 pub(crate) use bindings::{Script, ScriptPre};
 
 /// The exports every script module must have, by their WIT names.
-pub(crate) const REQUIRED_EXPORTS: [&str; 4] =
-    ["init", "save-state", "restore-state", "handle-batch"];
+pub(crate) const REQUIRED_EXPORTS: [&str; 5] = [
+    "init",
+    "save-state",
+    "restore-state",
+    "handle-batch",
+    "handle-frame",
+];
 
 /// Who an instance is: what the `instance` interface reports.
 #[derive(Clone, Debug)]
@@ -101,7 +106,7 @@ pub(crate) struct HostState {
     /// The component on every entity that runs a script.
     script_component: Option<ComponentId>,
     /// The game's world, lent for the length of each call (see `WorldLoan`).
-    pub world: Option<World>,
+    pub world: Option<Box<World>>,
     /// Enforces the instance's memory and table limits.
     pub limiter: Limiter,
     /// What the host did for the current call, against the quotas.

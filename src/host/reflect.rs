@@ -8,8 +8,10 @@ use bevy::ecs::resource::IsResource;
 use bevy::prelude::*;
 use bevy::reflect::serde::{TypedReflectDeserializer, TypedReflectSerializer};
 use bevy::reflect::{
-    PartialReflect, ReflectFromReflect, ReflectSerialize, TypeInfo, TypeRegistration, TypeRegistry,
+    PartialReflect, ReflectDeserialize, ReflectFromReflect, ReflectSerialize, TypeInfo,
+    TypeRegistration, TypeRegistry,
 };
+use serde::Serialize;
 use serde::de::DeserializeSeed;
 
 /// Why a type path or a value was refused.
@@ -95,7 +97,10 @@ impl Registered<'_> {
         world: &mut World,
         json: &[u8],
     ) -> Result<Box<dyn PartialReflect>, ReflectError> {
-        let partial = self.partial_from_json(registry, json)?;
+        let partial = match self.decode(registry, json)? {
+            Decoded::Whole(value) => return Ok(value.into_partial_reflect()),
+            Decoded::Partial(partial) => partial,
+        };
         if let Some(value) = self
             .registration
             .data::<ReflectFromReflect>()
@@ -118,19 +123,21 @@ impl Registered<'_> {
         Ok(value.into_partial_reflect())
     }
 
-    /// `json` as a dynamic value of this type, every field checked.
-    fn partial_from_json(
-        &self,
-        registry: &TypeRegistry,
-        json: &[u8],
-    ) -> Result<Box<dyn PartialReflect>, ReflectError> {
+    /// `json` as a value of this type, every field checked: built by the
+    /// type's own `Deserialize` when it registered one (the fast way: no
+    /// dynamic value, nothing to apply field by field), else dynamic.
+    fn decode(&self, registry: &TypeRegistry, json: &[u8]) -> Result<Decoded, ReflectError> {
         let mut deserializer = serde_json::Deserializer::from_slice(json);
-        TypedReflectDeserializer::new(self.registration, registry)
-            .deserialize(&mut deserializer)
-            .map_err(|error| {
-                let type_path = self.registration.type_info().type_path();
-                ReflectError::InvalidJson(format!("{type_path}: {error}"))
-            })
+        let decoded = match self.registration.data::<ReflectDeserialize>() {
+            Some(deserialize) => deserialize.deserialize(&mut deserializer).map(Decoded::Whole),
+            None => TypedReflectDeserializer::new(self.registration, registry)
+                .deserialize(&mut deserializer)
+                .map(Decoded::Partial),
+        };
+        decoded.map_err(|error| {
+            let type_path = self.registration.type_info().type_path();
+            ReflectError::InvalidJson(format!("{type_path}: {error}"))
+        })
     }
 
     /// Writes `json` over the component `entity` already has, in place
@@ -152,17 +159,29 @@ impl Registered<'_> {
         if !mutable || !world.entity(entity).contains_type_id(self.type_id) {
             return Ok(false);
         }
-        let partial = self.partial_from_json(registry, json)?;
+        let decoded = self.decode(registry, json)?;
         let Ok(mut existing) = world.get_reflect_mut(entity, self.type_id) else {
             return Ok(false);
         };
-        apply(
-            &mut *existing,
-            &*partial,
-            self.registration.type_info().type_path(),
-        )?;
+        let type_path = self.registration.type_info().type_path();
+        match decoded {
+            Decoded::Whole(value) => existing.set(value).map_err(|_| {
+                ReflectError::UnsupportedType(format!(
+                    "{type_path}: its registered Deserialize builds another type"
+                ))
+            })?,
+            Decoded::Partial(partial) => apply(&mut *existing, &*partial, type_path)?,
+        }
         Ok(true)
     }
+}
+
+/// A value decoded from JSON.
+enum Decoded {
+    /// A complete value of the type, built by its own `Deserialize`.
+    Whole(Box<dyn Reflect>),
+    /// A dynamic value, to apply to or build one from.
+    Partial(Box<dyn PartialReflect>),
 }
 
 /// Applies a checked dynamic value, without `apply`'s panic on a mismatch.
@@ -181,11 +200,17 @@ pub(crate) fn to_json(
     value: &dyn Reflect,
     registry: &TypeRegistry,
 ) -> Result<Vec<u8>, ReflectError> {
-    serde_json::to_vec(&TypedReflectSerializer::new(
-        value.as_partial_reflect(),
-        registry,
-    ))
-    .map_err(|error| ReflectError::UnsupportedType(error.to_string()))
+    // A type's own `Serialize` is what `TypedReflectSerializer` would use
+    // too, found here without its second registry lookup.
+    let mut json = Vec::new();
+    let mut serializer = serde_json::Serializer::new(&mut json);
+    match registry.get_type_data::<ReflectSerialize>(value.reflect_type_info().type_id()) {
+        Some(own) => own.serialize(value, &mut serializer),
+        None => TypedReflectSerializer::new(value.as_partial_reflect(), registry)
+            .serialize(&mut serializer),
+    }
+    .map_err(|error| ReflectError::UnsupportedType(error.to_string()))?;
+    Ok(json)
 }
 
 /// A value as JSON for a change event: a value that cannot be read or

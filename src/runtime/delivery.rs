@@ -8,7 +8,7 @@ use bevy::prelude::*;
 use super::lifecycle::faulted;
 use super::{Frame, RunOrder, Runner, WasmRuntime};
 use crate::host::{GuestLine, Message, check_message};
-use crate::instance::{CallCost, LiveInstance, Produced, WorldLoan};
+use crate::instance::{CallCost, LiveInstance, Produced};
 use crate::messages::{
     FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleLogged, ModuleMessage, Recipient,
 };
@@ -173,9 +173,9 @@ impl Runner {
             self.charged.push(*order);
             let messages = script.inbox.take();
             let events = std::mem::take(&mut script.events);
-            let mut loan = WorldLoan::new(frame.world, &mut self.stand_in_world);
-            let result = instance.handle_batch(&mut loan, frame.now, messages, events, this_frame);
-            publish(frame.world, instance, &mut self.sent);
+            let result =
+                instance.handle_batch(&mut frame.world, frame.now, messages, events, this_frame);
+            publish(&mut frame.world, instance, &mut self.sent);
             let cost = instance.take_cost();
             // Only a fault needs the name, after the instance is gone.
             let failed = result.map_err(|error| (error, instance.script_ref().clone()));

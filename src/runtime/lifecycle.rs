@@ -14,7 +14,7 @@ use super::{Frame, ModuleStatus, RunOrder, Runner, Script, ScriptStatus, WasmScr
 use crate::asset::{WasmModule, WasmModuleLoaderError};
 use crate::engine::WasmEngine;
 use crate::host::GameTypes;
-use crate::instance::{CallError, LiveInstance, PendingEvents, WorldLoan};
+use crate::instance::{CallError, LiveInstance, PendingEvents};
 use crate::messages::{FailureStage, ModuleFailed, ModuleReloaded, ScriptQuarantined, ScriptRef};
 use crate::sandbox::FaultKind;
 
@@ -226,7 +226,7 @@ impl Runner {
             fault: None,
         };
         status.last_failure = Some(failure.clone());
-        report(frame.world, failure);
+        report(&mut frame.world, failure);
     }
 
     /// Starts or swaps every stale script whose module has loaded, then
@@ -296,7 +296,6 @@ impl Runner {
         let first_start = script.instance.is_none();
         let started = start_generation(
             frame,
-            &mut self.stand_in_world,
             &mut self.sent,
             script,
             script_ref.clone(),
@@ -349,7 +348,7 @@ fn fail(frame: &mut Frame, script_ref: &ScriptRef, stage: FailureStage, error: C
     if let Some(status) = frame.script_status(RunOrder(script_ref.entity)) {
         status.last_failure = Some(failure.clone());
     }
-    report(frame.world, failure);
+    report(&mut frame.world, failure);
 }
 
 /// The instance of `script_ref`'s generation faulted (and is gone):
@@ -406,15 +405,14 @@ pub(super) fn faulted(
 /// step succeeds does the new instance replace the old.
 fn start_generation(
     frame: &mut Frame,
-    stand_in_world: &mut Option<World>,
     sent: &mut Vec<super::Sent>,
     script: &mut Script,
     script_ref: ScriptRef,
 ) -> Result<(), (FailureStage, CallError)> {
-    let world = &mut *frame.world;
+    let world = &mut frame.world;
     let saved = match &mut script.instance {
         Some(old) => {
-            let saved = old.save_state(&mut WorldLoan::new(world, stand_in_world));
+            let saved = old.save_state(world);
             publish(world, old, sent);
             let cost = old.take_cost();
             script.charge(cost);
@@ -447,7 +445,7 @@ fn start_generation(
     let mut new =
         LiveInstance::instantiate(&pre, &engine, &limits, script_ref.clone(), frame.now, game)
             .map_err(|error| (FailureStage::Instantiate, error))?;
-    let result = new.start(&mut WorldLoan::new(world, stand_in_world), saved.flatten());
+    let result = new.start(world, saved.flatten());
     publish(world, &mut new, sent);
     script.charge(new.take_cost());
     result?;

@@ -26,7 +26,7 @@ use self::lifecycle::Version;
 use crate::asset::WasmModule;
 use crate::engine::WasmEngine;
 use crate::host::Frame as GuestFrame;
-use crate::instance::{CallCost, LiveInstance, PendingEvents};
+use crate::instance::{CallCost, LiveInstance, PendingEvents, WorldLoan};
 use crate::kv::KvChanged;
 use crate::messages::{HostMessage, ModuleFailed, ScriptReceiver};
 use crate::sandbox::{FaultKind, FaultPolicy};
@@ -308,15 +308,13 @@ pub(crate) struct Runner {
     /// What guests sent this frame, delivered to subscribers at its end.
     sent: Vec<Sent>,
     changes: ChangeTracker,
-    /// Stands in for the game's world while it is lent to an instance.
-    stand_in_world: Option<World>,
 }
 
 /// What a frame's work needs besides the runner: the game's world, the
 /// status to keep up to date, the frame's virtual time (ns) and the fault
 /// policy.
 struct Frame<'a> {
-    world: &'a mut World,
+    world: WorldLoan<'a>,
     status: &'a mut WasmRuntime,
     now: u64,
     policy: FaultPolicy,
@@ -350,6 +348,7 @@ pub(crate) fn run_scripts(
     inputs: &mut SystemState<RunInputs>,
     kv_inputs: &mut SystemState<KvInputs>,
     mut runner: Local<Runner>,
+    mut spare_world: Local<Option<Box<World>>>,
 ) -> Result {
     let (mut asset_events, mut load_failures, mut removed, changed, mut host_messages) =
         inputs.get_mut(world)?;
@@ -379,7 +378,7 @@ pub(crate) fn run_scripts(
 
     world.resource_scope(|world, mut status: Mut<WasmRuntime>| -> Result {
         let frame = &mut Frame {
-            world,
+            world: WorldLoan::new(world, &mut spare_world),
             status: &mut status,
             now,
             policy,
@@ -390,8 +389,8 @@ pub(crate) fn run_scripts(
         for message in host_messages {
             runner.deliver(message);
         }
-        runner.match_kv_changes(kv_inputs.get_mut(frame.world)?.read());
-        runner.match_ecs_changes(frame.world);
+        runner.match_kv_changes(kv_inputs.get_mut(&mut frame.world)?.read());
+        runner.match_ecs_changes(&mut frame.world);
         runner.run_batches(frame);
         runner.route_sent();
         runner.close_frame(frame.status);

@@ -330,7 +330,7 @@ pub const SAVES_ABC: &str = "(i32.const 32)";
 /// A script component in WAT: `imports` go first; `init`, `save` and
 /// `batch` are the bodies of the core functions behind those exports
 /// ([`ZEROES`], [`SAVES_ABC`], `unreachable` to trap, or nothing for a
-/// `handle-batch` that does nothing). `restore-state` accepts anything.
+/// `handle-batch` that does nothing; `handle-frame` does the same). `restore-state` accepts anything.
 pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8> {
     let wat = format!(
         r#"(component
@@ -344,6 +344,7 @@ pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8>
                 (func (export "save-state") (result i32) {save})
                 (func (export "restore-state") (param i32 i32) (result i32) (i32.const 16))
                 (func (export "handle-batch") (param i64 i32 i32 i32 i32 i32 i32 i32 i32 i32 i64 i64) {batch})
+                (func (export "handle-frame") (param i64 i64 i64) {batch})
                 (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024)))
             (core instance $i (instantiate $m))
             (func (export "init") (result (result (error string)))
@@ -365,7 +366,9 @@ pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8>
             (type $batch' (record (field "now" u64) (field "tasks" (list $task-due)) (field "messages" (list $message)) (field "events" (list $change-event)) (field "event-bytes" (list u8)) (field "frame" (option $frame))))
             (export $batch "batch" (type $batch'))
             (func (export "handle-batch") (param "batch" $batch)
-                (canon lift (core func $i "handle-batch") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))"#
+                (canon lift (core func $i "handle-batch") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+            (func (export "handle-frame") (param "now" u64) (param "frame" $frame)
+                (canon lift (core func $i "handle-frame"))))"#
     );
     wat::parse_str(wat).expect("test WAT parses")
 }

@@ -4,8 +4,11 @@
 //! (the benchmarks' sink). `report` logs the count. For the ECS benchmarks:
 //! `read-component` (`<entity bits> <type path> <times>`) reads one component
 //! that many times, `sum-field` (`<type path> <field>`) sums a field over
-//! every entity with the component.
+//! every entity with the component, `move-position` (`<entity bits>
+//! <times>`) moves an entity's `Position` that many times with a typed
+//! get and update.
 
+use game_types::Position;
 use hotwasm_sdk::ecs::raw;
 use hotwasm_sdk::{ComponentChanges, Cx, Entity, Error, Script, Watch, info};
 
@@ -53,6 +56,17 @@ impl Script for Echo {
             let entity = entity.parse().unwrap_or(0);
             for _ in 0..times.parse().unwrap_or(0) {
                 me.counted += raw::get_component(entity, type_path)?.len() as u64;
+            }
+            Ok(())
+        })?;
+        cx.on_message("move-position", |_, _, message| {
+            let text = String::from_utf8_lossy(&message.payload);
+            let (entity, times) = text
+                .split_once(' ')
+                .ok_or("move-position takes `<entity bits> <times>`")?;
+            let entity = Entity::from_bits(entity.parse().unwrap_or(0));
+            for _ in 0..times.parse().unwrap_or(0) {
+                entity.update(|position: &mut Position| position.x += 1.0)?;
             }
             Ok(())
         })?;

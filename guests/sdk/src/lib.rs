@@ -170,6 +170,21 @@ macro_rules! export_script {
             fn handle_batch(batch: $crate::bindings::hotwasm::script::types::Batch) {
                 __HOTWASM_INSTANCE.with_borrow_mut(|instance| instance.dispatch(batch))
             }
+
+            fn handle_frame(
+                now: $crate::bindings::hotwasm::script::types::Instant,
+                frame: $crate::bindings::hotwasm::script::types::Frame,
+            ) {
+                let batch = $crate::bindings::hotwasm::script::types::Batch {
+                    now,
+                    tasks: ::std::vec::Vec::new(),
+                    messages: ::std::vec::Vec::new(),
+                    events: ::std::vec::Vec::new(),
+                    event_bytes: ::std::vec::Vec::new(),
+                    frame: ::core::option::Option::Some(frame),
+                };
+                __HOTWASM_INSTANCE.with_borrow_mut(|instance| instance.dispatch(batch))
+            }
         }
 
         $crate::bindings::__export_bindings!(__HotwasmExports with_types_in $crate::bindings);

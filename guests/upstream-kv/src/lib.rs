@@ -91,6 +91,8 @@ impl bindings::Guest for UpstreamKv {
     }
 
     fn handle_batch(_: bindings::hotwasm::script::types::Batch) {}
+
+    fn handle_frame(_: u64, _: bindings::hotwasm::script::types::Frame) {}
 }
 
 bindings::export!(UpstreamKv with_types_in bindings);
