@@ -19,7 +19,14 @@ export CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="--remap-path-prefix=$root=/hotwasm 
 cargo build --locked --profile guest --target wasm32-wasip2 $(printf -- '-p %s ' "${guests[@]}")
 
 mkdir -p assets/modules
+install_module() {
+    cp "target/wasm32-wasip2/guest/$1.wasm" "assets/modules/$2.wasm"
+    echo "assets/modules/$2.wasm: $(wc -c < "assets/modules/$2.wasm") bytes"
+}
 for guest in "${guests[@]}"; do
-    cp "target/wasm32-wasip2/guest/${guest//-/_}.wasm" "assets/modules/${guest//-/_}.wasm"
-    echo "assets/modules/${guest//-/_}.wasm: $(wc -c < "assets/modules/${guest//-/_}.wasm") bytes"
+    install_module "${guest//-/_}" "${guest//-/_}"
 done
+
+# The arena's tests swap this variant in: enemies that home straight in.
+cargo build --locked --profile guest --target wasm32-wasip2 -p enemy-ai --features homing
+install_module enemy_ai enemy_ai_homing

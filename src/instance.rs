@@ -73,7 +73,8 @@ impl Drop for WorldLoan<'_> {
     }
 }
 
-const LENT_ONLY_DURING_CALLS: &str = "the world is only away during a call, and host imports only borrow it";
+const LENT_ONLY_DURING_CALLS: &str =
+    "the world is only away during a call, and host imports only borrow it";
 
 /// Watched changes waiting for one instance's next batch, packed the way
 /// the batch carries them: fixed-size headers, and the subjects and data

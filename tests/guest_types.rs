@@ -6,7 +6,9 @@
 use bevy::prelude::*;
 use bevy::reflect::serde::TypedReflectSerializer;
 use bevy::reflect::{GetTypeRegistration, TypePath, TypeRegistry};
-use game_types::{Health, Position, Spawner, Speed, Target, Team};
+use game_types::{
+    Boost, Health, PlayerPosition, Position, Powerup, Spawner, Speed, Target, Team, Velocity,
+};
 use serde::de::DeserializeOwned;
 
 /// The JSON the game writes for `value`, read back as the guest reads it.
@@ -33,6 +35,13 @@ fn guests_name_the_games_types_by_their_type_paths() {
     same::<Health>();
     same::<Team>();
     same::<Spawner>();
+    same::<Velocity>();
+    same::<Powerup>();
+    fn same_resource<T: TypePath + hotwasm_sdk::Resource>() {
+        assert_eq!(<T as hotwasm_sdk::Resource>::TYPE_PATH, T::type_path());
+    }
+    same_resource::<PlayerPosition>();
+    same_resource::<Boost>();
 }
 
 #[test]
@@ -40,6 +49,19 @@ fn the_json_the_game_writes_is_the_json_guests_read() {
     let position = Position { x: 1.5, y: -2.0 };
     assert_eq!(through_the_boundary(&position), position);
     assert_eq!(through_the_boundary(&Speed(3.25)), Speed(3.25));
+    let velocity = Velocity { x: -0.5, y: 8.0 };
+    assert_eq!(through_the_boundary(&velocity), velocity);
+    assert_eq!(
+        through_the_boundary(&Powerup::RapidFire),
+        Powerup::RapidFire
+    );
+    let player = PlayerPosition { x: 3.0, y: 4.5 };
+    assert_eq!(through_the_boundary(&player), player);
+    let boost = Boost {
+        fire_rate: 3.0,
+        secs_left: 0.25,
+    };
+    assert_eq!(through_the_boundary(&boost), boost);
     for health in [
         Health {
             hp: 7,

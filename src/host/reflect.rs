@@ -129,7 +129,9 @@ impl Registered<'_> {
     fn decode(&self, registry: &TypeRegistry, json: &[u8]) -> Result<Decoded, ReflectError> {
         let mut deserializer = serde_json::Deserializer::from_slice(json);
         let decoded = match self.registration.data::<ReflectDeserialize>() {
-            Some(deserialize) => deserialize.deserialize(&mut deserializer).map(Decoded::Whole),
+            Some(deserialize) => deserialize
+                .deserialize(&mut deserializer)
+                .map(Decoded::Whole),
             None => TypedReflectDeserializer::new(self.registration, registry)
                 .deserialize(&mut deserializer)
                 .map(Decoded::Partial),

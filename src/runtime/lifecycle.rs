@@ -294,12 +294,7 @@ impl Runner {
             generation: script.attempted,
         };
         let first_start = script.instance.is_none();
-        let started = start_generation(
-            frame,
-            &mut self.sent,
-            script,
-            script_ref.clone(),
-        );
+        let started = start_generation(frame, &mut self.sent, script, script_ref.clone());
         self.charged.push(order);
         let Some(status) = frame.script_status(order) else {
             return;

@@ -181,20 +181,30 @@ pub fn app_with(
             bevy_hotwasm::file_source_with_debounce(&assets.path_string(), debounce),
         );
     }
-    add_test_plugins(&mut app, assets, watch_debounce.is_some(), plugin);
+    add_test_plugins(&mut app, assets, watch_debounce.is_some(), plugin, |_| {});
     app
 }
 
 /// Like [`app`] with `plugin`'s settings, whose assets change only when a
 /// test says so: [`AssetDir::save`], or the app's [`FakeWatcher`] resource.
 pub fn app_with_fake_watcher(assets: &AssetDir, plugin: HotWasmPlugin) -> App {
+    game_with_fake_watcher(assets, plugin, |_| {})
+}
+
+/// Like [`app_with_fake_watcher`], with a game's own plugins and resources
+/// added by `game` before the app finishes building.
+pub fn game_with_fake_watcher(
+    assets: &AssetDir,
+    plugin: HotWasmPlugin,
+    game: impl FnOnce(&mut App),
+) -> App {
     let (watcher_sender, watcher_receiver) = mpsc::channel();
     let mut app = App::new();
     app.register_asset_source(
         AssetSourceId::Default,
         watcher::fake_watched_source(assets.path_string(), watcher_sender),
     );
-    add_test_plugins(&mut app, assets, true, plugin);
+    add_test_plugins(&mut app, assets, true, plugin, game);
     let fake_watcher = watcher_receiver
         .try_recv()
         .expect("AssetPlugin started the fake watcher");
@@ -204,7 +214,13 @@ pub fn app_with_fake_watcher(assets: &AssetDir, plugin: HotWasmPlugin) -> App {
 
 /// The plugins, resources and systems every test app has, over `assets`
 /// (watched by the default source's watcher if `watch`).
-fn add_test_plugins(app: &mut App, assets: &AssetDir, watch: bool, plugin: HotWasmPlugin) {
+fn add_test_plugins(
+    app: &mut App,
+    assets: &AssetDir,
+    watch: bool,
+    plugin: HotWasmPlugin,
+    game: impl FnOnce(&mut App),
+) {
     app.add_plugins((
         MinimalPlugins,
         AssetPlugin {
@@ -217,6 +233,7 @@ fn add_test_plugins(app: &mut App, assets: &AssetDir, watch: bool, plugin: HotWa
     .insert_resource(TimeUpdateStrategy::ManualDuration(FRAME_TIME))
     .init_resource::<Seen>()
     .add_systems(Last, collect);
+    game(app);
     // What `App::run` does before the first update: the plugin makes its
     // engine in `finish`.
     app.finish();

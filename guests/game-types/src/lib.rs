@@ -10,7 +10,10 @@
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "bevy")]
-use bevy::prelude::{Component, Reflect, ReflectComponent, ReflectDeserialize, ReflectSerialize};
+use bevy::prelude::{
+    Component, Reflect, ReflectComponent, ReflectDeserialize, ReflectResource, ReflectSerialize,
+    Resource,
+};
 
 /// Where an entity is, in world units.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -97,5 +100,60 @@ pub struct Spawner {
     pub tags: Vec<String>,
 }
 
+/// How fast and which way an entity moves, in world units per second; the
+/// game moves every entity with a `Position` by it each frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Component, Reflect))]
+#[cfg_attr(feature = "bevy", reflect(Component, Serialize, Deserialize))]
+pub struct Velocity {
+    /// East.
+    pub x: f32,
+    /// North.
+    pub y: f32,
+}
+
+/// A pick-up lying in the arena, until the player touches it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Component, Reflect))]
+#[cfg_attr(feature = "bevy", reflect(Component, Serialize, Deserialize))]
+pub enum Powerup {
+    /// Shoots three times as fast for a while.
+    #[default]
+    RapidFire,
+}
+
+/// Where the player is, updated by the game every frame: what enemies
+/// steer by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Resource, Reflect))]
+#[cfg_attr(feature = "bevy", reflect(Resource, Serialize, Deserialize))]
+pub struct PlayerPosition {
+    /// East.
+    pub x: f32,
+    /// North.
+    pub y: f32,
+}
+
+/// A power-up's effect on the player's gun while it lasts; the game counts
+/// `secs_left` down.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Resource, Reflect))]
+#[cfg_attr(feature = "bevy", reflect(Resource, Serialize, Deserialize))]
+pub struct Boost {
+    /// How many times as fast the gun fires (1: normal).
+    pub fire_rate: f32,
+    /// Seconds the boost has left.
+    pub secs_left: f32,
+}
+
+/// Half the arena's width: entities stay within `-ARENA_HALF_WIDTH..=ARENA_HALF_WIDTH`.
+pub const ARENA_HALF_WIDTH: f32 = 600.0;
+/// Half the arena's height.
+pub const ARENA_HALF_HEIGHT: f32 = 320.0;
+
 #[cfg(feature = "guest")]
-hotwasm_sdk::component!(Position, Target, Speed, Health, Team, Spawner);
+hotwasm_sdk::component!(
+    Position, Target, Speed, Health, Team, Spawner, Velocity, Powerup
+);
+#[cfg(feature = "guest")]
+hotwasm_sdk::resource!(PlayerPosition, Boost);

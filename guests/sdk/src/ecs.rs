@@ -142,7 +142,14 @@ macro_rules! tuples {
     };
 }
 
-tuples!((A 0), (A 0, B 1), (A 0, B 1, C 2), (A 0, B 1, C 2, D 3));
+tuples!(
+    (A 0),
+    (A 0, B 1),
+    (A 0, B 1, C 2),
+    (A 0, B 1, C 2, D 3),
+    (A 0, B 1, C 2, D 3, E 4),
+    (A 0, B 1, C 2, D 3, E 4, F 5),
+);
 
 /// Spawns an entity with `components` (a tuple) and returns it; if any is
 /// refused, nothing is spawned.

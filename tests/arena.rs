@@ -1,0 +1,217 @@
+//! The arena example's rules, headless (`MinimalPlugins`, virtual time at
+//! 60 frames a second, input written by the test): its guests spawn waves,
+//! steer enemies, score kills into a high score kept on disk, read tuning a
+//! person edits by hand, and a new `enemy_ai` turns every enemy at once.
+
+#[path = "../examples/arena/logic.rs"]
+#[allow(dead_code, reason = "the windowed game uses what the tests do not")]
+mod logic;
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
+use common::*;
+use game_types::{Position, Team, Velocity};
+use logic::{ArenaLogicPlugin, ArenaModules, Player, PlayerInput, Scoreboard};
+
+/// The game over a temporary asset directory holding the four rule guests,
+/// saving into `save`.
+fn arena(save: &Path) -> (AssetDir, App) {
+    let assets = AssetDir::new();
+    for guest in ["waves", "enemy_ai", "scoring", "powerups"] {
+        assets.write(&format!("{guest}.wasm"), &guest_bytes(guest));
+    }
+    let app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
+        app.add_plugins(ArenaLogicPlugin {
+            save_dir: save.to_owned(),
+        })
+        // Frames as short as the game's, so bullets meet what they aim at.
+        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
+            1.0 / 60.0,
+        )));
+    });
+    (assets, app)
+}
+
+fn board(app: &App) -> Scoreboard {
+    app.world().resource::<Scoreboard>().clone()
+}
+
+/// Every enemy: its entity, where it is and how it moves.
+fn enemies(app: &mut App) -> Vec<(Entity, Position, Velocity)> {
+    let mut query = app
+        .world_mut()
+        .query::<(Entity, &Team, &Position, &Velocity)>();
+    query
+        .iter(app.world())
+        .filter(|(_, team, _, _)| matches!(team, Team::Enemy { .. }))
+        .map(|(entity, _, position, velocity)| (entity, *position, *velocity))
+        .collect()
+}
+
+fn player(app: &mut App) -> Vec2 {
+    let mut query = app.world_mut().query_filtered::<&Position, With<Player>>();
+    let position = query.single(app.world()).unwrap();
+    Vec2::new(position.x, position.y)
+}
+
+/// Waits until the first wave's five enemies are all in, each steered by
+/// its own running `enemy_ai`.
+fn wait_for_first_wave(app: &mut App) -> Vec<Entity> {
+    update_until(
+        app,
+        "the first wave's five enemies, each with its AI",
+        |app| {
+            let enemies = enemies(app);
+            enemies.len() == 5
+                && enemies.iter().all(|(entity, _, velocity)| {
+                    generation(app, *entity).is_some() && velocity.x.hypot(velocity.y) > 0.0
+                })
+        },
+    );
+    enemies(app)
+        .into_iter()
+        .map(|(entity, ..)| entity)
+        .collect()
+}
+
+/// How closely each enemy heads straight at the player: the cosine of the
+/// angle between its velocity and the way to the player.
+fn headings(app: &mut App) -> Vec<f32> {
+    let player = player(app);
+    enemies(app)
+        .iter()
+        .map(|(_, at, velocity)| {
+            let to_player = (player - Vec2::new(at.x, at.y)).normalize_or_zero();
+            Vec2::new(velocity.x, velocity.y)
+                .normalize_or_zero()
+                .dot(to_player)
+        })
+        .collect()
+}
+
+#[test]
+fn waves_spawn_enemies_and_their_ai_brings_them_to_the_player() {
+    let save = tempfile::tempdir().unwrap();
+    let (_assets, mut app) = arena(save.path());
+    update_until(&mut app, "wave 1 to be announced", |app| {
+        board(app).wave == 1
+    });
+    let first = wait_for_first_wave(&mut app);
+    assert_eq!(first.len(), 5, "wave 1 brings 3 + 2 enemies");
+
+    let distance = |app: &mut App| {
+        let player = player(app);
+        enemies(app)
+            .iter()
+            .map(|(_, at, _)| Vec2::new(at.x, at.y).distance(player))
+            .sum::<f32>()
+    };
+    let far = distance(&mut app);
+    update_until(&mut app, "the enemies to close in on the player", |app| {
+        distance(app) < far - 5.0 * 100.0
+    });
+}
+
+#[test]
+fn kills_score_and_the_high_score_outlives_the_game() {
+    let save = tempfile::tempdir().unwrap();
+    let high = {
+        let (_assets, mut app) = arena(save.path());
+        wait_for_first_wave(&mut app);
+        app.world_mut().resource_mut::<PlayerInput>().fire = true;
+        update_until(&mut app, "a kill to score", |app| board(app).score > 0);
+        let board = board(&app);
+        assert!(board.score >= 10 && board.combo >= 1, "{board:?}");
+        assert_eq!(
+            board.high, board.score,
+            "a first game's score is its high score"
+        );
+        board.high
+    };
+    let on_disk = std::fs::read_to_string(save.path().join("scores/high")).unwrap();
+    assert_eq!(
+        on_disk,
+        high.to_string(),
+        "the high score is a file anyone can read"
+    );
+
+    let (_assets, mut app) = arena(save.path());
+    update_until(&mut app, "the next game to show the high score", |app| {
+        board(app).high == high
+    });
+    assert_eq!(board(&app).score, 0, "a new game starts from nothing");
+}
+
+#[test]
+fn a_hand_edited_tuning_file_changes_every_enemys_speed() {
+    let save = tempfile::tempdir().unwrap();
+    let (_assets, mut app) = arena(save.path());
+    wait_for_first_wave(&mut app);
+    let fastest = |app: &mut App| {
+        enemies(app)
+            .iter()
+            .map(|(_, _, velocity)| velocity.x.hypot(velocity.y))
+            .fold(0.0, f32::max)
+    };
+    assert!(
+        fastest(&mut app) < 150.0,
+        "90 units a second times a wave-1 enemy's 1.1"
+    );
+
+    std::fs::write(save.path().join("tuning/enemy_speed"), "400\n").unwrap();
+    update_until(&mut app, "every enemy to speed up", |app| {
+        let enemies = enemies(app);
+        enemies
+            .iter()
+            .all(|(_, _, velocity)| velocity.x.hypot(velocity.y) > 400.0)
+    });
+}
+
+#[test]
+fn a_new_enemy_ai_turns_every_enemy_at_once_and_each_keeps_its_state() {
+    let save = tempfile::tempdir().unwrap();
+    let (assets, mut app) = arena(save.path());
+    let enemies_before = wait_for_first_wave(&mut app);
+    run_frames(&mut app, 30);
+    assert!(
+        headings(&mut app).iter().any(|&cos| cos < 0.99),
+        "zig-zagging enemies do not all head straight at the player"
+    );
+
+    assets.save(&app, "enemy_ai.wasm", &guest_bytes("enemy_ai_homing"));
+    update_until(&mut app, "every enemy to run the homing AI", |app| {
+        enemies(app)
+            .iter()
+            .all(|(entity, ..)| generation(app, *entity) == Some(2))
+    });
+    run_frames(&mut app, 1);
+    for cos in headings(&mut app) {
+        assert!(
+            cos > 0.999,
+            "every enemy heads straight at the player: {cos}"
+        );
+    }
+    let module = app.world().resource::<ArenaModules>().enemy_ai.id();
+    assert_eq!(runtime(&app).module(module).unwrap().generation(), 2);
+    for enemy in enemies_before
+        .into_iter()
+        .filter(|&e| app.world().get_entity(e).is_ok())
+    {
+        let lines = seen(&app).lines_of(enemy);
+        let age: f32 = lines
+            .iter()
+            .find_map(|line| {
+                line.strip_prefix("now Homing, ")?
+                    .strip_suffix(" s old")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{enemy} says how old it was: {lines:?}"));
+        assert!(age >= 0.5, "{enemy} kept its age across the reload: {age}");
+    }
+}
