@@ -149,7 +149,7 @@ pub struct Boost {
 /// Half the arena's width: entities stay within `-ARENA_HALF_WIDTH..=ARENA_HALF_WIDTH`.
 pub const ARENA_HALF_WIDTH: f32 = 600.0;
 /// Half the arena's height.
-pub const ARENA_HALF_HEIGHT: f32 = 320.0;
+pub const ARENA_HALF_HEIGHT: f32 = 290.0;
 
 #[cfg(feature = "guest")]
 hotwasm_sdk::component!(

@@ -27,7 +27,7 @@ use std::{env, fs};
 use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 
 const USAGE: &str = "usage: guest-watch [--build-first] [GUEST...]
-  GUEST          watch only these guests (default: every guest under guests/)
+  GUEST          watch only these guests, as `enemy-ai` or `enemy_ai` (default: all)
   --build-first  build the watched guests once at start
 ";
 /// The cargo profile of the development builds (in the root `Cargo.toml`).
@@ -37,14 +37,17 @@ const TARGET: &str = "wasm32-wasip2";
 /// Editors save in several steps; a burst is over after this long without one.
 const QUIET_PERIOD: Duration = Duration::from_millis(150);
 
-/// The crates under `guests/`, by directory name (the package name too, as
-/// `scripts/build-guests.sh` assumes).
-#[derive(Debug, Default)]
-struct GuestCrates {
-    /// `cdylib` crates: each builds one module.
-    modules: BTreeSet<String>,
-    /// Everything else (the SDK, shared types): any module may use them.
+/// The repository and the guests this run rebuilds. A crate under `guests/`
+/// goes by its directory name, the package name too (as in
+/// `scripts/build-guests.sh`).
+struct Workspace {
+    root: PathBuf,
+    target_dir: PathBuf,
+    /// The non-`cdylib` crates under `guests/` (the SDK, shared types): any
+    /// module may use them.
     libraries: BTreeSet<String>,
+    /// The `cdylib` crates to rebuild: all of them, or those named on the command line.
+    watched: BTreeSet<String>,
 }
 
 /// What [`install_atomically`] did.
@@ -85,32 +88,33 @@ fn run() -> Result<(), String> {
         let place = current.display();
         format!("no directory with Cargo.toml, guests/ and wit/ at or above {place}")
     })?;
-    let crates = list_guest_crates(&root)?;
-    let watched = select_guests(&crates.modules, &requested)?;
+    let (modules, libraries) = list_guest_crates(&root)?;
+    let watched = select_guests(&modules, &requested)?;
     let target_dir = target_dir(&root);
+    let workspace = Workspace {
+        root,
+        target_dir,
+        libraries,
+        watched,
+    };
 
     let (sender, events) = mpsc::channel();
     let mut watcher = RecommendedWatcher::new(sender, notify::Config::default())
         .map_err(|e| format!("cannot start the file watcher: {e}"))?;
     for dir in ["guests", "wit"] {
         watcher
-            .watch(&root.join(dir), RecursiveMode::Recursive)
+            .watch(&workspace.root.join(dir), RecursiveMode::Recursive)
             .map_err(|e| format!("cannot watch {dir}/: {e}"))?;
     }
-    let names = watched
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let count = watched.len();
+    let (count, names) = (workspace.watched.len(), module_list(&workspace.watched));
     println!(
         "watching guests/ and wit/ for {count} guests ({names}); builds with --profile {PROFILE}; Ctrl-C to stop"
     );
     if build_first {
-        rebuild(&root, &target_dir, &watched);
+        workspace.rebuild(&workspace.watched);
     }
-    while let Some(guests) = next_burst(&events, &root, &crates, &watched) {
-        rebuild(&root, &target_dir, &guests);
+    while let Some(guests) = workspace.next_burst(&events) {
+        workspace.rebuild(&guests);
     }
     Ok(())
 }
@@ -120,19 +124,17 @@ fn find_workspace_root(start: &Path) -> Option<PathBuf> {
     let is_root = |dir: &Path| {
         dir.join("Cargo.toml").is_file() && dir.join("guests").is_dir() && dir.join("wit").is_dir()
     };
-    start
-        .ancestors()
-        .find(|dir| is_root(dir))
-        .map(Path::to_path_buf)
+    let root = start.ancestors().find(|dir| is_root(*dir))?;
+    Some(root.to_path_buf())
 }
 
-/// Sorts the crates under `guests/` by the rule of `scripts/build-guests.sh`:
-/// a manifest that says `crate-type = ["cdylib"]` is a module.
-fn list_guest_crates(root: &Path) -> Result<GuestCrates, String> {
+/// The crates under `guests/` as (modules, libraries), by the rule of
+/// `scripts/build-guests.sh`: a manifest saying `crate-type = ["cdylib"]` is a module.
+fn list_guest_crates(root: &Path) -> Result<(BTreeSet<String>, BTreeSet<String>), String> {
     let guests_dir = root.join("guests");
     let entries = fs::read_dir(&guests_dir)
         .map_err(|e| format!("cannot list {}: {e}", guests_dir.display()))?;
-    let mut crates = GuestCrates::default();
+    let (mut modules, mut libraries) = (BTreeSet::new(), BTreeSet::new());
     for entry in entries.flatten() {
         let Ok(manifest) = fs::read_to_string(entry.path().join("Cargo.toml")) else {
             continue; // not a crate
@@ -141,12 +143,12 @@ fn list_guest_crates(root: &Path) -> Result<GuestCrates, String> {
             continue; // cargo package names are ASCII
         };
         if manifest.contains(r#"crate-type = ["cdylib"]"#) {
-            crates.modules.insert(name);
+            modules.insert(name);
         } else {
-            crates.libraries.insert(name);
+            libraries.insert(name);
         }
     }
-    Ok(crates)
+    Ok((modules, libraries))
 }
 
 /// The guests named on the command line, all of them if none is; a name may
@@ -155,28 +157,27 @@ fn select_guests(
     modules: &BTreeSet<String>,
     requested: &[String],
 ) -> Result<BTreeSet<String>, String> {
-    let known = modules
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    match requested {
-        _ if modules.is_empty() => {
-            Err(r#"no guests/*/Cargo.toml says crate-type = ["cdylib"]"#.into())
-        }
-        [] => Ok(modules.clone()),
-        names => names
-            .iter()
-            .map(|name| {
-                let found = modules
-                    .iter()
-                    .find(|module| module_stem(module) == module_stem(name));
-                found
-                    .cloned()
-                    .ok_or_else(|| format!("unknown guest `{name}`; the guests are: {known}"))
-            })
-            .collect(),
+    if modules.is_empty() {
+        return Err(r#"no guests/*/Cargo.toml says crate-type = ["cdylib"]"#.into());
     }
+    if requested.is_empty() {
+        return Ok(modules.clone());
+    }
+    let known = module_list(modules);
+    let find = |name: &String| {
+        let found = modules
+            .iter()
+            .find(|module| module_stem(module) == module_stem(name));
+        found
+            .cloned()
+            .ok_or_else(|| format!("unknown guest `{name}`; the guests are: {known}"))
+    };
+    requested.iter().map(find).collect()
+}
+
+/// `guests` for a message, as their modules are named: `enemy_ai, waves`.
+fn module_list(guests: &BTreeSet<String>) -> String {
+    Vec::from_iter(guests.iter().map(|guest| module_stem(guest))).join(", ")
 }
 
 /// A guest's module file name without `.wasm`: cargo turns `-` into `_`.
@@ -198,132 +199,121 @@ fn is_editor_or_hidden(name: &str) -> bool {
     name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name.ends_with(".tmp")
 }
 
-/// The guests among `watched` that a change to `relative` (a path under the
-/// workspace root) rebuilds: a module's sources or manifest rebuild that
-/// module; the WIT, the SDK and any other shared crate rebuild them all.
-fn guests_rebuilt_by(
-    relative: &Path,
-    crates: &GuestCrates,
-    watched: &BTreeSet<String>,
-) -> BTreeSet<String> {
-    let Some(parts) = relative
-        .iter()
-        .map(OsStr::to_str)
-        .collect::<Option<Vec<&str>>>()
-    else {
-        return BTreeSet::new();
-    };
-    if parts
-        .iter()
-        .any(|part| *part == "target" || is_editor_or_hidden(part))
-    {
-        return BTreeSet::new();
-    }
-    match parts.as_slice() {
-        ["wit", _, ..] => watched.clone(),
-        ["guests", name, _, ..] if crates.libraries.contains(*name) => watched.clone(),
-        ["guests", name, "Cargo.toml"] | ["guests", name, "src", _, ..]
-            if watched.contains(*name) =>
-        {
-            BTreeSet::from([name.to_string()])
-        }
-        _ => BTreeSet::new(),
-    }
-}
-
-/// The watched guests one watcher event rebuilds. A watcher error is printed
-/// and rebuilds nothing: the watch goes on.
-fn guests_touched(
-    event: notify::Result<Event>,
-    root: &Path,
-    crates: &GuestCrates,
-    watched: &BTreeSet<String>,
-) -> BTreeSet<String> {
-    match event {
-        Err(error) => {
-            eprintln!("guest-watch: watcher error: {error}");
-            BTreeSet::new()
-        }
-        // Opening a file is an access event: cargo's own reads must not loop.
-        Ok(event) if event.kind.is_access() => BTreeSet::new(),
-        Ok(event) => event
-            .paths
+impl Workspace {
+    /// The watched guests a change to `relative` (a path under the root)
+    /// rebuilds: a module's sources or manifest rebuild that module; the WIT,
+    /// the SDK and any other shared crate rebuild them all.
+    fn guests_rebuilt_by(&self, relative: &Path) -> BTreeSet<String> {
+        let Some(parts) = relative
             .iter()
-            .filter_map(|path| path.strip_prefix(root).ok())
-            .flat_map(|relative| guests_rebuilt_by(relative, crates, watched))
-            .collect(),
-    }
-}
-
-/// Waits for a relevant change, then collects changes until none has come
-/// for [`QUIET_PERIOD`]; the guests they touch. `None` once the watcher is gone.
-fn next_burst(
-    events: &Receiver<notify::Result<Event>>,
-    root: &Path,
-    crates: &GuestCrates,
-    watched: &BTreeSet<String>,
-) -> Option<BTreeSet<String>> {
-    let mut guests = BTreeSet::new();
-    while guests.is_empty() {
-        guests = guests_touched(events.recv().ok()?, root, crates, watched);
-    }
-    let mut quiet_until = Instant::now() + QUIET_PERIOD;
-    // A timeout ends the burst; so does a closed channel (the next call returns `None`).
-    while let Ok(event) = events.recv_timeout(quiet_until.saturating_duration_since(Instant::now()))
-    {
-        let more = guests_touched(event, root, crates, watched);
-        if !more.is_empty() {
-            guests.extend(more);
-            quiet_until = Instant::now() + QUIET_PERIOD;
+            .map(OsStr::to_str)
+            .collect::<Option<Vec<_>>>()
+        else {
+            return BTreeSet::new();
+        };
+        if parts
+            .iter()
+            .any(|part| *part == "target" || is_editor_or_hidden(part))
+        {
+            return BTreeSet::new();
         }
-    }
-    Some(guests)
-}
-
-/// Builds `guests` with one cargo run, its output straight to the terminal;
-/// whether it succeeded.
-fn cargo_build(root: &Path, guests: &BTreeSet<String>) -> bool {
-    // `cargo run` sets `CARGO` to the cargo (and toolchain) that started us.
-    let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command
-        .current_dir(root)
-        .args(["build", "--profile", PROFILE, "--target", TARGET]);
-    for guest in guests {
-        command.args(["-p", guest.as_str()]);
-    }
-    match command.status() {
-        Ok(status) => status.success(),
-        Err(error) => {
-            eprintln!("guest-watch: cannot run cargo: {error}");
-            false
-        }
-    }
-}
-
-/// Builds `guests`, installs each one's module and prints a line per guest.
-fn rebuild(root: &Path, target_dir: &Path, guests: &BTreeSet<String>) {
-    let started = Instant::now();
-    let succeeded = cargo_build(root, guests);
-    let seconds = started.elapsed().as_secs_f64();
-    for guest in guests {
-        if !succeeded {
-            println!(
-                "{guest}: build failed in {seconds:.1} s; the game keeps running the old module"
-            );
-            continue;
-        }
-        let file = format!("{}.wasm", module_stem(guest));
-        let built = target_dir.join(TARGET).join(PROFILE).join(&file);
-        let destination = root.join("assets").join("modules").join(&file);
-        match install_atomically(&built, &destination) {
-            Ok(Installed::Replaced { size }) => {
-                let kilobytes = size.div_ceil(1024);
-                println!(
-                    "{guest}: built in {seconds:.1} s ({kilobytes} KB) -> assets/modules/{file}"
-                );
+        match parts.as_slice() {
+            ["wit", _, ..] => self.watched.clone(),
+            ["guests", name, _, ..] if self.libraries.contains(*name) => self.watched.clone(),
+            ["guests", name, "Cargo.toml"] | ["guests", name, "src", _, ..]
+                if self.watched.contains(*name) =>
+            {
+                BTreeSet::from([name.to_string()])
             }
-            Ok(Installed::Unchanged) => println!("{guest}: unchanged"),
-            Err(error) => println!("{guest}: built, but installing {file} failed: {error}"),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// The guests one watcher event rebuilds. A watcher error is printed and
+    /// rebuilds nothing: the watch goes on.
+    fn guests_touched(&self, event: notify::Result<Event>) -> BTreeSet<String> {
+        match event {
+            Err(error) => {
+                eprintln!("guest-watch: watcher error: {error}");
+                BTreeSet::new()
+            }
+            // Opening a file is an access event: cargo's own reads must not loop.
+            Ok(event) if event.kind.is_access() => BTreeSet::new(),
+            Ok(event) => event
+                .paths
+                .iter()
+                .filter_map(|path| path.strip_prefix(&self.root).ok())
+                .flat_map(|relative| self.guests_rebuilt_by(relative))
+                .collect(),
+        }
+    }
+
+    /// Waits for a relevant change, then collects changes until none has come
+    /// for [`QUIET_PERIOD`]; the guests they touch. `None` once the watcher is gone.
+    fn next_burst(&self, events: &Receiver<notify::Result<Event>>) -> Option<BTreeSet<String>> {
+        let mut guests = BTreeSet::new();
+        while guests.is_empty() {
+            guests = self.guests_touched(events.recv().ok()?);
+        }
+        let mut quiet_until = Instant::now() + QUIET_PERIOD;
+        // A timeout ends the burst; so does a closed channel (the next call returns `None`).
+        while let Ok(event) =
+            events.recv_timeout(quiet_until.saturating_duration_since(Instant::now()))
+        {
+            let more = self.guests_touched(event);
+            if !more.is_empty() {
+                guests.extend(more);
+                quiet_until = Instant::now() + QUIET_PERIOD;
+            }
+        }
+        Some(guests)
+    }
+
+    /// Builds `guests` with one cargo run, its output straight to the
+    /// terminal; whether it succeeded.
+    fn cargo_build(&self, guests: &BTreeSet<String>) -> bool {
+        // `cargo run` sets `CARGO` to the cargo (and toolchain) that started us.
+        let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        command
+            .current_dir(&self.root)
+            .args(["build", "--profile", PROFILE, "--target", TARGET]);
+        for guest in guests {
+            command.args(["-p", guest.as_str()]);
+        }
+        match command.status() {
+            Ok(status) => status.success(),
+            Err(error) => {
+                eprintln!("guest-watch: cannot run cargo: {error}");
+                false
+            }
+        }
+    }
+
+    /// Builds `guests`, installs each one's module and prints a line per guest.
+    fn rebuild(&self, guests: &BTreeSet<String>) {
+        let started = Instant::now();
+        let succeeded = self.cargo_build(guests);
+        let seconds = started.elapsed().as_secs_f64();
+        for module in guests.iter().map(|guest| module_stem(guest)) {
+            if !succeeded {
+                println!(
+                    "{module}: build failed in {seconds:.1} s; the game keeps running the old module"
+                );
+                continue;
+            }
+            let file = format!("{module}.wasm");
+            let built = self.target_dir.join(TARGET).join(PROFILE).join(&file);
+            let installed = self.root.join("assets").join("modules").join(&file);
+            match install_atomically(&built, &installed) {
+                Ok(Installed::Replaced { size }) => {
+                    let kilobytes = size.div_ceil(1024);
+                    println!(
+                        "{module}: built in {seconds:.1} s ({kilobytes} KB) -> assets/modules/{file}"
+                    );
+                }
+                Ok(Installed::Unchanged) => println!("{module}: unchanged"),
+                Err(error) => println!("{module}: built, but installing {file} failed: {error}"),
+            }
         }
     }
 }
@@ -363,21 +353,22 @@ mod tests {
         list.iter().map(|name| name.to_string()).collect()
     }
 
-    /// The guests a change to `path` rebuilds, in a workspace of three modules and two libraries.
+    /// The guests a change to `path` rebuilds, with three guests and two shared crates.
     fn rebuilt_by(path: &str) -> BTreeSet<String> {
-        let all = names(&["enemy_ai", "waves", "upstream-kv"]);
-        let crates = GuestCrates {
-            modules: all.clone(),
+        let workspace = Workspace {
+            root: PathBuf::new(),
+            target_dir: PathBuf::new(),
             libraries: names(&["sdk", "game-types"]),
+            watched: names(&["enemy-ai", "waves", "upstream-kv"]),
         };
-        guests_rebuilt_by(Path::new(path), &crates, &all)
+        workspace.guests_rebuilt_by(Path::new(path))
     }
 
     #[test]
     fn a_guest_source_or_manifest_rebuilds_that_guest() {
         assert_eq!(
-            rebuilt_by("guests/enemy_ai/src/lib.rs"),
-            names(&["enemy_ai"])
+            rebuilt_by("guests/enemy-ai/src/lib.rs"),
+            names(&["enemy-ai"])
         );
         assert_eq!(
             rebuilt_by("guests/upstream-kv/src/ai/chase.rs"),
@@ -388,6 +379,7 @@ mod tests {
 
     #[test]
     fn wit_the_sdk_and_shared_crates_rebuild_every_guest() {
+        let every_guest = names(&["enemy-ai", "waves", "upstream-kv"]);
         for path in [
             "wit/world.wit",
             "wit/deps/keyvalue/store.wit",
@@ -395,29 +387,35 @@ mod tests {
             "guests/sdk/Cargo.toml",
             "guests/game-types/src/lib.rs",
         ] {
-            assert_eq!(
-                rebuilt_by(path),
-                names(&["enemy_ai", "waves", "upstream-kv"]),
-                "{path}"
-            );
+            assert_eq!(rebuilt_by(path), every_guest, "{path}");
         }
     }
 
     #[test]
     fn build_output_editor_files_and_other_paths_rebuild_nothing() {
         for path in [
-            "guests/enemy_ai/target/wasm32-wasip2/guest-dev/enemy_ai.wasm",
+            "guests/enemy-ai/target/wasm32-wasip2/guest-dev/enemy_ai.wasm",
             "guests/sdk/target/debug/build.rs",
-            "guests/enemy_ai/src/.lib.rs.swp",
-            "guests/enemy_ai/src/lib.rs~",
-            "guests/enemy_ai/src/lib.rs.tmp",
+            "guests/enemy-ai/src/.lib.rs.swp",
+            "guests/enemy-ai/src/lib.rs~",
+            "guests/enemy-ai/src/lib.rs.tmp",
             "wit/.world.wit.swp",
-            "guests/enemy_ai/README.md",
+            "guests/enemy-ai/README.md",
             "guests/unknown/src/lib.rs",
             "src/lib.rs",
         ] {
             assert_eq!(rebuilt_by(path), BTreeSet::new(), "{path}");
         }
+    }
+
+    #[test]
+    fn a_guest_may_be_named_as_its_module_and_an_unknown_one_lists_them_all() {
+        let modules = names(&["enemy-ai", "waves"]);
+        let selected = select_guests(&modules, &["enemy_ai".to_string()]);
+        assert_eq!(selected, Ok(names(&["enemy-ai"])));
+        let unknown = select_guests(&modules, &["boss".to_string()]);
+        let expected = "unknown guest `boss`; the guests are: enemy_ai, waves";
+        assert_eq!(unknown, Err(expected.to_string()));
     }
 
     #[test]

@@ -1,0 +1,172 @@
+//! Arena: a small top-down shooter whose rules are Wasm guests, edited while
+//! it runs.
+//!
+//! ```sh
+//! cargo run --example arena --features arena
+//! ```
+//!
+//! WASD or the arrows move, Space shoots at the nearest enemy. The rules live
+//! in `guests/waves`, `guests/enemy-ai` (one instance per enemy), `guests/scoring`
+//! and `guests/powerups`; run `cargo run -p guest-watch` in a second terminal,
+//! edit one, save, and the game picks the new module up while it runs. Tuning
+//! and the high score are files under `saves/arena/` (or `--save-dir DIR`):
+//! edit `saves/arena/tuning/enemy_speed` by hand and every enemy speeds up.
+//!
+//! `--autoplay` plays by itself; `--screenshot FILE` saves the window once
+//! `--screenshot-at SECS` (7) of game time have passed, checks it shows the
+//! arena, the player, enemies and the HUD, and exits (non-zero if it does
+//! not).
+
+mod logic;
+mod render;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bevy::asset::io::AssetSourceId;
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
+use bevy::window::WindowResolution;
+use bevy_hotwasm::prelude::*;
+
+use crate::logic::{ArenaLogicPlugin, PlayerInput};
+use crate::render::ArenaRenderPlugin;
+
+/// Game time after which `--screenshot` captures the window, unless
+/// `--screenshot-at` says otherwise: wave 1 is in.
+const SCREENSHOT_AT: Duration = Duration::from_secs(7);
+
+/// What the command line asked for.
+#[derive(Resource, Clone, Default)]
+struct Options {
+    save_dir: PathBuf,
+    autoplay: bool,
+    screenshot: Option<PathBuf>,
+    screenshot_at: Duration,
+}
+
+impl Options {
+    fn from_args() -> Result<Self, String> {
+        let mut options = Options {
+            save_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("saves/arena"),
+            screenshot_at: SCREENSHOT_AT,
+            ..default()
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--autoplay" => options.autoplay = true,
+                "--screenshot" => options.screenshot = Some(value("--screenshot")?.into()),
+                "--save-dir" => options.save_dir = value("--save-dir")?.into(),
+                "--screenshot-at" => {
+                    let secs = value("--screenshot-at")?;
+                    let secs: f64 = secs.parse().map_err(|_| format!("not seconds: {secs}"))?;
+                    options.screenshot_at = Duration::from_secs_f64(secs.max(0.0));
+                }
+                other => {
+                    return Err(format!(
+                        "unknown argument {other}; arena [--autoplay] [--screenshot FILE] \
+                         [--screenshot-at SECS] [--save-dir DIR]"
+                    ));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn main() -> AppExit {
+    let options = match Options::from_args() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("{error}");
+            return AppExit::error();
+        }
+    };
+    let mut app = App::new();
+    // Before AssetPlugin: the default asset source, with a file watcher
+    // that reports a saved module after 50 ms instead of Bevy's 300 ms.
+    app.register_asset_source(
+        AssetSourceId::Default,
+        bevy_hotwasm::file_source_with_debounce("assets", Duration::from_millis(50)),
+    )
+    .add_plugins((
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: Some(Window {
+                    title: "bevy_hotwasm arena".into(),
+                    resolution: WindowResolution::new(1280, 720),
+                    ..default()
+                }),
+                ..default()
+            })
+            .set(AssetPlugin {
+                watch_for_changes_override: Some(true),
+                ..default()
+            }),
+        HotWasmPlugin {
+            // Unsigned local modules in development builds only.
+            trust: TrustPolicy::new().allow_unsigned_local(cfg!(debug_assertions)),
+            ..default()
+        },
+        ArenaLogicPlugin {
+            save_dir: options.save_dir.clone(),
+        },
+        ArenaRenderPlugin,
+    ))
+    .add_systems(Startup, |options: Res<Options>| {
+        info!(
+            "Saving to {}; edit tuning/enemy_speed there while the game runs.",
+            options.save_dir.display()
+        );
+    });
+    if options.autoplay {
+        app.add_systems(Update, autoplay.before(WasmSystems::Run));
+    }
+    if options.screenshot.is_some() {
+        app.add_systems(Update, take_screenshot);
+    }
+    app.insert_resource(options).run()
+}
+
+/// Circles the arena, shooting.
+fn autoplay(time: Res<Time>, mut input: ResMut<PlayerInput>) {
+    let turn = time.elapsed_secs() * 0.7;
+    *input = PlayerInput {
+        movement: Vec2::new(turn.cos(), turn.sin()) * 0.6,
+        fire: true,
+    };
+}
+
+/// Once, at `SCREENSHOT_AT`: saves the window, checks it, exits.
+fn take_screenshot(
+    time: Res<Time>,
+    options: Res<Options>,
+    mut commands: Commands,
+    mut taken: Local<bool>,
+) {
+    let Some(path) = options.screenshot.clone() else {
+        return;
+    };
+    if *taken || time.elapsed() < options.screenshot_at {
+        return;
+    }
+    *taken = true;
+    commands
+        .spawn(Screenshot::primary_window())
+        .observe(save_to_disk(path))
+        .observe(
+            |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+                let facts = render::check_screenshot(&captured.image);
+                for fact in &facts {
+                    info!("screenshot: {fact}");
+                }
+                exit.write(if facts.iter().all(|fact| fact.holds) {
+                    AppExit::Success
+                } else {
+                    AppExit::error()
+                });
+            },
+        );
+}
