@@ -9,6 +9,11 @@
 //! `powerup-taken` are messages, and `score` and `wave` messages come back
 //! for the HUD.
 
+#![allow(
+    clippy::type_complexity,
+    reason = "Bevy queries name their filters in full"
+)]
+
 use std::path::PathBuf;
 
 use bevy::prelude::*;

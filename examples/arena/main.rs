@@ -86,10 +86,12 @@ fn main() -> AppExit {
     };
     let mut app = App::new();
     // Before AssetPlugin: the default asset source, with a file watcher
-    // that reports a saved module after 50 ms instead of Bevy's 300 ms.
+    // that reports a saved module after 50 ms instead of Bevy's 300 ms. The
+    // repository's `assets/`, wherever the binary is started from.
+    let assets = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
     app.register_asset_source(
         AssetSourceId::Default,
-        bevy_hotwasm::file_source_with_debounce("assets", Duration::from_millis(50)),
+        bevy_hotwasm::file_source_with_debounce(assets, Duration::from_millis(50)),
     )
     .add_plugins((
         DefaultPlugins
@@ -102,6 +104,7 @@ fn main() -> AppExit {
                 ..default()
             })
             .set(AssetPlugin {
+                file_path: assets.to_owned(),
                 watch_for_changes_override: Some(true),
                 ..default()
             }),

@@ -3,6 +3,11 @@
 //! wave, boost, and the generation each rule module runs, so a hot reload
 //! shows on screen).
 
+#![allow(
+    clippy::type_complexity,
+    reason = "Bevy queries name their filters in full"
+)]
+
 use bevy::prelude::*;
 use bevy::sprite::Anchor;
 use bevy_hotwasm::prelude::*;

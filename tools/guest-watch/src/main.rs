@@ -124,7 +124,7 @@ fn find_workspace_root(start: &Path) -> Option<PathBuf> {
     let is_root = |dir: &Path| {
         dir.join("Cargo.toml").is_file() && dir.join("guests").is_dir() && dir.join("wit").is_dir()
     };
-    let root = start.ancestors().find(|dir| is_root(*dir))?;
+    let root = start.ancestors().find(|dir| is_root(dir))?;
     Some(root.to_path_buf())
 }
 
