@@ -3,7 +3,7 @@
 
 The order is the one in the README's Layout section, from the top:
 
-    lib -> diagnostics -> runtime -> instance -> messages -> asset -> engine
+    lib -> debug_panel -> diagnostics -> runtime -> instance -> messages -> asset -> engine
         -> host -> kv -> files
     remote -> trust, files      (beside the chain; only lib uses it)
     leaves, usable from anywhere: sandbox, trust, source
@@ -16,7 +16,7 @@ import pathlib
 import re
 import sys
 
-CHAIN = ["lib", "diagnostics", "runtime", "instance", "messages", "asset",
+CHAIN = ["lib", "debug_panel", "diagnostics", "runtime", "instance", "messages", "asset",
          "engine", "host", "kv", "files"]
 LEAVES = {"sandbox", "trust", "source"}
 BESIDE = {"remote": {"trust", "files"}}

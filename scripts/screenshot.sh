@@ -6,10 +6,13 @@
 #
 # Needs xvfb (xvfb-run, xauth), mesa-vulkan-drivers and libvulkan1.
 #
-#   scripts/screenshot.sh [FILE]    # default: target/screenshots/arena.png
+#   scripts/screenshot.sh [FILE] [ARGS...]   # default: target/screenshots/arena.png
+#
+# ARGS go to the game, e.g. `--panel` to open the debug panel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/screenshots/arena.png}
+shift || true
 mkdir -p "$(dirname "$out")"
 # A fresh save, so the picture does not depend on earlier games.
 save=$(mktemp -d)
@@ -18,5 +21,5 @@ cargo build --locked --example arena --features arena
 WGPU_BACKEND=${WGPU_BACKEND:-vulkan} timeout 300 \
     xvfb-run -a -s "-screen 0 1280x720x24" \
     cargo run --locked --example arena --features arena -- \
-    --autoplay --screenshot "$out" --save-dir "$save"
+    --autoplay --screenshot "$out" --save-dir "$save" "$@"
 echo "screenshot: $out"

@@ -159,6 +159,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod asset;
+#[cfg(feature = "debug_panel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "debug_panel")))]
+pub mod debug_panel;
 mod diagnostics;
 mod engine;
 mod files;

@@ -12,7 +12,8 @@
 //! and the high score are files under `saves/arena/` (or `--save-dir DIR`):
 //! edit `saves/arena/tuning/enemy_speed` by hand and every enemy speeds up.
 //!
-//! `--autoplay` plays by itself; `--screenshot FILE` saves the window once
+//! F12 opens the debug panel (modules, instances, the guests' log, time).
+//! `--panel` opens it at the start, `--autoplay` plays by itself; `--screenshot FILE` saves the window once
 //! `--screenshot-at SECS` (7) of game time have passed, checks it shows the
 //! arena, the player, enemies and the HUD, and exits (non-zero if it does
 //! not).
@@ -27,6 +28,8 @@ use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
 use bevy::window::WindowResolution;
+use bevy_egui::EguiPlugin;
+use bevy_hotwasm::debug_panel::{HotWasmPanelPlugin, PanelState};
 use bevy_hotwasm::prelude::*;
 
 use crate::logic::{ArenaLogicPlugin, PlayerInput};
@@ -43,6 +46,8 @@ struct Options {
     autoplay: bool,
     screenshot: Option<PathBuf>,
     screenshot_at: Duration,
+    /// Open the debug panel at the start.
+    panel: bool,
 }
 
 impl Options {
@@ -57,6 +62,7 @@ impl Options {
             let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
             match arg.as_str() {
                 "--autoplay" => options.autoplay = true,
+                "--panel" => options.panel = true,
                 "--screenshot" => options.screenshot = Some(value("--screenshot")?.into()),
                 "--save-dir" => options.save_dir = value("--save-dir")?.into(),
                 "--screenshot-at" => {
@@ -66,8 +72,8 @@ impl Options {
                 }
                 other => {
                     return Err(format!(
-                        "unknown argument {other}; arena [--autoplay] [--screenshot FILE] \
-                         [--screenshot-at SECS] [--save-dir DIR]"
+                        "unknown argument {other}; arena [--autoplay] [--panel] \
+                         [--screenshot FILE] [--screenshot-at SECS] [--save-dir DIR]"
                     ));
                 }
             }
@@ -117,7 +123,14 @@ fn main() -> AppExit {
             save_dir: options.save_dir.clone(),
         },
         ArenaRenderPlugin,
+        EguiPlugin::default(),
+        // F12 opens and closes it.
+        HotWasmPanelPlugin::default(),
     ))
+    .insert_resource(PanelState {
+        open: options.panel,
+        ..default()
+    })
     .add_systems(Startup, |options: Res<Options>| {
         info!(
             "Saving to {}; edit tuning/enemy_speed there while the game runs.",
@@ -160,8 +173,10 @@ fn take_screenshot(
         .spawn(Screenshot::primary_window())
         .observe(save_to_disk(path))
         .observe(
-            |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
-                let facts = render::check_screenshot(&captured.image);
+            |captured: On<ScreenshotCaptured>,
+             panel: Res<PanelState>,
+             mut exit: MessageWriter<AppExit>| {
+                let facts = render::check_screenshot(&captured.image, panel.open);
                 for fact in &facts {
                     info!("screenshot: {fact}");
                 }

@@ -10,6 +10,7 @@
 
 use bevy::prelude::*;
 use bevy::sprite::Anchor;
+use bevy_egui::input::{EguiWantsInput, egui_wants_any_keyboard_input};
 use bevy_hotwasm::prelude::*;
 use game_types::{ARENA_HALF_HEIGHT, ARENA_HALF_WIDTH, Position, Powerup, Team};
 
@@ -27,6 +28,8 @@ const ENEMY: Color = Color::srgb(0.95, 0.30, 0.30);
 const BULLET: Color = Color::srgb(1.0, 0.90, 0.40);
 const POWERUP: Color = Color::srgb(0.40, 1.0, 0.50);
 const HUD_TEXT: Color = Color::WHITE;
+/// egui's dark theme window fill (`Color32::from_gray(27)`).
+const PANEL_FILL: Color = Color::srgb_u8(27, 27, 27);
 
 /// Draws the arena and reads the keyboard.
 pub struct ArenaRenderPlugin;
@@ -52,7 +55,10 @@ impl Plugin for ArenaRenderPlugin {
             .add_systems(
                 Update,
                 (
-                    read_keyboard.before(WasmSystems::Run),
+                    // Keys typed into the debug panel are not the player's.
+                    read_keyboard
+                        .run_if(not(egui_wants_any_keyboard_input))
+                        .before(WasmSystems::Run),
                     (dress, place, show_hud).after(WasmSystems::Run),
                 ),
             );
@@ -90,10 +96,12 @@ fn set_the_stage(
     });
 }
 
-/// WASD or the arrows move; Space (or the left mouse button) fires.
+/// WASD or the arrows move; Space (or the left mouse button, unless it is
+/// on the debug panel) fires.
 fn read_keyboard(
     keys: Res<ButtonInput<KeyCode>>,
     mouse: Res<ButtonInput<MouseButton>>,
+    egui_wants: Res<EguiWantsInput>,
     mut input: ResMut<PlayerInput>,
 ) {
     let pressed = |codes: [KeyCode; 2]| codes.iter().any(|&code| keys.pressed(code));
@@ -108,7 +116,8 @@ fn read_keyboard(
             pressed([KeyCode::KeyW, KeyCode::ArrowUp]),
         ),
     );
-    let fire = keys.pressed(KeyCode::Space) || mouse.pressed(MouseButton::Left);
+    let clicked = mouse.pressed(MouseButton::Left) && !egui_wants.wants_any_pointer_input();
+    let fire = keys.pressed(KeyCode::Space) || clicked;
     // Leave what another system (the autoplay) wrote when no key is down.
     if movement != Vec2::ZERO || fire {
         *input = PlayerInput {
@@ -196,17 +205,19 @@ impl std::fmt::Display for Fact {
 }
 
 /// What a screenshot of a running game must show: mostly arena floor, the
-/// player, enemies, and the HUD's white text in the top band. Every second
-/// pixel each way is looked at.
-pub fn check_screenshot(image: &Image) -> Vec<Fact> {
+/// player, enemies, and the HUD's white text in the top band; with the
+/// debug panel open, the panel's window (which may hide the player and the
+/// enemies) instead of those two. Every second pixel each way is looked at.
+pub fn check_screenshot(image: &Image, panel_open: bool) -> Vec<Fact> {
     let (width, height) = (image.width(), image.height());
-    let near = |color: Srgba, like: Color| {
+    let within = |color: Srgba, like: Color, tolerance: f32| {
         let like = like.to_srgba();
-        (color.red - like.red).abs() < 0.08
-            && (color.green - like.green).abs() < 0.08
-            && (color.blue - like.blue).abs() < 0.08
+        (color.red - like.red).abs() < tolerance
+            && (color.green - like.green).abs() < tolerance
+            && (color.blue - like.blue).abs() < tolerance
     };
-    let (mut sampled, mut floor, mut player, mut enemy, mut hud) = (0, 0, 0, 0, 0);
+    let near = |color, like| within(color, like, 0.08);
+    let (mut sampled, mut floor, mut player, mut enemy, mut hud, mut panel) = (0, 0, 0, 0, 0, 0);
     for y in (0..height).step_by(2) {
         for x in (0..width).step_by(2) {
             let Ok(color) = image.get_color_at(x, y) else {
@@ -219,6 +230,8 @@ pub fn check_screenshot(image: &Image) -> Vec<Fact> {
             enemy += usize::from(near(color, ENEMY));
             let white = color.red > 0.85 && color.green > 0.85 && color.blue > 0.85;
             hud += usize::from(white && y < height / 8);
+            // Exactly egui's grey: the background and floor are close to it.
+            panel += usize::from(within(color, PANEL_FILL, 0.012));
         }
     }
     let fact = |what, pixels, needed| Fact {
@@ -227,10 +240,15 @@ pub fn check_screenshot(image: &Image) -> Vec<Fact> {
         needed,
         holds: pixels >= needed,
     };
-    vec![
+    let mut facts = vec![
         fact("arena floor", floor, sampled * 3 / 10),
-        fact("player", player, 30),
-        fact("enemies", enemy, 30),
         fact("HUD text", hud, 40),
-    ]
+    ];
+    if panel_open {
+        facts.push(fact("debug panel", panel, sampled / 20));
+    } else {
+        facts.push(fact("player", player, 30));
+        facts.push(fact("enemies", enemy, 30));
+    }
+    facts
 }
