@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 
 use bevy::input::common_conditions::input_just_pressed;
+use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 use bevy_egui::{EguiContext, EguiPrimaryContextPass, PrimaryEguiContext, egui};
 
@@ -232,6 +233,11 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
     let runtime = world.resource::<WasmRuntime>();
     let mut modules: Vec<_> = runtime.modules().collect();
     modules.sort_by(|a, b| a.1.path().cmp(b.1.path()));
+    // One pass over the scripts, not one per module.
+    let mut instances = HashMap::<AssetId<WasmModule>, usize>::new();
+    for (_, script) in runtime.scripts() {
+        *instances.entry(script.module()).or_default() += 1;
+    }
     let mut actions = Vec::new();
     egui::Grid::new("hotwasm-modules")
         .striped(true)
@@ -242,13 +248,9 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
             }
             ui.end_row();
             for (id, module) in modules {
-                let instances = runtime
-                    .scripts()
-                    .filter(|(_, script)| script.module() == id)
-                    .count();
                 ui.monospace(module.path());
                 ui.label(module.generation().to_string());
-                ui.label(instances.to_string());
+                ui.label(instances.get(&id).copied().unwrap_or(0).to_string());
                 match module.last_failure() {
                     Some(failure) => {
                         ui.colored_label(egui::Color32::LIGHT_RED, failure.to_string())

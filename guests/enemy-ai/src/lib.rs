@@ -4,7 +4,7 @@
 //! enemy's `Speed`. How long the enemy has lived is its own state, kept
 //! across hot reloads, so a zig-zag carries on where it was.
 
-use game_types::{PlayerPosition, Position, Speed, Velocity};
+use game_types::{PlayerPosition, Position, Speed, Velocity, tuning, tuning_value};
 use hotwasm_sdk::{Cx, Error, Frame, Script, Watch, ecs, info, me};
 
 /// How enemies close in. Change it while the game runs and every enemy on
@@ -38,7 +38,7 @@ impl Script for EnemyAi {
     fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
         self.speed = tuning("enemy_speed").unwrap_or(DEFAULT_SPEED);
         cx.watch(Watch::key("tuning", "enemy_speed"), |me, _, event| {
-            me.speed = parse(event.data).unwrap_or(DEFAULT_SPEED);
+            me.speed = tuning_value(event.data).unwrap_or(DEFAULT_SPEED);
             Ok(())
         })?;
         cx.every_frame(true);
@@ -84,16 +84,6 @@ fn unit(x: f32, y: f32) -> (f32, f32) {
     } else {
         (x / length, y / length)
     }
-}
-
-/// A designer's value from the `tuning` bucket, written as text.
-fn tuning(key: &str) -> Option<f32> {
-    let bucket = hotwasm_sdk::kv::store::open("tuning").ok()?;
-    parse(&bucket.get(key).ok()??)
-}
-
-fn parse(text: &[u8]) -> Option<f32> {
-    String::from_utf8_lossy(text).trim().parse().ok()
 }
 
 hotwasm_sdk::export_script!(EnemyAi);

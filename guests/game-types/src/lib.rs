@@ -157,3 +157,18 @@ hotwasm_sdk::component!(
 );
 #[cfg(feature = "guest")]
 hotwasm_sdk::resource!(PlayerPosition, Boost);
+
+/// A designer's value from the game's `tuning` bucket (written as text, so
+/// a person can edit its file by hand), read by a guest; `None` when it is
+/// unset or not a number.
+#[cfg(feature = "guest")]
+pub fn tuning(key: &str) -> Option<f32> {
+    let bucket = hotwasm_sdk::kv::store::open("tuning").ok()?;
+    tuning_value(&bucket.get(key).ok()??)
+}
+
+/// A `tuning` value's bytes (a key's value, or a watch event's data) as a
+/// number.
+pub fn tuning_value(text: &[u8]) -> Option<f32> {
+    String::from_utf8_lossy(text).trim().parse().ok()
+}

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use game_types::{ARENA_HALF_HEIGHT, ARENA_HALF_WIDTH, Health, Position, Speed, Team, Velocity};
+use game_types::{
+    ARENA_HALF_HEIGHT, ARENA_HALF_WIDTH, Health, Position, Speed, Team, Velocity, tuning,
+};
 use hotwasm_sdk::{Cx, Error, Script, TaskId, Watch, ecs, info};
 
 /// The pause between two waves.
@@ -148,13 +150,6 @@ fn enemies_alive() -> Result<usize, Error> {
         }
     }
     Ok(alive)
-}
-
-/// A designer's value from the `tuning` bucket, written as text.
-fn tuning(key: &str) -> Option<f32> {
-    let bucket = hotwasm_sdk::kv::store::open("tuning").ok()?;
-    let value = bucket.get(key).ok()??;
-    String::from_utf8_lossy(&value).trim().parse().ok()
 }
 
 hotwasm_sdk::export_script!(Waves);
