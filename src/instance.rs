@@ -129,6 +129,9 @@ pub(crate) struct LiveInstance {
     /// warning was: at most one every [`REFUSAL_WARNING_INTERVAL`].
     unreported_refusals: u64,
     last_refusal_warning: Option<Instant>,
+    /// Why the last change the guest returned to its own components was
+    /// refused, for that warning.
+    last_refused_write: Option<String>,
     /// Reused between frames so a batch allocates nothing when it is small.
     due_tasks: Vec<TaskDue>,
 }
@@ -239,6 +242,7 @@ impl LiveInstance {
             cost: CallCost::default(),
             unreported_refusals: 0,
             last_refusal_warning: None,
+            last_refused_write: None,
             due_tasks: Vec::new(),
         })
     }
@@ -310,7 +314,7 @@ impl LiveInstance {
     /// Whether `handle-batch` has anything to do at `now` besides messages
     /// and events: a task due, or the frame (when `frame` is given: the game
     /// is not paused) for a guest that asked for every frame.
-    pub fn wants_call(&self, now: u64, frame: Option<Frame>) -> bool {
+    pub fn wants_call(&self, now: u64, frame: Option<&Frame>) -> bool {
         let state = self.store.data();
         (state.every_frame && frame.is_some()) || state.tasks.has_due(now)
     }
@@ -329,30 +333,43 @@ impl LiveInstance {
         let frame = frame.filter(|_| self.store.data().every_frame);
         let mut tasks = std::mem::take(&mut self.due_tasks);
         self.store.data_mut().tasks.take_due(now, &mut tasks);
-        if let Some(frame) = frame
-            && tasks.is_empty()
-            && messages.is_empty()
-            && events.is_empty()
-        {
-            self.due_tasks = tasks;
-            return self.call(loan, |script, store| {
-                script.call_handle_frame(store, now, frame)
-            });
-        }
-        let batch = Batch {
-            now,
-            tasks,
-            messages,
-            events: events.headers,
-            event_bytes: events.bytes,
-            frame,
+        let only_the_frame = tasks.is_empty() && messages.is_empty() && events.is_empty();
+        let refused = match frame {
+            Some(mut frame) if only_the_frame => {
+                self.due_tasks = tasks;
+                self.call(loan, |script, store| {
+                    frame.components = store.data_mut().read_prefetched();
+                    let changed = script.call_handle_frame(&mut *store, now, &frame)?;
+                    Ok(store.data_mut().write_prefetched(changed))
+                })?
+            }
+            frame => {
+                let mut batch = Batch {
+                    now,
+                    tasks,
+                    messages,
+                    events: events.headers,
+                    event_bytes: events.bytes,
+                    frame,
+                };
+                let result = self.call(loan, |script, store| {
+                    if let Some(frame) = &mut batch.frame {
+                        frame.components = store.data_mut().read_prefetched();
+                    }
+                    let changed = script.call_handle_batch(&mut *store, &batch)?;
+                    Ok(store.data_mut().write_prefetched(changed))
+                });
+                self.due_tasks = batch.tasks;
+                self.due_tasks.clear();
+                result?
+            }
         };
-        let result = self.call(loan, |script, store| {
-            script.call_handle_batch(store, &batch)
-        });
-        self.due_tasks = batch.tasks;
-        self.due_tasks.clear();
-        result
+        if let Some(last) = refused.last() {
+            self.cost.refused += refused.len() as u64;
+            self.unreported_refusals += refused.len() as u64;
+            self.last_refused_write = Some(last.clone());
+        }
+        Ok(())
     }
 
     /// What the guest logged and sent since the last time, for the runtime
@@ -367,9 +384,14 @@ impl LiveInstance {
                 .last_refusal_warning
                 .is_none_or(|last| last.elapsed() >= REFUSAL_WARNING_INTERVAL)
         {
+            let last_write = self
+                .last_refused_write
+                .take()
+                .map(|cause| format!("; the last change to its own components refused: {cause}"))
+                .unwrap_or_default();
             warn!(
                 "{}: refused {} host requests (log lines, messages, key-value writes, spawns or \
-                 bytes) over its per-call quotas",
+                 bytes over its per-call quotas, or changes to its own components){last_write}",
                 self.script_ref, self.unreported_refusals
             );
             self.unreported_refusals = 0;

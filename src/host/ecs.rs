@@ -98,36 +98,135 @@ impl HostState {
     }
 }
 
-impl Host for HostState {
-    fn get_component(&mut self, bits: u64, type_path: String) -> Result<Vec<u8>, Error> {
+/// How many of its own components a guest may ask to have with every frame.
+pub const MAX_PREFETCHED: usize = 16;
+
+/// The length in the frame's `components` of one the entity does not have.
+const ABSENT: u32 = u32::MAX;
+
+impl HostState {
+    /// The own components asked for with `prefetch`, framed for the frame's
+    /// `components`: a little-endian length and the JSON for each, in order.
+    pub(crate) fn read_prefetched(&mut self) -> Option<Vec<u8>> {
+        if self.prefetched.is_empty() {
+            return None;
+        }
+        let own = self.identity.entity.to_bits();
+        let prefetched = std::mem::take(&mut self.prefetched);
+        let mut framed = Vec::new();
+        for type_path in &prefetched {
+            match self.component_json(own, type_path) {
+                Ok(json) => {
+                    framed.extend_from_slice(&(json.len() as u32).to_le_bytes());
+                    framed.extend_from_slice(&json);
+                }
+                Err(_) => framed.extend_from_slice(&ABSENT.to_le_bytes()),
+            }
+        }
+        self.prefetched = prefetched;
+        Some(framed)
+    }
+
+    /// Writes the changes a guest returned to its prefetched components,
+    /// as `set-component` would; returns why each refused one was refused.
+    pub(crate) fn write_prefetched(&mut self, changed: Vec<(u32, Vec<u8>)>) -> Vec<String> {
+        let own = self.identity.entity.to_bits();
+        let prefetched = std::mem::take(&mut self.prefetched);
+        let refused = changed
+            .into_iter()
+            .filter_map(|(index, json)| {
+                let Some(type_path) = prefetched.get(index as usize) else {
+                    return Some(format!(
+                        "it returned a change to prefetched component {index} of {}",
+                        prefetched.len()
+                    ));
+                };
+                let error = self.write_component(own, type_path, &json).err()?;
+                Some(format!("{type_path}: {}", describe(&error)))
+            })
+            .collect();
+        self.prefetched = prefetched;
+        refused
+    }
+
+    /// `entity`'s component `type_path` as JSON.
+    fn component_json(&mut self, bits: u64, type_path: &str) -> Result<Vec<u8>, Error> {
         let registry = self.registry.clone();
         let registry = registry.read();
-        let component = component(&registry, &type_path)?;
+        let component = component(&registry, type_path)?;
         let world = self.world()?;
         let entity = entity(world, bits)?;
-        let value = world
-            .get_reflect(entity, component.type_id)
-            .map_err(|_| Error::Missing(format!("{entity} has no {type_path}")))?;
+        // Through the registration already found, not `World::get_reflect`,
+        // which would look the registry up again.
+        let value = component
+            .reflect_component
+            .reflect(world.entity(entity))
+            .ok_or_else(|| Error::Missing(format!("{entity} has no {type_path}")))?;
         Ok(to_json(value, &registry)?)
     }
 
-    fn set_component(&mut self, bits: u64, type_path: String, json: Vec<u8>) -> Result<(), Error> {
+    /// Writes `json` as `entity`'s component `type_path`, over the one it
+    /// has or inserted.
+    fn write_component(&mut self, bits: u64, type_path: &str, json: &[u8]) -> Result<(), Error> {
         self.quota
             .take(HostWork::Bytes, json.len())
             .map_err(Error::CallLimit)?;
         let registry = self.registry.clone();
         let registry = registry.read();
-        let component = component(&registry, &type_path)?;
+        let component = component(&registry, type_path)?;
         let entity = entity(self.world()?, bits)?;
         self.check_unprotected(entity, false)?;
         let world = self.world()?;
-        if component.write_in_place(&registry, world, entity, &json)? {
+        if component.write_in_place(&registry, world, entity, json)? {
             return Ok(());
         }
-        let value = component.value_from_json(&registry, world, &json)?;
+        let value = component.value_from_json(&registry, world, json)?;
         component
             .reflect_component
             .insert(&mut world.entity_mut(entity), &*value, &registry);
+        Ok(())
+    }
+}
+
+/// An ECS error as a sentence, for a log line.
+fn describe(error: &Error) -> String {
+    match error {
+        Error::UnknownType(path) => format!("no type {path} is registered"),
+        Error::NoSuchEntity(bits) => match Entity::try_from_bits(*bits) {
+            Some(entity) => format!("no entity {entity}"),
+            None => format!("no entity with bits {bits}"),
+        },
+        Error::UnsupportedType(message)
+        | Error::Missing(message)
+        | Error::InvalidJson(message)
+        | Error::InvalidField(message)
+        | Error::CallLimit(message)
+        | Error::Protected(message) => message.clone(),
+    }
+}
+
+impl Host for HostState {
+    fn get_component(&mut self, bits: u64, type_path: String) -> Result<Vec<u8>, Error> {
+        self.component_json(bits, &type_path)
+    }
+
+    fn set_component(&mut self, bits: u64, type_path: String, json: Vec<u8>) -> Result<(), Error> {
+        self.write_component(bits, &type_path, &json)
+    }
+
+    fn prefetch(&mut self, type_paths: Vec<String>) -> Result<(), Error> {
+        if type_paths.len() > MAX_PREFETCHED {
+            return Err(Error::CallLimit(format!(
+                "{} components asked for with every frame; at most {MAX_PREFETCHED}",
+                type_paths.len()
+            )));
+        }
+        let registry = self.registry.clone();
+        let registry = registry.read();
+        for type_path in &type_paths {
+            component(&registry, type_path)?.check_serializable()?;
+        }
+        self.prefetched = type_paths;
         Ok(())
     }
 
@@ -324,6 +423,64 @@ mod tests {
         ));
         assert!(world(&mut host).contains_resource::<KvStore>());
         assert!(world(&mut host).get_entity(parent).is_ok());
+    }
+
+    /// The frame's `components` split into each component's JSON, `None`
+    /// for one the entity does not have.
+    fn unframe(mut framed: &[u8]) -> Vec<Option<String>> {
+        let mut copies = Vec::new();
+        while let Some((length, rest)) = framed.split_first_chunk::<4>() {
+            let length = u32::from_le_bytes(*length);
+            if length == ABSENT {
+                copies.push(None);
+                framed = rest;
+            } else {
+                let (json, rest) = rest.split_at(length as usize);
+                copies.push(Some(String::from_utf8(json.to_vec()).unwrap()));
+                framed = rest;
+            }
+        }
+        copies
+    }
+
+    #[test]
+    fn prefetched_components_come_framed_and_changes_are_written_back() {
+        let mut host = host();
+        host.registry.write().register::<Opaque>();
+        let health = "bevy_hotwasm::host::fuzz::Health".to_owned();
+        assert_eq!(host.read_prefetched(), None, "nothing asked for");
+        let unknown = Host::prefetch(&mut host, vec![health.clone(), "no::Such".to_owned()]);
+        assert!(matches!(unknown, Err(Error::UnknownType(path)) if path == "no::Such"));
+        let too_many = Host::prefetch(&mut host, vec![health.clone(); MAX_PREFETCHED + 1]);
+        assert!(matches!(too_many, Err(Error::CallLimit(_))), "{too_many:?}");
+        assert_eq!(host.read_prefetched(), None, "refused asks change nothing");
+
+        let own = host.identity.entity;
+        world(&mut host).entity_mut(own).insert(Opaque { level: 2 });
+        Host::prefetch(&mut host, vec![health.clone(), OPAQUE.to_owned()]).unwrap();
+        let copies = unframe(&host.read_prefetched().expect("asked for two"));
+        assert_eq!(copies, [None, Some(r#"{"level":2}"#.to_owned())]);
+
+        let refused = host.write_prefetched(vec![
+            (1, br#"{"level":5}"#.to_vec()),
+            (0, br#"{"hp":9,"name":"new"}"#.to_vec()),
+            (0, b"not json".to_vec()),
+            (7, b"{}".to_vec()),
+        ]);
+        assert_eq!(world(&mut host).get::<Opaque>(own).unwrap().level, 5);
+        let inserted = world(&mut host).get::<super::super::fuzz::Health>(own);
+        assert_eq!(
+            inserted.map(|health| health.hp),
+            Some(9),
+            "absent: inserted"
+        );
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(
+            refused[0].starts_with(&health),
+            "names the type: {}",
+            refused[0]
+        );
+        assert!(refused[1].contains("7 of 2"), "{}", refused[1]);
     }
 
     #[test]

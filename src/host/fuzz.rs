@@ -19,8 +19,8 @@ use crate::sandbox::{GuestLimits, HostQuotas};
 
 #[derive(Component, Reflect, Default)]
 #[reflect(Component)]
-struct Health {
-    hp: u32,
+pub(super) struct Health {
+    pub hp: u32,
     name: String,
 }
 
@@ -140,8 +140,12 @@ proptest! {
         entity in prop_oneof![any::<u64>(), Just(0u64), Just(1u64 << 32)], type_path in text(),
         json in bytes(), field in text(), cursor in any::<u64>(),
         components in proptest::collection::vec((text(), bytes()), 0..3),
+        changed in proptest::collection::vec((0u32..4, bytes()), 0..3),
     ) {
         let mut host = host();
+        let _ = ecs::Host::prefetch(&mut host, vec![HEALTH.to_owned(), type_path.clone()]);
+        let _ = host.read_prefetched();
+        let _ = host.write_prefetched(changed);
         let _ = ecs::Host::get_component(&mut host, entity, type_path.clone());
         let _ = ecs::Host::set_component(&mut host, entity, type_path.clone(), json.clone());
         let _ = ecs::Host::get_resource(&mut host, type_path.clone());

@@ -25,6 +25,7 @@ use bevy::prelude::{Entity, World};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+pub use self::ecs::MAX_PREFETCHED;
 use self::keyvalue::{Kv, KvView};
 pub(crate) use self::log::GuestLine;
 use self::messaging::Mailbox;
@@ -101,6 +102,9 @@ pub(crate) struct HostState {
     pub watches: Watches,
     /// Whether the guest asked for `handle-batch` in every frame.
     pub every_frame: bool,
+    /// The type paths of its own components the guest asked to have with
+    /// every frame (`ecs.prefetch`).
+    prefetched: Vec<String>,
     /// The game's type registry, to check watched type paths.
     registry: AppTypeRegistry,
     /// The component on every entity that runs a script.
@@ -142,6 +146,7 @@ impl HostState {
             mailbox: Mailbox::default(),
             watches: Watches::default(),
             every_frame: false,
+            prefetched: Vec::new(),
             registry: game.registry,
             script_component: game.script_component,
             world: None,

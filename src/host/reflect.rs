@@ -158,11 +158,12 @@ impl Registered<'_> {
             .get_valid_id(self.type_id)
             .and_then(|id| world.components().get_info(id))
             .is_some_and(|info| info.mutable());
-        if !mutable || !world.entity(entity).contains_type_id(self.type_id) {
+        if !mutable || !self.reflect_component.contains(world.entity(entity)) {
             return Ok(false);
         }
         let decoded = self.decode(registry, json)?;
-        let Ok(mut existing) = world.get_reflect_mut(entity, self.type_id) else {
+        let Some(mut existing) = self.reflect_component.reflect_mut(world.entity_mut(entity))
+        else {
             return Ok(false);
         };
         let type_path = self.registration.type_info().type_path();

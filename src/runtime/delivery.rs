@@ -159,22 +159,27 @@ impl Runner {
     /// messages waiting, watched changes, or the frame it asked for;
     /// instances with nothing due are not called.
     pub(super) fn run_batches(&mut self, frame: &mut Frame) {
-        let this_frame = frame.this_frame;
+        let this_frame = frame.this_frame.clone();
         for (order, script) in &mut self.scripts {
             let Some(instance) = &mut script.instance else {
                 continue;
             };
             if script.inbox.is_empty()
                 && script.events.is_empty()
-                && !instance.wants_call(frame.now, this_frame)
+                && !instance.wants_call(frame.now, this_frame.as_ref())
             {
                 continue;
             }
             self.charged.push(*order);
             let messages = script.inbox.take();
             let events = std::mem::take(&mut script.events);
-            let result =
-                instance.handle_batch(&mut frame.world, frame.now, messages, events, this_frame);
+            let result = instance.handle_batch(
+                &mut frame.world,
+                frame.now,
+                messages,
+                events,
+                this_frame.clone(),
+            );
             publish(&mut frame.world, instance, &mut self.sent);
             let cost = instance.take_cost();
             // Only a fault needs the name, after the instance is gone.

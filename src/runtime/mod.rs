@@ -369,6 +369,7 @@ pub(crate) fn run_scripts(
             number: world
                 .get_resource::<FrameCount>()
                 .map_or(0, |count| u64::from(count.0)),
+            components: None,
         });
     let policy = world
         .get_resource::<WasmEngine>()

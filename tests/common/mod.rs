@@ -360,8 +360,9 @@ pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8>
                 (func (export "init") (result i32) {init})
                 (func (export "save-state") (result i32) {save})
                 (func (export "restore-state") (param i32 i32) (result i32) (i32.const 16))
-                (func (export "handle-batch") (param i64 i32 i32 i32 i32 i32 i32 i32 i32 i32 i64 i64) {batch})
-                (func (export "handle-frame") (param i64 i64 i64) {batch})
+                ;; Both return an empty list of changes (the zeroes at 16).
+                (func (export "handle-batch") (param i64 i32 i32 i32 i32 i32 i32 i32 i32 i32 i64 i64 i32 i32 i32) (result i32) {batch} (i32.const 16))
+                (func (export "handle-frame") (param i64 i64 i64 i32 i32 i32) (result i32) {batch} (i32.const 16))
                 (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024)))
             (core instance $i (instantiate $m))
             (func (export "init") (result (result (error string)))
@@ -378,14 +379,14 @@ pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8>
             (export $change-kind "change-kind" (type $change-kind'))
             (type $change-event' (record (field "watch" u64) (field "id" u64) (field "kind" $change-kind) (field "subject-start" u32) (field "subject-len" u32) (field "data-start" u32) (field "data-len" u32)))
             (export $change-event "change-event" (type $change-event'))
-            (type $frame' (record (field "delta" u64) (field "number" u64)))
+            (type $frame' (record (field "delta" u64) (field "number" u64) (field "components" (option (list u8)))))
             (export $frame "frame" (type $frame'))
             (type $batch' (record (field "now" u64) (field "tasks" (list $task-due)) (field "messages" (list $message)) (field "events" (list $change-event)) (field "event-bytes" (list u8)) (field "frame" (option $frame))))
             (export $batch "batch" (type $batch'))
-            (func (export "handle-batch") (param "batch" $batch)
+            (func (export "handle-batch") (param "batch" $batch) (result (list (tuple u32 (list u8))))
                 (canon lift (core func $i "handle-batch") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
-            (func (export "handle-frame") (param "now" u64) (param "frame" $frame)
-                (canon lift (core func $i "handle-frame"))))"#
+            (func (export "handle-frame") (param "now" u64) (param "frame" $frame) (result (list (tuple u32 (list u8))))
+                (canon lift (core func $i "handle-frame") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))"#
     );
     wat::parse_str(wat).expect("test WAT parses")
 }

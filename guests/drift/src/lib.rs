@@ -10,7 +10,7 @@ struct Drift;
 impl Script for Drift {
     fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
         cx.every_frame(true);
-        Ok(())
+        cx.prefetch::<(Position,)>()
     }
 
     fn update(&mut self, _: &mut Cx<Self>, frame: Frame) -> Result<(), Error> {

@@ -42,6 +42,7 @@ impl Script for EnemyAi {
             Ok(())
         })?;
         cx.every_frame(true);
+        cx.prefetch::<(Position, Speed, Velocity)>()?;
         if self.age > 0.0 {
             // A hot reload: say which steering took over, and that the
             // enemy's own state came with it.

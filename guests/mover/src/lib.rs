@@ -10,7 +10,7 @@ struct Mover;
 impl Script for Mover {
     fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
         cx.every_frame(true);
-        Ok(())
+        cx.prefetch::<(Position, Target, Speed)>()
     }
 
     fn update(&mut self, _: &mut Cx<Self>, frame: Frame) -> Result<(), Error> {

@@ -14,8 +14,8 @@ use crate::bindings::hotwasm::script::log::{Level, log};
 use crate::bindings::hotwasm::script::types::{Batch, ChangeKind, Message};
 use crate::bindings::hotwasm::script::watch::ComponentChanges;
 use crate::bindings::hotwasm::script::{messaging, scheduler, watch};
-use crate::ecs::{Component, Resource};
-use crate::{Entity, Error, Script};
+use crate::ecs::{Component, QueryData, Resource};
+use crate::{Entity, Error, Script, own};
 
 /// A scheduled task, to [`Cx::cancel`] it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -381,6 +381,23 @@ impl<S: 'static> Cx<S> {
         scheduler::every_frame(on);
     }
 
+    /// Has the components `Q` (a tuple, `(Position, Speed)`) of the script's
+    /// own entity come with every frame: in a call that handles a frame,
+    /// [`me`](crate::me)`().get`, `set`, `update` and `try_get` of them cost
+    /// no call to the host, and the changes are written back when the call
+    /// returns (a change the host refuses is logged as a warning). Replaces
+    /// what was asked before; `prefetch::<()>()` asks for none. Worth it
+    /// for a script that reads or writes its own components every frame.
+    ///
+    /// Between a change and the end of the call, only these typed calls
+    /// see the change; `ecs::raw` reads still see the value from before.
+    pub fn prefetch<Q: QueryData>(&mut self) -> Result<(), Error> {
+        let type_paths = Q::type_paths();
+        crate::ecs::raw::prefetch(&type_paths)?;
+        own::asked(type_paths);
+        Ok(())
+    }
+
     /// Subscribes to `topic` and calls `handler` for every message on it
     /// (also for messages the host sends straight to this entity).
     pub fn on_message<F>(&mut self, topic: &str, handler: F) -> Result<(), Error>
@@ -455,7 +472,13 @@ impl<S: Script> Instance<S> {
     /// Calls the closures for a frame's batch: tasks, then messages, then
     /// watch events, then [`Script::update`]. Closures may register or
     /// cancel others; the table is never borrowed while one runs.
-    pub fn dispatch(&mut self, batch: Batch) {
+    pub fn dispatch(&mut self, mut batch: Batch) -> Vec<(u32, Vec<u8>)> {
+        own::begin(
+            batch
+                .frame
+                .as_mut()
+                .and_then(|frame| frame.components.take()),
+        );
         let Self { script, cx } = self;
         for due in batch.tasks {
             match cx.tasks.remove(&due.id) {
@@ -514,5 +537,6 @@ impl<S: Script> Instance<S> {
             };
             report("update", script.update(cx, frame));
         }
+        own::end()
     }
 }

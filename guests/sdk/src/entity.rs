@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use crate::Error;
 use crate::ecs::{self, Component};
+use crate::{Error, own};
 
 /// A Bevy entity: `Entity::to_bits()` on the host, printed as Bevy prints
 /// it (`11v2`: index 11, generation 2).
@@ -39,13 +39,20 @@ impl Entity {
 
     /// The component `C` on this entity.
     pub fn get<C: Component>(self) -> Result<C, Error> {
-        ecs::from_json(&ecs::raw::get_component(self.0, C::TYPE_PATH)?)
+        let copy = own::read(self, C::TYPE_PATH, |json| match json {
+            Some(json) => ecs::from_json(json),
+            None => Err(ecs::raw::Error::Missing(format!("{self} has no {}", C::TYPE_PATH)).into()),
+        });
+        copy.unwrap_or_else(|| ecs::from_json(&ecs::raw::get_component(self.0, C::TYPE_PATH)?))
     }
 
     /// Inserts `C`, or replaces it.
     pub fn set<C: Component>(self, component: &C) -> Result<(), Error> {
         let json = serde_json::to_vec(component)?;
-        Ok(ecs::raw::set_component(self.0, C::TYPE_PATH, &json)?)
+        match own::write(self, C::TYPE_PATH, json) {
+            Ok(()) => Ok(()),
+            Err(json) => Ok(ecs::raw::set_component(self.0, C::TYPE_PATH, &json)?),
+        }
     }
 
     /// Reads `C`, changes it with `change` and writes it back; returns what

@@ -21,7 +21,7 @@
 //! impl Script for Drift {
 //!     fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
 //!         cx.every_frame(true);
-//!         Ok(())
+//!         cx.prefetch::<(Position,)>()
 //!     }
 //!
 //!     fn update(&mut self, _: &mut Cx<Self>, frame: Frame) -> Result<(), Error> {
@@ -42,6 +42,9 @@
 //! game's virtual time: pausing the game pauses tasks and `update`. Tasks,
 //! subscriptions and watches belong to one generation of the module: after
 //! a hot reload the new generation registers what it needs again in `init`.
+//! A script that reads or writes its own components every frame asks for
+//! them to come with the frame ([`Cx::prefetch`]): no host call for them,
+//! and the changes go back when the call returns.
 //!
 //! # Errors
 //!
@@ -80,6 +83,7 @@ mod cx;
 pub mod ecs;
 mod entity;
 mod error;
+mod own;
 
 pub use bindings::hotwasm::script::log::Level;
 pub use bindings::hotwasm::script::types::{ChangeKind, Message};
@@ -167,14 +171,16 @@ macro_rules! export_script {
                 })
             }
 
-            fn handle_batch(batch: $crate::bindings::hotwasm::script::types::Batch) {
+            fn handle_batch(
+                batch: $crate::bindings::hotwasm::script::types::Batch,
+            ) -> ::std::vec::Vec<(u32, ::std::vec::Vec<u8>)> {
                 __HOTWASM_INSTANCE.with_borrow_mut(|instance| instance.dispatch(batch))
             }
 
             fn handle_frame(
                 now: $crate::bindings::hotwasm::script::types::Instant,
                 frame: $crate::bindings::hotwasm::script::types::Frame,
-            ) {
+            ) -> ::std::vec::Vec<(u32, ::std::vec::Vec<u8>)> {
                 let batch = $crate::bindings::hotwasm::script::types::Batch {
                     now,
                     tasks: ::std::vec::Vec::new(),
@@ -212,7 +218,11 @@ pub fn log(level: Level, message: &str) {
 
 /// The entity this instance runs for.
 pub fn me() -> Entity {
-    Entity::from_bits(bindings::hotwasm::script::instance::entity())
+    // An instance runs for one entity all its life: asked once.
+    thread_local! {
+        static ME: Entity = Entity::from_bits(bindings::hotwasm::script::instance::entity());
+    }
+    ME.with(|me| *me)
 }
 
 /// The game's virtual time now (it stops while the game is paused).

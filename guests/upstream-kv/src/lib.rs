@@ -90,9 +90,13 @@ impl bindings::Guest for UpstreamKv {
         Ok(())
     }
 
-    fn handle_batch(_: bindings::hotwasm::script::types::Batch) {}
+    fn handle_batch(_: bindings::hotwasm::script::types::Batch) -> Vec<(u32, Vec<u8>)> {
+        Vec::new()
+    }
 
-    fn handle_frame(_: u64, _: bindings::hotwasm::script::types::Frame) {}
+    fn handle_frame(_: u64, _: bindings::hotwasm::script::types::Frame) -> Vec<(u32, Vec<u8>)> {
+        Vec::new()
+    }
 }
 
 bindings::export!(UpstreamKv with_types_in bindings);
