@@ -8,8 +8,9 @@ use wasmtime::Store;
 
 use crate::engine::{EPOCH_TICK, WasmEngine};
 use crate::host::{
-    Batch, CallQuota, ChangeEvent, ChangeKind, Frame, GameTypes, GuestLine, GuestOutput, HostState,
-    InstanceIdentity, Limiter, Message, Script, ScriptPre, TaskDue, Watches,
+    Batch, CallQuota, ChangeEvent, ChangeKind, DetailsStamp, Frame, GameTypes, GuestLine,
+    GuestOutput, HostState, InstanceDetails, InstanceIdentity, Limiter, Message, Script, ScriptPre,
+    TaskDue, Watches,
 };
 use crate::messages::{FailureStage, ScriptRef};
 use crate::sandbox::{FaultKind, GuestLimits, Sandbox};
@@ -134,6 +135,8 @@ pub(crate) struct LiveInstance {
     last_refused_write: Option<String>,
     /// Reused between frames so a batch allocates nothing when it is small.
     due_tasks: Vec<TaskDue>,
+    /// What [`LiveInstance::changed_details`] last reported, if anything.
+    reported: Option<DetailsStamp>,
 }
 
 /// The budget each call gets.
@@ -243,6 +246,7 @@ impl LiveInstance {
             unreported_refusals: 0,
             last_refusal_warning: None,
             last_refused_write: None,
+            reported: None,
             due_tasks: Vec::new(),
         })
     }
@@ -370,6 +374,18 @@ impl LiveInstance {
             self.last_refused_write = Some(last.clone());
         }
         Ok(())
+    }
+
+    /// The instance's tasks, subscriptions, watches and memory, when they
+    /// changed since the last time they were asked for (or never were).
+    pub fn changed_details(&mut self) -> Option<InstanceDetails> {
+        let state = self.store.data();
+        let stamp = state.details_stamp();
+        if self.reported == Some(stamp) {
+            return None;
+        }
+        self.reported = Some(stamp);
+        Some(state.details())
     }
 
     /// What the guest logged and sent since the last time, for the runtime

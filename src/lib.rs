@@ -183,8 +183,8 @@ pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError, WasmModuleS
 pub use diagnostics::WasmDiagnostics;
 pub use engine::WasmEngine;
 pub use host::{
-    MAX_PAYLOAD_BYTES, MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS, MAX_TOPIC_BYTES, MAX_WATCHES,
-    MessageError,
+    InstanceDetails, MAX_PAYLOAD_BYTES, MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS,
+    MAX_TOPIC_BYTES, MAX_WATCHES, MessageError, TaskDetails,
 };
 pub use kv::{
     KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin, KvStore, MAX_BUCKET_NAME_BYTES,

@@ -6,12 +6,14 @@ mod common;
 
 use bevy::prelude::*;
 use bevy_hotwasm::debug_panel::{
-    HotWasmPanelPlugin, PanelState, PanelTab, ui_for_console, ui_for_instances, ui_for_modules,
-    ui_for_panel, ui_for_time,
+    EventKind, HotWasmPanelPlugin, PanelFaults, PanelState, PanelTab, PanelToasts, ui_for_console,
+    ui_for_diagnostics, ui_for_events, ui_for_faults, ui_for_instances, ui_for_key_value,
+    ui_for_modules, ui_for_panel, ui_for_time,
 };
+use bevy_hotwasm::{HostMessage, KvStore, WasmModule};
 use common::*;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 /// An app running `modules/<file>` on one entity, with the panel's state
 /// and actions (no window), once the script has started or failed to.
@@ -50,6 +52,11 @@ fn the_modules_tab_lists_modules_and_reloads_one() {
     let mut harness = harness(app, ui_for_modules);
     harness.run();
     harness.get_by_label("modules/counter.wasm");
+    let modules = harness.state().world().resource::<Assets<WasmModule>>();
+    let (_, loaded) = modules.iter().next().expect("counter loaded");
+    assert_eq!(loaded.size(), counter.len());
+    harness.get_by_label(&format!("{:016x}", loaded.content_hash()));
+    harness.get_by_label(&format!("{:.1} KiB", counter.len() as f64 / 1024.0));
 
     // A new build the watcher did not report (a reload of the same bytes
     // is no new generation).
@@ -64,6 +71,9 @@ fn the_modules_tab_lists_modules_and_reloads_one() {
         seen(harness.state()).lines_of(entity),
         ["starts=1", "starts=2"]
     );
+    let toasts = &harness.state().world().resource::<PanelToasts>().toasts;
+    let texts: Vec<&str> = toasts.iter().map(|toast| toast.text.as_str()).collect();
+    assert_eq!(texts, ["modules/counter.wasm → gen 2 (1 instance)"]);
 }
 
 #[test]
@@ -84,6 +94,178 @@ fn a_quarantined_script_is_released_from_the_instances_tab() {
         "the released script to run again",
         |app| runtime(app).script(entity).unwrap().stats().faults > faults,
     );
+}
+
+#[test]
+fn the_faults_tab_counts_repeats_and_can_pause_the_game_on_a_fault() {
+    let (_assets, mut app, entity) = app_running("broken.wasm", &trapping_init());
+    update_until(&mut app, "the script to be quarantined", |app| {
+        runtime(app).script(entity).unwrap().is_quarantined()
+    });
+    let faults = runtime(&app).script(entity).unwrap().stats().faults;
+    assert!(faults > 1, "{faults} faults");
+    let mut harness = harness(app, ui_for_faults);
+    harness.run();
+    // Every restart trapped the same way: one record, counted.
+    let records = &harness.state().world().resource::<PanelFaults>().records;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].count, faults);
+    harness.get_by_label_contains(&format!("×{faults} modules/broken.wasm"));
+
+    harness.get_by_label_contains("×").click();
+    harness.run();
+    harness.get_by_label("Copy");
+    harness.get_by_label("Pause the game on a fault").click();
+    harness.run();
+    assert!(
+        harness
+            .state()
+            .world()
+            .resource::<PanelState>()
+            .pause_on_fault
+    );
+
+    let app = harness.state_mut();
+    app.world_mut()
+        .resource_mut::<bevy_hotwasm::WasmRuntime>()
+        .release(entity);
+    update_until(app, "the game to pause on the next fault", |app| {
+        app.world().resource::<Time<Virtual>>().is_paused()
+    });
+    let records = &app.world().resource::<PanelFaults>().records;
+    assert_eq!(records[0].count, faults + 1);
+}
+
+#[test]
+fn a_value_edited_in_the_key_value_tab_reaches_a_watching_guest() {
+    let (_assets, mut app, watcher) = app_running("watcher.wasm", &guest_bytes("watcher"));
+    let store = |app: &App| {
+        app.world()
+            .resource::<KvStore>()
+            .get("tuning", "speed")
+            .unwrap()
+    };
+    app.world_mut()
+        .resource_mut::<KvStore>()
+        .set("tuning", "speed", b"1")
+        .unwrap();
+    app.update();
+    let mut harness = harness(app, ui_for_key_value);
+    harness.run();
+    harness.get_by_label("speed").click();
+    harness.run();
+    assert_eq!(
+        harness.state().world().resource::<PanelState>().kv.edit,
+        "1"
+    );
+
+    // Typed into the value's text box, then saved.
+    let app = harness.state_mut();
+    app.world_mut().resource_mut::<PanelState>().kv.edit = "7".to_owned();
+    harness.get_by_label("Save").click();
+    harness.run();
+    update_until(harness.state_mut(), "the guest to see the edit", |app| {
+        seen(app)
+            .lines_of(watcher)
+            .iter()
+            .any(|line| line.contains("speed") && line.contains("\"7\""))
+    });
+
+    harness.get_by_label("+1").click();
+    harness.run();
+    harness.state_mut().update();
+    assert_eq!(store(harness.state()).as_deref(), Some(&b"8"[..]));
+
+    harness.get_by_label("Delete").click();
+    harness.run();
+    harness.state_mut().update();
+    harness.run();
+    assert_eq!(store(harness.state()), None);
+    let kv = &harness.state().world().resource::<PanelState>().kv;
+    let page = kv.page.as_ref().expect("read again after the change");
+    assert!(page.keys.is_empty(), "{:?}", page.keys);
+}
+
+#[test]
+fn the_events_tab_shows_messages_and_key_value_changes_as_cloudevents() {
+    let (_assets, mut app, echo) = app_running("echo.wasm", &guest_bytes("echo"));
+    app.world_mut()
+        .write_message(HostMessage::to_entity(echo, "ping", "hi"));
+    app.world_mut()
+        .resource_mut::<KvStore>()
+        .set("scores", "player/1", b"12")
+        .unwrap();
+    update_until(&mut app, "the echo's pong", |app| {
+        seen(app)
+            .lines_of(echo)
+            .iter()
+            .any(|line| line.contains("ping 1"))
+    });
+    app.update();
+    let mut harness = harness(app, ui_for_events);
+    harness.run();
+    harness.get_by_label_contains(&format!("host → {echo} [ping] hi"));
+    harness.get_by_label_contains("[pong] hi");
+    let event = harness.get_by_label_contains(r#""specversion":"1.0""#);
+    let label = event.accesskit_node().value().unwrap_or_default();
+    assert!(label.contains(r#""type":"dev.hotwasm.kv.set""#), "{label}");
+    assert!(label.contains(r#""source":"/kv/scores""#), "{label}");
+    assert!(label.contains(r#""data":"12""#), "{label}");
+
+    harness.get_by_label("messages").click();
+    harness.run();
+    let hidden = &harness
+        .state()
+        .world()
+        .resource::<PanelState>()
+        .hidden_events;
+    assert_eq!(hidden, &[EventKind::Message]);
+    assert!(harness.query_by_label_contains("[ping]").is_none());
+    harness.get_by_label_contains("specversion");
+}
+
+#[test]
+fn the_diagnostics_tab_plots_guest_time() {
+    let (_assets, mut app, _) = app_running("hello.wasm", &guest_bytes("hello"));
+    for _ in 0..5 {
+        app.update();
+    }
+    let mut harness = harness(app, ui_for_diagnostics);
+    harness.run();
+    let guest_time = harness.get_by_label_contains("guest time per frame (ms): latest");
+    let label = guest_time.accesskit_node().value().unwrap_or_default();
+    let frames: usize = label
+        .rsplit("over ")
+        .next()
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0);
+    assert!(frames >= 5, "{label}");
+    harness.get_by_label_contains("scripts quarantined: latest 0.000");
+}
+
+#[test]
+fn the_instances_tab_shows_what_an_instance_registered() {
+    let (_assets, mut app, ticker) = app_running("ticker.wasm", &guest_bytes("ticker"));
+    app.update();
+    let mut harness = harness(app, ui_for_instances);
+    harness.run();
+    harness.get_by_label(&ticker.to_string()).click();
+    harness.run();
+    harness.get_by_label_contains("tasks (2)");
+    harness.get_by_label_contains("every 100.0ms");
+    harness.get_by_label_contains("subscriptions (2)");
+    harness.get_by_label_contains("ticker/cancel");
+    harness.get_by_label_contains(", memory ");
+}
+
+#[test]
+fn the_time_tab_lists_the_next_due_tasks() {
+    let (_assets, mut app, ticker) = app_running("ticker.wasm", &guest_bytes("ticker"));
+    app.update();
+    let mut harness = harness(app, ui_for_time);
+    harness.run();
+    harness.get_by_label_contains(&format!("{ticker} modules/ticker.wasm: task 1 due at"));
 }
 
 #[test]
@@ -130,6 +312,19 @@ fn the_time_tab_pauses_and_resumes_the_game() {
             .resource::<Time<Virtual>>()
             .is_paused()
     );
+
+    // One step: one frame of game time, paused again after it.
+    let elapsed = |app: &App| app.world().resource::<Time<Virtual>>().elapsed();
+    let before = elapsed(harness.state());
+    harness.run();
+    harness.get_by_label("Step one frame").click();
+    harness.run();
+    for _ in 0..3 {
+        harness.state_mut().update();
+    }
+    let app = harness.state();
+    assert!(app.world().resource::<Time<Virtual>>().is_paused());
+    assert_eq!(elapsed(app) - before, FRAME_TIME);
 
     harness.run();
     harness.get_by_label("Resume").click();

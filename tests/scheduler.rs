@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
+use bevy_hotwasm::TaskDetails;
 use bevy_hotwasm::prelude::*;
 use common::*;
 
@@ -151,4 +152,32 @@ fn after_a_reload_only_the_new_generations_tasks_run() {
         .parse()
         .unwrap();
     assert!(first_new > 3, "{after:?}");
+}
+
+#[test]
+fn the_status_shows_each_instances_tasks_subscriptions_and_memory() {
+    let (_assets, mut app, entity) = ticker();
+    let details = |app: &App| runtime(app).script(entity).unwrap().details().clone();
+    let started = details(&app);
+    let every = |task: &TaskDetails| task.interval;
+    assert_eq!(
+        started.tasks.iter().map(every).collect::<Vec<_>>(),
+        [Some(Duration::from_millis(100)), None],
+        "the tick, then the one-shot: {:?}",
+        started.tasks
+    );
+    assert_eq!(started.subscriptions, ["ticker/cancel", "ticker/flood"]);
+    assert!(started.watches.is_empty());
+    assert!(!started.every_frame);
+    assert!(started.memory_bytes >= 65_536, "{}", started.memory_bytes);
+
+    // The one-shot ran; the tick moved on; cancelling empties the list.
+    run_frames(&mut app, 3);
+    let later = details(&app);
+    assert_eq!(later.tasks.len(), 1);
+    assert!(later.tasks[0].due > started.tasks[0].due);
+    app.world_mut()
+        .write_message(HostMessage::to_entity(entity, "ticker/cancel", []));
+    run_frames(&mut app, 1);
+    assert!(details(&app).tasks.is_empty());
 }

@@ -3,24 +3,49 @@
 //!
 //! Each part is a function, `ui_for_*(world, ui)`, that draws into any
 //! [`egui::Ui`] from the same public data a game's own systems can read
-//! ([`WasmRuntime`], [`ModuleLogged`], `Time<Virtual>`), so a game can put
-//! one in its own UI. [`HotWasmPanelPlugin`] shows them all in one window
-//! with tabs, toggled by a key. Buttons do not change the world while egui
-//! holds it: they queue a [`PanelAction`], applied by a system after the UI.
+//! ([`WasmRuntime`], its messages, [`KvStore`], `DiagnosticsStore`,
+//! `Time<Virtual>`), so a game can put one in its own UI.
+//! [`HotWasmPanelPlugin`] shows them all in one window with tabs, toggled by
+//! a key, and toasts for reloads. Buttons do not change the world while
+//! egui holds it: they queue a [`PanelAction`], applied by a system after
+//! the UI. With the window closed, the panel only records messages as they
+//! come (bounded buffers); nothing is drawn or copied per frame.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
+use bevy::diagnostic::{DiagnosticPath, DiagnosticsStore, FrameCount};
 use bevy::input::common_conditions::input_just_pressed;
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 use bevy_egui::{EguiContext, EguiPrimaryContextPass, PrimaryEguiContext, egui};
 
 use crate::asset::WasmModule;
-use crate::messages::ModuleLogged;
-use crate::runtime::{ScriptStatus, WasmRuntime, WasmSystems};
+use crate::diagnostics::WasmDiagnostics;
+use crate::host::TaskDetails;
+use crate::kv::{KEYS_PER_PAGE, KeyPage, KvChanged, KvOrigin, KvStore};
+use crate::messages::{
+    FailureStage, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded,
+    Recipient, ScriptQuarantined,
+};
+use crate::runtime::{ModuleStatus, ScriptStatus, WasmRuntime, WasmSystems};
+use crate::sandbox::FaultKind;
 
 /// How many guest log lines the console keeps.
 pub const CONSOLE_LINES: usize = 1000;
+
+/// How long a toast stays on screen.
+pub const TOAST_TIME: Duration = Duration::from_secs(4);
+
+/// How many of the soonest tasks the Time tab lists.
+pub const NEXT_TASKS: usize = 10;
+
+/// How many events the Events tab keeps.
+pub const EVENT_RECORDS: usize = 1000;
+
+/// How many distinct failures the Faults tab keeps (repeats are counted,
+/// not kept).
+pub const FAULT_RECORDS: usize = 200;
 
 /// The panel: its state and actions, and (with `window`) a window with a
 /// tab for each `ui_for_*`, opened and closed with `toggle`.
@@ -53,20 +78,41 @@ pub enum PanelTab {
     Modules,
     /// Every script instance: state, counters, quarantine.
     Instances,
+    /// Faults and failures, repeats counted.
+    Faults,
     /// Guest log lines.
     Console,
+    /// The key-value store: buckets, keys, values, edits.
+    KeyValue,
+    /// A timeline of messages, key-value changes, reloads and failures.
+    Events,
     /// The game's virtual time: pause, resume, speed.
     Time,
+    /// Guest time, faults and quarantines over the last frames, plotted.
+    Diagnostics,
 }
 
 impl PanelTab {
-    const ALL: [Self; 4] = [Self::Modules, Self::Instances, Self::Console, Self::Time];
+    const ALL: [Self; 8] = [
+        Self::Modules,
+        Self::Instances,
+        Self::Faults,
+        Self::Console,
+        Self::Events,
+        Self::KeyValue,
+        Self::Time,
+        Self::Diagnostics,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Self::Modules => "Modules",
             Self::Instances => "Instances",
+            Self::Faults => "Faults",
             Self::Console => "Console",
+            Self::KeyValue => "Key-value",
+            Self::Events => "Events",
+            Self::Diagnostics => "Diagnostics",
             Self::Time => "Time",
         }
     }
@@ -81,6 +127,51 @@ pub struct PanelState {
     pub tab: PanelTab,
     /// Only console lines containing this text are shown.
     pub console_filter: String,
+    /// Whether a guest fault pauses the game's virtual time, to look at the
+    /// moment it happened.
+    pub pause_on_fault: bool,
+    /// Where the Key-value tab is.
+    pub kv: KvBrowser,
+    /// Only events containing this text are shown.
+    pub events_filter: String,
+    /// Kinds of event the Events tab hides.
+    pub hidden_events: Vec<EventKind>,
+    /// Whether the game is running the one frame of a step, to be paused
+    /// again when the next begins.
+    pub stepping: bool,
+    /// The instance whose tasks, subscriptions and watches the Instances
+    /// tab shows.
+    pub selected_instance: Option<Entity>,
+}
+
+/// The Key-value tab's place: a bucket, a page of its keys (read again only
+/// when it changes, not every frame), a key and its value being edited.
+#[derive(Debug, Default)]
+pub struct KvBrowser {
+    /// The bucket shown.
+    pub bucket: Option<String>,
+    /// Where the page starts (`None`: the first page).
+    pub cursor: Option<u64>,
+    /// The page read last; `None` to read it again.
+    pub page: Option<KeyPage>,
+    /// The key shown.
+    pub key: Option<String>,
+    /// The value being edited, as text.
+    pub edit: String,
+    /// How the value is shown.
+    pub view: ValueView,
+}
+
+/// How the Key-value tab shows a value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ValueView {
+    /// As UTF-8 text, editable.
+    #[default]
+    Text,
+    /// As JSON, pretty-printed.
+    Json,
+    /// As hexadecimal bytes.
+    Hex,
 }
 
 /// Something a panel button asked for, applied after the UI pass.
@@ -94,8 +185,140 @@ pub enum PanelAction {
     Pause(bool),
     /// Sets the virtual time's speed.
     Speed(f32),
+    /// Runs the paused game for one frame.
+    Step,
     /// Forgets the console's lines.
     ClearConsole,
+    /// Forgets the Faults tab's records.
+    ClearFaults,
+    /// Forgets the Events tab's records.
+    ClearEvents,
+    /// Sets a key's value ([`KvOrigin::Tool`]).
+    KvSet {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// The new value.
+        value: Vec<u8>,
+    },
+    /// Deletes a key ([`KvOrigin::Tool`]).
+    KvDelete {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+    /// Adds to a key's decimal integer ([`KvOrigin::Tool`]).
+    KvIncrement {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// What to add.
+        delta: i64,
+    },
+}
+
+/// A failure as the Faults tab shows it: the latest of its repeats (the
+/// same module, stage and cause, on any instance) and how many there were.
+#[derive(Clone, Debug)]
+pub struct FaultRecord {
+    /// The latest repeat.
+    pub failure: ModuleFailed,
+    /// How many times it happened.
+    pub count: u64,
+}
+
+/// The last [`FAULT_RECORDS`] distinct failures ([`ModuleFailed`]), oldest
+/// first.
+#[derive(Resource, Debug, Default)]
+pub struct PanelFaults {
+    /// Oldest first; a repeat moves its record to the end.
+    pub records: Vec<FaultRecord>,
+}
+
+/// What an [`EventRecord`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A message a guest sent ([`ModuleMessage`]) or the game sent to
+    /// scripts ([`HostMessage`]).
+    Message,
+    /// A key-value change ([`KvChanged`]), as CloudEvents JSON.
+    KeyValue,
+    /// A new generation running ([`ModuleReloaded`]).
+    Reload,
+    /// A failure ([`ModuleFailed`]) or a quarantine ([`ScriptQuarantined`]).
+    Failure,
+}
+
+impl EventKind {
+    const ALL: [Self; 4] = [Self::Message, Self::KeyValue, Self::Reload, Self::Failure];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Message => "messages",
+            Self::KeyValue => "key-value",
+            Self::Reload => "reloads",
+            Self::Failure => "failures",
+        }
+    }
+}
+
+/// One line of the Events tab.
+#[derive(Clone, Debug)]
+pub struct EventRecord {
+    /// Counting up from 1 since the app started.
+    pub number: u64,
+    /// Bevy's frame count when it was seen.
+    pub frame: u32,
+    /// What it is.
+    pub kind: EventKind,
+    /// What happened, in one line.
+    pub text: String,
+}
+
+/// The last [`EVENT_RECORDS`] events, oldest first.
+#[derive(Resource, Debug, Default)]
+pub struct PanelEvents {
+    /// Oldest first.
+    pub records: VecDeque<EventRecord>,
+    /// How many were ever recorded.
+    pub count: u64,
+}
+
+impl PanelEvents {
+    fn push(&mut self, frame: u32, kind: EventKind, text: String) {
+        if self.records.len() == EVENT_RECORDS {
+            self.records.pop_front();
+        }
+        self.count += 1;
+        self.records.push_back(EventRecord {
+            number: self.count,
+            frame,
+            kind,
+            text,
+        });
+    }
+}
+
+/// A reload that landed or a module that failed to load or start, shown
+/// in a corner of the window for [`TOAST_TIME`], panel open or not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Toast {
+    /// What happened: `modules/enemy_ai.wasm → gen 7 (12 instances)`.
+    pub text: String,
+    /// Whether it is a failure (drawn red).
+    pub failed: bool,
+    /// When it appeared, in real time since the app started.
+    pub shown_at: Duration,
+}
+
+/// The toasts on screen, oldest first.
+#[derive(Resource, Debug, Default)]
+pub struct PanelToasts {
+    /// Oldest first, at most five.
+    pub toasts: VecDeque<Toast>,
 }
 
 /// Actions waiting to be applied.
@@ -114,16 +337,29 @@ impl Plugin for HotWasmPanelPlugin {
         app.init_resource::<PanelState>()
             .init_resource::<PanelActions>()
             .init_resource::<PanelConsole>()
+            .init_resource::<PanelFaults>()
+            .init_resource::<PanelEvents>()
+            .init_resource::<PanelToasts>()
             .add_systems(
                 Update,
-                (collect_console.after(WasmSystems::Run), apply_actions),
+                (
+                    (
+                        collect_console,
+                        collect_faults,
+                        collect_events,
+                        collect_toasts,
+                        notice_kv_changes,
+                    )
+                        .after(WasmSystems::Run),
+                    (finish_step, apply_actions).chain().after(WasmSystems::Run),
+                ),
             );
         if self.window {
             app.add_systems(
                 Update,
                 toggle_window.run_if(input_just_pressed(self.toggle)),
             )
-            .add_systems(EguiPrimaryContextPass, show_window);
+            .add_systems(EguiPrimaryContextPass, (show_window, show_toasts));
         }
     }
 }
@@ -138,6 +374,233 @@ fn collect_console(mut logged: MessageReader<ModuleLogged>, mut console: ResMut<
             console.lines.pop_front();
         }
         console.lines.push_back(line.clone());
+    }
+}
+
+/// Records failures, counting repeats, and pauses the game on a fault when
+/// asked to.
+fn collect_faults(
+    mut failed: MessageReader<ModuleFailed>,
+    mut faults: ResMut<PanelFaults>,
+    state: Res<PanelState>,
+    time: Option<ResMut<Time<Virtual>>>,
+) {
+    let mut faulted = false;
+    for failure in failed.read() {
+        faulted |= failure.fault.is_some();
+        let repeat = faults.records.iter().position(|record| {
+            let seen = &record.failure;
+            (&seen.path, seen.stage, &seen.cause) == (&failure.path, failure.stage, &failure.cause)
+        });
+        let count = match repeat {
+            Some(index) => faults.records.remove(index).count + 1,
+            None => 1,
+        };
+        if faults.records.len() == FAULT_RECORDS {
+            faults.records.remove(0);
+        }
+        faults.records.push(FaultRecord {
+            failure: failure.clone(),
+            count,
+        });
+    }
+    if faulted
+        && state.pause_on_fault
+        && let Some(mut time) = time
+    {
+        time.pause();
+    }
+}
+
+/// Up to `max` characters of `bytes` as text, for one line.
+fn preview(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut shown: String = text.chars().take(max).collect();
+    if text.chars().nth(max).is_some() {
+        shown.push('…');
+    }
+    shown.replace('\n', "⏎")
+}
+
+/// A key-value change as a CloudEvents 1.0 JSON object (`id` is the
+/// panel's event number; the data as text, or base64 when not UTF-8).
+fn kv_cloud_event(number: u64, change: &KvChanged) -> String {
+    use base64::Engine;
+    let mut event = serde_json::json!({
+        "specversion": "1.0",
+        "id": number.to_string(),
+        "source": format!("/kv/{}", change.bucket),
+        "type": if change.value.is_some() { "dev.hotwasm.kv.set" } else { "dev.hotwasm.kv.delete" },
+        "subject": change.key,
+        "datacontenttype": "application/octet-stream",
+        "hotwasmorigin": format!("{:?}", change.origin),
+    });
+    if let Some(value) = &change.value {
+        match std::str::from_utf8(value) {
+            Ok(text) => {
+                event["datacontenttype"] = "text/plain".into();
+                event["data"] = text.into();
+            }
+            Err(_) => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+                event["data_base64"] = encoded.into();
+            }
+        }
+    }
+    event.to_string()
+}
+
+/// Records messages, key-value changes, reloads and failures, in the order
+/// the frame produced them, kind by kind.
+#[expect(clippy::too_many_arguments, reason = "one reader per kind of event")]
+fn collect_events(
+    mut events: ResMut<PanelEvents>,
+    frame: Option<Res<FrameCount>>,
+    mut sent: MessageReader<ModuleMessage>,
+    mut host: MessageReader<HostMessage>,
+    mut kv: MessageReader<KvChanged>,
+    mut reloaded: MessageReader<ModuleReloaded>,
+    mut failed: MessageReader<ModuleFailed>,
+    mut quarantined: MessageReader<ScriptQuarantined>,
+) {
+    let frame = frame.map_or(0, |count| count.0);
+    for message in host.read() {
+        let to = match message.to {
+            Recipient::Entity(entity) => entity.to_string(),
+            Recipient::Subscribers => "subscribers".to_owned(),
+        };
+        let payload = preview(&message.payload, 80);
+        let text = format!("host → {to} [{}] {payload}", message.topic);
+        events.push(frame, EventKind::Message, text);
+    }
+    for message in sent.read() {
+        let payload = preview(&message.payload, 80);
+        let text = format!("{} → [{}] {payload}", message.from, message.topic);
+        events.push(frame, EventKind::Message, text);
+    }
+    for change in kv.read() {
+        let text = kv_cloud_event(events.count + 1, change);
+        events.push(frame, EventKind::KeyValue, text);
+    }
+    for reload in reloaded.read() {
+        events.push(
+            frame,
+            EventKind::Reload,
+            format!("{} running", reload.script),
+        );
+    }
+    for failure in failed.read() {
+        events.push(frame, EventKind::Failure, failure.to_string());
+    }
+    for quarantine in quarantined.read() {
+        let text = format!("{} quarantined: {}", quarantine.script, quarantine.fault);
+        events.push(frame, EventKind::Failure, text);
+    }
+}
+
+/// A toast for each module that reached a new generation this frame (one
+/// for all its instances) and each failure to load or start one; faults
+/// while running go to the Faults tab only.
+fn collect_toasts(
+    mut reloaded: MessageReader<ModuleReloaded>,
+    mut failed: MessageReader<ModuleFailed>,
+    mut toasts: ResMut<PanelToasts>,
+    time: Option<Res<Time<Real>>>,
+) {
+    let shown_at = time.map_or(Duration::ZERO, |time| time.elapsed());
+    let mut landed: Vec<(&str, u32, usize)> = Vec::new();
+    for reload in reloaded.read() {
+        let (path, generation) = (&*reload.script.path, reload.script.generation);
+        match landed
+            .iter_mut()
+            .find(|(p, g, _)| (*p, *g) == (path, generation))
+        {
+            Some((.., instances)) => *instances += 1,
+            None => landed.push((path, generation, 1)),
+        }
+    }
+    let mut new: Vec<Toast> = landed
+        .into_iter()
+        .map(|(path, generation, instances)| {
+            let plural = if instances == 1 { "" } else { "s" };
+            Toast {
+                text: format!("{path} → gen {generation} ({instances} instance{plural})"),
+                failed: false,
+                shown_at,
+            }
+        })
+        .collect();
+    for failure in failed.read() {
+        if failure.stage == FailureStage::Run {
+            continue;
+        }
+        let cause = failure.cause.lines().next().unwrap_or_default();
+        new.push(Toast {
+            text: format!(
+                "{} gen {} failed at {}: {cause}",
+                failure.path, failure.generation, failure.stage
+            ),
+            failed: true,
+            shown_at,
+        });
+    }
+    for toast in new {
+        if toasts.toasts.len() == 5 {
+            toasts.toasts.pop_front();
+        }
+        toasts.toasts.push_back(toast);
+    }
+}
+
+/// Draws the toasts in the window's bottom-right corner; forgets old ones.
+fn show_toasts(
+    mut toasts: ResMut<PanelToasts>,
+    time: Res<Time<Real>>,
+    mut contexts: Query<&mut EguiContext, With<PrimaryEguiContext>>,
+) {
+    let now = time.elapsed();
+    toasts
+        .toasts
+        .retain(|toast| now.saturating_sub(toast.shown_at) < TOAST_TIME);
+    if toasts.toasts.is_empty() {
+        return;
+    }
+    let Ok(mut context) = contexts.single_mut() else {
+        return;
+    };
+    egui::Area::new(egui::Id::new("hotwasm-toasts"))
+        .anchor(egui::Align2::RIGHT_BOTTOM, [-12.0, -12.0])
+        .show(context.get_mut(), |ui| {
+            for toast in &toasts.toasts {
+                egui::Frame::popup(ui.style()).show(ui, |ui| {
+                    let color = if toast.failed {
+                        egui::Color32::LIGHT_RED
+                    } else {
+                        egui::Color32::LIGHT_GREEN
+                    };
+                    ui.colored_label(color, &toast.text);
+                });
+            }
+        });
+}
+
+/// Has the Key-value tab read its page again when its bucket changed.
+fn notice_kv_changes(mut changed: MessageReader<KvChanged>, mut state: ResMut<PanelState>) {
+    let kv = &state.kv;
+    let shown = |change: &KvChanged| kv.bucket.as_deref() == Some(change.bucket.as_str());
+    if changed.read().any(shown) {
+        state.kv.page = None;
+    }
+}
+
+/// Pauses the game again in the frame after a step was asked for (which
+/// is the frame its virtual time moved), before the actions of this one.
+fn finish_step(mut state: ResMut<PanelState>, time: Option<ResMut<Time<Virtual>>>) {
+    if state.stepping {
+        state.stepping = false;
+        if let Some(mut time) = time {
+            time.pause();
+        }
     }
 }
 
@@ -163,13 +626,49 @@ pub fn apply_actions(world: &mut World) {
                     time.unpause();
                 }
             }
+            PanelAction::Step => {
+                world.resource_mut::<PanelState>().stepping = true;
+                world.resource_mut::<Time<Virtual>>().unpause();
+            }
             PanelAction::Speed(speed) => {
                 world
                     .resource_mut::<Time<Virtual>>()
                     .set_relative_speed(speed.max(0.0));
             }
             PanelAction::ClearConsole => world.resource_mut::<PanelConsole>().lines.clear(),
+            PanelAction::ClearFaults => world.resource_mut::<PanelFaults>().records.clear(),
+            PanelAction::ClearEvents => world.resource_mut::<PanelEvents>().records.clear(),
+            PanelAction::KvSet { bucket, key, value } => {
+                let written =
+                    world
+                        .resource_mut::<KvStore>()
+                        .set_as(KvOrigin::Tool, &bucket, &key, &value);
+                report_kv(written.map(drop), &bucket, &key);
+            }
+            PanelAction::KvDelete { bucket, key } => {
+                let deleted =
+                    world
+                        .resource_mut::<KvStore>()
+                        .delete_as(KvOrigin::Tool, &bucket, &key);
+                report_kv(deleted, &bucket, &key);
+            }
+            PanelAction::KvIncrement { bucket, key, delta } => {
+                let added = world.resource_mut::<KvStore>().increment_as(
+                    KvOrigin::Tool,
+                    &bucket,
+                    &key,
+                    delta,
+                );
+                report_kv(added.map(drop), &bucket, &key);
+            }
         }
+    }
+}
+
+/// Logs a key-value edit the store refused.
+fn report_kv(result: Result<(), crate::kv::KvError>, bucket: &str, key: &str) {
+    if let Err(error) = result {
+        warn!("debug panel: the edit of {bucket}/{key} was refused: {error}");
     }
 }
 
@@ -207,7 +706,11 @@ pub fn ui_for_panel(world: &mut World, ui: &mut egui::Ui) {
     match tab {
         PanelTab::Modules => ui_for_modules(world, ui),
         PanelTab::Instances => ui_for_instances(world, ui),
+        PanelTab::Faults => ui_for_faults(world, ui),
         PanelTab::Console => ui_for_console(world, ui),
+        PanelTab::KeyValue => ui_for_key_value(world, ui),
+        PanelTab::Events => ui_for_events(world, ui),
+        PanelTab::Diagnostics => ui_for_diagnostics(world, ui),
         PanelTab::Time => ui_for_time(world, ui),
     }
 }
@@ -227,96 +730,288 @@ fn script_state(status: &ScriptStatus) -> &'static str {
     }
 }
 
-/// Every module: path, generation, instances, last failure; a Reload
-/// button each.
+/// A module's state, as a light and a word.
+fn module_light(
+    module: &ModuleStatus,
+    running: usize,
+    quarantined: usize,
+) -> (egui::Color32, &'static str) {
+    if quarantined > 0 {
+        (egui::Color32::RED, "quarantined")
+    } else if module.last_failure().is_some() && running > 0 {
+        (egui::Color32::YELLOW, "failed update, kept old")
+    } else if module.last_failure().is_some() {
+        (egui::Color32::RED, "failed")
+    } else if running > 0 {
+        (egui::Color32::GREEN, "running")
+    } else {
+        (egui::Color32::GRAY, "loading")
+    }
+}
+
+/// Every module: a status light, path, generation, instances, size and
+/// content hash of the version loaded, last failure; a Reload button each.
 pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
     let runtime = world.resource::<WasmRuntime>();
+    let loaded = world.resource::<Assets<WasmModule>>();
     let mut modules: Vec<_> = runtime.modules().collect();
     modules.sort_by(|a, b| a.1.path().cmp(b.1.path()));
-    // One pass over the scripts, not one per module.
-    let mut instances = HashMap::<AssetId<WasmModule>, usize>::new();
+    // One pass over the scripts, not one per module: (instances, running,
+    // quarantined).
+    let mut counts = HashMap::<AssetId<WasmModule>, (usize, usize, usize)>::new();
     for (_, script) in runtime.scripts() {
-        *instances.entry(script.module()).or_default() += 1;
+        let count = counts.entry(script.module()).or_default();
+        count.0 += 1;
+        count.1 += usize::from(script.generation().is_some());
+        count.2 += usize::from(script.is_quarantined());
     }
     let mut actions = Vec::new();
-    egui::Grid::new("hotwasm-modules")
-        .striped(true)
-        .num_columns(5)
+    egui::ScrollArea::both()
+        .id_salt("hotwasm-modules-scroll")
         .show(ui, |ui| {
-            for heading in ["module", "generation", "instances", "last failure", ""] {
-                ui.strong(heading);
-            }
-            ui.end_row();
-            for (id, module) in modules {
-                ui.monospace(module.path());
-                ui.label(module.generation().to_string());
-                ui.label(instances.get(&id).copied().unwrap_or(0).to_string());
-                match module.last_failure() {
-                    Some(failure) => {
-                        ui.colored_label(egui::Color32::LIGHT_RED, failure.to_string())
+            egui::Grid::new("hotwasm-modules")
+                .striped(true)
+                .num_columns(8)
+                .show(ui, |ui| {
+                    for heading in [
+                        "",
+                        "module",
+                        "generation",
+                        "instances",
+                        "size",
+                        "content hash",
+                        "last failure",
+                        "",
+                    ] {
+                        ui.strong(heading);
                     }
-                    None => ui.label("–"),
-                };
-                if ui.button(format!("Reload {}", module.path())).clicked() {
-                    actions.push(PanelAction::Reload(id));
-                }
-                ui.end_row();
-            }
+                    ui.end_row();
+                    for (id, module) in modules {
+                        let (instances, running, quarantined) =
+                            counts.get(&id).copied().unwrap_or_default();
+                        let (color, state) = module_light(module, running, quarantined);
+                        ui.colored_label(color, "●").on_hover_text(state);
+                        ui.monospace(module.path());
+                        ui.label(module.generation().to_string());
+                        ui.label(instances.to_string());
+                        match loaded.get(id) {
+                            Some(wasm) => {
+                                ui.label(bytes(wasm.size()));
+                                ui.monospace(format!("{:016x}", wasm.content_hash()));
+                            }
+                            None => {
+                                ui.label("–");
+                                ui.label("–");
+                            }
+                        }
+                        match module.last_failure() {
+                            Some(failure) => {
+                                ui.colored_label(egui::Color32::LIGHT_RED, failure.to_string())
+                            }
+                            None => ui.label("–"),
+                        };
+                        if ui.button(format!("Reload {}", module.path())).clicked() {
+                            actions.push(PanelAction::Reload(id));
+                        }
+                        ui.end_row();
+                    }
+                });
         });
     world.resource_mut::<PanelActions>().0.extend(actions);
 }
 
 /// Every script instance, a row each: entity, module, generation, state,
-/// counters; a Release button for a quarantined one.
+/// counters, memory, tasks, queued messages; a Release button for a
+/// quarantined one. Clicking an entity shows what it registered below.
 pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
+    let mut selected = world.resource::<PanelState>().selected_instance;
     let runtime = world.resource::<WasmRuntime>();
     let mut scripts: Vec<_> = runtime.scripts().collect();
     scripts.sort_by_key(|(entity, _)| *entity);
     let mut actions = Vec::new();
     let row_height = ui.text_style_height(&egui::TextStyle::Body);
-    egui::ScrollArea::vertical().show_rows(ui, row_height, scripts.len(), |ui, rows| {
-        egui::Grid::new("hotwasm-instances")
-            .striped(true)
-            .num_columns(9)
-            .show(ui, |ui| {
-                for heading in [
-                    "entity",
-                    "module",
-                    "gen",
-                    "state",
-                    "calls",
-                    "faults",
-                    "restarts",
-                    "guest time",
-                    "",
-                ] {
-                    ui.strong(heading);
-                }
-                ui.end_row();
-                for (entity, script) in &scripts[rows] {
-                    let stats = script.stats();
-                    let module = runtime
-                        .module(script.module())
-                        .map_or("?", |module| module.path());
-                    ui.monospace(entity.to_string());
-                    ui.monospace(module);
-                    ui.label(
-                        script
-                            .generation()
-                            .map_or("–".to_owned(), |g| g.to_string()),
-                    );
-                    ui.label(script_state(script));
-                    ui.label(stats.calls.to_string());
-                    ui.label(stats.faults.to_string());
-                    ui.label(stats.restarts.to_string());
-                    ui.label(format!("{:.1?}", stats.last_frame_time));
-                    if script.is_quarantined() && ui.button(format!("Release {entity}")).clicked() {
-                        actions.push(PanelAction::Release(*entity));
+    let list_height = (ui.available_height() * 0.6).max(row_height * 4.0);
+    egui::ScrollArea::both()
+        .id_salt("hotwasm-instances-scroll")
+        .max_height(list_height)
+        .show_rows(ui, row_height, scripts.len(), |ui, rows| {
+            egui::Grid::new("hotwasm-instances")
+                .striped(true)
+                .num_columns(12)
+                .show(ui, |ui| {
+                    for heading in [
+                        "entity",
+                        "module",
+                        "gen",
+                        "state",
+                        "calls",
+                        "faults",
+                        "restarts",
+                        "guest time",
+                        "memory",
+                        "tasks",
+                        "queued",
+                        "",
+                    ] {
+                        ui.strong(heading);
                     }
                     ui.end_row();
+                    for (entity, script) in &scripts[rows] {
+                        let stats = script.stats();
+                        let details = script.details();
+                        let module = runtime
+                            .module(script.module())
+                            .map_or("?", |module| module.path());
+                        let label = egui::RichText::new(entity.to_string()).monospace();
+                        if ui
+                            .selectable_label(selected == Some(*entity), label)
+                            .clicked()
+                        {
+                            selected = Some(*entity);
+                        }
+                        ui.monospace(module);
+                        ui.label(
+                            script
+                                .generation()
+                                .map_or("–".to_owned(), |g| g.to_string()),
+                        );
+                        ui.label(script_state(script));
+                        ui.label(stats.calls.to_string());
+                        ui.label(stats.faults.to_string());
+                        ui.label(stats.restarts.to_string());
+                        ui.label(format!("{:.1?}", stats.last_frame_time));
+                        ui.label(bytes(details.memory_bytes));
+                        ui.label(details.tasks.len().to_string());
+                        ui.label(script.queued_messages().to_string());
+                        if script.is_quarantined()
+                            && ui.button(format!("Release {entity}")).clicked()
+                        {
+                            actions.push(PanelAction::Release(*entity));
+                        }
+                        ui.end_row();
+                    }
+                });
+        });
+    if let Some(entity) = selected
+        && let Some(script) = runtime.script(entity)
+    {
+        ui.separator();
+        ui_for_details(ui, entity, script);
+    }
+    world.resource_mut::<PanelState>().selected_instance = selected;
+    world.resource_mut::<PanelActions>().0.extend(actions);
+}
+
+/// What one instance registered: its tasks, subscriptions and watches.
+fn ui_for_details(ui: &mut egui::Ui, entity: Entity, script: &ScriptStatus) {
+    let details = script.details();
+    let stats = script.stats();
+    ui.strong(format!(
+        "{entity}: {} every frame, memory {}, refused host requests {}, queued messages {}",
+        if details.every_frame {
+            "called"
+        } else {
+            "not called"
+        },
+        bytes(details.memory_bytes),
+        stats.refused_host_calls,
+        script.queued_messages(),
+    ));
+    egui::ScrollArea::vertical()
+        .id_salt("hotwasm-instance-details")
+        .show(ui, |ui| {
+            let tasks: Vec<String> = details.tasks.iter().map(describe_task).collect();
+            for (heading, lines) in [
+                ("tasks", &tasks),
+                ("subscriptions", &details.subscriptions),
+                ("watches", &details.watches),
+            ] {
+                ui.label(format!("{heading} ({})", lines.len()));
+                for line in lines {
+                    ui.monospace(format!("  {line}"));
                 }
-            });
+            }
+        });
+}
+
+/// A task, in one line: `task 3 due at 12.0s, every 500ms`.
+fn describe_task(task: &TaskDetails) -> String {
+    let every = task
+        .interval
+        .map_or(String::new(), |interval| format!(", every {interval:.1?}"));
+    format!("task {} due at {:.1?}{every}", task.id, task.due)
+}
+
+/// A size in bytes, in KiB or MiB when large.
+fn bytes(count: usize) -> String {
+    match count {
+        0..1024 => format!("{count} B"),
+        1024..1_048_576 => format!("{:.1} KiB", count as f64 / 1024.0),
+        _ => format!("{:.1} MiB", count as f64 / 1_048_576.0),
+    }
+}
+
+/// Failures, newest first, repeats counted: a heading each (count, module,
+/// instance, stage, fault kind) that opens on the whole cause and the
+/// guest's backtrace, selectable and with a Copy button. A checkbox pauses
+/// the game on the next fault.
+pub fn ui_for_faults(world: &mut World, ui: &mut egui::Ui) {
+    let mut pause = world.resource::<PanelState>().pause_on_fault;
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut pause, "Pause the game on a fault");
+        if ui.button("Clear faults").clicked() {
+            actions.push(PanelAction::ClearFaults);
+        }
     });
+    let faults = world.resource::<PanelFaults>();
+    if faults.records.is_empty() {
+        ui.label("No faults or failures.");
+    }
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        for record in faults.records.iter().rev() {
+            let failure = &record.failure;
+            let on = failure
+                .entity
+                .map_or(String::new(), |entity| format!(" on {entity}"));
+            let kind = failure
+                .fault
+                .as_ref()
+                .map_or("failed".to_owned(), |fault| match fault {
+                    FaultKind::Trap { .. } => "trap".to_owned(),
+                    fault => fault.to_string(),
+                });
+            let heading = format!(
+                "×{} {} gen {}{on}: {} {kind}",
+                record.count, failure.path, failure.generation, failure.stage
+            );
+            let id = ui.make_persistent_id((&failure.path, failure.stage, &failure.cause));
+            egui::CollapsingHeader::new(
+                egui::RichText::new(heading).color(egui::Color32::LIGHT_RED),
+            )
+            .id_salt(id)
+            .show(ui, |ui| {
+                let mut text = failure.cause.clone();
+                if let Some(FaultKind::Trap {
+                    backtrace: Some(backtrace),
+                    ..
+                }) = &failure.fault
+                    && !text.contains(backtrace.as_str())
+                {
+                    text = format!("{text}\n{backtrace}");
+                }
+                if ui.button("Copy").clicked() {
+                    ui.ctx().copy_text(text.clone());
+                }
+                ui.add(
+                    egui::TextEdit::multiline(&mut text.as_str())
+                        .code_editor()
+                        .desired_width(f32::INFINITY),
+                );
+            });
+        }
+    });
+    world.resource_mut::<PanelState>().pause_on_fault = pause;
     world.resource_mut::<PanelActions>().0.extend(actions);
 }
 
@@ -353,6 +1048,253 @@ pub fn ui_for_console(world: &mut World, ui: &mut egui::Ui) {
     }
 }
 
+/// The key-value store: a bucket menu, a page of its keys, and the chosen
+/// key's value as text (editable: Save), JSON or hex, with Delete and +1.
+/// Edits are [`KvOrigin::Tool`] writes, so watching guests see them.
+pub fn ui_for_key_value(world: &mut World, ui: &mut egui::Ui) {
+    let mut browser = std::mem::take(&mut world.resource_mut::<PanelState>().kv);
+    let mut actions = Vec::new();
+    let store = world.resource::<KvStore>();
+    let buckets: Vec<&str> = store.buckets().collect();
+    if browser.bucket.is_none() {
+        browser.bucket = buckets.first().map(|bucket| (*bucket).to_owned());
+    }
+    ui.horizontal(|ui| {
+        let shown = browser.bucket.clone().unwrap_or_default();
+        egui::ComboBox::from_label("bucket")
+            .selected_text(if shown.is_empty() {
+                "(no buckets)"
+            } else {
+                &shown
+            })
+            .show_ui(ui, |ui| {
+                for bucket in &buckets {
+                    if ui.selectable_label(shown == *bucket, *bucket).clicked() {
+                        browser = KvBrowser {
+                            bucket: Some((*bucket).to_owned()),
+                            ..default()
+                        };
+                    }
+                }
+            });
+        if ui.button("Refresh").clicked() {
+            browser.page = None;
+        }
+    });
+    let Some(bucket) = browser.bucket.clone() else {
+        world.resource_mut::<PanelState>().kv = browser;
+        return;
+    };
+    if browser.page.is_none() {
+        browser.page = store.list_keys(&bucket, browser.cursor).ok();
+    }
+    let value = browser
+        .key
+        .as_ref()
+        .and_then(|key| store.get(&bucket, key).ok().flatten());
+    ui.columns(2, |columns| {
+        let page = browser.page.clone().unwrap_or(KeyPage {
+            keys: Vec::new(),
+            cursor: None,
+        });
+        let start = browser.cursor.unwrap_or(0);
+        columns[0].horizontal(|ui| {
+            if ui
+                .add_enabled(start > 0, egui::Button::new("◀ Previous"))
+                .clicked()
+            {
+                let previous = start.saturating_sub(KEYS_PER_PAGE as u64);
+                browser.cursor = (previous > 0).then_some(previous);
+                browser.page = None;
+            }
+            ui.label(format!(
+                "keys {}–{}",
+                start + 1,
+                start + page.keys.len() as u64
+            ));
+            if ui
+                .add_enabled(page.cursor.is_some(), egui::Button::new("Next ▶"))
+                .clicked()
+            {
+                browser.cursor = page.cursor;
+                browser.page = None;
+            }
+        });
+        let row_height = columns[0].text_style_height(&egui::TextStyle::Body);
+        egui::ScrollArea::vertical()
+            .id_salt("hotwasm-kv-keys")
+            .show_rows(&mut columns[0], row_height, page.keys.len(), |ui, rows| {
+                for key in &page.keys[rows] {
+                    let chosen = browser.key.as_ref() == Some(key);
+                    if ui.selectable_label(chosen, key).clicked() && !chosen {
+                        browser.key = Some(key.clone());
+                        let value = store.get(&bucket, key).ok().flatten();
+                        browser.edit = String::from_utf8_lossy(&value.unwrap_or_default()).into();
+                    }
+                }
+            });
+        let ui = &mut columns[1];
+        let Some(key) = browser.key.clone() else {
+            ui.label("Choose a key.");
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.monospace(&key);
+            ui.selectable_value(&mut browser.view, ValueView::Text, "Text");
+            ui.selectable_value(&mut browser.view, ValueView::Json, "JSON");
+            ui.selectable_value(&mut browser.view, ValueView::Hex, "Hex");
+        });
+        let Some(value) = value else {
+            ui.label("(not set)");
+            return;
+        };
+        match browser.view {
+            ValueView::Text => {
+                ui.add(egui::TextEdit::multiline(&mut browser.edit).code_editor());
+            }
+            ValueView::Json => {
+                let pretty = serde_json::from_slice::<serde_json::Value>(&value)
+                    .and_then(|json| serde_json::to_string_pretty(&json))
+                    .unwrap_or_else(|error| format!("not JSON: {error}"));
+                ui.monospace(pretty);
+            }
+            ValueView::Hex => {
+                let hex: Vec<String> = value.iter().map(|byte| format!("{byte:02x}")).collect();
+                ui.monospace(hex.join(" "));
+            }
+        }
+        ui.horizontal(|ui| {
+            let (bucket, key) = (bucket.clone(), key.clone());
+            let save = ui.button("Save").clicked();
+            let delete = ui.button("Delete").clicked();
+            let add_one = ui.button("+1").clicked();
+            if save {
+                let value = browser.edit.clone().into_bytes();
+                actions.push(PanelAction::KvSet { bucket, key, value });
+            } else if delete {
+                actions.push(PanelAction::KvDelete { bucket, key });
+            } else if add_one {
+                actions.push(PanelAction::KvIncrement {
+                    bucket,
+                    key,
+                    delta: 1,
+                });
+            }
+        });
+    });
+    world.resource_mut::<PanelState>().kv = browser;
+    world.resource_mut::<PanelActions>().0.extend(actions);
+}
+
+/// The timeline: messages, key-value changes (CloudEvents JSON), reloads
+/// and failures, newest last, filtered by kind and text; Clear forgets them.
+pub fn ui_for_events(world: &mut World, ui: &mut egui::Ui) {
+    let mut state = world.resource_mut::<PanelState>();
+    let mut filter = std::mem::take(&mut state.events_filter);
+    let mut hidden = std::mem::take(&mut state.hidden_events);
+    let mut clear = false;
+    ui.horizontal(|ui| {
+        for kind in EventKind::ALL {
+            let mut shown = !hidden.contains(&kind);
+            if ui.checkbox(&mut shown, kind.label()).changed() {
+                hidden.retain(|each| *each != kind);
+                if !shown {
+                    hidden.push(kind);
+                }
+            }
+        }
+        ui.label("Filter");
+        ui.text_edit_singleline(&mut filter);
+        clear = ui.button("Clear events").clicked();
+    });
+    let events = world.resource::<PanelEvents>();
+    let shown: Vec<&EventRecord> = events
+        .records
+        .iter()
+        .filter(|record| !hidden.contains(&record.kind) && record.text.contains(filter.as_str()))
+        .collect();
+    let row_height = ui.text_style_height(&egui::TextStyle::Monospace);
+    egui::ScrollArea::vertical()
+        .stick_to_bottom(true)
+        .show_rows(ui, row_height, shown.len(), |ui, rows| {
+            for record in &shown[rows] {
+                ui.monospace(format!(
+                    "#{} frame {} {}: {}",
+                    record.number,
+                    record.frame,
+                    record.kind.label(),
+                    record.text
+                ));
+            }
+        });
+    let mut state = world.resource_mut::<PanelState>();
+    state.events_filter = filter;
+    state.hidden_events = hidden;
+    if clear {
+        world
+            .resource_mut::<PanelActions>()
+            .0
+            .push(PanelAction::ClearEvents);
+    }
+}
+
+/// The plugin's diagnostics ([`WasmDiagnostics`]) over the frames Bevy's
+/// [`DiagnosticsStore`] keeps: the latest value, the average and a line.
+pub fn ui_for_diagnostics(world: &mut World, ui: &mut egui::Ui) {
+    let Some(store) = world.get_resource::<DiagnosticsStore>() else {
+        ui.label("No diagnostics store.");
+        return;
+    };
+    let plotted: [(DiagnosticPath, &str); 3] = [
+        (WasmDiagnostics::GUEST_TIME, "guest time per frame (ms)"),
+        (WasmDiagnostics::FAULTS, "faults per frame"),
+        (WasmDiagnostics::QUARANTINED, "scripts quarantined"),
+    ];
+    for (path, label) in plotted {
+        let Some(diagnostic) = store.get(&path) else {
+            continue;
+        };
+        let values: Vec<f64> = diagnostic.values().copied().collect();
+        let latest = values.last().copied().unwrap_or(0.0);
+        let max = values.iter().copied().fold(0.0, f64::max);
+        let average = diagnostic.average().unwrap_or(0.0);
+        ui.label(format!(
+            "{label}: latest {latest:.3}, average {average:.3}, highest {max:.3} over {} frames",
+            values.len()
+        ));
+        line_plot(ui, &values, max);
+    }
+}
+
+/// `values` as a line, 0 at the bottom and `max` at the top.
+fn line_plot(ui: &mut egui::Ui, values: &[f64], max: f64) {
+    let size = egui::vec2(ui.available_width().min(600.0), 48.0);
+    let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+    if values.len() < 2 {
+        return;
+    }
+    let step = rect.width() / (values.len() - 1) as f32;
+    let scale = if max > 0.0 {
+        rect.height() / max as f32
+    } else {
+        0.0
+    };
+    let points = values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            egui::pos2(
+                rect.left() + index as f32 * step,
+                rect.bottom() - *value as f32 * scale,
+            )
+        })
+        .collect();
+    let stroke = egui::Stroke::new(1.5, egui::Color32::LIGHT_GREEN);
+    painter.add(egui::Shape::line(points, stroke));
+}
+
 /// The game's virtual time: elapsed, paused or not, speed.
 pub fn ui_for_time(world: &mut World, ui: &mut egui::Ui) {
     let time = world.resource::<Time<Virtual>>();
@@ -364,11 +1306,40 @@ pub fn ui_for_time(world: &mut World, ui: &mut egui::Ui) {
             actions.push(PanelAction::Pause(!paused));
         }
         if ui
+            .add_enabled(paused, egui::Button::new("Step one frame"))
+            .clicked()
+        {
+            actions.push(PanelAction::Step);
+        }
+        if ui
             .add(egui::Slider::new(&mut speed, 0.0..=4.0).text("speed"))
             .changed()
         {
             actions.push(PanelAction::Speed(speed));
         }
     });
+    ui.separator();
+    ui.strong("next due tasks");
+    let runtime = world.resource::<WasmRuntime>();
+    let mut due: Vec<(&TaskDetails, Entity, &str)> = runtime
+        .scripts()
+        .flat_map(|(entity, script)| {
+            let module = runtime
+                .module(script.module())
+                .map_or("?", |module| module.path());
+            script
+                .details()
+                .tasks
+                .iter()
+                .map(move |task| (task, entity, module))
+        })
+        .collect();
+    due.sort_by_key(|(task, ..)| task.due);
+    if due.is_empty() {
+        ui.label("No tasks pending.");
+    }
+    for (task, entity, module) in due.into_iter().take(NEXT_TASKS) {
+        ui.monospace(format!("{entity} {module}: {}", describe_task(task)));
+    }
     world.resource_mut::<PanelActions>().0.extend(actions);
 }

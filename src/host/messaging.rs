@@ -76,11 +76,25 @@ pub(crate) fn check_message(topic: &str, payload: &[u8]) -> Result<(), MessageEr
 pub(crate) struct Mailbox {
     pub sent: Vec<(String, Vec<u8>)>,
     subscriptions: HashSet<String>,
+    /// Subscribes and unsubscribes so far, to tell when they changed.
+    changes: u64,
 }
 
 impl Mailbox {
     pub fn is_subscribed(&self, topic: &str) -> bool {
         self.subscriptions.contains(topic)
+    }
+
+    /// Counts up with every subscribe and unsubscribe.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// The topics subscribed to, sorted.
+    pub fn subscriptions(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.subscriptions.iter().cloned().collect();
+        topics.sort();
+        topics
     }
 }
 
@@ -115,12 +129,14 @@ impl Host for HostState {
             .into());
         }
         subscriptions.insert(topic);
+        self.mailbox.changes += 1;
         Ok(())
     }
 
     fn unsubscribe(&mut self, topic: String) -> Result<(), WitError> {
         check_topic(&topic)?;
         self.mailbox.subscriptions.remove(&topic);
+        self.mailbox.changes += 1;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! Each instance's [`Store`](wasmtime::Store) holds a [`HostState`]; the
 //! `Host` trait of every imported interface is implemented on it.
 
+mod details;
 mod ecs;
 #[cfg(test)]
 mod fuzz;
@@ -25,6 +26,8 @@ use bevy::prelude::{Entity, World};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+pub(crate) use self::details::DetailsStamp;
+pub use self::details::{InstanceDetails, TaskDetails};
 pub use self::ecs::MAX_PREFETCHED;
 use self::keyvalue::{Kv, KvView};
 pub(crate) use self::log::GuestLine;

@@ -84,6 +84,8 @@ pub(crate) struct Limiter {
     max_table_elements: usize,
     /// A growth was refused since the last [`Limiter::take_hit`].
     hit: bool,
+    /// The instance's linear memories, all together.
+    memory_bytes: usize,
 }
 
 impl Limiter {
@@ -92,7 +94,13 @@ impl Limiter {
             max_memory_bytes: limits.max_memory_bytes,
             max_table_elements: limits.max_table_elements,
             hit: false,
+            memory_bytes: 0,
         }
+    }
+
+    /// The instance's linear memories, in bytes, all together.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
     }
 
     pub fn take_hit(&mut self) -> bool {
@@ -121,11 +129,13 @@ impl Limiter {
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.grow(desired, self.max_memory_bytes, "memory", "bytes")
+        let grown = self.grow(desired, self.max_memory_bytes, "memory", "bytes")?;
+        self.memory_bytes += desired.saturating_sub(current);
+        Ok(grown)
     }
 
     fn table_growing(

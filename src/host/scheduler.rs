@@ -1,11 +1,13 @@
 //! `hotwasm:script/scheduler`: an instance's tasks, in virtual time.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use bevy::log::warn;
 
 use super::bindings::hotwasm::script::scheduler::{Error, Host};
 use super::bindings::hotwasm::script::types::TaskDue;
+use super::details::TaskDetails;
 use super::{HostState, InstanceIdentity};
 
 /// The most tasks one instance may have pending at once.
@@ -51,6 +53,28 @@ impl TaskQueue {
     fn cancel_all(&mut self) {
         self.tasks.clear();
         self.due.clear();
+    }
+
+    /// Changes when a task is added, removed or moved: the last id, the
+    /// count and the soonest.
+    pub fn stamp(&self) -> (u64, usize, Option<(u64, u64)>) {
+        (self.last_id, self.tasks.len(), self.due.first().copied())
+    }
+
+    /// Every pending task, soonest first.
+    pub fn details(&self) -> Vec<TaskDetails> {
+        self.due
+            .iter()
+            .map(|&(due, id)| TaskDetails {
+                id,
+                due: Duration::from_nanos(due),
+                interval: self
+                    .tasks
+                    .get(&id)
+                    .and_then(|task| task.interval)
+                    .map(Duration::from_nanos),
+            })
+            .collect()
     }
 
     /// Whether any task is due at `now`.

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::Entity;
+use bevy::reflect::TypeRegistry;
 
 use super::HostState;
 use super::bindings::hotwasm::script::types::ChangeKind;
 use super::bindings::hotwasm::script::watch::{ComponentChanges, Error, Host};
+use super::details::type_name;
 use super::reflect::{ReflectError, TypeKind, lookup};
 use crate::kv::{self, KvChanged, KvOrigin};
 
@@ -64,6 +66,50 @@ impl Watches {
             || self.components.remove(&id).is_some()
             || self.resources.remove(&id).is_some();
         removed.then_some(()).ok_or(Error::UnknownWatch(id))
+    }
+
+    /// Changes when a watch is added or removed: the last id and the count.
+    pub fn stamp(&self) -> (u64, usize) {
+        let count = self.kv.len() + self.components.len() + self.resources.len();
+        (self.last_id, count)
+    }
+
+    /// Every watch, described, in the order they were made.
+    pub fn describe(&self, registry: &TypeRegistry) -> Vec<String> {
+        let mut described: Vec<(u64, String)> = Vec::new();
+        for (id, watch) in &self.kv {
+            let key = match &watch.key {
+                KeyPattern::Exact(key) => key.clone(),
+                KeyPattern::Prefix(prefix) => format!("{prefix}*"),
+            };
+            let own = if watch.skip_own_writes {
+                " (not its own writes)"
+            } else {
+                ""
+            };
+            described.push((*id, format!("kv {}/{key}{own}", watch.bucket)));
+        }
+        for (id, watch) in &self.components {
+            let changes: Vec<&str> = [
+                (ComponentChanges::ADDED, "added"),
+                (ComponentChanges::CHANGED, "changed"),
+                (ComponentChanges::REMOVED, "removed"),
+            ]
+            .into_iter()
+            .filter(|(change, _)| watch.changes.contains(*change))
+            .map(|(_, name)| name)
+            .collect();
+            let name = type_name(registry, watch.type_id);
+            described.push((*id, format!("component {name} ({})", changes.join(", "))));
+        }
+        for (id, watch) in &self.resources {
+            described.push((
+                *id,
+                format!("resource {}", type_name(registry, watch.type_id)),
+            ));
+        }
+        described.sort_by_key(|(id, _)| *id);
+        described.into_iter().map(|(_, text)| text).collect()
     }
 
     /// Calls `matched` with the id of every component or resource watch

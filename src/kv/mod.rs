@@ -113,6 +113,9 @@ pub enum KvOrigin {
     Guest(Entity),
     /// Someone outside the game: a file in a bucket directory was edited.
     External,
+    /// A developer tool inside the game, such as the debug panel: written
+    /// with [`KvStore::set_as`] and its siblings.
+    Tool,
 }
 
 /// A value was set or deleted. Written once per frame, before
@@ -211,6 +214,11 @@ impl KvStore {
         self.delete_as(KvOrigin::Host, bucket, key)
     }
 
+    /// Every bucket, sorted by name.
+    pub fn buckets(&self) -> impl Iterator<Item = &str> {
+        self.buckets.iter().map(String::as_str)
+    }
+
     /// One page of the bucket's keys, from `cursor` (`None`: the first page).
     pub fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<KeyPage, KvError> {
         check_bucket(bucket)?;
@@ -244,7 +252,10 @@ impl KvStore {
         self.compare_and_swap_as(KvOrigin::Host, bucket, key, expected, new)
     }
 
-    pub(crate) fn set_as(
+    /// [`KvStore::set`], recorded as a change made by `origin` (e.g.
+    /// [`KvOrigin::Tool`] for an editor's writes, which watches see like any
+    /// other).
+    pub fn set_as(
         &mut self,
         origin: KvOrigin,
         bucket: &str,
@@ -279,12 +290,8 @@ impl KvStore {
         Ok(())
     }
 
-    pub(crate) fn delete_as(
-        &mut self,
-        origin: KvOrigin,
-        bucket: &str,
-        key: &str,
-    ) -> Result<(), KvError> {
+    /// [`KvStore::delete`], recorded as a change made by `origin`.
+    pub fn delete_as(&mut self, origin: KvOrigin, bucket: &str, key: &str) -> Result<(), KvError> {
         check_bucket(bucket)?;
         check_key(key)?;
         if self.backend.delete(bucket, key)? {
@@ -298,7 +305,8 @@ impl KvStore {
         Ok(())
     }
 
-    pub(crate) fn increment_as(
+    /// [`KvStore::increment`], recorded as a change made by `origin`.
+    pub fn increment_as(
         &mut self,
         origin: KvOrigin,
         bucket: &str,
@@ -325,7 +333,8 @@ impl KvStore {
         Ok(new)
     }
 
-    pub(crate) fn compare_and_swap_as(
+    /// [`KvStore::compare_and_swap`], recorded as a change made by `origin`.
+    pub fn compare_and_swap_as(
         &mut self,
         origin: KvOrigin,
         bucket: &str,

@@ -7,7 +7,7 @@ use bevy::prelude::*;
 
 use super::lifecycle::faulted;
 use super::{Frame, RunOrder, Runner, WasmRuntime};
-use crate::host::{GuestLine, Message, check_message};
+use crate::host::{GuestLine, InstanceDetails, Message, check_message};
 use crate::instance::{CallCost, LiveInstance, Produced};
 use crate::messages::{
     FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleLogged, ModuleMessage, Recipient,
@@ -222,6 +222,14 @@ impl Runner {
                 continue;
             };
             script_status.queued_messages = script.inbox.len();
+            match &mut script.instance {
+                Some(instance) => {
+                    if let Some(details) = instance.changed_details() {
+                        script_status.details = details;
+                    }
+                }
+                None => script_status.details = InstanceDetails::default(),
+            }
             // A script charged twice in a frame is closed at its first turn.
             let cost = std::mem::take(&mut script.this_frame);
             if cost == CallCost::default() {

@@ -149,6 +149,7 @@ impl Runner {
                 quarantined: false,
                 last_fault: None,
                 queued_messages: inbox.len(),
+                details: default(),
             },
         );
         let script = Script {

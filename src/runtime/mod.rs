@@ -25,7 +25,7 @@ pub use self::delivery::{MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES};
 use self::lifecycle::Version;
 use crate::asset::WasmModule;
 use crate::engine::WasmEngine;
-use crate::host::Frame as GuestFrame;
+use crate::host::{Frame as GuestFrame, InstanceDetails};
 use crate::instance::{CallCost, LiveInstance, PendingEvents, WorldLoan};
 use crate::kv::KvChanged;
 use crate::messages::{HostMessage, ModuleFailed, ScriptReceiver};
@@ -141,6 +141,7 @@ pub struct ScriptStatus {
     quarantined: bool,
     last_fault: Option<FaultKind>,
     queued_messages: usize,
+    details: InstanceDetails,
 }
 
 impl ScriptStatus {
@@ -180,6 +181,13 @@ impl ScriptStatus {
     /// How many messages wait for this script's next run.
     pub fn queued_messages(&self) -> usize {
         self.queued_messages
+    }
+
+    /// What the running instance has registered (tasks, subscriptions,
+    /// watches, the per-frame hook) and its memory, as of its last call;
+    /// empty while no instance runs.
+    pub fn details(&self) -> &InstanceDetails {
+        &self.details
     }
 }
 
