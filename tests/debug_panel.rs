@@ -260,6 +260,23 @@ fn the_instances_tab_shows_what_an_instance_registered() {
 }
 
 #[test]
+fn a_running_script_restarts_afresh_from_the_instances_tab() {
+    let (_assets, app, counter) = app_running("counter.wasm", &guest_bytes("counter"));
+    let mut harness = harness(app, ui_for_instances);
+    harness.run();
+    harness.get_by_label(&format!("Restart {counter}")).click();
+    harness.run();
+    update_until(harness.state_mut(), "the restart", |app| {
+        runtime(app).script(counter).unwrap().stats().restarts == 1
+    });
+    let app = harness.state();
+    // No state carried over: it counts its starts from one again.
+    assert_eq!(seen(app).lines_of(counter), ["starts=1", "starts=1"]);
+    assert_eq!(runtime(app).script(counter).unwrap().stats().faults, 0);
+    assert_eq!(generation(app, counter), Some(1));
+}
+
+#[test]
 fn the_time_tab_lists_the_next_due_tasks() {
     let (_assets, mut app, ticker) = app_running("ticker.wasm", &guest_bytes("ticker"));
     app.update();

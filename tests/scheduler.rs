@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
-use bevy_hotwasm::TaskDetails;
 use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{RECENT_RUNS, TaskDetails};
 use common::*;
 
 fn ticker() -> (AssetDir, App, Entity) {
@@ -180,4 +180,21 @@ fn the_status_shows_each_instances_tasks_subscriptions_and_memory() {
         .write_message(HostMessage::to_entity(entity, "ticker/cancel", []));
     run_frames(&mut app, 1);
     assert!(details(&app).tasks.is_empty());
+}
+
+#[test]
+fn the_status_keeps_the_guest_time_of_the_last_300_runs() {
+    let (_assets, mut app, entity) = ticker();
+    run_frames(&mut app, RECENT_RUNS as usize + 10);
+    let runs = runtime(&app).runs();
+    let recent: Vec<(u64, Duration)> = runtime(&app)
+        .script(entity)
+        .unwrap()
+        .recent_guest_time()
+        .collect();
+    // Ticking every frame: one entry per run, the oldest dropped.
+    assert_eq!(recent.len() as u64, RECENT_RUNS);
+    assert_eq!(recent.last().unwrap().0, runs);
+    assert_eq!(recent[0].0, runs - RECENT_RUNS + 1);
+    assert!(recent.iter().all(|(_, time)| !time.is_zero()));
 }

@@ -12,8 +12,9 @@
 //! and the high score are files under `saves/arena/` (or `--save-dir DIR`):
 //! edit `saves/arena/tuning/enemy_speed` by hand and every enemy speeds up.
 //!
-//! F12 opens the debug panel (modules, instances, the guests' log, time).
-//! `--panel` opens it at the start, `--autoplay` plays by itself; `--screenshot FILE` saves the window once
+//! F12 opens the debug panel. `--panel` opens it at the start (`--panel-tab
+//! events` on that tab), `--autoplay` plays by itself; `--screenshot FILE`
+//! saves the window once
 //! `--screenshot-at SECS` (7) of game time have passed, checks it shows the
 //! arena, the player, enemies and the HUD, and exits (non-zero if it does
 //! not).
@@ -29,7 +30,7 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
 use bevy::window::WindowResolution;
 use bevy_egui::EguiPlugin;
-use bevy_hotwasm::debug_panel::{HotWasmPanelPlugin, PanelState};
+use bevy_hotwasm::debug_panel::{HotWasmPanelPlugin, PanelState, PanelTab};
 use bevy_hotwasm::prelude::*;
 
 use crate::logic::{ArenaLogicPlugin, PlayerInput};
@@ -48,6 +49,8 @@ struct Options {
     screenshot_at: Duration,
     /// Open the debug panel at the start.
     panel: bool,
+    /// The panel's tab at the start.
+    panel_tab: PanelTab,
 }
 
 impl Options {
@@ -63,6 +66,10 @@ impl Options {
             match arg.as_str() {
                 "--autoplay" => options.autoplay = true,
                 "--panel" => options.panel = true,
+                "--panel-tab" => {
+                    options.panel = true;
+                    options.panel_tab = value("--panel-tab")?.parse()?;
+                }
                 "--screenshot" => options.screenshot = Some(value("--screenshot")?.into()),
                 "--save-dir" => options.save_dir = value("--save-dir")?.into(),
                 "--screenshot-at" => {
@@ -73,7 +80,7 @@ impl Options {
                 other => {
                     return Err(format!(
                         "unknown argument {other}; arena [--autoplay] [--panel] \
-                         [--screenshot FILE] [--screenshot-at SECS] [--save-dir DIR]"
+                         [--panel-tab TAB] [--screenshot FILE] [--screenshot-at SECS] [--save-dir DIR]"
                     ));
                 }
             }
@@ -129,6 +136,7 @@ fn main() -> AppExit {
     ))
     .insert_resource(PanelState {
         open: options.panel,
+        tab: options.panel_tab,
         ..default()
     })
     .add_systems(Startup, |options: Res<Options>| {

@@ -28,7 +28,7 @@ use crate::messages::{
     FailureStage, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded,
     Recipient, ScriptQuarantined,
 };
-use crate::runtime::{ModuleStatus, ScriptStatus, WasmRuntime, WasmSystems};
+use crate::runtime::{ModuleStatus, RECENT_RUNS, ScriptStatus, WasmRuntime, WasmSystems};
 use crate::sandbox::FaultKind;
 
 /// How many guest log lines the console keeps.
@@ -118,6 +118,21 @@ impl PanelTab {
     }
 }
 
+impl std::str::FromStr for PanelTab {
+    type Err = String;
+
+    /// A tab by its label, in any case: `instances`, `Key-value`.
+    fn from_str(label: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|tab| tab.label().eq_ignore_ascii_case(label))
+            .ok_or_else(|| {
+                let labels: Vec<&str> = Self::ALL.iter().map(|tab| tab.label()).collect();
+                format!("no tab {label}; the tabs: {}", labels.join(", "))
+            })
+    }
+}
+
 /// Whether the window is open, its tab, and the console's filter.
 #[derive(Resource, Debug, Default)]
 pub struct PanelState {
@@ -179,6 +194,8 @@ pub enum ValueView {
 pub enum PanelAction {
     /// Lets a quarantined script start again ([`WasmRuntime::release`]).
     Release(Entity),
+    /// Starts a running script afresh ([`WasmRuntime::restart`]).
+    Restart(Entity),
     /// Loads a module's file again, as if it had been saved.
     Reload(AssetId<WasmModule>),
     /// Pauses or resumes the game's virtual time.
@@ -612,6 +629,9 @@ pub fn apply_actions(world: &mut World) {
             PanelAction::Release(entity) => {
                 world.resource_mut::<WasmRuntime>().release(entity);
             }
+            PanelAction::Restart(entity) => {
+                world.resource_mut::<WasmRuntime>().restart(entity);
+            }
             PanelAction::Reload(module) => {
                 let server = world.resource::<AssetServer>();
                 if let Some(path) = server.get_path(module) {
@@ -730,6 +750,23 @@ fn script_state(status: &ScriptStatus) -> &'static str {
     }
 }
 
+/// A grid's heading row.
+fn headings(ui: &mut egui::Ui, names: &[&str]) {
+    for name in names {
+        ui.strong(*name);
+    }
+    ui.end_row();
+}
+
+/// A filled circle the height of a line of text (egui's default fonts
+/// have no `●`).
+fn status_light(ui: &mut egui::Ui, color: egui::Color32) -> egui::Response {
+    let size = ui.text_style_height(&egui::TextStyle::Body);
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(size, size), egui::Sense::hover());
+    ui.painter().circle_filled(rect.center(), size * 0.3, color);
+    response
+}
+
 /// A module's state, as a light and a word.
 fn module_light(
     module: &ModuleStatus,
@@ -773,24 +810,24 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
                 .striped(true)
                 .num_columns(8)
                 .show(ui, |ui| {
-                    for heading in [
-                        "",
-                        "module",
-                        "generation",
-                        "instances",
-                        "size",
-                        "content hash",
-                        "last failure",
-                        "",
-                    ] {
-                        ui.strong(heading);
-                    }
-                    ui.end_row();
+                    headings(
+                        ui,
+                        &[
+                            "",
+                            "module",
+                            "generation",
+                            "instances",
+                            "size",
+                            "content hash",
+                            "last failure",
+                            "",
+                        ],
+                    );
                     for (id, module) in modules {
                         let (instances, running, quarantined) =
                             counts.get(&id).copied().unwrap_or_default();
                         let (color, state) = module_light(module, running, quarantined);
-                        ui.colored_label(color, "●").on_hover_text(state);
+                        status_light(ui, color).on_hover_text(state);
                         ui.monospace(module.path());
                         ui.label(module.generation().to_string());
                         ui.label(instances.to_string());
@@ -822,7 +859,8 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
 
 /// Every script instance, a row each: entity, module, generation, state,
 /// counters, memory, tasks, queued messages; a Release button for a
-/// quarantined one. Clicking an entity shows what it registered below.
+/// quarantined one, a Restart button for a running one. Clicking an entity
+/// shows what it registered below.
 pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
     let mut selected = world.resource::<PanelState>().selected_instance;
     let runtime = world.resource::<WasmRuntime>();
@@ -837,25 +875,23 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
         .show_rows(ui, row_height, scripts.len(), |ui, rows| {
             egui::Grid::new("hotwasm-instances")
                 .striped(true)
-                .num_columns(12)
+                .num_columns(10)
                 .show(ui, |ui| {
-                    for heading in [
-                        "entity",
-                        "module",
-                        "gen",
-                        "state",
-                        "calls",
-                        "faults",
-                        "restarts",
-                        "guest time",
-                        "memory",
-                        "tasks",
-                        "queued",
-                        "",
-                    ] {
-                        ui.strong(heading);
-                    }
-                    ui.end_row();
+                    headings(
+                        ui,
+                        &[
+                            "entity",
+                            "module",
+                            "gen",
+                            "state",
+                            "",
+                            "calls / faults / restarts",
+                            "guest time",
+                            "last 300 frames",
+                            "memory",
+                            "tasks / queued",
+                        ],
+                    );
                     for (entity, script) in &scripts[rows] {
                         let stats = script.stats();
                         let details = script.details();
@@ -876,18 +912,29 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
                                 .map_or("–".to_owned(), |g| g.to_string()),
                         );
                         ui.label(script_state(script));
-                        ui.label(stats.calls.to_string());
-                        ui.label(stats.faults.to_string());
-                        ui.label(stats.restarts.to_string());
-                        ui.label(format!("{:.1?}", stats.last_frame_time));
-                        ui.label(bytes(details.memory_bytes));
-                        ui.label(details.tasks.len().to_string());
-                        ui.label(script.queued_messages().to_string());
-                        if script.is_quarantined()
-                            && ui.button(format!("Release {entity}")).clicked()
-                        {
-                            actions.push(PanelAction::Release(*entity));
+                        if script.is_quarantined() {
+                            if ui.button(format!("Release {entity}")).clicked() {
+                                actions.push(PanelAction::Release(*entity));
+                            }
+                        } else if script.generation().is_some() {
+                            if ui.button(format!("Restart {entity}")).clicked() {
+                                actions.push(PanelAction::Restart(*entity));
+                            }
+                        } else {
+                            ui.label("");
                         }
+                        ui.label(format!(
+                            "{} / {} / {}",
+                            stats.calls, stats.faults, stats.restarts
+                        ));
+                        ui.label(format!("{:.1?}", stats.last_frame_time));
+                        sparkline(ui, script, runtime.runs());
+                        ui.label(bytes(details.memory_bytes));
+                        ui.label(format!(
+                            "{} / {}",
+                            details.tasks.len(),
+                            script.queued_messages()
+                        ));
                         ui.end_row();
                     }
                 });
@@ -900,6 +947,38 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
     }
     world.resource_mut::<PanelState>().selected_instance = selected;
     world.resource_mut::<PanelActions>().0.extend(actions);
+}
+
+/// A script's guest time per frame over the last [`RECENT_RUNS`] runs, as
+/// bars scaled to its highest (frames it was not called in stay empty).
+fn sparkline(ui: &mut egui::Ui, script: &ScriptStatus, runs: u64) {
+    let height = ui.text_style_height(&egui::TextStyle::Body);
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(90.0, height), egui::Sense::hover());
+    let first = runs.saturating_sub(RECENT_RUNS - 1);
+    let highest = script
+        .recent_guest_time()
+        .map(|(_, time)| time)
+        .max()
+        .unwrap_or_default();
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 1.0, ui.visuals().extreme_bg_color);
+    if highest.is_zero() {
+        return;
+    }
+    let step = rect.width() / RECENT_RUNS as f32;
+    let stroke = egui::Stroke::new(step.max(1.0), egui::Color32::LIGHT_GREEN);
+    for (run, time) in script.recent_guest_time().filter(|(run, _)| *run >= first) {
+        let x = rect.left() + (run - first) as f32 * step;
+        let bar = rect.height() * time.as_secs_f32() / highest.as_secs_f32();
+        painter.line_segment(
+            [
+                egui::pos2(x, rect.bottom()),
+                egui::pos2(x, rect.bottom() - bar),
+            ],
+            stroke,
+        );
+    }
+    response.on_hover_text(format!("highest {highest:.1?}"));
 }
 
 /// What one instance registered: its tasks, subscriptions and watches.

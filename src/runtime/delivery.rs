@@ -6,7 +6,7 @@ use bevy::log::Level;
 use bevy::prelude::*;
 
 use super::lifecycle::faulted;
-use super::{Frame, RunOrder, Runner, WasmRuntime};
+use super::{Frame, RECENT_RUNS, RunOrder, Runner, WasmRuntime};
 use crate::host::{GuestLine, InstanceDetails, Message, check_message};
 use crate::instance::{CallCost, LiveInstance, Produced};
 use crate::messages::{
@@ -215,6 +215,8 @@ impl Runner {
     /// messages in the status.
     pub(super) fn close_frame(&mut self, status: &mut WasmRuntime) {
         status.last_frame = CallCost::default();
+        status.runs += 1;
+        let run = status.runs;
         for order in self.charged.drain(..).chain(self.queued_to.drain(..)) {
             let (Some(script), Some(script_status)) =
                 (self.scripts.get_mut(&order), status.scripts.get_mut(&order))
@@ -238,6 +240,14 @@ impl Runner {
             status.last_frame.time += cost.time;
             status.last_frame.faults += cost.faults;
             script_status.stats.close_frame(cost);
+            let recent = &mut script_status.recent;
+            while recent
+                .front()
+                .is_some_and(|&(at, _)| at + RECENT_RUNS <= run)
+            {
+                recent.pop_front();
+            }
+            recent.push_back((run, cost.time));
         }
     }
 }

@@ -82,13 +82,25 @@ fn report(world: &mut World, failure: ModuleFailed) {
 }
 
 impl Runner {
-    /// Applies released quarantines, removed and new scripts, failed loads
-    /// and new module versions.
+    /// Applies released quarantines, asked-for restarts, removed and new
+    /// scripts, failed loads and new module versions.
     pub(super) fn apply(&mut self, frame: &mut Frame, changes: ScriptChanges) {
         for entity in std::mem::take(&mut frame.status.released) {
             if let Some(script) = self.scripts.get_mut(&RunOrder(entity)) {
                 script.recent_faults.clear();
                 self.restarts.insert(RunOrder(entity), 0);
+            }
+        }
+        for entity in std::mem::take(&mut frame.status.restarted) {
+            let order = RunOrder(entity);
+            let Some(script) = self.scripts.get_mut(&order) else {
+                continue;
+            };
+            if script.instance.take().is_some() {
+                if let Some(status) = frame.status.scripts.get_mut(&order) {
+                    status.generation = None;
+                }
+                self.restarts.insert(order, 0);
             }
         }
         for entity in changes.removed {
@@ -150,6 +162,7 @@ impl Runner {
                 last_fault: None,
                 queued_messages: inbox.len(),
                 details: default(),
+                recent: default(),
             },
         );
         let script = Script {

@@ -142,6 +142,9 @@ pub struct ScriptStatus {
     last_fault: Option<FaultKind>,
     queued_messages: usize,
     details: InstanceDetails,
+    /// (run, guest time) of the frames it was called in, within the last
+    /// [`RECENT_RUNS`] runs.
+    recent: VecDeque<(u64, Duration)>,
 }
 
 impl ScriptStatus {
@@ -183,6 +186,14 @@ impl ScriptStatus {
         self.queued_messages
     }
 
+    /// The guest time of each frame this script was called in, within the
+    /// last [`RECENT_RUNS`] runs of [`WasmSystems::Run`]: `(run, time)`,
+    /// oldest first, runs numbered as [`WasmRuntime::runs`] counts them.
+    /// Frames it was not called in are not listed (their time is zero).
+    pub fn recent_guest_time(&self) -> impl Iterator<Item = (u64, Duration)> + '_ {
+        self.recent.iter().copied()
+    }
+
     /// What the running instance has registered (tasks, subscriptions,
     /// watches, the per-frame hook) and its memory, as of its last call;
     /// empty while no instance runs.
@@ -190,6 +201,10 @@ impl ScriptStatus {
         &self.details
     }
 }
+
+/// How many runs of [`WasmSystems::Run`] a script's
+/// [`ScriptStatus::recent_guest_time`] covers.
+pub const RECENT_RUNS: u64 = 300;
 
 /// Every script's and module's status, as of the last run of
 /// [`WasmSystems::Run`]: plain data for debug panels and game systems.
@@ -201,6 +216,10 @@ pub struct WasmRuntime {
     last_frame: CallCost,
     /// Quarantined scripts released since the last run.
     released: Vec<Entity>,
+    /// Running scripts asked to start afresh since the last run.
+    restarted: Vec<Entity>,
+    /// How many times [`WasmSystems::Run`] ran.
+    runs: u64,
 }
 
 impl WasmRuntime {
@@ -235,6 +254,26 @@ impl WasmRuntime {
             self.released.push(entity);
         }
         was_quarantined
+    }
+
+    /// Starts a running script's generation again from scratch (no saved
+    /// state, tasks or subscriptions) at the next run, as after a fault but
+    /// without counting one. Returns whether it was running.
+    pub fn restart(&mut self, entity: Entity) -> bool {
+        let running = self
+            .scripts
+            .get(&RunOrder(entity))
+            .is_some_and(|script| script.generation.is_some());
+        if running {
+            self.restarted.push(entity);
+        }
+        running
+    }
+
+    /// How many times [`WasmSystems::Run`] has run: the frame count of
+    /// [`ScriptStatus::recent_guest_time`].
+    pub fn runs(&self) -> u64 {
+        self.runs
     }
 
     /// Time spent in guest code in the last frame, all scripts together.
