@@ -2,6 +2,7 @@
 
 use bevy::asset::io::{AssetReaderError, Reader};
 use bevy::asset::{AssetLoader, AssetPath, LoadContext, ReadAssetBytesError};
+use bevy::platform::time::Instant;
 use bevy::prelude::*;
 use thiserror::Error;
 use wasmtime::component::Component;
@@ -26,6 +27,7 @@ pub struct WasmModule {
     content_hash: u64,
     limits: Option<GuestLimits>,
     pre: ScriptPre<HostState>,
+    load_started: Instant,
 }
 
 /// A module's loader settings, from its `.wasm.meta` file:
@@ -95,6 +97,7 @@ impl WasmModule {
             content_hash: content_hash(bytes),
             limits: None,
             pre,
+            load_started: Instant::now(),
         })
     }
 
@@ -106,6 +109,14 @@ impl WasmModule {
     /// Size of the component in bytes.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// When its loader began to read the file (for a module made with
+    /// [`WasmModule::from_bytes`], when that was called): the start of the
+    /// time [`ModuleStatus::last_start`](crate::ModuleStatus::last_start)
+    /// reports.
+    pub fn load_started(&self) -> Instant {
+        self.load_started
     }
 
     /// A hash of the component's bytes: equal bytes, equal hash.
@@ -270,6 +281,7 @@ impl AssetLoader for WasmModuleLoader {
         settings: &WasmModuleSettings,
         load_context: &mut LoadContext<'_>,
     ) -> Result<WasmModule, WasmModuleLoaderError> {
+        let load_started = Instant::now();
         let path = load_context.path().to_string();
         let mut bytes = Vec::new();
         reader
@@ -289,6 +301,7 @@ impl AssetLoader for WasmModuleLoader {
             })?;
         let mut module = WasmModule::from_bytes(&self.engine, path, &bytes)?;
         module.limits = settings.limits;
+        module.load_started = load_started;
         Ok(module)
     }
 

@@ -200,8 +200,8 @@ pub use remote::{
     MAX_SIGNATURE_BYTES, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
 };
 pub use runtime::{
-    MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, ModuleStatus, RECENT_RUNS, ScriptStats, ScriptStatus,
-    WasmRuntime, WasmScript, WasmSystems,
+    GenerationStart, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, ModuleStatus, RECENT_RUNS, ScriptStats,
+    ScriptStatus, WasmRuntime, WasmScript, WasmSystems,
 };
 pub use sandbox::{
     DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas, Sandbox,

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use bevy::prelude::*;
 use bevy_hotwasm::debug_panel::{
     EventKind, HotWasmPanelPlugin, PanelFaults, PanelState, PanelTab, PanelToasts, ui_for_console,
@@ -71,9 +73,20 @@ fn the_modules_tab_lists_modules_and_reloads_one() {
         seen(harness.state()).lines_of(entity),
         ["starts=1", "starts=2"]
     );
-    let toasts = &harness.state().world().resource::<PanelToasts>().toasts;
+    let app = harness.state();
+    let (_, module) = runtime(app).modules().next().expect("one module");
+    let start = module.last_start().expect("generation 2 ran");
+    assert_eq!(start.generation, 2);
+    assert!(start.took > Duration::ZERO);
+    let toasts = &app.world().resource::<PanelToasts>().toasts;
     let texts: Vec<&str> = toasts.iter().map(|toast| toast.text.as_str()).collect();
-    assert_eq!(texts, ["modules/counter.wasm → gen 2 (1 instance)"]);
+    let expected = format!(
+        "modules/counter.wasm → gen 2 in {:.0?} (1 instance)",
+        start.took
+    );
+    assert_eq!(texts, [expected.as_str()]);
+    harness.run();
+    harness.get_by_label(&format!("2 (in {:.0?})", start.took));
 }
 
 #[test]

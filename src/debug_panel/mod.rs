@@ -26,7 +26,7 @@ use crate::host::TaskDetails;
 use crate::kv::{KEYS_PER_PAGE, KeyPage, KvChanged, KvOrigin, KvStore};
 use crate::messages::{
     FailureStage, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded,
-    Recipient, ScriptQuarantined,
+    Recipient, ScriptQuarantined, ScriptRef,
 };
 use crate::runtime::{ModuleStatus, RECENT_RUNS, ScriptStatus, WasmRuntime, WasmSystems};
 use crate::sandbox::FaultKind;
@@ -522,26 +522,35 @@ fn collect_toasts(
     mut reloaded: MessageReader<ModuleReloaded>,
     mut failed: MessageReader<ModuleFailed>,
     mut toasts: ResMut<PanelToasts>,
+    runtime: Res<WasmRuntime>,
     time: Option<Res<Time<Real>>>,
 ) {
     let shown_at = time.map_or(Duration::ZERO, |time| time.elapsed());
-    let mut landed: Vec<(&str, u32, usize)> = Vec::new();
+    let mut landed: Vec<(&ScriptRef, usize)> = Vec::new();
     for reload in reloaded.read() {
-        let (path, generation) = (&*reload.script.path, reload.script.generation);
-        match landed
-            .iter_mut()
-            .find(|(p, g, _)| (*p, *g) == (path, generation))
-        {
-            Some((.., instances)) => *instances += 1,
-            None => landed.push((path, generation, 1)),
+        let script = &reload.script;
+        let same = |(seen, _): &&mut (&ScriptRef, usize)| {
+            (seen.module, seen.generation) == (script.module, script.generation)
+        };
+        match landed.iter_mut().find(same) {
+            Some((_, instances)) => *instances += 1,
+            None => landed.push((script, 1)),
         }
     }
     let mut new: Vec<Toast> = landed
         .into_iter()
-        .map(|(path, generation, instances)| {
+        .map(|(script, instances)| {
             let plural = if instances == 1 { "" } else { "s" };
+            let took = runtime
+                .module(script.module)
+                .and_then(ModuleStatus::last_start)
+                .filter(|start| start.generation == script.generation)
+                .map_or(String::new(), |start| format!(" in {:.0?}", start.took));
             Toast {
-                text: format!("{path} → gen {generation} ({instances} instance{plural})"),
+                text: format!(
+                    "{} → gen {}{took} ({instances} instance{plural})",
+                    script.path, script.generation
+                ),
                 failed: false,
                 shown_at,
             }
@@ -829,7 +838,13 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
                         let (color, state) = module_light(module, running, quarantined);
                         status_light(ui, color).on_hover_text(state);
                         ui.monospace(module.path());
-                        ui.label(module.generation().to_string());
+                        let generation = match module.last_start() {
+                            Some(start) if start.generation == module.generation() => {
+                                format!("{} (in {:.0?})", start.generation, start.took)
+                            }
+                            _ => module.generation().to_string(),
+                        };
+                        ui.label(generation);
                         ui.label(instances.to_string());
                         match loaded.get(id) {
                             Some(wasm) => {

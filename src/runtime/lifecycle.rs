@@ -4,13 +4,16 @@
 //! released, forgotten.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::*;
 
 use super::delivery::publish;
-use super::{Frame, ModuleStatus, RunOrder, Runner, Script, ScriptStatus, WasmScript};
+use super::{
+    Frame, GenerationStart, ModuleStatus, RunOrder, Runner, Script, ScriptStatus, WasmScript,
+};
 use crate::asset::{WasmModule, WasmModuleLoaderError};
 use crate::engine::WasmEngine;
 use crate::host::GameTypes;
@@ -200,6 +203,7 @@ impl Runner {
                 loaded_generation: 0,
                 newest: None,
                 last_failure: None,
+                last_start: None,
             });
         if status.newest.as_ref() == Some(&version) {
             return None;
@@ -310,6 +314,9 @@ impl Runner {
         let first_start = script.instance.is_none();
         let started = start_generation(frame, &mut self.sent, script, script_ref.clone());
         self.charged.push(order);
+        if started.is_ok() && matches!(why, Start::NewGeneration) {
+            record_start(frame, script.module, script_ref.generation);
+        }
         let Some(status) = frame.script_status(order) else {
             return;
         };
@@ -349,6 +356,29 @@ enum Start {
     /// Its instance faulted and its backoff is over: the same generation
     /// again, with no saved state.
     Restart,
+}
+
+/// Records when `generation` of `module` first ran and how long it took
+/// from its file being read.
+fn record_start(frame: &mut Frame, module: AssetId<WasmModule>, generation: u32) {
+    let read_at = frame
+        .world
+        .resource::<Assets<WasmModule>>()
+        .get(module)
+        .map(WasmModule::load_started);
+    let (Some(status), Some(read_at)) = (frame.status.modules.get_mut(&module), read_at) else {
+        return;
+    };
+    if status
+        .last_start
+        .is_none_or(|start| start.generation != generation)
+    {
+        status.last_start = Some(GenerationStart {
+            generation,
+            at: Duration::from_nanos(frame.now),
+            took: read_at.elapsed(),
+        });
+    }
 }
 
 /// Records and reports that `script_ref`'s generation failed on its script.

@@ -111,6 +111,19 @@ pub struct ModuleStatus {
     loaded_generation: u32,
     newest: Option<Version>,
     last_failure: Option<ModuleFailed>,
+    last_start: Option<GenerationStart>,
+}
+
+/// When a module's generation first ran, and how long it took to get there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenerationStart {
+    /// The generation.
+    pub generation: u32,
+    /// The game's virtual time when its first instance started.
+    pub at: Duration,
+    /// From its loader beginning to read the file (after the file watcher's
+    /// debounce) to its first instance running, `init` included.
+    pub took: Duration,
 }
 
 impl ModuleStatus {
@@ -128,6 +141,12 @@ impl ModuleStatus {
     /// The newest failure to load the module, if its newest version failed.
     pub fn last_failure(&self) -> Option<&ModuleFailed> {
         self.last_failure.as_ref()
+    }
+
+    /// When the newest generation that ran first started, and how long it
+    /// took from its file being read.
+    pub fn last_start(&self) -> Option<GenerationStart> {
+        self.last_start
     }
 }
 
