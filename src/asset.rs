@@ -113,7 +113,7 @@ impl WasmModule {
 
     /// When its loader began to read the file (for a module made with
     /// [`WasmModule::from_bytes`], when that was called): the start of the
-    /// time [`ModuleStatus::last_start`](crate::ModuleStatus::last_start)
+    /// time [`ModuleStatus::last_reload`](crate::ModuleStatus::last_reload)
     /// reports.
     pub fn load_started(&self) -> Instant {
         self.load_started

@@ -200,7 +200,7 @@ pub use remote::{
     MAX_SIGNATURE_BYTES, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
 };
 pub use runtime::{
-    GenerationStart, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, ModuleStatus, RECENT_RUNS, ScriptStats,
+    MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, ModuleStatus, RECENT_RUNS, ReloadTiming, ScriptStats,
     ScriptStatus, WasmRuntime, WasmScript, WasmSystems,
 };
 pub use sandbox::{

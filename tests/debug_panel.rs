@@ -75,7 +75,7 @@ fn the_modules_tab_lists_modules_and_reloads_one() {
     );
     let app = harness.state();
     let (_, module) = runtime(app).modules().next().expect("one module");
-    let start = module.last_start().expect("generation 2 ran");
+    let start = module.last_reload().expect("generation 2 ran");
     assert_eq!(start.generation, 2);
     assert!(start.took > Duration::ZERO);
     let toasts = &app.world().resource::<PanelToasts>().toasts;

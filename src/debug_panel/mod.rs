@@ -543,7 +543,7 @@ fn collect_toasts(
             let plural = if instances == 1 { "" } else { "s" };
             let took = runtime
                 .module(script.module)
-                .and_then(ModuleStatus::last_start)
+                .and_then(ModuleStatus::last_reload)
                 .filter(|start| start.generation == script.generation)
                 .map_or(String::new(), |start| format!(" in {:.0?}", start.took));
             Toast {
@@ -838,7 +838,7 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
                         let (color, state) = module_light(module, running, quarantined);
                         status_light(ui, color).on_hover_text(state);
                         ui.monospace(module.path());
-                        let generation = match module.last_start() {
+                        let generation = match module.last_reload() {
                             Some(start) if start.generation == module.generation() => {
                                 format!("{} (in {:.0?})", start.generation, start.took)
                             }

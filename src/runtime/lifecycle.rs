@@ -12,7 +12,7 @@ use bevy::prelude::*;
 
 use super::delivery::publish;
 use super::{
-    Frame, GenerationStart, ModuleStatus, RunOrder, Runner, Script, ScriptStatus, WasmScript,
+    Frame, ModuleStatus, ReloadTiming, RunOrder, Runner, Script, ScriptStatus, WasmScript,
 };
 use crate::asset::{WasmModule, WasmModuleLoaderError};
 use crate::engine::WasmEngine;
@@ -203,7 +203,7 @@ impl Runner {
                 loaded_generation: 0,
                 newest: None,
                 last_failure: None,
-                last_start: None,
+                last_reload: None,
             });
         if status.newest.as_ref() == Some(&version) {
             return None;
@@ -314,8 +314,10 @@ impl Runner {
         let first_start = script.instance.is_none();
         let started = start_generation(frame, &mut self.sent, script, script_ref.clone());
         self.charged.push(order);
-        if started.is_ok() && matches!(why, Start::NewGeneration) {
-            record_start(frame, script.module, script_ref.generation);
+        // A hot swap: the first start of a module's instances waits for its
+        // entities, which says nothing of how fast a reload is.
+        if started.is_ok() && matches!(why, Start::NewGeneration) && !first_start {
+            record_reload(frame, script.module, script_ref.generation);
         }
         let Some(status) = frame.script_status(order) else {
             return;
@@ -358,9 +360,9 @@ enum Start {
     Restart,
 }
 
-/// Records when `generation` of `module` first ran and how long it took
-/// from its file being read.
-fn record_start(frame: &mut Frame, module: AssetId<WasmModule>, generation: u32) {
+/// Records when `generation` of `module` first replaced a running one and
+/// how long that took from its file being read.
+fn record_reload(frame: &mut Frame, module: AssetId<WasmModule>, generation: u32) {
     let read_at = frame
         .world
         .resource::<Assets<WasmModule>>()
@@ -370,10 +372,10 @@ fn record_start(frame: &mut Frame, module: AssetId<WasmModule>, generation: u32)
         return;
     };
     if status
-        .last_start
+        .last_reload
         .is_none_or(|start| start.generation != generation)
     {
-        status.last_start = Some(GenerationStart {
+        status.last_reload = Some(ReloadTiming {
             generation,
             at: Duration::from_nanos(frame.now),
             took: read_at.elapsed(),

@@ -111,18 +111,20 @@ pub struct ModuleStatus {
     loaded_generation: u32,
     newest: Option<Version>,
     last_failure: Option<ModuleFailed>,
-    last_start: Option<GenerationStart>,
+    last_reload: Option<ReloadTiming>,
 }
 
-/// When a module's generation first ran, and how long it took to get there.
+/// A hot reload: when a module's new generation first replaced a running
+/// one, and how long it took to get there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GenerationStart {
+pub struct ReloadTiming {
     /// The generation.
     pub generation: u32,
-    /// The game's virtual time when its first instance started.
+    /// The game's virtual time when it replaced the first instance.
     pub at: Duration,
     /// From its loader beginning to read the file (after the file watcher's
-    /// debounce) to its first instance running, `init` included.
+    /// debounce) to that instance running it, state restored and `init`
+    /// run.
     pub took: Duration,
 }
 
@@ -143,10 +145,12 @@ impl ModuleStatus {
         self.last_failure.as_ref()
     }
 
-    /// When the newest generation that ran first started, and how long it
-    /// took from its file being read.
-    pub fn last_start(&self) -> Option<GenerationStart> {
-        self.last_start
+    /// The newest hot reload that reached a running instance: its
+    /// generation, when, and how long it took from the file being read.
+    /// `None` until one did (a first start waits for entities, so it is not
+    /// timed).
+    pub fn last_reload(&self) -> Option<ReloadTiming> {
+        self.last_reload
     }
 }
 
