@@ -5,9 +5,15 @@
 //! entity of its own) are protected: a guest that despawned one, or
 //! changed its components, could make the game's next `Res` access panic.
 
+use std::any::TypeId;
+
+use bevy::ecs::reflect::ReflectComponent;
 use bevy::ecs::resource::IsResource;
 use bevy::prelude::*;
-use bevy::reflect::{ParsedPath, PartialReflect, TypeRegistry};
+use bevy::reflect::{
+    ParsedPath, PartialReflect, ReflectDeserialize, ReflectSerialize, TypeRegistration,
+    TypeRegistry,
+};
 
 use super::HostState;
 use super::bindings::hotwasm::script::ecs::{Error, Host, QueryPage, QueryRow};
@@ -104,6 +110,34 @@ pub const MAX_PREFETCHED: usize = 16;
 /// The length in the frame's `components` of one the entity does not have.
 const ABSENT: u32 = u32::MAX;
 
+/// A component a guest asked for with every frame, looked up once (at
+/// `prefetch`): a frame needs neither the registry lock nor its lookups.
+pub(crate) struct Prefetched {
+    type_path: String,
+    type_id: TypeId,
+    reflect_component: ReflectComponent,
+    /// Its own `Serialize` and `Deserialize`, when it registered both (a type
+    /// shared with guests does): then frames need no registry at all.
+    own_serde: Option<(ReflectSerialize, ReflectDeserialize)>,
+}
+
+impl Prefetched {
+    fn new(registered: &Registered) -> Self {
+        let data = |registration: &TypeRegistration| {
+            Some((
+                registration.data::<ReflectSerialize>()?.clone(),
+                registration.data::<ReflectDeserialize>()?.clone(),
+            ))
+        };
+        Self {
+            type_path: registered.registration.type_info().type_path().to_owned(),
+            type_id: registered.type_id,
+            reflect_component: registered.reflect_component.clone(),
+            own_serde: data(registered.registration),
+        }
+    }
+}
+
 impl HostState {
     /// The own components asked for with `prefetch`, framed for the frame's
     /// `components`: a little-endian length and the JSON for each, in order.
@@ -111,42 +145,98 @@ impl HostState {
         if self.prefetched.is_empty() {
             return None;
         }
-        let own = self.identity.entity.to_bits();
         let prefetched = std::mem::take(&mut self.prefetched);
-        let mut framed = Vec::new();
-        for type_path in &prefetched {
-            match self.component_json(own, type_path) {
-                Ok(json) => {
-                    framed.extend_from_slice(&(json.len() as u32).to_le_bytes());
-                    framed.extend_from_slice(&json);
-                }
-                Err(_) => framed.extend_from_slice(&ABSENT.to_le_bytes()),
+        let mut framed = Vec::with_capacity(64 * prefetched.len());
+        for component in &prefetched {
+            let start = framed.len();
+            framed.extend_from_slice(&ABSENT.to_le_bytes());
+            if self.frame_json(component, &mut framed).is_ok() {
+                let length = (framed.len() - start - 4) as u32;
+                framed[start..start + 4].copy_from_slice(&length.to_le_bytes());
+            } else {
+                framed.truncate(start + 4);
             }
         }
         self.prefetched = prefetched;
         Some(framed)
     }
 
+    /// Appends the JSON of the own entity's `component` to `framed`.
+    fn frame_json(&mut self, component: &Prefetched, framed: &mut Vec<u8>) -> Result<(), Error> {
+        let own = self.identity.entity;
+        let Some((serialize, _)) = &component.own_serde else {
+            let json = self.component_json(own.to_bits(), &component.type_path)?;
+            framed.extend_from_slice(&json);
+            return Ok(());
+        };
+        let world = self.world()?;
+        let value = world
+            .get_entity(own)
+            .ok()
+            .and_then(|entity| component.reflect_component.reflect(entity))
+            .ok_or_else(|| Error::Missing(format!("{own} has no {}", component.type_path)))?;
+        serialize
+            .serialize(value, &mut serde_json::Serializer::new(framed))
+            .map_err(|error| Error::UnsupportedType(error.to_string()))
+    }
+
     /// Writes the changes a guest returned to its prefetched components,
     /// as `set-component` would; returns why each refused one was refused.
     pub(crate) fn write_prefetched(&mut self, changed: Vec<(u32, Vec<u8>)>) -> Vec<String> {
-        let own = self.identity.entity.to_bits();
         let prefetched = std::mem::take(&mut self.prefetched);
         let refused = changed
             .into_iter()
             .filter_map(|(index, json)| {
-                let Some(type_path) = prefetched.get(index as usize) else {
+                let Some(component) = prefetched.get(index as usize) else {
                     return Some(format!(
                         "it returned a change to prefetched component {index} of {}",
                         prefetched.len()
                     ));
                 };
-                let error = self.write_component(own, type_path, &json).err()?;
-                Some(format!("{type_path}: {}", describe(&error)))
+                let error = self.write_own(component, &json).err()?;
+                Some(format!("{}: {}", component.type_path, describe(&error)))
             })
             .collect();
         self.prefetched = prefetched;
         refused
+    }
+
+    /// Writes `json` as the own entity's `component`: in place through its
+    /// own `Deserialize` when it has one and the entity has a mutable one to
+    /// write over, else as `set-component` would.
+    fn write_own(&mut self, component: &Prefetched, json: &[u8]) -> Result<(), Error> {
+        let own = self.identity.entity;
+        let world = self.world()?;
+        let mutable = world
+            .components()
+            .get_valid_id(component.type_id)
+            .and_then(|id| world.components().get_info(id))
+            .is_some_and(|info| info.mutable());
+        let present = world
+            .get_entity(own)
+            .is_ok_and(|entity| component.reflect_component.contains(entity));
+        let Some((_, deserialize)) = component.own_serde.as_ref().filter(|_| mutable && present)
+        else {
+            return self.write_component(own.to_bits(), &component.type_path, json);
+        };
+        self.quota
+            .take(HostWork::Bytes, json.len())
+            .map_err(Error::CallLimit)?;
+        self.check_unprotected(own, false)?;
+        let value = deserialize
+            .deserialize(&mut serde_json::Deserializer::from_slice(json))
+            .map_err(|error| Error::InvalidJson(format!("{}: {error}", component.type_path)))?;
+        let world = self.world()?;
+        let mut existing = component
+            .reflect_component
+            .reflect_mut(world.entity_mut(own))
+            .ok_or_else(|| Error::Missing(format!("{own} has no {}", component.type_path)))?;
+        existing.set(value).map_err(|_| {
+            Error::UnsupportedType(format!(
+                "{}: its registered Deserialize builds another type",
+                component.type_path
+            ))
+        })
     }
 
     /// `entity`'s component `type_path` as JSON.
@@ -223,10 +313,15 @@ impl Host for HostState {
         }
         let registry = self.registry.clone();
         let registry = registry.read();
-        for type_path in &type_paths {
-            component(&registry, type_path)?.check_serializable()?;
-        }
-        self.prefetched = type_paths;
+        let prefetched = type_paths
+            .iter()
+            .map(|type_path| {
+                let component = component(&registry, type_path)?;
+                component.check_serializable()?;
+                Ok(Prefetched::new(&component))
+            })
+            .collect::<Result<_, Error>>()?;
+        self.prefetched = prefetched;
         Ok(())
     }
 
@@ -393,6 +488,16 @@ mod tests {
 
     const OPAQUE: &str = "bevy_hotwasm::host::ecs::tests::Opaque";
 
+    /// A component with its own serde, as a type shared with guests has:
+    /// prefetched copies of it skip the registry.
+    #[derive(Component, Reflect, Default, serde::Serialize, serde::Deserialize)]
+    #[reflect(Component, Serialize, Deserialize)]
+    struct Served {
+        speed: f32,
+    }
+
+    const SERVED: &str = "bevy_hotwasm::host::ecs::tests::Served";
+
     fn world(host: &mut HostState) -> &mut World {
         host.world.as_deref_mut().expect("lent")
     }
@@ -447,6 +552,7 @@ mod tests {
     fn prefetched_components_come_framed_and_changes_are_written_back() {
         let mut host = host();
         host.registry.write().register::<Opaque>();
+        host.registry.write().register::<Served>();
         let health = "bevy_hotwasm::host::fuzz::Health".to_owned();
         assert_eq!(host.read_prefetched(), None, "nothing asked for");
         let unknown = Host::prefetch(&mut host, vec![health.clone(), "no::Such".to_owned()]);
@@ -456,31 +562,58 @@ mod tests {
         assert_eq!(host.read_prefetched(), None, "refused asks change nothing");
 
         let own = host.identity.entity;
-        world(&mut host).entity_mut(own).insert(Opaque { level: 2 });
-        Host::prefetch(&mut host, vec![health.clone(), OPAQUE.to_owned()]).unwrap();
-        let copies = unframe(&host.read_prefetched().expect("asked for two"));
-        assert_eq!(copies, [None, Some(r#"{"level":2}"#.to_owned())]);
+        world(&mut host)
+            .entity_mut(own)
+            .insert((Opaque { level: 2 }, Served { speed: 1.5 }));
+        let asked = vec![health.clone(), OPAQUE.to_owned(), SERVED.to_owned()];
+        Host::prefetch(&mut host, asked).unwrap();
+        let copies = unframe(&host.read_prefetched().expect("asked for three"));
+        assert_eq!(
+            copies,
+            [
+                None,
+                Some(r#"{"level":2}"#.to_owned()),
+                Some(r#"{"speed":1.5}"#.to_owned())
+            ]
+        );
 
         let refused = host.write_prefetched(vec![
             (1, br#"{"level":5}"#.to_vec()),
             (0, br#"{"hp":9,"name":"new"}"#.to_vec()),
+            (2, br#"{"speed":4.0}"#.to_vec()),
             (0, b"not json".to_vec()),
+            (2, br#"{"speed":"fast"}"#.to_vec()),
             (7, b"{}".to_vec()),
         ]);
         assert_eq!(world(&mut host).get::<Opaque>(own).unwrap().level, 5);
+        assert_eq!(world(&mut host).get::<Served>(own).unwrap().speed, 4.0);
         let inserted = world(&mut host).get::<super::super::fuzz::Health>(own);
         assert_eq!(
             inserted.map(|health| health.hp),
             Some(9),
             "absent: inserted"
         );
-        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert_eq!(refused.len(), 3, "{refused:?}");
         assert!(
             refused[0].starts_with(&health),
             "names the type: {}",
             refused[0]
         );
-        assert!(refused[1].contains("7 of 2"), "{}", refused[1]);
+        assert!(refused[1].starts_with(SERVED), "{}", refused[1]);
+        assert!(refused[2].contains("7 of 3"), "{}", refused[2]);
+
+        world(&mut host).entity_mut(own).remove::<Served>();
+        let copies = unframe(&host.read_prefetched().expect("still asked for"));
+        assert_eq!(copies[2], None, "removed since: absent");
+        let refused = host.write_prefetched(vec![(2, br#"{"speed":2.0}"#.to_vec())]);
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(
+            world(&mut host)
+                .get::<Served>(own)
+                .map(|served| served.speed),
+            Some(2.0),
+            "absent with its own serde: inserted"
+        );
     }
 
     #[test]

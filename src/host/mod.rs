@@ -105,9 +105,9 @@ pub(crate) struct HostState {
     pub watches: Watches,
     /// Whether the guest asked for `handle-batch` in every frame.
     pub every_frame: bool,
-    /// The type paths of its own components the guest asked to have with
-    /// every frame (`ecs.prefetch`).
-    prefetched: Vec<String>,
+    /// Its own components the guest asked to have with every frame
+    /// (`ecs.prefetch`).
+    prefetched: Vec<ecs::Prefetched>,
     /// The game's type registry, to check watched type paths.
     registry: AppTypeRegistry,
     /// The component on every entity that runs a script.
