@@ -111,6 +111,30 @@ impl PendingEvents {
     pub fn is_empty(&self) -> bool {
         self.headers.is_empty()
     }
+
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// Keeps the oldest events, at most `max_events` of them and
+    /// `max_bytes` of subjects and data; returns how many it dropped.
+    pub fn keep_first(&mut self, max_events: usize, max_bytes: usize) -> usize {
+        let fits = |event: &ChangeEvent| {
+            (event.data_start as usize).saturating_add(event.data_len as usize) <= max_bytes
+        };
+        let kept = self
+            .headers
+            .iter()
+            .take(max_events)
+            .take_while(|event| fits(event))
+            .count();
+        let dropped = self.headers.len() - kept;
+        if let Some(first_dropped) = self.headers.get(kept) {
+            self.bytes.truncate(first_dropped.subject_start as usize);
+            self.headers.truncate(kept);
+        }
+        dropped
+    }
 }
 
 /// The least time between two warnings about one instance's refused host
@@ -438,5 +462,33 @@ fn fault(error: &wasmtime::Error, limit_hit: bool) -> CallError {
     CallError {
         cause,
         fault: Some(kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_events_keep_the_oldest_within_both_bounds() {
+        let mut events = PendingEvents::default();
+        for id in 0..5 {
+            events.push(1, id, ChangeKind::KvSet, "key", b"value");
+        }
+        assert_eq!(events.keep_first(10, 1000), 0, "within both: all kept");
+        assert_eq!(events.keep_first(4, 1000), 1, "one over the count");
+        // Each event is 8 bytes: "key" then "value".
+        assert_eq!(events.keep_first(4, 20), 2, "the third ends past 20 bytes");
+        assert_eq!(events.len(), 2);
+        assert_eq!(events.bytes.len(), 16, "the dropped ones' bytes go too");
+        assert_eq!(
+            events
+                .headers
+                .iter()
+                .map(|event| event.id)
+                .collect::<Vec<_>>(),
+            [0, 1],
+            "the oldest stay"
+        );
     }
 }

@@ -86,7 +86,9 @@
 //! delivered to the new generation. Limits: [`MAX_TASKS`], [`MAX_TOPIC_BYTES`],
 //! [`MAX_PAYLOAD_BYTES`], [`MAX_SUBSCRIPTIONS`], and per script
 //! [`MAX_QUEUED_MESSAGES`] and [`MAX_QUEUED_BYTES`] waiting, whether it runs,
-//! loads or is quarantined.
+//! loads, is quarantined or is paused ([`WasmRuntime::pause`], which also
+//! holds its watch events, up to [`MAX_HELD_EVENTS`] and
+//! [`MAX_HELD_EVENT_BYTES`]).
 //!
 //! # Key-value store
 //!
@@ -200,8 +202,8 @@ pub use remote::{
     MAX_SIGNATURE_BYTES, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
 };
 pub use runtime::{
-    MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, ModuleStatus, RECENT_RUNS, ReloadTiming, ScriptStats,
-    ScriptStatus, WasmRuntime, WasmScript, WasmSystems,
+    MAX_HELD_EVENT_BYTES, MAX_HELD_EVENTS, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, ModuleStatus,
+    RECENT_RUNS, ReloadTiming, ScriptStats, ScriptStatus, WasmRuntime, WasmScript, WasmSystems,
 };
 pub use sandbox::{
     DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas, Sandbox,

@@ -290,6 +290,35 @@ fn a_running_script_restarts_afresh_from_the_instances_tab() {
 }
 
 #[test]
+fn a_script_is_paused_and_resumed_from_the_instances_tab() {
+    let (_assets, app, ticker) = app_running("ticker.wasm", &guest_bytes("ticker"));
+    let mut harness = harness(app, ui_for_instances);
+    harness.run();
+    harness.get_by_label(&ticker.to_string()).click();
+    harness.run();
+    harness.get_by_label(&format!("Pause {ticker}")).click();
+    harness.run();
+    // Buttons' actions are applied after the frame's scripts ran.
+    harness.state_mut().update();
+    let calls = |app: &App| runtime(app).script(ticker).unwrap().stats().calls;
+    let paused_at = calls(harness.state());
+    run_frames(harness.state_mut(), 10);
+    assert_eq!(calls(harness.state()), paused_at, "not called while paused");
+    harness.run();
+    harness.get_by_label("paused");
+    harness.get_by_label_contains("paused: not called; 0 watch events held, 0 dropped");
+
+    harness.get_by_label(&format!("Resume {ticker}")).click();
+    harness.run();
+    update_until(
+        harness.state_mut(),
+        "the ticker to be called again",
+        |app| calls(app) > paused_at,
+    );
+    assert!(!runtime(harness.state()).script(ticker).unwrap().is_paused());
+}
+
+#[test]
 fn the_time_tab_lists_the_next_due_tasks() {
     let (_assets, mut app, ticker) = app_running("ticker.wasm", &guest_bytes("ticker"));
     app.update();

@@ -100,3 +100,78 @@ fn a_module_that_did_not_ask_for_frames_is_not_called() {
     let stats = runtime(&app).script(entities[0]).unwrap().stats();
     assert_eq!((stats.calls, stats.frames), (1, 1), "init only: {stats:?}");
 }
+
+#[test]
+fn a_paused_script_is_not_called_and_gets_what_waited_when_resumed() {
+    let bytes = guest_bytes("order");
+    let (assets, mut app, entities) = start_scripts_with_fake_watcher("order.wasm", &bytes, 2);
+    let (paused, running) = (entities[0], entities[1]);
+    run_frames(&mut app, 2);
+    let pause = |app: &mut App, paused_now| {
+        let mut runtime = app.world_mut().resource_mut::<WasmRuntime>();
+        assert!(runtime.pause(paused, paused_now));
+    };
+    let set_key = |app: &mut App, value: &[u8]| {
+        let mut store = app.world_mut().resource_mut::<KvStore>();
+        store.set("order", "k", value).unwrap();
+    };
+
+    pause(&mut app, true);
+    let calls = runtime(&app).script(paused).unwrap().stats().calls;
+    let (before, others_before) = (
+        seen(&app).lines_of(paused).len(),
+        seen(&app).lines_of(running).len(),
+    );
+    app.world_mut()
+        .write_message(HostMessage::to_entity(paused, "order", "now"));
+    set_key(&mut app, b"1");
+    app.update();
+    set_key(&mut app, b"2");
+    run_frames(&mut app, 3);
+    let status = runtime(&app).script(paused).unwrap();
+    assert!(status.is_paused());
+    assert_eq!(status.stats().calls, calls, "no call while paused");
+    assert_eq!((status.queued_messages(), status.held_events()), (1, 2));
+    assert_eq!(seen(&app).lines_of(paused).len(), before);
+    assert!(
+        seen(&app).lines_of(running).len() > others_before + 4,
+        "the other instance of the module runs on"
+    );
+
+    pause(&mut app, false);
+    app.update();
+    let frame = app.world().resource::<bevy::diagnostic::FrameCount>().0;
+    assert_eq!(
+        seen(&app).lines_of(paused)[before..],
+        [
+            "task",
+            "message",
+            "event",
+            "event",
+            &format!("update {}", frame - 1)
+        ],
+        "what waited, in one batch; the task that fell due runs once"
+    );
+    let status = runtime(&app).script(paused).unwrap();
+    assert_eq!((status.queued_messages(), status.held_events()), (0, 0));
+
+    // A new generation waits for the paused script; the events held for
+    // the old one are dropped with its watches, and counted.
+    pause(&mut app, true);
+    set_key(&mut app, b"3");
+    assets.save(&app, "order.wasm", &rebuilt(&bytes, 1));
+    update_until(&mut app, "the other instance to swap", |app| {
+        generation(app, running) == Some(2)
+    });
+    assert_eq!(
+        generation(&app, paused),
+        Some(1),
+        "not swapped while paused"
+    );
+    pause(&mut app, false);
+    app.update();
+    let status = runtime(&app).script(paused).unwrap();
+    assert_eq!(status.generation(), Some(2), "swapped on resume");
+    assert_eq!(status.stats().dropped_events, 1);
+    assert!(!status.is_paused());
+}

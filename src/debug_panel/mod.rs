@@ -198,8 +198,10 @@ pub enum PanelAction {
     Restart(Entity),
     /// Loads a module's file again, as if it had been saved.
     Reload(AssetId<WasmModule>),
+    /// Pauses (`true`) or resumes one script ([`WasmRuntime::pause`]).
+    PauseScript(Entity, bool),
     /// Pauses or resumes the game's virtual time.
-    Pause(bool),
+    PauseGame(bool),
     /// Sets the virtual time's speed.
     Speed(f32),
     /// Runs the paused game for one frame.
@@ -647,7 +649,10 @@ pub fn apply_actions(world: &mut World) {
                     server.reload(path.into_owned());
                 }
             }
-            PanelAction::Pause(paused) => {
+            PanelAction::PauseScript(entity, paused) => {
+                world.resource_mut::<WasmRuntime>().pause(entity, paused);
+            }
+            PanelAction::PauseGame(paused) => {
                 let mut time = world.resource_mut::<Time<Virtual>>();
                 if paused {
                     time.pause();
@@ -748,6 +753,8 @@ pub fn ui_for_panel(world: &mut World, ui: &mut egui::Ui) {
 fn script_state(status: &ScriptStatus) -> &'static str {
     if status.is_quarantined() {
         "quarantined"
+    } else if status.is_paused() {
+        "paused"
     } else if status.generation().is_some() {
         "running"
     } else if status.last_fault().is_some() {
@@ -875,7 +882,7 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
 /// Every script instance, a row each: entity, module, generation, state,
 /// counters, memory, tasks, queued messages; a Release button for a
 /// quarantined one, a Restart button for a running one. Clicking an entity
-/// shows what it registered below.
+/// shows what it registered below, with a button to pause or resume it.
 pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
     let mut selected = world.resource::<PanelState>().selected_instance;
     let runtime = world.resource::<WasmRuntime>();
@@ -958,7 +965,7 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
         && let Some(script) = runtime.script(entity)
     {
         ui.separator();
-        ui_for_details(ui, entity, script);
+        ui_for_details(ui, entity, script, &mut actions);
     }
     world.resource_mut::<PanelState>().selected_instance = selected;
     world.resource_mut::<PanelActions>().0.extend(actions);
@@ -997,7 +1004,12 @@ fn sparkline(ui: &mut egui::Ui, script: &ScriptStatus, runs: u64) {
 }
 
 /// What one instance registered: its tasks, subscriptions and watches.
-fn ui_for_details(ui: &mut egui::Ui, entity: Entity, script: &ScriptStatus) {
+fn ui_for_details(
+    ui: &mut egui::Ui,
+    entity: Entity,
+    script: &ScriptStatus,
+    actions: &mut Vec<PanelAction>,
+) {
     let details = script.details();
     let stats = script.stats();
     ui.strong(format!(
@@ -1011,6 +1023,20 @@ fn ui_for_details(ui: &mut egui::Ui, entity: Entity, script: &ScriptStatus) {
         stats.refused_host_calls,
         script.queued_messages(),
     ));
+    ui.horizontal(|ui| {
+        let paused = script.is_paused();
+        let pause = if paused { "Resume" } else { "Pause" };
+        if ui.button(format!("{pause} {entity}")).clicked() {
+            actions.push(PanelAction::PauseScript(entity, !paused));
+        }
+        if paused {
+            ui.label(format!(
+                "paused: not called; {} watch events held, {} dropped",
+                script.held_events(),
+                stats.dropped_events
+            ));
+        }
+    });
     egui::ScrollArea::vertical()
         .id_salt("hotwasm-instance-details")
         .show(ui, |ui| {
@@ -1397,7 +1423,7 @@ pub fn ui_for_time(world: &mut World, ui: &mut egui::Ui) {
     let mut actions = Vec::new();
     ui.horizontal(|ui| {
         if ui.button(if paused { "Resume" } else { "Pause" }).clicked() {
-            actions.push(PanelAction::Pause(!paused));
+            actions.push(PanelAction::PauseGame(!paused));
         }
         if ui
             .add_enabled(paused, egui::Button::new("Step one frame"))

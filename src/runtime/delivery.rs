@@ -6,7 +6,7 @@ use bevy::log::Level;
 use bevy::prelude::*;
 
 use super::lifecycle::faulted;
-use super::{Frame, RECENT_RUNS, RunOrder, Runner, WasmRuntime};
+use super::{Frame, RECENT_RUNS, RunOrder, Runner, Script, WasmRuntime};
 use crate::host::{GuestLine, InstanceDetails, Message, check_message};
 use crate::instance::{CallCost, LiveInstance, Produced};
 use crate::messages::{
@@ -19,6 +19,13 @@ pub const MAX_QUEUED_MESSAGES: usize = 65_536;
 /// The most bytes (topics and payloads) waiting for one script; more are
 /// dropped with a warning until it has taken them.
 pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The most watch events held for a paused script; more are dropped and
+/// counted ([`ScriptStats::dropped_events`](super::ScriptStats)).
+pub const MAX_HELD_EVENTS: usize = 65_536;
+/// The most bytes (subjects and data) of watch events held for a paused
+/// script; more are dropped and counted.
+pub const MAX_HELD_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Messages waiting for one script's next batch, bounded by count and by
 /// bytes whether the script runs, loads or is quarantined.
@@ -59,6 +66,27 @@ impl Inbox {
         self.bytes = 0;
         std::mem::take(&mut self.messages)
     }
+}
+
+/// Keeps a paused script's watch events for when it resumes, within
+/// [`MAX_HELD_EVENTS`] and [`MAX_HELD_EVENT_BYTES`]; counts the rest as
+/// dropped, with a warning at the first drop of each pause.
+fn hold_events(entity: Entity, script: &mut Script) {
+    let dropped = script
+        .events
+        .keep_first(MAX_HELD_EVENTS, MAX_HELD_EVENT_BYTES);
+    if dropped == 0 {
+        return;
+    }
+    if !script.dropping_events {
+        script.dropping_events = true;
+        warn!(
+            "dropping watch events for the paused script on {entity}: {} already wait for it, \
+             the most is {MAX_HELD_EVENTS} ({MAX_HELD_EVENT_BYTES} bytes)",
+            script.events.len()
+        );
+    }
+    script.dropped_events += dropped as u64;
 }
 
 /// A message a guest sent, on its way to the other subscribers.
@@ -164,6 +192,13 @@ impl Runner {
             let Some(instance) = &mut script.instance else {
                 continue;
             };
+            if script.paused {
+                if !script.events.is_empty() {
+                    hold_events(order.0, script);
+                    self.queued_to.push(*order);
+                }
+                continue;
+            }
             if script.inbox.is_empty()
                 && script.events.is_empty()
                 && !instance.wants_call(frame.now, this_frame.as_ref())
@@ -224,6 +259,8 @@ impl Runner {
                 continue;
             };
             script_status.queued_messages = script.inbox.len();
+            script_status.held_events = script.events.len();
+            script_status.stats.dropped_events = script.dropped_events;
             match &mut script.instance {
                 Some(instance) => {
                     if let Some(details) = instance.changed_details() {

@@ -94,6 +94,12 @@ impl Runner {
                 self.restarts.insert(RunOrder(entity), 0);
             }
         }
+        for (entity, paused) in std::mem::take(&mut frame.status.pausing) {
+            if let Some(script) = self.scripts.get_mut(&RunOrder(entity)) {
+                script.paused = paused;
+                script.dropping_events &= paused;
+            }
+        }
         for entity in std::mem::take(&mut frame.status.restarted) {
             let order = RunOrder(entity);
             let Some(script) = self.scripts.get_mut(&order) else {
@@ -162,8 +168,10 @@ impl Runner {
                 last_failure: None,
                 stats: default(),
                 quarantined: false,
+                paused: false,
                 last_fault: None,
                 queued_messages: inbox.len(),
+                held_events: 0,
                 details: default(),
                 recent: default(),
             },
@@ -173,6 +181,9 @@ impl Runner {
             attempted: 0,
             instance: None,
             inbox,
+            paused: false,
+            dropped_events: 0,
+            dropping_events: false,
             events: PendingEvents::default(),
             this_frame: default(),
             recent_faults: VecDeque::new(),
@@ -254,6 +265,10 @@ impl Runner {
             let Some(script) = self.scripts.get_mut(&order) else {
                 continue;
             };
+            if script.paused {
+                self.stale.insert(order);
+                continue;
+            }
             let loaded = frame
                 .world
                 .resource::<Assets<WasmModule>>()
@@ -272,7 +287,9 @@ impl Runner {
         let due: Vec<RunOrder> = self
             .restarts
             .iter()
-            .filter(|&(_, &at)| at <= frame.now)
+            .filter(|&(order, &at)| {
+                at <= frame.now && !self.scripts.get(order).is_some_and(|script| script.paused)
+            })
             .map(|(order, _)| *order)
             .collect();
         for order in due {
@@ -324,6 +341,10 @@ impl Runner {
         };
         match started {
             Ok(()) => {
+                // Events held while paused matched the old instance's
+                // watches, which the new one does not have.
+                let held = std::mem::take(&mut script.events);
+                script.dropped_events += held.len() as u64;
                 status.generation = Some(script_ref.generation);
                 status.last_failure = None;
                 match why {

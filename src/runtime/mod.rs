@@ -21,7 +21,9 @@ use bevy::prelude::*;
 
 use self::changes::ChangeTracker;
 use self::delivery::{Inbox, Sent};
-pub use self::delivery::{MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES};
+pub use self::delivery::{
+    MAX_HELD_EVENT_BYTES, MAX_HELD_EVENTS, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES,
+};
 use self::lifecycle::Version;
 use crate::asset::WasmModule;
 use crate::engine::WasmEngine;
@@ -72,6 +74,9 @@ pub struct ScriptStats {
     /// Host requests refused over the per-call quotas
     /// ([`HostQuotas`](crate::HostQuotas)), dropped log lines included.
     pub refused_host_calls: u64,
+    /// Watch events dropped while the script was paused, past
+    /// [`MAX_HELD_EVENTS`] or [`MAX_HELD_EVENT_BYTES`].
+    pub dropped_events: u64,
 }
 
 impl ScriptStats {
@@ -162,8 +167,10 @@ pub struct ScriptStatus {
     last_failure: Option<ModuleFailed>,
     stats: ScriptStats,
     quarantined: bool,
+    paused: bool,
     last_fault: Option<FaultKind>,
     queued_messages: usize,
+    held_events: usize,
     details: InstanceDetails,
     /// (run, guest time) of the frames it was called in, within the last
     /// [`RECENT_RUNS`] runs.
@@ -197,6 +204,17 @@ impl ScriptStatus {
     /// Whether the script stopped after too many faults.
     pub fn is_quarantined(&self) -> bool {
         self.quarantined
+    }
+
+    /// Whether the script is paused ([`WasmRuntime::pause`]).
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// How many watch events wait for a paused script (none while it runs:
+    /// a running script gets each frame's events in that frame).
+    pub fn held_events(&self) -> usize {
+        self.held_events
     }
 
     /// The most recent fault, if the script ever faulted.
@@ -241,6 +259,8 @@ pub struct WasmRuntime {
     released: Vec<Entity>,
     /// Running scripts asked to start afresh since the last run.
     restarted: Vec<Entity>,
+    /// Scripts paused (`true`) or resumed since the last run.
+    pausing: Vec<(Entity, bool)>,
     /// How many times [`WasmSystems::Run`] ran.
     runs: u64,
 }
@@ -291,6 +311,27 @@ impl WasmRuntime {
             self.restarted.push(entity);
         }
         running
+    }
+
+    /// Pauses the script on `entity` (`paused`), or resumes it, from the
+    /// next run. A paused script is not called at all: no tasks, frame
+    /// hook, messages or watch events, and no start, hot swap or restart.
+    /// Its messages wait as they would for a busy script (up to
+    /// [`MAX_QUEUED_MESSAGES`]) and its watch events are held (up to
+    /// [`MAX_HELD_EVENTS`]; more are dropped and counted in
+    /// [`ScriptStats::dropped_events`]); on resume it gets them all in one
+    /// batch and its tasks that fell due while paused run (an `every` task
+    /// once, with its missed ticks counted). A newer generation that loaded
+    /// meanwhile is swapped in first; the events held for the old one are
+    /// then dropped and counted, as its watches are gone. The game's own
+    /// time is not paused. Returns whether `entity` has a script.
+    pub fn pause(&mut self, entity: Entity, paused: bool) -> bool {
+        let Some(script) = self.scripts.get_mut(&RunOrder(entity)) else {
+            return false;
+        };
+        script.paused = paused;
+        self.pausing.push((entity, paused));
+        true
     }
 
     /// How many times [`WasmSystems::Run`] has run: the frame count of
@@ -345,6 +386,12 @@ struct Script {
     instance: Option<LiveInstance>,
     /// Messages waiting for the next `handle-batch`; kept across reloads.
     inbox: Inbox,
+    /// Whether it is paused: not called, its messages and events held.
+    paused: bool,
+    /// Watch events dropped while paused, past the bounds, ever.
+    dropped_events: u64,
+    /// Whether this pause has dropped events yet (and warned about it).
+    dropping_events: bool,
     /// This frame's changes that matched the running generation's watches.
     events: PendingEvents,
     /// What this frame's calls used so far.
