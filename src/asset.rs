@@ -1,6 +1,6 @@
 //! Script modules as Bevy assets: [`WasmModule`], its loader and its errors.
 
-use bevy::asset::io::{AssetReaderError, Reader};
+use bevy::asset::io::{AssetReaderError, AssetSourceId, Reader};
 use bevy::asset::{AssetLoader, AssetPath, LoadContext, ReadAssetBytesError};
 use bevy::platform::time::Instant;
 use bevy::prelude::*;
@@ -11,7 +11,8 @@ use crate::engine::WasmEngine;
 use crate::files::content_hash;
 use crate::host::{HostState, REQUIRED_EXPORTS, ScriptPre};
 use crate::sandbox::GuestLimits;
-use crate::trust::{ModuleTrust, SignatureError, signature_path};
+use crate::source::{ModuleOrigin, ServedOrigins};
+use crate::trust::{ModuleTrust, SignatureError, Verified, signature_path};
 use serde::{Deserialize, Serialize};
 
 /// A compiled and pre-linked script component, ready to instantiate.
@@ -28,6 +29,8 @@ pub struct WasmModule {
     limits: Option<GuestLimits>,
     pre: ScriptPre<HostState>,
     load_started: Instant,
+    origin: ModuleOrigin,
+    verified: Option<Verified>,
 }
 
 /// A module's loader settings, from its `.wasm.meta` file:
@@ -98,6 +101,8 @@ impl WasmModule {
             limits: None,
             pre,
             load_started: Instant::now(),
+            origin: ModuleOrigin::Bytes,
+            verified: None,
         })
     }
 
@@ -122,6 +127,19 @@ impl WasmModule {
     /// A hash of the component's bytes: equal bytes, equal hash.
     pub fn content_hash(&self) -> u64 {
         self.content_hash
+    }
+
+    /// Where its bytes came from: a file, a remote source's server, cache or
+    /// embedded copy, another asset source, or [`WasmModule::from_bytes`].
+    pub fn origin(&self) -> &ModuleOrigin {
+        &self.origin
+    }
+
+    /// How it passed the trust policy: signed by which key, built into the
+    /// game, or unsigned where that is allowed; `None` for a module made
+    /// with [`WasmModule::from_bytes`], which checks nothing.
+    pub fn verified(&self) -> Option<&Verified> {
+        self.verified.as_ref()
     }
 
     /// The limits its `.wasm.meta` gave it, if any.
@@ -257,6 +275,7 @@ pub enum WasmModuleLoaderError {
 pub struct WasmModuleLoader {
     engine: WasmEngine,
     trust: ModuleTrust,
+    origins: ServedOrigins,
 }
 
 impl FromWorld for WasmModuleLoader {
@@ -266,7 +285,12 @@ impl FromWorld for WasmModuleLoader {
             .expect("WasmModuleLoader needs the WasmEngine resource: add HotWasmPlugin")
             .clone();
         let trust = world.get_resource_or_init::<ModuleTrust>().clone();
-        Self { engine, trust }
+        let origins = world.get_resource_or_init::<ServedOrigins>().clone();
+        Self {
+            engine,
+            trust,
+            origins,
+        }
     }
 }
 
@@ -292,16 +316,24 @@ impl AssetLoader for WasmModuleLoader {
                 source,
             })?;
         let signature = read_signature(load_context, &path).await?;
-        self.trust
+        let source = load_context.path().source();
+        let verified = self
+            .trust
             .read()
-            .verify(load_context.path().source(), &bytes, signature.as_deref())
+            .verify(source, &bytes, signature.as_deref())
             .map_err(|error| WasmModuleLoaderError::Signature {
                 path: path.clone(),
                 error,
             })?;
+        let origin = self.origins.get(&path).unwrap_or_else(|| match source {
+            AssetSourceId::Default => ModuleOrigin::File,
+            AssetSourceId::Name(name) => ModuleOrigin::Source(name.to_string()),
+        });
         let mut module = WasmModule::from_bytes(&self.engine, path, &bytes)?;
         module.limits = settings.limits;
         module.load_started = load_started;
+        module.origin = origin;
+        module.verified = Some(verified);
         Ok(module)
     }
 

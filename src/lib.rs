@@ -194,7 +194,8 @@ pub use kv::{
 };
 pub use messages::{
     FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage,
-    ModuleReloaded, Recipient, ScriptQuarantined, ScriptRef, ScriptSender,
+    ModuleReloaded, Recipient, ScriptQuarantined, ScriptRef, ScriptSender, WatchedChange,
+    WatchedChangeKind,
 };
 #[cfg(feature = "remote")]
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
@@ -208,7 +209,7 @@ pub use runtime::{
 pub use sandbox::{
     DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas, Sandbox,
 };
-pub use source::file_source_with_debounce;
+pub use source::{ModuleOrigin, file_source_with_debounce};
 pub use trust::{
     KeyError, ModuleTrust, SIGNATURE_KEY_PREFIX, SignatureError, Signatures, TrustPolicy,
     TrustedKey, Verified, sign_module, signature_path,
@@ -286,6 +287,7 @@ impl Plugin for HotWasmPlugin {
             .add_message::<ModuleMessage>()
             .add_message::<HostMessage>()
             .add_message::<KvChanged>()
+            .add_message::<WatchedChange>()
             .add_systems(
                 Update,
                 (

@@ -164,6 +164,52 @@ pub struct ScriptQuarantined {
     pub fault: FaultKind,
 }
 
+/// A component or resource change that reached at least one script's
+/// watch, as the scripts got it. Written only while
+/// [`WasmRuntime::record_watched_changes`](crate::WasmRuntime::record_watched_changes)
+/// is on (the debug panel turns it on).
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+pub struct WatchedChange {
+    /// The CloudEvents `id` the scripts got.
+    pub id: u64,
+    /// What happened.
+    pub kind: WatchedChangeKind,
+    /// The component's or resource's type path.
+    pub type_path: String,
+    /// The entity, for a component.
+    pub entity: Option<Entity>,
+    /// The value as JSON; empty for a removal.
+    pub data: Vec<u8>,
+    /// How many watches it matched, over all scripts.
+    pub watches: usize,
+}
+
+/// What a [`WatchedChange`] was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WatchedChangeKind {
+    /// A component was added to an entity.
+    ComponentAdded,
+    /// A component changed.
+    ComponentChanged,
+    /// A component was removed, or its entity despawned.
+    ComponentRemoved,
+    /// A resource was inserted or changed.
+    ResourceChanged,
+}
+
+impl WatchedChangeKind {
+    /// The CloudEvents `type` the scripts got, e.g.
+    /// `dev.hotwasm.component.changed`.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Self::ComponentAdded => "dev.hotwasm.component.added",
+            Self::ComponentChanged => "dev.hotwasm.component.changed",
+            Self::ComponentRemoved => "dev.hotwasm.component.removed",
+            Self::ResourceChanged => "dev.hotwasm.resource.changed",
+        }
+    }
+}
+
 /// An instance now runs a new generation of its module, with the state the
 /// old one saved.
 #[derive(Message, Clone, Debug, PartialEq, Eq)]

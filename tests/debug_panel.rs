@@ -238,6 +238,39 @@ fn the_events_tab_shows_messages_and_key_value_changes_as_cloudevents() {
 }
 
 #[test]
+fn the_events_tab_shows_component_changes_watches_got() {
+    let (_assets, mut app, watcher) = app_running("watcher.wasm", &guest_bytes("watcher"));
+    app.register_type::<Health>();
+    app.world_mut().write_message(HostMessage::to_entity(
+        watcher,
+        "watcher/component",
+        Health::type_path(),
+    ));
+    app.update();
+    let entity = app.world_mut().spawn(Health { hp: 7 }).id();
+    update_until(&mut app, "the watcher to see it", |app| {
+        seen(app)
+            .lines_of(watcher)
+            .iter()
+            .any(|line| line.starts_with("dev.hotwasm.component.added"))
+    });
+    let mut harness = harness(app, ui_for_events);
+    harness.run();
+    harness.get_by_label_contains(&format!(
+        "dev.hotwasm.component.added {} on {entity} {{\"hp\":7}} → 1 watch(es)",
+        Health::type_path()
+    ));
+    harness.get_by_label("component watches").click();
+    harness.run();
+    assert!(
+        harness
+            .query_by_label_contains("dev.hotwasm.component.added")
+            .is_none(),
+        "hidden"
+    );
+}
+
+#[test]
 fn the_diagnostics_tab_plots_guest_time() {
     let (_assets, mut app, _) = app_running("hello.wasm", &guest_bytes("hello"));
     for _ in 0..5 {
@@ -287,6 +320,40 @@ fn a_running_script_restarts_afresh_from_the_instances_tab() {
     assert_eq!(seen(app).lines_of(counter), ["starts=1", "starts=1"]);
     assert_eq!(runtime(app).script(counter).unwrap().stats().faults, 0);
     assert_eq!(generation(app, counter), Some(1));
+}
+
+#[test]
+fn a_module_shows_its_origin_and_is_unloaded_and_loaded_again_from_the_modules_tab() {
+    let (_assets, app, counter) = app_running("counter.wasm", &guest_bytes("counter"));
+    let mut harness = harness(app, ui_for_modules);
+    harness.run();
+    harness.get_by_label("modules/counter.wasm").click();
+    harness.run();
+    harness.get_by_label("from: file");
+    harness.get_by_label("trust: unsigned (allowed)");
+    harness.get_by_label_contains(
+        "limits: CPU 200 ms a call, fuel 1000000000 a call, memory 64.0 MiB",
+    );
+
+    harness.get_by_label("Unload modules/counter.wasm").click();
+    harness.run();
+    harness.state_mut().update();
+    run_frames(harness.state_mut(), 5);
+    assert_eq!(generation(harness.state(), counter), None, "stopped");
+    harness.run();
+    harness.get_by_label_contains("unloaded: its scripts wait");
+
+    // The same bytes again start it afresh.
+    harness.get_by_label("Reload modules/counter.wasm").click();
+    harness.run();
+    update_until(harness.state_mut(), "the module to run again", |app| {
+        generation(app, counter) == Some(2)
+    });
+    assert_eq!(
+        seen(harness.state()).lines_of(counter),
+        ["starts=1", "starts=1"],
+        "no state kept"
+    );
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{
-    FailureStage, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
-    SignatureError, sign_module,
+    FailureStage, ModuleOrigin, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource,
+    ServedFrom, SignatureError, TrustedKey, Verified, sign_module,
 };
 use common::http::{TestServer, dead_url, stalled_url};
 use common::*;
@@ -61,14 +61,33 @@ fn status(app: &App) -> RemoteModuleStatus {
         .unwrap()
 }
 
-/// The size of the module `entity` runs, to tell modules apart.
-fn running_size(app: &App, entity: Entity) -> usize {
+/// The module `entity` runs.
+fn running(app: &App, entity: Entity) -> &WasmModule {
     let handle = &app.world().get::<WasmScript>(entity).unwrap().0;
     app.world()
         .resource::<Assets<WasmModule>>()
         .get(handle)
         .unwrap()
-        .size()
+}
+
+/// The size of the module `entity` runs, to tell modules apart.
+fn running_size(app: &App, entity: Entity) -> usize {
+    running(app, entity).size()
+}
+
+/// What the module `entity` runs says of where it came from and who
+/// signed it.
+fn provenance(app: &App, entity: Entity) -> (ModuleOrigin, Option<Verified>) {
+    let module = running(app, entity);
+    (module.origin().clone(), module.verified().cloned())
+}
+
+fn signed_for_release() -> Option<Verified> {
+    let key = TrustedKey::from_bytes(release_key().verifying_key().as_bytes()).unwrap();
+    Some(Verified::Signed {
+        key_id: "release".to_owned(),
+        fingerprint: key.fingerprint(),
+    })
 }
 
 /// A server serving the signed counter guest, and an app running it from
@@ -94,6 +113,13 @@ fn a_signed_remote_module_loads_and_reloads_when_the_server_changes() {
     let first = status(&app);
     assert_eq!(first.served_from, Some(ServedFrom::Server));
     assert_eq!(first.url, format!("{}/counter.wasm", server.url()));
+    assert_eq!(
+        provenance(&app, entity),
+        (
+            ModuleOrigin::Server(first.url.clone()),
+            signed_for_release()
+        )
+    );
     assert_eq!(first.bytes_received, counter.len() as u64);
     assert!(first.last_success.is_some() && first.last_error.is_none());
 
@@ -190,6 +216,10 @@ fn without_the_server_the_cache_keeps_the_game_running() {
     assert_eq!(running_size(&app, entity), counter.len());
     let restarted = status(&app);
     assert_eq!(restarted.served_from, Some(ServedFrom::Cache));
+    assert_eq!(
+        provenance(&app, entity),
+        (ModuleOrigin::Cache, signed_for_release())
+    );
     assert!(matches!(
         restarted.fallback_reason,
         Some(RemoteError::Unreachable { .. })
@@ -210,6 +240,8 @@ fn with_nothing_else_the_embedded_default_runs_until_the_server_is_back() {
     assert_eq!(generation(&app, entity), Some(1), "{:?}", seen(&app).failed);
     assert_eq!(running_size(&app, entity), embedded.len());
     assert_eq!(status(&app).served_from, Some(ServedFrom::Embedded));
+    let embedded_origin = (ModuleOrigin::Embedded, Some(Verified::Embedded));
+    assert_eq!(provenance(&app, entity), embedded_origin);
 
     // The server comes up: the next poll picks it up.
     let server = TestServer::start_at(&url);
@@ -220,6 +252,10 @@ fn with_nothing_else_the_embedded_default_runs_until_the_server_is_back() {
     });
     assert_eq!(running_size(&app, entity), counter.len());
     assert_eq!(status(&app).served_from, Some(ServedFrom::Server));
+    assert!(matches!(
+        provenance(&app, entity).0,
+        ModuleOrigin::Server(_)
+    ));
 }
 
 #[test]

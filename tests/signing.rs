@@ -7,7 +7,9 @@ mod common;
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{FailureStage, SignatureError, Signatures, sign_module};
+use bevy_hotwasm::{
+    FailureStage, ModuleOrigin, SignatureError, Signatures, Verified, WasmModule, sign_module,
+};
 use common::*;
 use ed25519_dalek::SigningKey;
 
@@ -41,6 +43,22 @@ fn write_signed(assets: &AssetDir, module: &[u8], key: &SigningKey) {
 fn save_signed(app: &App, assets: &AssetDir, module: &[u8], key: &SigningKey) {
     assets.save(app, "counter.wasm.sig", sign_module(key, module).as_bytes());
     assets.save(app, "counter.wasm", module);
+}
+
+/// Who the module `entity` runs was signed by, and where it came from.
+fn signer(app: &App, entity: Entity) -> (Option<Verified>, ModuleOrigin) {
+    let handle = &app.world().get::<WasmScript>(entity).unwrap().0;
+    let module = app.world().resource::<Assets<WasmModule>>().get(handle);
+    let module = module.expect("running");
+    (module.verified().cloned(), module.origin().clone())
+}
+
+fn signed_by(key_id: &str, key: &SigningKey) -> (Option<Verified>, ModuleOrigin) {
+    let verified = Verified::Signed {
+        key_id: key_id.to_owned(),
+        fingerprint: trusted(key).fingerprint(),
+    };
+    (Some(verified), ModuleOrigin::File)
 }
 
 fn start(app: &mut App) -> Entity {
@@ -115,11 +133,13 @@ fn keys_rotate_and_a_revoked_key_is_refused() {
     let mut app = signed_app(&assets, &[("2025", &old), ("2026", &new)]);
     let entity = start(&mut app);
     assert_eq!(generation(&app, entity), Some(1));
+    assert_eq!(signer(&app, entity), signed_by("2025", &old));
 
     save_signed(&app, &assets, &rebuilt(&original, 1), &new);
     update_until(&mut app, "the update signed with the new key", |app| {
         generation(app, entity) == Some(2)
     });
+    assert_eq!(signer(&app, entity), signed_by("2026", &new));
     // One save, one reload: the refusal below is the only change after it.
     run_frames(&mut app, 5);
     assert_eq!(generation(&app, entity), Some(2));

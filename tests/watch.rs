@@ -6,6 +6,7 @@ mod common;
 
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{WatchedChange, WatchedChangeKind};
 use common::*;
 
 fn watcher_with_store() -> (AssetDir, tempfile::TempDir, App, Entity) {
@@ -224,5 +225,57 @@ fn a_component_written_by_a_guest_reaches_every_watch_of_its_type() {
             entity.to_bits()
         )],
         "seen once, the frame after the write"
+    );
+}
+
+/// Every `WatchedChange` written.
+#[derive(Resource, Default)]
+struct Watched(Vec<WatchedChange>);
+
+fn collect_watched(mut changes: MessageReader<WatchedChange>, mut watched: ResMut<Watched>) {
+    watched.0.extend(changes.read().cloned());
+}
+
+#[test]
+fn changes_a_watch_got_are_written_as_messages_only_when_asked() {
+    let (_assets, mut app, _) = watcher_of("component", Health::type_path());
+    app.init_resource::<Watched>()
+        .add_systems(Update, collect_watched.after(WasmSystems::Run));
+    app.world_mut().spawn(Health { hp: 3 });
+    run_frames(&mut app, 2);
+    assert!(
+        app.world().resource::<Watched>().0.is_empty(),
+        "off by default"
+    );
+
+    app.world_mut()
+        .resource_mut::<WasmRuntime>()
+        .record_watched_changes(true);
+    let entity = app.world_mut().spawn(Health { hp: 5 }).id();
+    // Not watched: not written.
+    app.insert_resource(Weather { wind: 1.0 });
+    run_frames(&mut app, 2);
+    let watched: Vec<_> = app
+        .world()
+        .resource::<Watched>()
+        .0
+        .iter()
+        .map(|change| {
+            let json = String::from_utf8_lossy(&change.data).into_owned();
+            let what = (change.kind, change.type_path.as_str(), change.entity);
+            (what, json, change.watches)
+        })
+        .collect();
+    assert_eq!(
+        watched,
+        [(
+            (
+                WatchedChangeKind::ComponentAdded,
+                Health::type_path(),
+                Some(entity)
+            ),
+            r#"{"hp":5}"#.to_owned(),
+            1
+        )]
     );
 }

@@ -13,7 +13,8 @@
 //! edit `saves/arena/tuning/enemy_speed` by hand and every enemy speeds up.
 //!
 //! F12 opens the debug panel. `--panel` opens it at the start (`--panel-tab
-//! events` on that tab), `--autoplay` plays by itself; `--screenshot FILE`
+//! events` on that tab; `--panel-select` shows the first module's and
+//! instance's details), `--autoplay` plays by itself; `--screenshot FILE`
 //! saves the window once
 //! `--screenshot-at SECS` (7) of game time have passed, checks it shows the
 //! arena, the player, enemies and the HUD, and exits (non-zero if it does
@@ -51,6 +52,8 @@ struct Options {
     panel: bool,
     /// The panel's tab at the start.
     panel_tab: PanelTab,
+    /// Show the details of the first module and instance in the panel.
+    panel_select: bool,
 }
 
 impl Options {
@@ -66,6 +69,7 @@ impl Options {
             match arg.as_str() {
                 "--autoplay" => options.autoplay = true,
                 "--panel" => options.panel = true,
+                "--panel-select" => options.panel_select = true,
                 "--panel-tab" => {
                     options.panel = true;
                     options.panel_tab = value("--panel-tab")?.parse()?;
@@ -80,7 +84,7 @@ impl Options {
                 other => {
                     return Err(format!(
                         "unknown argument {other}; arena [--autoplay] [--panel] \
-                         [--panel-tab TAB] [--screenshot FILE] [--screenshot-at SECS] [--save-dir DIR]"
+                         [--panel-tab TAB] [--panel-select] [--screenshot FILE] [--screenshot-at SECS] [--save-dir DIR]"
                     ));
                 }
             }
@@ -151,7 +155,24 @@ fn main() -> AppExit {
     if options.screenshot.is_some() {
         app.add_systems(Update, take_screenshot);
     }
+    if options.panel_select {
+        app.add_systems(Update, select_first.after(WasmSystems::Run));
+    }
     app.insert_resource(options).run()
+}
+
+/// Selects the first module and instance in the panel, to show their
+/// details (`--panel-select`).
+fn select_first(runtime: Res<WasmRuntime>, mut panel: ResMut<PanelState>) {
+    if panel.selected_module.is_none() {
+        let first = runtime
+            .modules()
+            .min_by_key(|(_, module)| module.path().to_owned());
+        panel.selected_module = first.map(|(id, _)| id);
+    }
+    if panel.selected_instance.is_none() {
+        panel.selected_instance = runtime.scripts().next().map(|(entity, _)| entity);
+    }
 }
 
 /// Circles the arena, shooting.

@@ -22,14 +22,15 @@ use bevy_egui::{EguiContext, EguiPrimaryContextPass, PrimaryEguiContext, egui};
 
 use crate::asset::WasmModule;
 use crate::diagnostics::WasmDiagnostics;
+use crate::engine::WasmEngine;
 use crate::host::TaskDetails;
 use crate::kv::{KEYS_PER_PAGE, KeyPage, KvChanged, KvOrigin, KvStore};
 use crate::messages::{
     FailureStage, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded,
-    Recipient, ScriptQuarantined, ScriptRef,
+    Recipient, ScriptQuarantined, ScriptRef, WatchedChange,
 };
 use crate::runtime::{ModuleStatus, RECENT_RUNS, ScriptStatus, WasmRuntime, WasmSystems};
-use crate::sandbox::FaultKind;
+use crate::sandbox::{FaultKind, GuestLimits};
 
 /// How many guest log lines the console keeps.
 pub const CONSOLE_LINES: usize = 1000;
@@ -157,6 +158,8 @@ pub struct PanelState {
     /// The instance whose tasks, subscriptions and watches the Instances
     /// tab shows.
     pub selected_instance: Option<Entity>,
+    /// The module whose origin, signer and limits the Modules tab shows.
+    pub selected_module: Option<AssetId<WasmModule>>,
 }
 
 /// The Key-value tab's place: a bucket, a page of its keys (read again only
@@ -198,6 +201,8 @@ pub enum PanelAction {
     Restart(Entity),
     /// Loads a module's file again, as if it had been saved.
     Reload(AssetId<WasmModule>),
+    /// Stops a module's scripts until its next version ([`WasmRuntime::unload`]).
+    Unload(AssetId<WasmModule>),
     /// Pauses (`true`) or resumes one script ([`WasmRuntime::pause`]).
     PauseScript(Entity, bool),
     /// Pauses or resumes the game's virtual time.
@@ -265,6 +270,9 @@ pub enum EventKind {
     Message,
     /// A key-value change ([`KvChanged`]), as CloudEvents JSON.
     KeyValue,
+    /// A component or resource change a script's watch got
+    /// ([`WatchedChange`]).
+    Watch,
     /// A new generation running ([`ModuleReloaded`]).
     Reload,
     /// A failure ([`ModuleFailed`]) or a quarantine ([`ScriptQuarantined`]).
@@ -272,12 +280,19 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    const ALL: [Self; 4] = [Self::Message, Self::KeyValue, Self::Reload, Self::Failure];
+    const ALL: [Self; 5] = [
+        Self::Message,
+        Self::KeyValue,
+        Self::Watch,
+        Self::Reload,
+        Self::Failure,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Self::Message => "messages",
             Self::KeyValue => "key-value",
+            Self::Watch => "component watches",
             Self::Reload => "reloads",
             Self::Failure => "failures",
         }
@@ -359,6 +374,7 @@ impl Plugin for HotWasmPanelPlugin {
             .init_resource::<PanelFaults>()
             .init_resource::<PanelEvents>()
             .init_resource::<PanelToasts>()
+            .add_systems(PreStartup, record_watched_changes)
             .add_systems(
                 Update,
                 (
@@ -380,6 +396,13 @@ impl Plugin for HotWasmPanelPlugin {
             )
             .add_systems(EguiPrimaryContextPass, (show_window, show_toasts));
         }
+    }
+}
+
+/// The Events tab shows component and resource changes as watches got them.
+fn record_watched_changes(runtime: Option<ResMut<WasmRuntime>>) {
+    if let Some(mut runtime) = runtime {
+        runtime.record_watched_changes(true);
     }
 }
 
@@ -469,7 +492,8 @@ fn kv_cloud_event(number: u64, change: &KvChanged) -> String {
     event.to_string()
 }
 
-/// Records messages, key-value changes, reloads and failures, in the order
+/// Records messages, key-value changes, component and resource changes
+/// watches got, reloads and failures, in the order
 /// the frame produced them, kind by kind.
 #[expect(clippy::too_many_arguments, reason = "one reader per kind of event")]
 fn collect_events(
@@ -478,6 +502,7 @@ fn collect_events(
     mut sent: MessageReader<ModuleMessage>,
     mut host: MessageReader<HostMessage>,
     mut kv: MessageReader<KvChanged>,
+    mut watched: MessageReader<WatchedChange>,
     mut reloaded: MessageReader<ModuleReloaded>,
     mut failed: MessageReader<ModuleFailed>,
     mut quarantined: MessageReader<ScriptQuarantined>,
@@ -500,6 +525,19 @@ fn collect_events(
     for change in kv.read() {
         let text = kv_cloud_event(events.count + 1, change);
         events.push(frame, EventKind::KeyValue, text);
+    }
+    for change in watched.read() {
+        let on = change
+            .entity
+            .map_or(String::new(), |entity| format!(" on {entity}"));
+        let text = format!(
+            "{} {}{on} {} → {} watch(es)",
+            change.kind.event_type(),
+            change.type_path,
+            preview(&change.data, 80),
+            change.watches
+        );
+        events.push(frame, EventKind::Watch, text);
     }
     for reload in reloaded.read() {
         events.push(
@@ -649,6 +687,9 @@ pub fn apply_actions(world: &mut World) {
                     server.reload(path.into_owned());
                 }
             }
+            PanelAction::Unload(module) => {
+                world.resource_mut::<WasmRuntime>().unload(module);
+            }
             PanelAction::PauseScript(entity, paused) => {
                 world.resource_mut::<WasmRuntime>().pause(entity, paused);
             }
@@ -750,7 +791,8 @@ pub fn ui_for_panel(world: &mut World, ui: &mut egui::Ui) {
 }
 
 /// What a script is doing, in a word or two.
-fn script_state(status: &ScriptStatus) -> &'static str {
+fn script_state(status: &ScriptStatus, module: Option<&ModuleStatus>) -> &'static str {
+    let unloaded = module.is_some_and(ModuleStatus::is_unloaded);
     if status.is_quarantined() {
         "quarantined"
     } else if status.is_paused() {
@@ -761,6 +803,8 @@ fn script_state(status: &ScriptStatus) -> &'static str {
         "restarting"
     } else if status.last_failure().is_some() {
         "failed"
+    } else if unloaded {
+        "unloaded"
     } else {
         "loading"
     }
@@ -789,7 +833,9 @@ fn module_light(
     running: usize,
     quarantined: usize,
 ) -> (egui::Color32, &'static str) {
-    if quarantined > 0 {
+    if module.is_unloaded() {
+        (egui::Color32::GRAY, "unloaded")
+    } else if quarantined > 0 {
         (egui::Color32::RED, "quarantined")
     } else if module.last_failure().is_some() && running > 0 {
         (egui::Color32::YELLOW, "failed update, kept old")
@@ -804,7 +850,14 @@ fn module_light(
 
 /// Every module: a status light, path, generation, instances, size and
 /// content hash of the version loaded, last failure; a Reload button each.
+/// Clicking a path shows below where the module came from, who signed it,
+/// its limits and an Unload button.
 pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
+    let mut selected = world.resource::<PanelState>().selected_module;
+    let default_limits = world
+        .get_resource::<WasmEngine>()
+        .map(|engine| engine.sandbox().limits)
+        .unwrap_or_default();
     let runtime = world.resource::<WasmRuntime>();
     let loaded = world.resource::<Assets<WasmModule>>();
     let mut modules: Vec<_> = runtime.modules().collect();
@@ -844,7 +897,10 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
                             counts.get(&id).copied().unwrap_or_default();
                         let (color, state) = module_light(module, running, quarantined);
                         status_light(ui, color).on_hover_text(state);
-                        ui.monospace(module.path());
+                        let path = egui::RichText::new(module.path()).monospace();
+                        if ui.selectable_label(selected == Some(id), path).clicked() {
+                            selected = Some(id);
+                        }
                         let generation = match module.last_reload() {
                             Some(start) if start.generation == module.generation() => {
                                 format!("{} (in {:.0?})", start.generation, start.took)
@@ -876,7 +932,65 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
                     }
                 });
         });
+    if let Some(id) = selected
+        && let Some(module) = runtime.module(id)
+    {
+        ui.separator();
+        let limits = |wasm: &WasmModule| match wasm.limits() {
+            Some(limits) => format!("{} (its .wasm.meta)", describe_limits(limits)),
+            None => format!("{} (the plugin's)", describe_limits(&default_limits)),
+        };
+        ui_for_module_details(ui, id, module, loaded.get(id), limits, &mut actions);
+    }
+    world.resource_mut::<PanelState>().selected_module = selected;
     world.resource_mut::<PanelActions>().0.extend(actions);
+}
+
+/// Where a module came from, who signed it, its limits; an Unload button.
+fn ui_for_module_details(
+    ui: &mut egui::Ui,
+    id: AssetId<WasmModule>,
+    module: &ModuleStatus,
+    wasm: Option<&WasmModule>,
+    limits: impl Fn(&WasmModule) -> String,
+    actions: &mut Vec<PanelAction>,
+) {
+    ui.strong(module.path());
+    match wasm {
+        Some(wasm) => {
+            ui.label(format!("from: {}", wasm.origin()));
+            let trust = wasm.verified().map_or(
+                "not checked (made from bytes)".to_owned(),
+                ToString::to_string,
+            );
+            ui.label(format!("trust: {trust}"));
+            ui.label(format!("limits: {}", limits(wasm)));
+        }
+        None => {
+            ui.label("no version loaded");
+        }
+    }
+    if module.is_unloaded() {
+        ui.label("unloaded: its scripts wait for its next version (Reload starts them)");
+    } else if ui.button(format!("Unload {}", module.path())).clicked() {
+        actions.push(PanelAction::Unload(id));
+    }
+}
+
+/// A module's limits in one line.
+fn describe_limits(limits: &GuestLimits) -> String {
+    let per_call = |limit: Option<u64>, unit: &str| {
+        limit.map_or("no limit".to_owned(), |limit| {
+            format!("{limit}{unit} a call")
+        })
+    };
+    format!(
+        "CPU {}, fuel {}, memory {}, tables {} elements",
+        per_call(limits.cpu_budget_ms, " ms"),
+        per_call(limits.fuel_per_call, ""),
+        bytes(limits.max_memory_bytes),
+        limits.max_table_elements
+    )
 }
 
 /// Every script instance, a row each: entity, module, generation, state,
@@ -917,9 +1031,8 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
                     for (entity, script) in &scripts[rows] {
                         let stats = script.stats();
                         let details = script.details();
-                        let module = runtime
-                            .module(script.module())
-                            .map_or("?", |module| module.path());
+                        let module_status = runtime.module(script.module());
+                        let module = module_status.map_or("?", |module| module.path());
                         let label = egui::RichText::new(entity.to_string()).monospace();
                         if ui
                             .selectable_label(selected == Some(*entity), label)
@@ -933,7 +1046,7 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
                                 .generation()
                                 .map_or("–".to_owned(), |g| g.to_string()),
                         );
-                        ui.label(script_state(script));
+                        ui.label(script_state(script, module_status));
                         if script.is_quarantined() {
                             if ui.button(format!("Release {entity}")).clicked() {
                                 actions.push(PanelAction::Release(*entity));

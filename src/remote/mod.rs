@@ -23,6 +23,7 @@ use thiserror::Error;
 
 use self::fetch::{Downloads, Fetched, Validators, received};
 use crate::files::replace_file;
+use crate::source::{ModuleOrigin, ServedOrigins};
 use crate::trust::{ModuleTrust, SignatureError, signature_path};
 
 /// The largest `.sig` file a remote source downloads.
@@ -235,6 +236,10 @@ impl RemoteSource {
         for module in self.fallbacks.values() {
             trust.write().trust_embedded(module);
         }
+        let origins = app
+            .world_mut()
+            .get_resource_or_init::<ServedOrigins>()
+            .clone();
         let downloads = Downloads::start(name, self.timeout);
         let remote = Arc::new(Remote {
             name,
@@ -242,6 +247,7 @@ impl RemoteSource {
             settings: self,
             status,
             trust,
+            origins,
             served: Mutex::default(),
         });
         let watched = remote.clone();
@@ -272,6 +278,7 @@ struct Remote {
     settings: RemoteSource,
     status: RemoteModules,
     trust: ModuleTrust,
+    origins: ServedOrigins,
     served: Mutex<HashMap<PathBuf, Snapshot>>,
 }
 
@@ -393,6 +400,12 @@ impl Remote {
                 fallback.from
             );
         }
+        let origin = match snapshot.from {
+            ServedFrom::Server => ModuleOrigin::Server(self.url(path)),
+            ServedFrom::Cache => ModuleOrigin::Cache,
+            ServedFrom::Embedded => ModuleOrigin::Embedded,
+        };
+        self.origins.record(asset_path, origin);
         let module = snapshot.module.clone();
         self.lock_served().insert(path.to_owned(), snapshot);
         Ok(module)

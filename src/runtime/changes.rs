@@ -17,6 +17,7 @@ use bevy::reflect::TypeRegistry;
 use super::Runner;
 use crate::host::{ChangeKind, ComponentChanges, event_json, selected_by};
 use crate::kv::KvChanged;
+use crate::messages::{WatchedChange, WatchedChangeKind};
 
 /// One component or resource change, with its CloudEvents id.
 struct EcsChange {
@@ -204,7 +205,9 @@ impl Runner {
     /// running instance watches and hands each to the matching watches.
     /// Changes made by guests in last frame's batches count too: whoever
     /// wrote a component, every watch of its type sees it.
-    pub(super) fn match_ecs_changes(&mut self, world: &mut World) {
+    /// With `record`, each change that matched a watch is also written as
+    /// a [`WatchedChange`].
+    pub(super) fn match_ecs_changes(&mut self, world: &mut World, record: bool) {
         let mut components: BTreeMap<TypeId, ComponentChanges> = BTreeMap::new();
         let mut resources = BTreeSet::new();
         for instance in self
@@ -229,18 +232,62 @@ impl Runner {
         if changes.is_empty() {
             return;
         }
+        let mut matched = vec![0; if record { changes.len() } else { 0 }];
         for script in self.scripts.values_mut() {
             let Some(instance) = &script.instance else {
                 continue;
             };
             let events = &mut script.events;
-            for change in &changes {
+            for (index, change) in changes.iter().enumerate() {
                 instance
                     .watches()
                     .match_type(change.type_id, change.kind, |watch| {
                         events.push(watch, change.id, change.kind, &change.subject, &change.data);
+                        if let Some(count) = matched.get_mut(index) {
+                            *count += 1;
+                        }
                     });
             }
         }
+        if record {
+            write_watched(world, changes, &matched);
+        }
     }
+}
+
+/// Writes each change that matched a watch as a [`WatchedChange`].
+fn write_watched(world: &mut World, changes: Vec<EcsChange>, matched: &[usize]) {
+    let registry = world
+        .get_resource::<AppTypeRegistry>()
+        .cloned()
+        .unwrap_or_default();
+    let registry = registry.read();
+    let watched: Vec<WatchedChange> = changes
+        .into_iter()
+        .zip(matched)
+        .filter(|(_, watches)| **watches > 0)
+        .filter_map(|(change, &watches)| {
+            let kind = match change.kind {
+                ChangeKind::ComponentAdded => WatchedChangeKind::ComponentAdded,
+                ChangeKind::ComponentChanged => WatchedChangeKind::ComponentChanged,
+                ChangeKind::ComponentRemoved => WatchedChangeKind::ComponentRemoved,
+                ChangeKind::ResourceChanged => WatchedChangeKind::ResourceChanged,
+                ChangeKind::KvSet | ChangeKind::KvDelete => return None,
+            };
+            let type_path = registry
+                .get_type_info(change.type_id)
+                .map_or("?", |info| info.type_path());
+            let entity = change.subject.parse().ok().and_then(Entity::try_from_bits);
+            Some(WatchedChange {
+                id: change.id,
+                kind,
+                type_path: type_path.to_owned(),
+                entity,
+                data: change.data,
+                watches,
+            })
+        })
+        .collect();
+    drop(registry);
+    world.write_message_batch(watched);
 }

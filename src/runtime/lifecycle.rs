@@ -100,6 +100,9 @@ impl Runner {
                 script.dropping_events &= paused;
             }
         }
+        for module in std::mem::take(&mut frame.status.unloading) {
+            self.unload(frame, module);
+        }
         for entity in std::mem::take(&mut frame.status.restarted) {
             let order = RunOrder(entity);
             let Some(script) = self.scripts.get_mut(&order) else {
@@ -137,6 +140,22 @@ impl Runner {
                 continue;
             };
             self.new_generation(frame, id, &path, Version::Loaded { content_hash });
+        }
+    }
+
+    /// Drops the instances of `module`'s scripts, which then wait for its
+    /// next version ([`WasmRuntime::unload`]).
+    fn unload(&mut self, frame: &mut Frame, module: AssetId<WasmModule>) {
+        for (order, script) in &mut self.scripts {
+            if script.module != module {
+                continue;
+            }
+            script.instance = None;
+            self.restarts.remove(order);
+            if let Some(status) = frame.status.scripts.get_mut(order) {
+                status.generation = None;
+                status.details = default();
+            }
         }
     }
 
@@ -215,13 +234,15 @@ impl Runner {
                 newest: None,
                 last_failure: None,
                 last_reload: None,
+                unloaded: false,
             });
-        if status.newest.as_ref() == Some(&version) {
+        if status.newest.as_ref() == Some(&version) && !status.unloaded {
             return None;
         }
         status.generation += 1;
         if let Version::Loaded { .. } = version {
             status.loaded_generation = status.generation;
+            status.unloaded = false;
             for (order, script) in &self.scripts {
                 if script.module == module {
                     self.stale.insert(*order);
@@ -273,8 +294,10 @@ impl Runner {
                 .world
                 .resource::<Assets<WasmModule>>()
                 .contains(script.module);
-            let (true, Some(status)) = (loaded, frame.status.modules.get(&script.module)) else {
-                // Still loading, or loaded this frame and announced next frame.
+            let module = frame.status.modules.get(&script.module);
+            let (true, Some(status)) = (loaded, module.filter(|module| !module.unloaded)) else {
+                // Still loading, loaded this frame and announced next frame,
+                // or unloaded until its next version.
                 self.stale.insert(order);
                 continue;
             };

@@ -117,6 +117,8 @@ pub struct ModuleStatus {
     newest: Option<Version>,
     last_failure: Option<ModuleFailed>,
     last_reload: Option<ReloadTiming>,
+    /// Stopped by [`WasmRuntime::unload`] until its next version loads.
+    unloaded: bool,
 }
 
 /// A hot reload: when a module's new generation first replaced a running
@@ -148,6 +150,12 @@ impl ModuleStatus {
     /// The newest failure to load the module, if its newest version failed.
     pub fn last_failure(&self) -> Option<&ModuleFailed> {
         self.last_failure.as_ref()
+    }
+
+    /// Whether [`WasmRuntime::unload`] stopped its scripts, which wait for
+    /// its next version.
+    pub fn is_unloaded(&self) -> bool {
+        self.unloaded
     }
 
     /// The newest hot reload that reached a running instance: its
@@ -261,6 +269,11 @@ pub struct WasmRuntime {
     restarted: Vec<Entity>,
     /// Scripts paused (`true`) or resumed since the last run.
     pausing: Vec<(Entity, bool)>,
+    /// Modules whose scripts were asked to stop since the last run.
+    unloading: Vec<AssetId<WasmModule>>,
+    /// Whether each component or resource change a watch got is written as
+    /// a [`WatchedChange`](crate::messages::WatchedChange).
+    record_watched_changes: bool,
     /// How many times [`WasmSystems::Run`] ran.
     runs: u64,
 }
@@ -332,6 +345,31 @@ impl WasmRuntime {
         script.paused = paused;
         self.pausing.push((entity, paused));
         true
+    }
+
+    /// Stops every script running `module` at the next run: their
+    /// instances are dropped (nothing is called on them; in-memory state
+    /// is lost, the key-value store keeps its data) and they, and scripts
+    /// spawned for it later, wait for the module's next version. Loading
+    /// the file again (`AssetServer::reload`, the panel's Reload button)
+    /// starts them afresh, even with the same bytes. Returns whether the
+    /// module has loaded or tried to.
+    pub fn unload(&mut self, module: impl Into<AssetId<WasmModule>>) -> bool {
+        let module = module.into();
+        let Some(status) = self.modules.get_mut(&module) else {
+            return false;
+        };
+        status.unloaded = true;
+        self.unloading.push(module);
+        true
+    }
+
+    /// Writes each component or resource change that reached a watch as a
+    /// [`WatchedChange`](crate::messages::WatchedChange) message from the
+    /// next run on (`on`), or stops. Off
+    /// by default: each costs a copy of the change's JSON.
+    pub fn record_watched_changes(&mut self, on: bool) {
+        self.record_watched_changes = on;
     }
 
     /// How many times [`WasmSystems::Run`] has run: the frame count of
@@ -508,7 +546,8 @@ pub(crate) fn run_scripts(
             runner.deliver(message);
         }
         runner.match_kv_changes(kv_inputs.get_mut(&mut frame.world)?.read());
-        runner.match_ecs_changes(&mut frame.world);
+        let record = frame.status.record_watched_changes;
+        runner.match_ecs_changes(&mut frame.world, record);
         runner.run_batches(frame);
         runner.route_sent();
         runner.close_frame(frame.status);

@@ -86,12 +86,39 @@ pub enum SignatureError {
 /// How a module passed the policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verified {
-    /// Signed by the trusted key with this id.
-    Signed(String),
+    /// Signed by a trusted key.
+    Signed {
+        /// The id the key was trusted under ([`TrustPolicy::with_key`]).
+        key_id: String,
+        /// The key's fingerprint ([`TrustedKey::fingerprint`]).
+        fingerprint: String,
+    },
     /// Built into the game (an embedded default module).
     Embedded,
     /// Unsigned, from a source that allows it.
     Unsigned,
+}
+
+impl Verified {
+    fn signed(key_id: &str, key: &TrustedKey) -> Self {
+        Self::Signed {
+            key_id: key_id.to_owned(),
+            fingerprint: key.fingerprint(),
+        }
+    }
+}
+
+impl fmt::Display for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Signed {
+                key_id,
+                fingerprint,
+            } => write!(f, "signed by {key_id} ({fingerprint})"),
+            Self::Embedded => f.write_str("built into the game"),
+            Self::Unsigned => f.write_str("unsigned (allowed)"),
+        }
+    }
 }
 
 /// Which keys are trusted and which sources must be signed.
@@ -374,7 +401,7 @@ impl TrustPolicy {
                     .find(|(_, key)| key.fingerprint() == fingerprint)
                     .ok_or(SignatureError::UnknownKey { fingerprint })?;
                 verifies(key)
-                    .then(|| Verified::Signed(id.clone()))
+                    .then(|| Verified::signed(id, key))
                     .ok_or_else(|| SignatureError::BadSignature {
                         key_id: Some(id.clone()),
                     })
@@ -383,7 +410,7 @@ impl TrustPolicy {
                 .keys
                 .iter()
                 .find(|(_, key)| verifies(key))
-                .map(|(id, _)| Verified::Signed(id.clone()))
+                .map(|(id, key)| Verified::signed(id, key))
                 .ok_or(SignatureError::BadSignature { key_id: None }),
         }
     }

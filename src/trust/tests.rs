@@ -32,12 +32,12 @@ fn signatures_verify_in_every_accepted_form() {
     ] {
         assert_eq!(
             policy.verify(&mods(), module, Some(&signature)),
-            Ok(Verified::Signed("new".into()))
+            Ok(Verified::signed("new", &trusted(&new)))
         );
     }
     assert_eq!(
         policy.verify(&mods(), module, Some(&named(&old, module))),
-        Ok(Verified::Signed("old".into()))
+        Ok(Verified::signed("old", &trusted(&old)))
     );
 }
 
