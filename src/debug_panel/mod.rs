@@ -530,11 +530,14 @@ fn collect_events(
         let on = change
             .entity
             .map_or(String::new(), |entity| format!(" on {entity}"));
+        let data = match change.data.as_slice() {
+            [] => String::new(),
+            data => format!(" {}", preview(data, 80)),
+        };
         let text = format!(
-            "{} {}{on} {} → {} watch(es)",
+            "{} {}{on}{data} → {} watch(es)",
             change.kind.event_type(),
             change.type_path,
-            preview(&change.data, 80),
             change.watches
         );
         events.push(frame, EventKind::Watch, text);
@@ -763,7 +766,7 @@ fn show_window(world: &mut World) {
     egui::Window::new("bevy_hotwasm")
         .open(&mut open)
         .default_pos([560.0, 90.0])
-        .default_size([680.0, 400.0])
+        .default_size([720.0, 400.0])
         .show(context.get_mut(), |ui| ui_for_panel(world, ui));
     world.resource_mut::<PanelState>().open = open;
 }
