@@ -185,7 +185,7 @@ pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError, WasmModuleS
 pub use diagnostics::WasmDiagnostics;
 pub use engine::WasmEngine;
 pub use host::{
-    InstanceDetails, MAX_PAYLOAD_BYTES, MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS,
+    InstanceDetails, KeyWatch, MAX_PAYLOAD_BYTES, MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS,
     MAX_TOPIC_BYTES, MAX_WATCHES, MessageError, TaskDetails,
 };
 pub use kv::{

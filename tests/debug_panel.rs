@@ -12,7 +12,7 @@ use bevy_hotwasm::debug_panel::{
     ui_for_diagnostics, ui_for_events, ui_for_faults, ui_for_instances, ui_for_key_value,
     ui_for_modules, ui_for_panel, ui_for_time,
 };
-use bevy_hotwasm::{HostMessage, KvStore, WasmModule};
+use bevy_hotwasm::{HostMessage, HotWasmPlugin, KvStore, Sandbox, WasmModule};
 use common::*;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -20,9 +20,14 @@ use egui_kittest::kittest::{NodeT, Queryable};
 /// An app running `modules/<file>` on one entity, with the panel's state
 /// and actions (no window), once the script has started or failed to.
 fn app_running(file: &str, bytes: &[u8]) -> (AssetDir, App, Entity) {
+    app_running_with(file, bytes, unsigned_plugin())
+}
+
+/// Like [`app_running`], with `plugin`'s settings.
+fn app_running_with(file: &str, bytes: &[u8], plugin: HotWasmPlugin) -> (AssetDir, App, Entity) {
     let assets = AssetDir::new();
     assets.write(file, bytes);
-    let mut app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
+    let mut app = game_with_fake_watcher(&assets, plugin, |app| {
         app.add_plugins(HotWasmPanelPlugin {
             window: false,
             ..default()
@@ -35,6 +40,11 @@ fn app_running(file: &str, bytes: &[u8]) -> (AssetDir, App, Entity) {
             .is_some_and(|script| script.generation().is_some() || script.stats().faults > 0)
     });
     (assets, app, entity)
+}
+
+/// The panel's state in the harness's app, to change as a user would.
+fn panel<'h>(harness: &'h mut Harness<'static, App>) -> Mut<'h, PanelState> {
+    harness.state_mut().world_mut().resource_mut::<PanelState>()
 }
 
 /// A harness drawing `ui` over the app, which it owns.
@@ -87,6 +97,14 @@ fn the_modules_tab_lists_modules_and_reloads_one() {
     assert_eq!(texts, [expected.as_str()]);
     harness.run();
     harness.get_by_label(&format!("2 (in {:.0?})", start.took));
+
+    // A version that fails to load: generation 3, and 2 still runs.
+    assets.save(harness.state(), "counter.wasm", b"not a module");
+    update_until(harness.state_mut(), "the failure", |app| {
+        !seen(app).failed.is_empty()
+    });
+    harness.run();
+    harness.get_by_label("3 (running 2)");
 }
 
 #[test]
@@ -171,6 +189,8 @@ fn a_value_edited_in_the_key_value_tab_reaches_a_watching_guest() {
         harness.state().world().resource::<PanelState>().kv.edit,
         "1"
     );
+    harness.get_by_label("last write: the game");
+    harness.get_by_label(&format!("watched by {watcher} (modules/watcher.wasm)"));
 
     // Typed into the value's text box, then saved.
     let app = harness.state_mut();
@@ -188,6 +208,8 @@ fn a_value_edited_in_the_key_value_tab_reaches_a_watching_guest() {
     harness.run();
     harness.state_mut().update();
     assert_eq!(store(harness.state()).as_deref(), Some(&b"8"[..]));
+    harness.run();
+    harness.get_by_label("last write: a tool (this panel)");
 
     harness.get_by_label("Delete").click();
     harness.run();
@@ -292,7 +314,14 @@ fn the_diagnostics_tab_plots_guest_time() {
 
 #[test]
 fn the_instances_tab_shows_what_an_instance_registered() {
-    let (_assets, mut app, ticker) = app_running("ticker.wasm", &guest_bytes("ticker"));
+    let fuel = HotWasmPlugin {
+        sandbox: Sandbox {
+            fuel: true,
+            ..default()
+        },
+        ..unsigned_plugin()
+    };
+    let (_assets, mut app, ticker) = app_running_with("ticker.wasm", &guest_bytes("ticker"), fuel);
     app.update();
     let mut harness = harness(app, ui_for_instances);
     harness.run();
@@ -303,6 +332,7 @@ fn the_instances_tab_shows_what_an_instance_registered() {
     harness.get_by_label_contains("subscriptions (2)");
     harness.get_by_label_contains("ticker/cancel");
     harness.get_by_label_contains(", memory ");
+    harness.get_by_label_contains("fuel: ");
 }
 
 #[test]
@@ -421,6 +451,48 @@ fn the_console_shows_guest_lines_and_filters_them() {
     harness.state_mut().update();
     harness.run();
     assert!(harness.query_by_label_contains("Hello from").is_none());
+}
+
+#[test]
+fn the_console_counts_and_filters_by_level_and_module_and_clears_on_reload() {
+    let counter = guest_bytes("counter");
+    let (assets, app, _) = app_running("counter.wasm", &counter);
+    let mut harness = harness(app, ui_for_console);
+    harness.state_mut().update();
+    harness.run();
+    harness.get_by_label("INFO 1");
+    harness.get_by_label("ERROR 0");
+    harness.get_by_label_contains("starts=1");
+
+    harness.get_by_label("INFO 1").click();
+    harness.run();
+    assert!(
+        harness.query_by_label_contains("starts=1").is_none(),
+        "INFO hidden"
+    );
+    panel(&mut harness).console_hidden_levels.clear();
+    panel(&mut harness).console_module = Some("modules/other.wasm".to_owned());
+    harness.run();
+    assert!(
+        harness.query_by_label_contains("starts=1").is_none(),
+        "another module"
+    );
+    panel(&mut harness).console_module = Some("modules/counter.wasm".to_owned());
+    harness.run();
+    harness.get_by_label_contains("starts=1");
+
+    harness.get_by_label("Clear on reload").click();
+    harness.run();
+    assets.save(harness.state(), "counter.wasm", &rebuilt(&counter, 1));
+    update_until(harness.state_mut(), "the reload", |app| {
+        !seen(app).reloaded.is_empty()
+    });
+    harness.run();
+    harness.get_by_label_contains("starts=2");
+    assert!(
+        harness.query_by_label_contains("starts=1").is_none(),
+        "cleared on reload"
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bevy::diagnostic::{DiagnosticPath, DiagnosticsStore, FrameCount};
 use bevy::input::common_conditions::input_just_pressed;
+use bevy::log::Level;
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 use bevy_egui::{EguiContext, EguiPrimaryContextPass, PrimaryEguiContext, egui};
@@ -143,6 +144,12 @@ pub struct PanelState {
     pub tab: PanelTab,
     /// Only console lines containing this text are shown.
     pub console_filter: String,
+    /// Log levels the console hides.
+    pub console_hidden_levels: Vec<Level>,
+    /// Only console lines of this module (its path) are shown.
+    pub console_module: Option<String>,
+    /// Whether the console forgets its lines when a module reloads.
+    pub clear_console_on_reload: bool,
     /// Whether a guest fault pauses the game's virtual time, to look at the
     /// moment it happened.
     pub pause_on_fault: bool,
@@ -359,6 +366,14 @@ pub struct PanelToasts {
 #[derive(Resource, Debug, Default)]
 pub struct PanelActions(pub Vec<PanelAction>);
 
+/// Who last wrote each key ([`KvChanged::origin`]) since the panel's
+/// plugin was added, by `(bucket, key)`.
+#[derive(Resource, Debug, Default)]
+pub struct PanelKvWrites {
+    /// The origin of the newest change to each key.
+    pub last: HashMap<(String, String), KvOrigin>,
+}
+
 /// The last [`CONSOLE_LINES`] guest log lines.
 #[derive(Resource, Debug, Default)]
 pub struct PanelConsole {
@@ -374,6 +389,7 @@ impl Plugin for HotWasmPanelPlugin {
             .init_resource::<PanelFaults>()
             .init_resource::<PanelEvents>()
             .init_resource::<PanelToasts>()
+            .init_resource::<PanelKvWrites>()
             .add_systems(PreStartup, record_watched_changes)
             .add_systems(
                 Update,
@@ -410,7 +426,16 @@ fn toggle_window(mut state: ResMut<PanelState>) {
     state.open = !state.open;
 }
 
-fn collect_console(mut logged: MessageReader<ModuleLogged>, mut console: ResMut<PanelConsole>) {
+fn collect_console(
+    mut logged: MessageReader<ModuleLogged>,
+    mut reloaded: MessageReader<ModuleReloaded>,
+    mut console: ResMut<PanelConsole>,
+    state: Res<PanelState>,
+) {
+    // Before this frame's lines: the new generation's own stay.
+    if reloaded.read().count() > 0 && state.clear_console_on_reload {
+        console.lines.clear();
+    }
     for line in logged.read() {
         if console.lines.len() == CONSOLE_LINES {
             console.lines.pop_front();
@@ -654,10 +679,18 @@ fn show_toasts(
 }
 
 /// Has the Key-value tab read its page again when its bucket changed.
-fn notice_kv_changes(mut changed: MessageReader<KvChanged>, mut state: ResMut<PanelState>) {
-    let kv = &state.kv;
-    let shown = |change: &KvChanged| kv.bucket.as_deref() == Some(change.bucket.as_str());
-    if changed.read().any(shown) {
+fn notice_kv_changes(
+    mut changed: MessageReader<KvChanged>,
+    mut state: ResMut<PanelState>,
+    mut writes: ResMut<PanelKvWrites>,
+) {
+    let mut shown_bucket_changed = false;
+    for change in changed.read() {
+        shown_bucket_changed |= state.kv.bucket.as_deref() == Some(change.bucket.as_str());
+        let key = (change.bucket.clone(), change.key.clone());
+        writes.last.insert(key, change.origin);
+    }
+    if shown_bucket_changed {
         state.kv.page = None;
     }
 }
@@ -905,6 +938,14 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
                             selected = Some(id);
                         }
                         let generation = match module.last_reload() {
+                            // A newer version failed; an older one runs.
+                            _ if (1..module.generation()).contains(&module.loaded_generation()) => {
+                                format!(
+                                    "{} (running {})",
+                                    module.generation(),
+                                    module.loaded_generation()
+                                )
+                            }
                             Some(start) if start.generation == module.generation() => {
                                 format!("{} (in {:.0?})", start.generation, start.took)
                             }
@@ -1139,6 +1180,13 @@ fn ui_for_details(
         stats.refused_host_calls,
         script.queued_messages(),
     ));
+    if stats.total_fuel > 0 {
+        ui.label(format!(
+            "fuel: {} in its last frame, {} a frame on average",
+            stats.last_frame_fuel,
+            stats.average_frame_fuel()
+        ));
+    }
     ui.horizontal(|ui| {
         let paused = script.is_paused();
         let pause = if paused { "Resume" } else { "Pause" };
@@ -1253,17 +1301,68 @@ pub fn ui_for_faults(world: &mut World, ui: &mut egui::Ui) {
 
 /// Guest log lines, newest last, filtered by text; Clear forgets them.
 pub fn ui_for_console(world: &mut World, ui: &mut egui::Ui) {
-    let mut filter = std::mem::take(&mut world.resource_mut::<PanelState>().console_filter);
+    let mut state = world.resource_mut::<PanelState>();
+    let mut filter = std::mem::take(&mut state.console_filter);
+    let mut hidden = std::mem::take(&mut state.console_hidden_levels);
+    let mut module = state.console_module.take();
+    let mut clear_on_reload = state.clear_console_on_reload;
+    let console = world.resource::<PanelConsole>();
     let mut clear = false;
     ui.horizontal(|ui| {
+        for level in [
+            Level::ERROR,
+            Level::WARN,
+            Level::INFO,
+            Level::DEBUG,
+            Level::TRACE,
+        ] {
+            let count = console
+                .lines
+                .iter()
+                .filter(|line| line.level == level)
+                .count();
+            let mut shown = !hidden.contains(&level);
+            if ui
+                .checkbox(&mut shown, format!("{level} {count}"))
+                .changed()
+            {
+                hidden.retain(|each| *each != level);
+                if !shown {
+                    hidden.push(level);
+                }
+            }
+        }
+    });
+    ui.horizontal(|ui| {
+        let mut paths: Vec<&str> = console
+            .lines
+            .iter()
+            .map(|line| &*line.script.path)
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
+        egui::ComboBox::from_label("module")
+            .selected_text(module.as_deref().unwrap_or("(all)"))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut module, None, "(all)");
+                for path in paths {
+                    ui.selectable_value(&mut module, Some(path.to_owned()), path);
+                }
+            });
         ui.label("Filter");
         ui.text_edit_singleline(&mut filter);
+        ui.checkbox(&mut clear_on_reload, "Clear on reload");
         clear = ui.button("Clear").clicked();
     });
-    let console = world.resource::<PanelConsole>();
     let shown: Vec<String> = console
         .lines
         .iter()
+        .filter(|line| !hidden.contains(&line.level))
+        .filter(|line| {
+            module
+                .as_deref()
+                .is_none_or(|path| *line.script.path == *path)
+        })
         .map(|line| format!("{} [{}] {}", line.level, line.script, line.message))
         .filter(|line| line.contains(filter.as_str()))
         .collect();
@@ -1275,7 +1374,11 @@ pub fn ui_for_console(world: &mut World, ui: &mut egui::Ui) {
                 ui.monospace(line);
             }
         });
-    world.resource_mut::<PanelState>().console_filter = filter;
+    let mut state = world.resource_mut::<PanelState>();
+    state.console_filter = filter;
+    state.console_hidden_levels = hidden;
+    state.console_module = module;
+    state.clear_console_on_reload = clear_on_reload;
     if clear {
         world
             .resource_mut::<PanelActions>()
@@ -1285,12 +1388,17 @@ pub fn ui_for_console(world: &mut World, ui: &mut egui::Ui) {
 }
 
 /// The key-value store: a bucket menu, a page of its keys, and the chosen
-/// key's value as text (editable: Save), JSON or hex, with Delete and +1.
+/// key's value as text (editable: Save), JSON or hex, with Delete and +1,
+/// who wrote it last and which scripts watch it.
 /// Edits are [`KvOrigin::Tool`] writes, so watching guests see them.
 pub fn ui_for_key_value(world: &mut World, ui: &mut egui::Ui) {
     let mut browser = std::mem::take(&mut world.resource_mut::<PanelState>().kv);
     let mut actions = Vec::new();
     let store = world.resource::<KvStore>();
+    let (writes, runtime) = (
+        world.resource::<PanelKvWrites>(),
+        world.resource::<WasmRuntime>(),
+    );
     let buckets: Vec<&str> = store.buckets().collect();
     if browser.bucket.is_none() {
         browser.bucket = buckets.first().map(|bucket| (*bucket).to_owned());
@@ -1374,6 +1482,26 @@ pub fn ui_for_key_value(world: &mut World, ui: &mut egui::Ui) {
             ui.label("Choose a key.");
             return;
         };
+        let last_write = writes.last.get(&(bucket.clone(), key.clone()));
+        ui.label(format!(
+            "last write: {}",
+            last_write.map_or("before the panel started".to_owned(), describe_origin)
+        ));
+        let watchers: Vec<String> = runtime
+            .scripts()
+            .filter(|(_, script)| {
+                let watches = &script.details().key_watches;
+                watches.iter().any(|watch| watch.covers(&bucket, &key))
+            })
+            .map(|(entity, script)| {
+                let module = runtime.module(script.module());
+                format!("{entity} ({})", module.map_or("?", ModuleStatus::path))
+            })
+            .collect();
+        ui.label(match watchers.as_slice() {
+            [] => "watched by no script".to_owned(),
+            watchers => format!("watched by {}", watchers.join(", ")),
+        });
         ui.horizontal(|ui| {
             ui.monospace(&key);
             ui.selectable_value(&mut browser.view, ValueView::Text, "Text");
@@ -1420,6 +1548,16 @@ pub fn ui_for_key_value(world: &mut World, ui: &mut egui::Ui) {
     });
     world.resource_mut::<PanelState>().kv = browser;
     world.resource_mut::<PanelActions>().0.extend(actions);
+}
+
+/// Who wrote a key, in a few words.
+fn describe_origin(origin: &KvOrigin) -> String {
+    match origin {
+        KvOrigin::Host => "the game".to_owned(),
+        KvOrigin::Guest(entity) => format!("the script on {entity}"),
+        KvOrigin::External => "a file edited outside the game".to_owned(),
+        KvOrigin::Tool => "a tool (this panel)".to_owned(),
+    }
 }
 
 /// The timeline: messages, key-value changes (CloudEvents JSON), reloads

@@ -19,10 +19,36 @@ pub struct InstanceDetails {
     /// Its watches, described: `kv scores/player/* (not its own writes)`,
     /// `component game::Health (added, changed)`, `resource game::Weather`.
     pub watches: Vec<String>,
+    /// Its key-value watches, to ask which keys they cover.
+    pub key_watches: Vec<KeyWatch>,
     /// Whether it asked for `update` in every frame.
     pub every_frame: bool,
     /// Its linear memory, in bytes, all memories together.
     pub memory_bytes: usize,
+}
+
+/// A key-value watch: one key, or every key with a prefix, of a bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyWatch {
+    /// The bucket.
+    pub bucket: String,
+    /// The key, or the prefix.
+    pub key: String,
+    /// Whether `key` is a prefix (an empty one covers the whole bucket).
+    pub prefix: bool,
+}
+
+impl KeyWatch {
+    /// Whether a change to `key` in `bucket` reaches this watch (a watch
+    /// that leaves out its own script's writes still covers the key).
+    pub fn covers(&self, bucket: &str, key: &str) -> bool {
+        self.bucket == bucket
+            && if self.prefix {
+                key.starts_with(self.key.as_str())
+            } else {
+                key == self.key
+            }
+    }
 }
 
 /// One pending task.
@@ -65,6 +91,7 @@ impl HostState {
             tasks: self.tasks.details(),
             subscriptions: self.mailbox.subscriptions(),
             watches: self.watches.describe(&registry),
+            key_watches: self.watches.key_watches(),
             every_frame: self.every_frame,
             memory_bytes: self.limiter.memory_bytes(),
         }

@@ -27,7 +27,7 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub(crate) use self::details::DetailsStamp;
-pub use self::details::{InstanceDetails, TaskDetails};
+pub use self::details::{InstanceDetails, KeyWatch, TaskDetails};
 pub use self::ecs::MAX_PREFETCHED;
 use self::keyvalue::{Kv, KvView};
 pub(crate) use self::log::GuestLine;

@@ -11,7 +11,7 @@ use bevy::reflect::TypeRegistry;
 use super::HostState;
 use super::bindings::hotwasm::script::types::ChangeKind;
 use super::bindings::hotwasm::script::watch::{ComponentChanges, Error, Host};
-use super::details::type_name;
+use super::details::{KeyWatch, type_name};
 use super::reflect::{ReflectError, TypeKind, lookup};
 use crate::kv::{self, KvChanged, KvOrigin};
 
@@ -36,14 +36,8 @@ pub(crate) struct TypeWatch {
 }
 
 struct KvWatch {
-    bucket: String,
-    key: KeyPattern,
+    watched: KeyWatch,
     skip_own_writes: bool,
-}
-
-enum KeyPattern {
-    Exact(String),
-    Prefix(String),
 }
 
 impl Watches {
@@ -78,16 +72,18 @@ impl Watches {
     pub fn describe(&self, registry: &TypeRegistry) -> Vec<String> {
         let mut described: Vec<(u64, String)> = Vec::new();
         for (id, watch) in &self.kv {
-            let key = match &watch.key {
-                KeyPattern::Exact(key) => key.clone(),
-                KeyPattern::Prefix(prefix) => format!("{prefix}*"),
-            };
+            let KeyWatch {
+                bucket,
+                key,
+                prefix,
+            } = &watch.watched;
+            let any = if *prefix { "*" } else { "" };
             let own = if watch.skip_own_writes {
                 " (not its own writes)"
             } else {
                 ""
             };
-            described.push((*id, format!("kv {}/{key}{own}", watch.bucket)));
+            described.push((*id, format!("kv {bucket}/{key}{any}{own}")));
         }
         for (id, watch) in &self.components {
             let changes: Vec<&str> = [
@@ -140,38 +136,35 @@ impl Watches {
         self.resources.iter().map(|(id, watch)| (*id, watch))
     }
 
+    /// The buckets and keys it watches, in the order the watches were made.
+    pub fn key_watches(&self) -> Vec<KeyWatch> {
+        self.kv
+            .values()
+            .map(|watch| watch.watched.clone())
+            .collect()
+    }
+
     /// Calls `matched` with the id of every watch of `owner`'s that `change`
     /// matches.
     pub fn match_kv(&self, change: &KvChanged, owner: Entity, mut matched: impl FnMut(u64)) {
         for (id, watch) in &self.kv {
             let own = change.origin == KvOrigin::Guest(owner);
-            let key_matches = match &watch.key {
-                KeyPattern::Exact(key) => *key == change.key,
-                KeyPattern::Prefix(prefix) => change.key.starts_with(prefix.as_str()),
-            };
-            if watch.bucket == change.bucket && key_matches && !(own && watch.skip_own_writes) {
+            let covered = watch.watched.covers(&change.bucket, &change.key);
+            if covered && !(own && watch.skip_own_writes) {
                 matched(*id);
             }
         }
     }
 }
 
-fn checked_kv_watch(
-    bucket: String,
-    key: KeyPattern,
-    skip_own_writes: bool,
-) -> Result<KvWatch, Error> {
-    kv::check_bucket(&bucket).map_err(|error| Error::InvalidBucket(error.to_string()))?;
-    let key_to_check = match &key {
-        KeyPattern::Exact(key) => Some(key),
-        KeyPattern::Prefix(prefix) => (!prefix.is_empty()).then_some(prefix),
-    };
-    if let Some(key) = key_to_check {
-        kv::check_key(key).map_err(|error| Error::InvalidKey(error.to_string()))?;
+fn checked_kv_watch(watched: KeyWatch, skip_own_writes: bool) -> Result<KvWatch, Error> {
+    kv::check_bucket(&watched.bucket).map_err(|error| Error::InvalidBucket(error.to_string()))?;
+    // An empty prefix watches the whole bucket.
+    if !(watched.prefix && watched.key.is_empty()) {
+        kv::check_key(&watched.key).map_err(|error| Error::InvalidKey(error.to_string()))?;
     }
     Ok(KvWatch {
-        bucket,
-        key,
+        watched,
         skip_own_writes,
     })
 }
@@ -238,7 +231,12 @@ impl Host for HostState {
         key: String,
         skip_own_writes: bool,
     ) -> Result<u64, Error> {
-        let watch = checked_kv_watch(bucket, KeyPattern::Exact(key), skip_own_writes)?;
+        let watched = KeyWatch {
+            bucket,
+            key,
+            prefix: false,
+        };
+        let watch = checked_kv_watch(watched, skip_own_writes)?;
         self.watches.add_kv(watch)
     }
 
@@ -248,7 +246,12 @@ impl Host for HostState {
         prefix: String,
         skip_own_writes: bool,
     ) -> Result<u64, Error> {
-        let watch = checked_kv_watch(bucket, KeyPattern::Prefix(prefix), skip_own_writes)?;
+        let watched = KeyWatch {
+            bucket,
+            key: prefix,
+            prefix: true,
+        };
+        let watch = checked_kv_watch(watched, skip_own_writes)?;
         self.watches.add_kv(watch)
     }
 
@@ -270,6 +273,14 @@ mod tests {
         }
     }
 
+    fn key_watch(bucket: &str, key: &str, prefix: bool) -> KeyWatch {
+        KeyWatch {
+            bucket: bucket.into(),
+            key: key.into(),
+            prefix,
+        }
+    }
+
     fn matches(watches: &Watches, change: &KvChanged, owner: Entity) -> Vec<u64> {
         let mut ids = Vec::new();
         watches.match_kv(change, owner, |id| ids.push(id));
@@ -281,14 +292,10 @@ mod tests {
         let me = Entity::from_raw_u32(7).unwrap();
         let mut watches = Watches::default();
         let exact = watches
-            .add_kv(
-                checked_kv_watch("s".into(), KeyPattern::Exact("player/1".into()), false).unwrap(),
-            )
+            .add_kv(checked_kv_watch(key_watch("s", "player/1", false), false).unwrap())
             .unwrap();
         let prefix = watches
-            .add_kv(
-                checked_kv_watch("s".into(), KeyPattern::Prefix("player/".into()), true).unwrap(),
-            )
+            .add_kv(checked_kv_watch(key_watch("s", "player/", true), true).unwrap())
             .unwrap();
 
         assert_eq!(
@@ -310,11 +317,11 @@ mod tests {
         watches.remove(exact).unwrap();
         assert!(matches!(watches.remove(exact), Err(Error::UnknownWatch(id)) if id == exact));
         assert!(matches!(
-            checked_kv_watch("..".into(), KeyPattern::Prefix(String::new()), false),
+            checked_kv_watch(key_watch("..", "", true), false),
             Err(Error::InvalidBucket(_))
         ));
         assert!(matches!(
-            checked_kv_watch("s".into(), KeyPattern::Exact("../x".into()), false),
+            checked_kv_watch(key_watch("s", "../x", false), false),
             Err(Error::InvalidKey(_))
         ));
     }

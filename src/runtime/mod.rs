@@ -152,6 +152,13 @@ impl ModuleStatus {
         self.last_failure.as_ref()
     }
 
+    /// The newest generation that loaded: what its scripts run, or start.
+    /// Lower than [`ModuleStatus::generation`] while its newest version
+    /// failed to load (the scripts keep the older one).
+    pub fn loaded_generation(&self) -> u32 {
+        self.loaded_generation
+    }
+
     /// Whether [`WasmRuntime::unload`] stopped its scripts, which wait for
     /// its next version.
     pub fn is_unloaded(&self) -> bool {
