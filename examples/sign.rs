@@ -16,10 +16,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bevy::asset::io::AssetSourceId;
-use bevy_hotwasm::{Signatures, TrustPolicy, TrustedKey, sign_module, signature_path};
+use bevy_hotwasm::{
+    Signatures, TrustPolicy, TrustedKey, private_key_pem, sign_module, signature_path,
+};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePublicKey};
 
 const USAGE: &str =
     "usage: sign keygen <out prefix> | sign <private key> <module> | verify <public key> <module>";
@@ -37,9 +39,7 @@ fn keygen(prefix: &str) -> Result<(), String> {
     let mut seed = [0; 32];
     getrandom::fill(&mut seed).map_err(|error| format!("no randomness: {error}"))?;
     let key = SigningKey::from_bytes(&seed);
-    let private = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|error| error.to_string())?;
+    let private = private_key_pem(&key);
     let public = key
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)

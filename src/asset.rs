@@ -82,7 +82,7 @@ impl WasmModule {
             });
         }
         let instance_pre = engine
-            .linker()
+            .linker_for(&component)
             .instantiate_pre(&component)
             .map_err(|error| WasmModuleLoaderError::UnsatisfiedImport {
                 path: path.clone(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use crossbeam_channel::{RecvTimeoutError, Sender};
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::host::{self, HostState};
@@ -14,8 +14,9 @@ use crate::sandbox::Sandbox;
 /// How often the epoch ticks: the unit of [`GuestLimits::cpu_budget_ms`](crate::GuestLimits::cpu_budget_ms).
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// The shared wasmtime engine, the linker that holds every host import, and
-/// the [`Sandbox`] it was built for.
+/// The shared wasmtime engine, the linkers that hold every host import (one
+/// per shape of `wasi:keyvalue`'s `get-many`), and the [`Sandbox`] it was
+/// built for.
 ///
 /// Inserted by [`HotWasmPlugin`](crate::HotWasmPlugin). Cloning is cheap:
 /// everything is reference-counted.
@@ -23,6 +24,8 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 pub struct WasmEngine {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    /// The same imports, with `get-many` in the other shape.
+    pairs_linker: Arc<Linker<HostState>>,
     sandbox: Arc<Sandbox>,
 }
 
@@ -46,9 +49,12 @@ impl WasmEngine {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker)?;
+        let mut pairs_linker = linker.clone();
+        host::link_pairs_get_many(&mut pairs_linker)?;
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            pairs_linker: Arc::new(pairs_linker),
             sandbox: Arc::new(sandbox),
         })
     }
@@ -63,8 +69,13 @@ impl WasmEngine {
         &self.sandbox
     }
 
-    pub(crate) fn linker(&self) -> &Linker<HostState> {
-        &self.linker
+    /// The linker with the `get-many` shape `component` imports.
+    pub(crate) fn linker_for(&self, component: &Component) -> &Linker<HostState> {
+        if host::wants_pairs_get_many(&self.engine, component) {
+            &self.pairs_linker
+        } else {
+            &self.linker
+        }
     }
 }
 

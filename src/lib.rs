@@ -212,7 +212,7 @@ pub use sandbox::{
 pub use source::{ModuleOrigin, file_source_with_debounce};
 pub use trust::{
     KeyError, ModuleTrust, SIGNATURE_KEY_PREFIX, SignatureError, Signatures, TrustPolicy,
-    TrustedKey, Verified, sign_module, signature_path,
+    TrustedKey, Verified, private_key_pem, sign_module, signature_path,
 };
 
 /// The types a game needs to run scripts: `use bevy_hotwasm::prelude::*;`.

@@ -1,6 +1,7 @@
 //! Guests reach the key-value store through `wasi:keyvalue@0.2.0-draft2`:
-//! `upstream_kv` is written against upstream wasi-keyvalue alone, and its
-//! writes reach other guests' watches like any change.
+//! `upstream_kv` is written against upstream wasi-keyvalue alone,
+//! `pairs_kv` against the other shape of `get-many` some SDKs ship, and
+//! their writes reach other guests' watches like any change.
 
 mod common;
 
@@ -85,6 +86,7 @@ fn a_guest_written_against_upstream_wasi_keyvalue_reads_and_writes_the_store() {
             ("stats", "upstream/greeting", Some("hello")),
             ("stats", "upstream/tuning-keys", Some("2")),
             ("stats", "upstream/alive", Some("yes")),
+            ("stats", "upstream/got", Some("upstream/alive=yes, not set")),
             ("stats", "upstream/stale", None),
             ("stats", "upstream/log", Some("started\n")),
         ],
@@ -106,6 +108,7 @@ fn a_guest_written_against_upstream_wasi_keyvalue_reads_and_writes_the_store() {
             ("stats", "upstream/greeting", by_guest),
             ("stats", "upstream/tuning-keys", by_guest),
             ("stats", "upstream/alive", by_guest),
+            ("stats", "upstream/got", by_guest),
             ("stats", "upstream/stale", by_guest),
             ("stats", "upstream/log", by_guest),
         ]
@@ -119,6 +122,24 @@ fn a_guest_written_against_upstream_wasi_keyvalue_reads_and_writes_the_store() {
         &[
             ("stats", "upstream/launches", Some("2")),
             ("stats", "upstream/log", Some("started\nstarted\n")),
+        ],
+    );
+}
+
+#[test]
+fn guests_with_either_shape_of_get_many_run_side_by_side() {
+    let assets = AssetDir::new();
+    let store_dir = tempfile::tempdir().unwrap();
+    let (app, _) = start_with_store(&assets, store_dir.path(), &["pairs_kv", "upstream_kv"]);
+    assert_values(
+        &app,
+        &[
+            (
+                "stats",
+                "pairs/got",
+                Some("pairs/a=1, pairs/missing not set, pairs/b=2"),
+            ),
+            ("stats", "upstream/got", Some("upstream/alive=yes, not set")),
         ],
     );
 }

@@ -322,3 +322,148 @@ fn a_server_that_never_answers_times_out() {
     );
     assert_eq!(seen(&app).failed[0].stage, FailureStage::Read);
 }
+
+#[test]
+fn an_answer_without_a_module_is_reported_with_its_own_status() {
+    let server = TestServer::start();
+    server.answer_with("counter.wasm", 304);
+    let assets = AssetDir::new();
+    let mut app = remote_app(&assets, RemoteSource::new(server.url()).poll_interval(POLL));
+    let handle = app.world().resource::<AssetServer>().load(COUNTER);
+    app.world_mut().spawn(WasmScript(handle));
+    update_until(&mut app, "the download to fail", |app| {
+        let modules = app.world().resource::<RemoteModules>();
+        modules
+            .get(COUNTER)
+            .is_some_and(|status| status.last_error.is_some())
+    });
+    let error = status(&app).last_error.expect("failed");
+    assert!(
+        matches!(error, RemoteError::Status { status: 304, .. }),
+        "{error:?}"
+    );
+}
+
+/// `python3 -m http.server` serving `dir` on a free loopback port, stopped
+/// when dropped; `None` where Python is not installed. Its request log
+/// (`"GET /counter.wasm HTTP/1.1" 304 -`) is kept, line by line.
+struct PythonServer {
+    child: std::process::Child,
+    url: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl PythonServer {
+    fn start(dir: &Path) -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let log = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in stderr.lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        // Bounded: until it accepts connections, or gives up.
+        let accepting = (0..500).any(|_| {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || {
+                std::thread::sleep(Duration::from_millis(10));
+                false
+            }
+        });
+        assert!(accepting, "python3 -m http.server did not start");
+        Some(server)
+    }
+
+    /// How many requests for `/<file>` it answered with `status` (any
+    /// status: `None`).
+    fn answered(&self, file: &str, status: Option<u16>) -> usize {
+        let request = format!("\"GET /{file} HTTP/1.1\" ");
+        let status = status.map_or(String::new(), |status| format!("{status} "));
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter_map(|line| line.split_once(&request))
+            .filter(|(_, after)| after.starts_with(&status))
+            .count()
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes `module` and its signature into `dir` with the modification time
+/// `at`, as a second upload within the same second (or `cp -p`) would.
+fn upload(dir: &Path, module: &[u8], at: std::time::SystemTime) {
+    for (name, bytes) in [
+        (
+            "counter.wasm.sig",
+            sign_module(&release_key(), module).into_bytes(),
+        ),
+        ("counter.wasm", module.to_vec()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(at).unwrap();
+    }
+}
+
+#[test]
+fn an_update_with_the_same_modification_second_on_a_server_without_etags_is_picked_up() {
+    let served = tempfile::tempdir().unwrap();
+    let counter = guest_bytes("counter");
+    // A time the server's `Date` is past: a strong `Last-Modified`, which
+    // the poller asks `If-Modified-Since` with.
+    let second = std::time::SystemTime::now() - Duration::from_secs(5);
+    upload(served.path(), &counter, second);
+    let Some(server) = PythonServer::start(served.path()) else {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    };
+    let assets = AssetDir::new();
+    let mut app = remote_app(&assets, RemoteSource::new(&server.url).poll_interval(POLL));
+    let entity = run_remote(&mut app);
+    assert_eq!(generation(&app, entity), Some(1), "{:?}", seen(&app).failed);
+    // The module asked for conditionally, and the signature polled (so its
+    // validators are known too) after it was downloaded.
+    update_until(&mut app, "the poller to know both versions", |_| {
+        server.answered("counter.wasm", Some(304)) > 0
+            && server.answered("counter.wasm.sig", None) > 1
+    });
+
+    // The same `Last-Modified`: `If-Modified-Since` says nothing changed,
+    // so only the poller's unconditional requests can see it.
+    upload(served.path(), &rebuilt(&counter, 1), second);
+    update_until(&mut app, "the second upload to run", |app| {
+        generation(app, entity) == Some(2)
+    });
+    assert_eq!(running_size(&app, entity), counter.len() + 24);
+}

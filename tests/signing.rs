@@ -8,7 +8,8 @@ use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{
-    FailureStage, ModuleOrigin, SignatureError, Signatures, Verified, WasmModule, sign_module,
+    FailureStage, ModuleOrigin, SignatureError, Signatures, Verified, WasmModule, private_key_pem,
+    sign_module,
 };
 use common::*;
 use ed25519_dalek::SigningKey;
@@ -151,8 +152,8 @@ fn keys_rotate_and_a_revoked_key_is_refused() {
         .remove_key("2025");
     save_signed(&app, &assets, &rebuilt(&original, 2), &old);
     update_until(&mut app, "the refusal", |app| !seen(app).refused.is_empty());
-    let revoked = SignatureError::UnknownKey {
-        fingerprint: trusted(&old).fingerprint(),
+    let revoked = SignatureError::RevokedKey {
+        key_id: "2025".to_owned(),
     };
     assert!(seen(&app).refused.iter().all(|error| *error == revoked));
     run_frames(&mut app, 5);
@@ -224,4 +225,61 @@ fn a_key_and_signature_made_by_the_openssl_command_line_verify() {
     let entity = start(&mut app);
 
     assert_eq!(generation(&app, entity), Some(1), "{:?}", seen(&app).failed);
+}
+
+#[test]
+fn openssl_reads_our_keys_and_verifies_our_text_signatures() {
+    let Ok(version) = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+    else {
+        eprintln!("SKIPPED: the `openssl` command is not installed");
+        return;
+    };
+    assert!(version.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "openssl {args:?}: {stderr}");
+    };
+    let key = signing_key(9);
+    std::fs::write(path("key.pem"), private_key_pem(&key)).unwrap();
+    // OpenSSL 3.0 refuses PKCS#8 v2 private keys; ours are v1.
+    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"]);
+    let public = TrustedKey::from_bytes(&std::fs::read(path("pub.pem")).unwrap()).unwrap();
+    assert_eq!(public, trusted(&key));
+
+    // The README's command: the signature line, decoded, then verified.
+    let module = guest_bytes("counter");
+    std::fs::write(path("counter.wasm"), &module).unwrap();
+    let signature = sign_module(&key, &module);
+    let base64 = signature.lines().nth(1).unwrap();
+    std::fs::write(path("counter.wasm.sig.b64"), base64).unwrap();
+    openssl(&[
+        "base64",
+        "-d",
+        "-A",
+        "-in",
+        "counter.wasm.sig.b64",
+        "-out",
+        "counter.raw",
+    ]);
+    openssl(&[
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-inkey",
+        "pub.pem",
+        "-rawin",
+        "-in",
+        "counter.wasm",
+        "-sigfile",
+        "counter.raw",
+    ]);
 }

@@ -1,5 +1,8 @@
-//! `wasi:keyvalue@0.2.0-draft2` (`store`, `atomics`, `batch`), exactly as
-//! published, over the game's [`KvStore`].
+//! `wasi:keyvalue@0.2.0-draft2` (`store`, `atomics`, `batch`) as upstream
+//! defines it, over the game's [`KvStore`]; and `batch.get-many` in the
+//! other shape some SDKs ship, for the guests that import that one
+//! ([`link_pairs_get_many`], chosen per component by
+//! [`wants_pairs_get_many`]).
 //!
 //! Implemented on a view of the instance's state ([`KvView`]: its resource
 //! table, the lent world, its quota and its entity), linked with the
@@ -14,7 +17,11 @@
 //! events like any other, and `skip-own-writes` watches can leave them out.
 
 use bevy::prelude::{Entity, Mut, World};
-use wasmtime::component::{HasData, Resource, ResourceTable, ResourceTableError};
+use wasmtime::component::types::{ComponentItem, Type};
+use wasmtime::component::{
+    Component, HasData, Linker, Resource, ResourceTable, ResourceTableError,
+};
+use wasmtime::{Engine, StoreContextMut};
 
 use super::HostState;
 use super::bindings::wasi::keyvalue::atomics::{self, CasError};
@@ -268,13 +275,18 @@ impl atomics::HostCas for KvView<'_> {
     }
 }
 
-impl batch::Host for KvView<'_> {
-    fn get_many(
+/// Each key with its value, if set.
+type Pairs = Vec<(String, Option<Vec<u8>>)>;
+
+impl KvView<'_> {
+    /// Each key with its value, if set: what both shapes of `get-many`
+    /// return, each in its own way.
+    fn get_pairs(
         &mut self,
-        bucket: Resource<KvBucket>,
+        bucket: &Resource<KvBucket>,
         keys: Vec<String>,
-    ) -> Result<Vec<(String, Option<Vec<u8>>)>, KvFailure> {
-        self.with_bucket(&bucket, |store, name, _| {
+    ) -> Result<Pairs, KvFailure> {
+        self.with_bucket(bucket, |store, name, _| {
             keys.into_iter()
                 .map(|key| {
                     let value = store.get(name, &key)?;
@@ -282,6 +294,21 @@ impl batch::Host for KvView<'_> {
                 })
                 .collect()
         })
+    }
+}
+
+impl batch::Host for KvView<'_> {
+    /// Upstream's shape: a key that is not set is `none`.
+    fn get_many(
+        &mut self,
+        bucket: Resource<KvBucket>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvFailure> {
+        let pairs = self.get_pairs(&bucket, keys)?;
+        Ok(pairs
+            .into_iter()
+            .map(|(key, value)| Some((key, value?)))
+            .collect())
     }
 
     /// Not atomic: a failure leaves the pairs before it written.
@@ -314,4 +341,52 @@ impl batch::Host for KvView<'_> {
                 .try_for_each(|key| store.delete_as(origin, name, key))
         })
     }
+}
+
+/// The `batch` interface's import name, the same for both shapes.
+const BATCH: &str = "wasi:keyvalue/batch@0.2.0-draft2";
+
+/// Replaces `get-many` in `linker` (a copy of the upstream one) with the
+/// other shape, from an unmerged upstream change that some SDKs ship:
+/// `result<list<tuple<string, option<list<u8>>>>, error>`, every key with
+/// its value if set.
+pub(crate) fn link_pairs_get_many(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.instance(BATCH)?.func_wrap(
+        "get-many",
+        |mut cx: StoreContextMut<'_, HostState>,
+         (bucket, keys): (Resource<KvBucket>, Vec<String>)|
+         -> wasmtime::Result<(Result<Pairs, Error>,)> {
+            let mut view = KvView::of(cx.data_mut());
+            let result = match view.get_pairs(&bucket, keys) {
+                Ok(pairs) => Ok(pairs),
+                Err(failure) => Err(store::Host::convert_error(&mut view, failure)?),
+            };
+            Ok((result,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Whether `component` imports `get-many` in the other shape (a list of
+/// tuples), rather than upstream's (a list of options).
+pub(crate) fn wants_pairs_get_many(engine: &Engine, component: &Component) -> bool {
+    let component_type = component.component_type();
+    let Some(ComponentItem::ComponentInstance(batch)) = component_type
+        .get_import(engine, BATCH)
+        .map(|import| import.ty)
+    else {
+        return false;
+    };
+    let Some(ComponentItem::ComponentFunc(get_many)) =
+        batch.get_export(engine, "get-many").map(|export| export.ty)
+    else {
+        return false;
+    };
+    let ok = match get_many.results().next() {
+        Some(Type::Result(result)) => result.ok(),
+        _ => None,
+    };
+    matches!(ok, Some(Type::List(list)) if matches!(list.ty(), Type::Tuple(_)))
 }

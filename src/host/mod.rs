@@ -30,6 +30,7 @@ pub(crate) use self::details::DetailsStamp;
 pub use self::details::{InstanceDetails, KeyWatch, TaskDetails};
 pub use self::ecs::MAX_PREFETCHED;
 use self::keyvalue::{Kv, KvView};
+pub(crate) use self::keyvalue::{link_pairs_get_many, wants_pairs_get_many};
 pub(crate) use self::log::GuestLine;
 use self::messaging::Mailbox;
 pub(crate) use self::messaging::check_message;

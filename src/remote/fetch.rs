@@ -31,12 +31,51 @@ pub(super) struct Validators {
 }
 
 impl Validators {
+    /// The response's validators. A `Last-Modified` is kept only when it
+    /// is strong: at least a second before the response's `Date` (RFC
+    /// 9110, 8.8.2.2). Within the same second the file could change again
+    /// with the same time, and `If-Modified-Since` would hide that change
+    /// for ever; without it, polls compare content.
     fn of(response: &ehttp::PartialResponse) -> Self {
+        let header = |name| response.headers.get(name);
+        let strong = match (
+            header("last-modified").and_then(http_date),
+            header("date").and_then(http_date),
+        ) {
+            (Some(modified), Some(date)) => date > modified,
+            _ => false,
+        };
         Self {
-            etag: response.headers.get("etag").map(str::to_owned),
-            last_modified: response.headers.get("last-modified").map(str::to_owned),
+            etag: header("etag").map(str::to_owned),
+            last_modified: header("last-modified")
+                .filter(|_| strong)
+                .map(str::to_owned),
         }
     }
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, the form RFC 9110 has
+/// servers send) as seconds since 1970; `None` for anything else.
+fn http_date(text: &str) -> Option<i64> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|name| name == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let mut clock = time.split(':').map(|part| part.parse::<i64>().ok());
+    let (hours, minutes, seconds) = (clock.next()??, clock.next()??, clock.next()??);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hours * 3600 + minutes * 60 + seconds)
 }
 
 /// What a download is answered with.
@@ -289,4 +328,53 @@ pub(super) fn received(url: &str, result: Result<Outcome, async_channel::RecvErr
             cause: "the download ended without an answer".to_owned(),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Validators, http_date};
+
+    fn response(headers: &[(&str, &str)]) -> ehttp::PartialResponse {
+        ehttp::PartialResponse {
+            url: "http://127.0.0.1/m.wasm".to_owned(),
+            ok: true,
+            status: 200,
+            status_text: "OK".to_owned(),
+            headers: ehttp::Headers::new(headers),
+        }
+    }
+
+    #[test]
+    fn a_last_modified_within_a_second_of_the_date_is_not_used() {
+        let modified = "Thu, 03 Dec 2026 15:45:17 GMT";
+        let same_second = response(&[("last-modified", modified), ("date", modified)]);
+        assert_eq!(Validators::of(&same_second).last_modified, None);
+        let later = [
+            ("last-modified", modified),
+            ("date", "Thu, 03 Dec 2026 15:45:18 GMT"),
+        ];
+        assert_eq!(
+            Validators::of(&response(&later)).last_modified.as_deref(),
+            Some(modified)
+        );
+        let no_date = response(&[("last-modified", modified), ("etag", "\"v1\"")]);
+        let validators = Validators::of(&no_date);
+        assert_eq!(validators.last_modified, None, "cannot tell: weak");
+        assert_eq!(validators.etag.as_deref(), Some("\"v1\""));
+    }
+
+    #[test]
+    fn http_dates_read_as_seconds_since_1970() {
+        assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            http_date("Thu, 03 Dec 2026 15:45:17 GMT"),
+            Some(1_796_312_717)
+        );
+        assert_eq!(http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(http_date("yesterday"), None);
+    }
 }

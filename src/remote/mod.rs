@@ -309,9 +309,9 @@ impl Remote {
             .get(&url, &none, self.settings.max_module_bytes, progress);
         let module = match received(&url, module.recv().await)? {
             Fetched::Body(bytes, _) => bytes,
-            Fetched::NotFound | Fetched::NotModified => {
-                return Err(RemoteError::Status { url, status: 404 });
-            }
+            Fetched::NotFound => return Err(RemoteError::Status { url, status: 404 }),
+            // An answer to a request that asked for nothing conditional.
+            Fetched::NotModified => return Err(RemoteError::Status { url, status: 304 }),
         };
         let signature_url = self.url(&signature_path(path));
         let signature = self
@@ -319,7 +319,11 @@ impl Remote {
             .get(&signature_url, &none, MAX_SIGNATURE_BYTES, |_| {});
         match received(&signature_url, signature.recv().await)? {
             Fetched::Body(bytes, _) => Ok((module, Some(bytes))),
-            Fetched::NotFound | Fetched::NotModified => Ok((module, None)),
+            Fetched::NotFound => Ok((module, None)),
+            Fetched::NotModified => Err(RemoteError::Status {
+                url: signature_url,
+                status: 304,
+            }),
         }
     }
 

@@ -63,6 +63,9 @@ impl Poller {
     /// changed since the last poll, or since they were handed out.
     fn changed(&mut self, remote: &Remote) -> Vec<PathBuf> {
         self.polls += 1;
+        // Also the polls that ask without validators: a file copied with
+        // its old time (`cp -p`, `rsync -t`) is no newer to
+        // `If-Modified-Since`.
         let signatures_due = self.polls.is_multiple_of(SIGNATURE_POLL_EVERY);
         let polled: Vec<(PathBuf, Seen, bool)> = remote
             .lock_served()
@@ -80,7 +83,7 @@ impl Poller {
             .collect();
         let mut changed = Vec::new();
         for (path, mut seen, with_signature) in polled {
-            match seen.poll(remote, &path, with_signature) {
+            match seen.poll(remote, &path, with_signature, signatures_due) {
                 Ok(true) => changed.push(path.clone()),
                 Ok(false) => {}
                 Err(error) => remote.status.update(&remote.asset_path(&path), |status| {
@@ -117,21 +120,25 @@ impl Seen {
         }
     }
 
-    /// Whether the module at `path` changed: one conditional request, and
-    /// one for its signature when `with_signature` or the module changed.
+    /// Whether the module at `path` changed: one request (conditional
+    /// unless `unconditional`), and one for its signature when
+    /// `with_signature` or the module changed.
     fn poll(
         &mut self,
         remote: &Remote,
         path: &Path,
         with_signature: bool,
+        unconditional: bool,
     ) -> Result<bool, RemoteError> {
-        let module_changed = self.module.poll(remote, path)?;
+        let module_changed = self.module.poll(remote, path, unconditional)?;
         if !(module_changed || with_signature) {
             return Ok(false);
         }
         // After a module change this only records the signature's version:
         // the reload downloads both, so a failure here is not news.
-        let signature_changed = self.signature.poll(remote, &signature_path(path));
+        let signature_changed = self
+            .signature
+            .poll(remote, &signature_path(path), unconditional);
         if module_changed {
             return Ok(true);
         }
@@ -148,12 +155,23 @@ struct Version {
 }
 
 impl Version {
-    /// Asks the server for `file` unless it still has this version; true
-    /// when it has another.
-    fn poll(&mut self, remote: &Remote, file: &Path) -> Result<bool, RemoteError> {
+    /// Asks the server for `file` unless it still has this version (asks
+    /// in any case when `unconditional`); true when it has another.
+    fn poll(
+        &mut self,
+        remote: &Remote,
+        file: &Path,
+        unconditional: bool,
+    ) -> Result<bool, RemoteError> {
         let url = remote.url(file);
         let limit = remote.settings.max_module_bytes;
-        let answer = remote.downloads.get(&url, &self.validators, limit, |_| {});
+        let none = Validators::default();
+        let validators = if unconditional {
+            &none
+        } else {
+            &self.validators
+        };
+        let answer = remote.downloads.get(&url, validators, limit, |_| {});
         let hash = match received(&url, answer.recv_blocking())? {
             Fetched::NotModified => return Ok(false),
             Fetched::NotFound => {

@@ -13,8 +13,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::Resource;
-use ed25519_dalek::pkcs8::DecodePublicKey;
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::pkcs8::spki::SubjectPublicKeyInfoRef;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{Document, EncodePrivateKey, KeypairBytes};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -43,10 +45,32 @@ impl fmt::Debug for TrustedKey {
     }
 }
 
-/// A public key that could not be read.
-#[derive(Debug, Error)]
-#[error("not an ed25519 public key: {0}")]
-pub struct KeyError(String);
+/// Why a public key could not be trusted. Each says what to do instead.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A private key was given where its public half belongs.
+    #[error(
+        "this is a private key: give its public half instead \
+         (`openssl pkey -in key.pem -pubout -out key.pub.pem`), and keep this one secret"
+    )]
+    PrivateKey,
+    /// A public key of another algorithm.
+    #[error("this is {algorithm} key: only ed25519 keys are supported")]
+    NotEd25519 {
+        /// The algorithm, e.g. `an RSA`, `an EC (P-256 or another curve)`.
+        algorithm: String,
+    },
+    /// 32 bytes that are not a point on the ed25519 curve.
+    #[error("not an ed25519 public key: its 32 bytes are not a point on the curve")]
+    InvalidPoint,
+    /// A small-order point, which would verify forged signatures.
+    #[error("a small-order ed25519 key, which anyone could forge signatures for: refused")]
+    WeakKey,
+    /// Neither PEM, DER, raw bytes, hex nor base64 of a key.
+    #[error("not an ed25519 public key: {0}")]
+    Malformed(String),
+}
 
 /// Why a module's signature was refused. Every variant says what to fix.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -65,11 +89,30 @@ pub enum SignatureError {
     /// The `.sig` file is neither 64 raw bytes nor base64 text of them.
     #[error("its signature file is malformed: {0}")]
     Malformed(String),
-    /// The signature names a key that is not trusted (never was, or revoked).
+    /// The signature names a key that is not trusted and never was.
     #[error("it is signed by key {fingerprint}, which is not trusted")]
     UnknownKey {
         /// The fingerprint the signature names.
         fingerprint: String,
+    },
+    /// The signature is by a key that was trusted and has been revoked
+    /// ([`TrustPolicy::remove_key`]).
+    #[error("it is signed by revoked key {key_id:?}: sign it again with a trusted key")]
+    RevokedKey {
+        /// The id the key was trusted under.
+        key_id: String,
+    },
+    /// The signature's `key:` line names one trusted key, but another
+    /// trusted key made it.
+    #[error(
+        "its signature file's `key:` line names key {named:?}, but key {signed_by:?} signed it: \
+         fix the line or sign it again"
+    )]
+    KeyMismatch {
+        /// The key the `key:` line names.
+        named: String,
+        /// The trusted key that made the signature.
+        signed_by: String,
     },
     /// The signature does not match the bytes: they were changed after
     /// signing, or signed by a key that is not trusted.
@@ -135,6 +178,8 @@ impl fmt::Display for Verified {
 #[derive(Clone, Debug)]
 pub struct TrustPolicy {
     keys: BTreeMap<String, TrustedKey>,
+    /// Keys removed from `keys`, kept to say a signature is by a revoked key.
+    revoked: BTreeMap<String, TrustedKey>,
     embedded: BTreeSet<[u8; 32]>,
     default_source: Signatures,
     named_sources: BTreeMap<String, Signatures>,
@@ -144,6 +189,7 @@ impl Default for TrustPolicy {
     fn default() -> Self {
         Self {
             keys: BTreeMap::new(),
+            revoked: BTreeMap::new(),
             embedded: BTreeSet::new(),
             default_source: Signatures::Required,
             named_sources: BTreeMap::new(),
@@ -157,6 +203,27 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The object identifier of ed25519 keys (RFC 8410).
+const ED25519_OID: &str = "1.3.101.112";
+
+/// `text` without the UTF-8 byte-order mark some editors put first.
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// `key` as a PKCS#8 v1 PEM private key (no public key inside), the form
+/// OpenSSL 3.0 reads (`openssl pkey -in key.pem`); `examples/sign.rs`
+/// writes its keys with it.
+pub fn private_key_pem(key: &SigningKey) -> String {
+    let v1 = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    v1.to_pkcs8_pem(LineEnding::LF)
+        .expect("a 32-byte ed25519 key always encodes")
+        .to_string()
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -174,19 +241,26 @@ impl TrustedKey {
     /// (SubjectPublicKeyInfo, what `openssl pkey -pubout` writes), the raw
     /// 32 bytes, or those bytes as hex or base64 text.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
-        let text = std::str::from_utf8(bytes).map(str::trim);
+        let text = std::str::from_utf8(bytes).map(|text| without_bom(text).trim());
         if let Ok(pem) = text
             && pem.starts_with("-----BEGIN")
         {
-            let key = VerifyingKey::from_public_key_pem(pem)
-                .map_err(|error| KeyError(format!("PEM: {error}")))?;
-            return Ok(Self { key });
+            let (label, document) = Document::from_pem(pem)
+                .map_err(|error| KeyError::Malformed(format!("PEM: {error}")))?;
+            if label.ends_with("PRIVATE KEY") {
+                return Err(KeyError::PrivateKey);
+            }
+            if label == "RSA PUBLIC KEY" {
+                let algorithm = "an RSA".to_owned();
+                return Err(KeyError::NotEd25519 { algorithm });
+            }
+            return Self::from_spki(document.as_bytes());
         }
         if let Ok(raw) = <&[u8; 32]>::try_from(bytes) {
             return Self::from_raw(raw);
         }
         let text = text.map_err(|_| {
-            KeyError(format!(
+            KeyError::Malformed(format!(
                 "{} bytes that are neither 32 raw bytes nor text",
                 bytes.len()
             ))
@@ -194,20 +268,46 @@ impl TrustedKey {
         let decoded = unhex(text)
             .filter(|bytes| bytes.len() == 32)
             .or_else(|| BASE64.decode(text).ok())
-            .ok_or_else(|| KeyError("text that is neither PEM, hex nor base64".to_owned()))?;
+            .ok_or_else(|| {
+                KeyError::Malformed("text that is neither PEM, hex nor base64".to_owned())
+            })?;
         match <&[u8; 32]>::try_from(decoded.as_slice()) {
             Ok(raw) => Self::from_raw(raw),
             // base64 of the DER form, as in a PEM body without its armour.
-            Err(_) => VerifyingKey::from_public_key_der(&decoded)
-                .map(|key| Self { key })
-                .map_err(|error| KeyError(format!("{} decoded bytes: {error}", decoded.len()))),
+            Err(_) => Self::from_spki(&decoded),
         }
     }
 
+    /// A key from its SubjectPublicKeyInfo DER, refusing other algorithms
+    /// by name.
+    fn from_spki(der: &[u8]) -> Result<Self, KeyError> {
+        let info = SubjectPublicKeyInfoRef::try_from(der)
+            .map_err(|error| KeyError::Malformed(format!("{} bytes: {error}", der.len())))?;
+        let algorithm = match info.algorithm.oid.to_string().as_str() {
+            ED25519_OID => None,
+            "1.2.840.113549.1.1.1" => Some("an RSA".to_owned()),
+            "1.2.840.10045.2.1" => Some("an EC (P-256 or another curve)".to_owned()),
+            "1.3.101.110" => Some("an X25519 (key exchange, not signing)".to_owned()),
+            "1.3.101.113" => Some("an Ed448".to_owned()),
+            other => Some(format!("an algorithm {other}")),
+        };
+        if let Some(algorithm) = algorithm {
+            return Err(KeyError::NotEd25519 { algorithm });
+        }
+        let raw = info
+            .subject_public_key
+            .as_bytes()
+            .and_then(|bytes| <&[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| KeyError::Malformed("an ed25519 key that is not 32 bytes".to_owned()))?;
+        Self::from_raw(raw)
+    }
+
     fn from_raw(raw: &[u8; 32]) -> Result<Self, KeyError> {
-        VerifyingKey::from_bytes(raw)
-            .map(|key| Self { key })
-            .map_err(|error| KeyError(error.to_string()))
+        let key = VerifyingKey::from_bytes(raw).map_err(|_| KeyError::InvalidPoint)?;
+        if key.is_weak() {
+            return Err(KeyError::WeakKey);
+        }
+        Ok(Self { key })
     }
 
     /// The key's fingerprint: the first 8 bytes of the SHA-256 of its raw
@@ -262,7 +362,11 @@ fn parse_signature(bytes: &[u8]) -> Result<SignatureFile, SignatureError> {
     })?;
     let mut fingerprint = None;
     let mut body = String::new();
-    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+    for line in without_bom(text)
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+    {
         match line.strip_prefix(SIGNATURE_KEY_PREFIX) {
             Some(named) => fingerprint = Some(named.trim().to_ascii_lowercase()),
             None => body.push_str(line),
@@ -307,13 +411,18 @@ impl TrustPolicy {
 
     /// Trusts `key` under `id`, replacing a key with the same id.
     pub fn trust_key(&mut self, id: impl Into<String>, key: TrustedKey) {
-        self.keys.insert(id.into(), key);
+        let id = id.into();
+        self.revoked.remove(&id);
+        self.keys.insert(id, key);
     }
 
     /// Stops trusting the key `id` (revocation); modules loaded from now on
-    /// must be signed by another trusted key.
+    /// must be signed by another trusted key. A module signed by it is
+    /// refused as [`SignatureError::RevokedKey`].
     pub fn remove_key(&mut self, id: &str) -> Option<TrustedKey> {
-        self.keys.remove(id)
+        let key = self.keys.remove(id)?;
+        self.revoked.insert(id.to_owned(), key.clone());
+        Some(key)
     }
 
     /// The trusted keys by id.
@@ -393,25 +502,39 @@ impl TrustPolicy {
         };
         let file = parse_signature(signature)?;
         let verifies = |key: &TrustedKey| key.key.verify_strict(module, &file.signature).is_ok();
-        match file.fingerprint {
-            Some(fingerprint) => {
-                let (id, key) = self
-                    .keys
-                    .iter()
-                    .find(|(_, key)| key.fingerprint() == fingerprint)
-                    .ok_or(SignatureError::UnknownKey { fingerprint })?;
-                verifies(key)
-                    .then(|| Verified::signed(id, key))
-                    .ok_or_else(|| SignatureError::BadSignature {
-                        key_id: Some(id.clone()),
-                    })
-            }
-            None => self
+        let signer = |keys: &BTreeMap<String, TrustedKey>| {
+            keys.iter()
+                .find(|(_, key)| verifies(key))
+                .map(|(id, _)| id.clone())
+        };
+        let refusal = |named: Option<String>| match (signer(&self.keys), signer(&self.revoked)) {
+            (Some(signed_by), _) => SignatureError::KeyMismatch {
+                named: named.unwrap_or_default(),
+                signed_by,
+            },
+            (None, Some(key_id)) => SignatureError::RevokedKey { key_id },
+            (None, None) => SignatureError::BadSignature { key_id: named },
+        };
+        let Some(fingerprint) = file.fingerprint else {
+            return self
                 .keys
                 .iter()
                 .find(|(_, key)| verifies(key))
                 .map(|(id, key)| Verified::signed(id, key))
-                .ok_or(SignatureError::BadSignature { key_id: None }),
+                .ok_or_else(|| refusal(None));
+        };
+        let named = |keys: &'_ BTreeMap<String, TrustedKey>| {
+            keys.iter()
+                .find(|(_, key)| key.fingerprint() == fingerprint)
+                .map(|(id, key)| (id.clone(), key.clone()))
+        };
+        match (named(&self.keys), named(&self.revoked)) {
+            (Some((id, key)), _) if verifies(&key) => Ok(Verified::signed(&id, &key)),
+            (Some((id, _)), _) => Err(refusal(Some(id))),
+            (None, Some((key_id, key))) if verifies(&key) => {
+                Err(SignatureError::RevokedKey { key_id })
+            }
+            (None, _) => Err(SignatureError::UnknownKey { fingerprint }),
         }
     }
 }

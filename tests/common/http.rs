@@ -13,6 +13,8 @@ use std::time::Duration;
 #[derive(Default)]
 struct Files {
     files: HashMap<String, Vec<u8>>,
+    /// Paths answered with a bare status line, whatever was asked.
+    statuses: HashMap<String, u16>,
     requests: Vec<String>,
 }
 
@@ -56,15 +58,21 @@ fn answer(stream: TcpStream, files: &Mutex<Files>) -> std::io::Result<()> {
         .unwrap_or("/")
         .trim_start_matches('/')
         .to_owned();
-    let body = {
+    let (body, forced) = {
         let mut files = files.lock().unwrap();
         files.requests.push(path.clone());
-        files.files.get(&path).cloned()
+        (
+            files.files.get(&path).cloned(),
+            files.statuses.get(&path).copied(),
+        )
     };
     let mut stream = stream;
     let head = |status: &str, extra: &str, length: usize| {
         format!("HTTP/1.1 {status}\r\n{extra}Content-Length: {length}\r\nConnection: close\r\n\r\n")
     };
+    if let Some(status) = forced {
+        return stream.write_all(head(&format!("{status} Forced"), "", 0).as_bytes());
+    }
     match body {
         None => stream.write_all(head("404 Not Found", "", 0).as_bytes()),
         Some(body) => {
@@ -128,6 +136,12 @@ impl TestServer {
     pub fn put(&self, path: &str, bytes: &[u8]) {
         let mut files = self.files.lock().unwrap();
         files.files.insert(path.to_owned(), bytes.to_vec());
+    }
+
+    /// Answers every request for `/<path>` with `status` and no body.
+    pub fn answer_with(&self, path: &str, status: u16) {
+        let mut files = self.files.lock().unwrap();
+        files.statuses.insert(path.to_owned(), status);
     }
 
     /// Stops serving `/<path>` (404 from now on).

@@ -2,7 +2,8 @@
 //! code written for any wasi-keyvalue host would: at start it counts its
 //! launches (`atomics.increment`), publishes them as a score, copies
 //! `tuning/greeting` into `upstream/greeting`, appends to a log with
-//! compare-and-swap, and records how many `tuning` keys it could list.
+//! compare-and-swap, records how many `tuning` keys it could list, and
+//! what `get-many` gave for a key it set and one it did not.
 
 mod bindings {
     #![expect(
@@ -69,6 +70,15 @@ fn start() -> Result<(), store::Error> {
             ("upstream/alive".into(), b"yes".to_vec()),
         ],
     )?;
+    let keys = ["upstream/alive".into(), "upstream/nothing".into()];
+    let got: Vec<String> = batch::get_many(&stats, &keys)?
+        .into_iter()
+        .map(|pair| match pair {
+            Some((key, value)) => format!("{key}={}", String::from_utf8_lossy(&value)),
+            None => "not set".to_owned(),
+        })
+        .collect();
+    stats.set("upstream/got", got.join(", ").as_bytes())?;
     if stats.exists("upstream/stale")? {
         stats.delete("upstream/stale")?;
     }
