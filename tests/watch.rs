@@ -21,6 +21,23 @@ fn store(app: &mut App) -> Mut<'_, KvStore> {
     app.world_mut().resource_mut::<KvStore>()
 }
 
+/// `lines` with each `(id N, ...)` counted from the first line's id as 1:
+/// ids start at a random number in each run.
+fn ids_from_one(lines: Vec<String>) -> Vec<String> {
+    let id = |line: &str| -> Option<u64> {
+        let (_, after) = line.split_once("(id ")?;
+        after.split_once(',')?.0.parse().ok()
+    };
+    let first = lines.iter().find_map(|line| id(line)).unwrap_or(1);
+    lines
+        .into_iter()
+        .map(|line| match id(&line) {
+            Some(n) => line.replace(&format!("(id {n},"), &format!("(id {},", n - first + 1)),
+            None => line,
+        })
+        .collect()
+}
+
 /// Lines logged after the first `skip`.
 fn lines_after(app: &App, entity: Entity, skip: usize) -> Vec<String> {
     seen(app).lines_of(entity)[skip..]
@@ -44,7 +61,7 @@ fn a_key_watch_sees_sets_and_deletes_from_systems_and_from_files() {
     app.update();
 
     assert_eq!(
-        lines_after(&app, watcher, start),
+        ids_from_one(lines_after(&app, watcher, start)),
         [
             r#"dev.hotwasm.kv.set /kv/tuning speed = "1.0" (id 1, gen 1)"#,
             r#"dev.hotwasm.kv.set /kv/tuning speed = "2.5" (id 2, gen 1)"#,
@@ -105,10 +122,15 @@ fn after_a_reload_only_the_new_generations_watches_fire() {
     run_frames(&mut app, 2);
 
     assert_eq!(
-        lines_after(&app, watcher, start),
+        ids_from_one(lines_after(&app, watcher, start)),
         [r#"dev.hotwasm.kv.set /kv/tuning speed = "3" (id 1, gen 2)"#]
     );
 }
+
+/// A generic component: its type path has `<` and `>`.
+#[derive(Component, Reflect, Default)]
+#[reflect(Component)]
+struct Wrapper<T>(T);
 
 /// Present for one frame: `damage` takes one hit point from every `Health`.
 #[derive(Resource)]
@@ -127,6 +149,7 @@ fn watcher_of(type_kind: &str, type_path: &str) -> (AssetDir, App, Entity) {
         start_scripts("watcher.wasm", &guest_bytes("watcher"), 1, None);
     app.register_type::<Health>()
         .register_type::<Weather>()
+        .register_type::<Wrapper<u32>>()
         .add_systems(Update, damage.before(WasmSystems::Run));
     let watcher = entities[0];
     let topic = format!("watcher/{type_kind}");
@@ -276,6 +299,41 @@ fn changes_a_watch_got_are_written_as_messages_only_when_asked() {
             ),
             r#"{"hp":5}"#.to_owned(),
             1
+        )]
+    );
+}
+
+#[test]
+fn event_ids_are_not_used_again_by_a_second_run_on_the_same_store() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let id_of_a_change = || {
+        let (_assets, mut app, entities) =
+            start_scripts_with_fake_watcher("watcher.wasm", &guest_bytes("watcher"), 1);
+        app.insert_resource(KvStore::open_dir(store_dir.path()).unwrap());
+        let start = seen(&app).lines_of(entities[0]).len();
+        store(&mut app).set("tuning", "speed", b"1").unwrap();
+        run_frames(&mut app, 2);
+        let lines = lines_after(&app, entities[0], start);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        lines[0].clone()
+    };
+    let (first, second) = (id_of_a_change(), id_of_a_change());
+    assert_ne!(first, second, "the same source and id in two runs");
+}
+
+#[test]
+fn a_generic_component_events_source_is_a_uri_reference() {
+    let type_path = Wrapper::<u32>::type_path();
+    assert_eq!(type_path, "watch::Wrapper<u32>");
+    let (_assets, mut app, watcher) = watcher_of("component", type_path);
+    let start = seen(&app).lines_of(watcher).len();
+    let entity = app.world_mut().spawn(Wrapper(7_u32)).id();
+    run_frames(&mut app, 2);
+    assert_eq!(
+        lines_after(&app, watcher, start),
+        [format!(
+            "dev.hotwasm.component.added /ecs/component/watch::Wrapper%3Cu32%3E {} 7",
+            entity.to_bits()
         )]
     );
 }

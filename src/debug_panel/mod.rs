@@ -499,10 +499,11 @@ fn kv_cloud_event(number: u64, change: &KvChanged) -> String {
         "source": format!("/kv/{}", change.bucket),
         "type": if change.value.is_some() { "dev.hotwasm.kv.set" } else { "dev.hotwasm.kv.delete" },
         "subject": change.key,
-        "datacontenttype": "application/octet-stream",
         "hotwasmorigin": format!("{:?}", change.origin),
     });
+    // An event without data has no `datacontenttype` either.
     if let Some(value) = &change.value {
+        event["datacontenttype"] = "application/octet-stream".into();
         match std::str::from_utf8(value) {
             Ok(text) => {
                 event["datacontenttype"] = "text/plain".into();
@@ -1716,4 +1717,33 @@ pub fn ui_for_time(world: &mut World, ui: &mut egui::Ui) {
         ui.monospace(format!("{entity} {module}: {}", describe_task(task)));
     }
     world.resource_mut::<PanelActions>().0.extend(actions);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_value_event_without_data_has_no_content_type() {
+        let change = |value: Option<&[u8]>| KvChanged {
+            bucket: "scores".to_owned(),
+            key: "player/1".to_owned(),
+            value: value.map(<[u8]>::to_vec),
+            origin: KvOrigin::Host,
+        };
+        let json = |value| -> serde_json::Value {
+            serde_json::from_str(&kv_cloud_event(1, &change(value))).unwrap()
+        };
+        let set = json(Some(b"12"));
+        assert_eq!(set["datacontenttype"], "text/plain");
+        assert_eq!(set["data"], "12");
+        let binary = json(Some(&[0xff, 0x00]));
+        assert_eq!(binary["datacontenttype"], "application/octet-stream");
+        assert_eq!(binary["data_base64"], "/wA=");
+        let deleted = json(None);
+        assert_eq!(deleted["type"], "dev.hotwasm.kv.delete");
+        for absent in ["datacontenttype", "data", "data_base64"] {
+            assert!(deleted.get(absent).is_none(), "{absent}: {deleted}");
+        }
+    }
 }

@@ -37,15 +37,30 @@ struct EcsChange {
 pub(super) struct ChangeTracker {
     removal_cursors: HashMap<ComponentId, MessageCursor<RemovedComponentEntity>>,
     /// The CloudEvents `id` of the last change event, of any source: ids
-    /// are unique across sources and count up within each.
-    last_event_id: u64,
+    /// are unique across sources and count up within each. The first is a
+    /// random number, so that ids stay unique across runs and processes
+    /// (two runs' ranges would overlap only after about 2^61 events).
+    last_event_id: Option<u64>,
     seen: Option<Tick>,
 }
 
 impl ChangeTracker {
     fn next_event_id(&mut self) -> u64 {
-        self.last_event_id += 1;
-        self.last_event_id
+        let last = self.last_event_id.get_or_insert_with(|| {
+            use std::hash::{BuildHasher, Hasher};
+            // std's RandomState is seeded from the OS's randomness once per
+            // process; the time and the process id set runs apart further.
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            let since_1970 = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            hasher.write_u128(since_1970.as_nanos());
+            hasher.write_u32(std::process::id());
+            // Room to count up without wrapping.
+            hasher.finish() >> 2
+        });
+        *last += 1;
+        *last
     }
 
     /// Marks every change so far as looked at, and moves the world's change

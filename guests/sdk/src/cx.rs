@@ -56,7 +56,8 @@ impl Frame {
 /// A change one of this instance's watches matched: a CloudEvents 1.0 event.
 #[derive(Clone, Copy, Debug)]
 pub struct Event<'a> {
-    /// CloudEvents `id`: unique across sources, counting up.
+    /// CloudEvents `id`: unique across sources, runs and processes (each
+    /// run starts at a random number), counting up within a run.
     pub id: u64,
     /// CloudEvents `source`, e.g. `/kv/scores`.
     pub source: &'a str,
@@ -83,11 +84,13 @@ impl Event<'_> {
         }
     }
 
-    /// CloudEvents `datacontenttype`.
-    pub fn content_type(&self) -> &'static str {
+    /// CloudEvents `datacontenttype`; none for an event without data (a
+    /// delete or a removal).
+    pub fn content_type(&self) -> Option<&'static str> {
         match self.kind {
-            ChangeKind::KvSet | ChangeKind::KvDelete => "application/octet-stream",
-            _ => "application/json",
+            ChangeKind::KvDelete | ChangeKind::ComponentRemoved => None,
+            ChangeKind::KvSet => Some("application/octet-stream"),
+            _ => Some("application/json"),
         }
     }
 
@@ -218,14 +221,30 @@ impl Watch {
             ),
             Target::Component { type_path, changes } => (
                 watch::watch_component(type_path, *changes)?,
-                format!("/ecs/component/{type_path}"),
+                format!("/ecs/component/{}", uri_segment(type_path)),
             ),
             Target::Resource { type_path } => (
                 watch::watch_resource(type_path)?,
-                format!("/ecs/resource/{type_path}"),
+                format!("/ecs/resource/{}", uri_segment(type_path)),
             ),
         })
     }
+}
+
+/// `text` as one segment of a URI path (RFC 3986 `pchar`s): what is not
+/// unreserved, a sub-delimiter, `:` or `@` is percent-encoded, so a generic
+/// type's `/ecs/component/game::Wrapper%3Cu32%3E` is a URI reference.
+fn uri_segment(text: &str) -> String {
+    let mut segment = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        let allowed = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte);
+        if allowed {
+            segment.push(char::from(byte));
+        } else {
+            segment.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    segment
 }
 
 type Shared<F> = Rc<RefCell<F>>;
