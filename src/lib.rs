@@ -288,6 +288,7 @@ impl Plugin for HotWasmPlugin {
             .add_message::<HostMessage>()
             .add_message::<KvChanged>()
             .add_message::<WatchedChange>()
+            .init_resource::<kv::EventIds>()
             .add_systems(
                 Update,
                 (

@@ -337,3 +337,23 @@ fn a_generic_component_events_source_is_a_uri_reference() {
         )]
     );
 }
+
+#[test]
+fn a_key_value_change_message_carries_the_id_the_watching_guest_got() {
+    let (_assets, _store_dir, mut app, watcher) = watcher_with_store();
+    let start = seen(&app).lines_of(watcher).len();
+    store(&mut app).set("tuning", "speed", b"4").unwrap();
+    run_frames(&mut app, 2);
+    let change = seen(&app)
+        .kv
+        .iter()
+        .find(|change| change.key == "speed")
+        .expect("published");
+    assert_eq!(
+        lines_after(&app, watcher, start),
+        [format!(
+            r#"dev.hotwasm.kv.set /kv/tuning speed = "4" (id {}, gen 1)"#,
+            change.id
+        )]
+    );
+}

@@ -489,13 +489,13 @@ fn preview(bytes: &[u8], max: usize) -> String {
     shown.replace('\n', "⏎")
 }
 
-/// A key-value change as a CloudEvents 1.0 JSON object (`id` is the
-/// panel's event number; the data as text, or base64 when not UTF-8).
-fn kv_cloud_event(number: u64, change: &KvChanged) -> String {
+/// A key-value change as a CloudEvents 1.0 JSON object (`id` is the one
+/// watching guests got; the data as text, or base64 when not UTF-8).
+fn kv_cloud_event(change: &KvChanged) -> String {
     use base64::Engine;
     let mut event = serde_json::json!({
         "specversion": "1.0",
-        "id": number.to_string(),
+        "id": change.id.to_string(),
         "source": format!("/kv/{}", change.bucket),
         "type": if change.value.is_some() { "dev.hotwasm.kv.set" } else { "dev.hotwasm.kv.delete" },
         "subject": change.key,
@@ -549,7 +549,7 @@ fn collect_events(
         events.push(frame, EventKind::Message, text);
     }
     for change in kv.read() {
-        let text = kv_cloud_event(events.count + 1, change);
+        let text = kv_cloud_event(change);
         events.push(frame, EventKind::KeyValue, text);
     }
     for change in watched.read() {
@@ -1726,13 +1726,14 @@ mod tests {
     #[test]
     fn a_key_value_event_without_data_has_no_content_type() {
         let change = |value: Option<&[u8]>| KvChanged {
+            id: 7,
             bucket: "scores".to_owned(),
             key: "player/1".to_owned(),
             value: value.map(<[u8]>::to_vec),
             origin: KvOrigin::Host,
         };
         let json = |value| -> serde_json::Value {
-            serde_json::from_str(&kv_cloud_event(1, &change(value))).unwrap()
+            serde_json::from_str(&kv_cloud_event(&change(value))).unwrap()
         };
         let set = json(Some(b"12"));
         assert_eq!(set["datacontenttype"], "text/plain");
@@ -1742,6 +1743,7 @@ mod tests {
         assert_eq!(binary["data_base64"], "/wA=");
         let deleted = json(None);
         assert_eq!(deleted["type"], "dev.hotwasm.kv.delete");
+        assert_eq!(deleted["id"], "7", "the id watching guests got");
         for absent in ["datacontenttype", "data", "data_base64"] {
             assert!(deleted.get(absent).is_none(), "{absent}: {deleted}");
         }

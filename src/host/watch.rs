@@ -266,6 +266,7 @@ mod tests {
 
     fn change(bucket: &str, key: &str, origin: KvOrigin) -> KvChanged {
         KvChanged {
+            id: 1,
             bucket: bucket.into(),
             key: key.into(),
             value: None,

@@ -218,6 +218,7 @@ impl Backend for DirectoryBackend {
             self.known.insert(entry.clone(), hash);
             let (bucket, key) = entry;
             out.push(KvChanged {
+                id: super::UNNUMBERED,
                 bucket,
                 key,
                 value,

@@ -11,6 +11,7 @@ mod memory;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bevy::prelude::*;
 use thiserror::Error;
@@ -123,6 +124,10 @@ pub enum KvOrigin {
 /// the last one.
 #[derive(Message, Clone, Debug, PartialEq, Eq)]
 pub struct KvChanged {
+    /// Its CloudEvents `id`, the one watching guests get: one counter for
+    /// key-value and component changes, starting at a random number in each
+    /// run. Given when the change is published.
+    pub id: u64,
     /// The bucket.
     pub bucket: String,
     /// The key.
@@ -282,6 +287,7 @@ impl KvStore {
         }
         self.backend.set(bucket, key, value)?;
         self.changes.push(KvChanged {
+            id: UNNUMBERED,
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             value: Some(value.to_vec()),
@@ -296,6 +302,7 @@ impl KvStore {
         check_key(key)?;
         if self.backend.delete(bucket, key)? {
             self.changes.push(KvChanged {
+                id: UNNUMBERED,
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
                 value: None,
@@ -363,15 +370,53 @@ impl KvStore {
     }
 }
 
-/// Writes every change since the last frame as a [`KvChanged`] message.
+/// The id of a change not published yet.
+pub(crate) const UNNUMBERED: u64 = 0;
+
+/// Writes every change since the last frame as a [`KvChanged`] message,
+/// each with its event id.
 pub(crate) fn publish_kv_changes(
     mut store: ResMut<KvStore>,
+    ids: Res<EventIds>,
     mut changed: MessageWriter<KvChanged>,
 ) {
     // Taking the change log is bookkeeping, not a change of the store.
-    let changes = store.bypass_change_detection().take_changes();
+    let mut changes = store.bypass_change_detection().take_changes();
+    for change in &mut changes {
+        change.id = ids.next();
+    }
     if !changes.is_empty() {
         changed.write_batch(changes);
+    }
+}
+
+/// The CloudEvents ids of change events, key-value and component alike: a
+/// resource. The first is a random number, so ids stay unique across runs
+/// over one store and across processes (two runs' ranges would overlap
+/// only after about 2^61 events).
+#[derive(Resource)]
+pub(crate) struct EventIds(AtomicU64);
+
+impl Default for EventIds {
+    fn default() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // std's RandomState is seeded from the OS's randomness once per
+        // process; the time and the process id set runs apart further.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        let since_1970 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        hasher.write_u128(since_1970.as_nanos());
+        hasher.write_u32(std::process::id());
+        // Room to count up without wrapping.
+        Self(AtomicU64::new(hasher.finish() >> 2))
+    }
+}
+
+impl EventIds {
+    /// The next id.
+    pub(crate) fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 

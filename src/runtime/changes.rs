@@ -16,7 +16,7 @@ use bevy::reflect::TypeRegistry;
 
 use super::Runner;
 use crate::host::{ChangeKind, ComponentChanges, event_json, selected_by};
-use crate::kv::KvChanged;
+use crate::kv::{EventIds, KvChanged, UNNUMBERED};
 use crate::messages::{WatchedChange, WatchedChangeKind};
 
 /// One component or resource change, with its CloudEvents id.
@@ -36,33 +36,10 @@ struct EcsChange {
 #[derive(Default)]
 pub(super) struct ChangeTracker {
     removal_cursors: HashMap<ComponentId, MessageCursor<RemovedComponentEntity>>,
-    /// The CloudEvents `id` of the last change event, of any source: ids
-    /// are unique across sources and count up within each. The first is a
-    /// random number, so that ids stay unique across runs and processes
-    /// (two runs' ranges would overlap only after about 2^61 events).
-    last_event_id: Option<u64>,
     seen: Option<Tick>,
 }
 
 impl ChangeTracker {
-    fn next_event_id(&mut self) -> u64 {
-        let last = self.last_event_id.get_or_insert_with(|| {
-            use std::hash::{BuildHasher, Hasher};
-            // std's RandomState is seeded from the OS's randomness once per
-            // process; the time and the process id set runs apart further.
-            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-            let since_1970 = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            hasher.write_u128(since_1970.as_nanos());
-            hasher.write_u32(std::process::id());
-            // Room to count up without wrapping.
-            hasher.finish() >> 2
-        });
-        *last += 1;
-        *last
-    }
-
     /// Marks every change so far as looked at, and moves the world's change
     /// tick on so that what guests write from here on (in this frame's
     /// batches) is newer and reaches watches next frame. Called once per
@@ -82,7 +59,7 @@ impl ChangeTracker {
         EcsChange {
             type_id,
             kind,
-            id: self.next_event_id(),
+            id: UNNUMBERED,
             subject,
             data,
         }
@@ -134,6 +111,11 @@ impl ChangeTracker {
                 let kind = ChangeKind::ResourceChanged;
                 changes.push(self.change(type_id, kind, String::new(), data));
             }
+        }
+        drop(registry);
+        let ids = world.get_resource_or_init::<EventIds>();
+        for change in &mut changes {
+            change.id = ids.next();
         }
         changes
     }
@@ -198,7 +180,7 @@ impl Runner {
     /// running instance with a matching watch.
     pub(super) fn match_kv_changes<'a>(&mut self, changes: impl Iterator<Item = &'a KvChanged>) {
         for change in changes {
-            let id = self.changes.next_event_id();
+            let id = change.id;
             let kind = match change.value {
                 Some(_) => ChangeKind::KvSet,
                 None => ChangeKind::KvDelete,
