@@ -847,6 +847,22 @@ fn script_state(status: &ScriptStatus, module: Option<&ModuleStatus>) -> &'stati
     }
 }
 
+/// A checkbox ticked while `item` is not in `hidden`; unticking hides it.
+fn shown_checkbox<T: PartialEq + Copy>(
+    ui: &mut egui::Ui,
+    hidden: &mut Vec<T>,
+    item: T,
+    label: impl Into<egui::WidgetText>,
+) {
+    let mut shown = !hidden.contains(&item);
+    if ui.checkbox(&mut shown, label).changed() {
+        hidden.retain(|each| *each != item);
+        if !shown {
+            hidden.push(item);
+        }
+    }
+}
+
 /// A grid's heading row.
 fn headings(ui: &mut egui::Ui, names: &[&str]) {
     for name in names {
@@ -1322,16 +1338,7 @@ pub fn ui_for_console(world: &mut World, ui: &mut egui::Ui) {
                 .iter()
                 .filter(|line| line.level == level)
                 .count();
-            let mut shown = !hidden.contains(&level);
-            if ui
-                .checkbox(&mut shown, format!("{level} {count}"))
-                .changed()
-            {
-                hidden.retain(|each| *each != level);
-                if !shown {
-                    hidden.push(level);
-                }
-            }
+            shown_checkbox(ui, &mut hidden, level, format!("{level} {count}"));
         }
     });
     ui.horizontal(|ui| {
@@ -1570,13 +1577,7 @@ pub fn ui_for_events(world: &mut World, ui: &mut egui::Ui) {
     let mut clear = false;
     ui.horizontal(|ui| {
         for kind in EventKind::ALL {
-            let mut shown = !hidden.contains(&kind);
-            if ui.checkbox(&mut shown, kind.label()).changed() {
-                hidden.retain(|each| *each != kind);
-                if !shown {
-                    hidden.push(kind);
-                }
-            }
+            shown_checkbox(ui, &mut hidden, kind, kind.label());
         }
         ui.label("Filter");
         ui.text_edit_singleline(&mut filter);

@@ -18,7 +18,10 @@ use bevy::reflect::{
 use super::HostState;
 use super::bindings::hotwasm::script::ecs::{Error, Host, QueryPage, QueryRow};
 use super::quota::HostWork;
-use super::reflect::{ReflectError, Registered, TypeKind, lookup, resource_entity, to_json};
+use super::reflect::{
+    ReflectError, Registered, TypeKind, deserialize_whole, is_mutable, lookup, resource_entity,
+    set_whole, to_json,
+};
 
 /// How many rows one `query` page holds.
 pub const QUERY_PAGE_ROWS: usize = 1000;
@@ -207,11 +210,7 @@ impl HostState {
     fn write_own(&mut self, component: &Prefetched, json: &[u8]) -> Result<(), Error> {
         let own = self.identity.entity;
         let world = self.world()?;
-        let mutable = world
-            .components()
-            .get_valid_id(component.type_id)
-            .and_then(|id| world.components().get_info(id))
-            .is_some_and(|info| info.mutable());
+        let mutable = is_mutable(world, component.type_id);
         let present = world
             .get_entity(own)
             .is_ok_and(|entity| component.reflect_component.contains(entity));
@@ -223,20 +222,13 @@ impl HostState {
             .take(HostWork::Bytes, json.len())
             .map_err(Error::CallLimit)?;
         self.check_unprotected(own, false)?;
-        let value = deserialize
-            .deserialize(&mut serde_json::Deserializer::from_slice(json))
-            .map_err(|error| Error::InvalidJson(format!("{}: {error}", component.type_path)))?;
+        let value = deserialize_whole(deserialize, json, &component.type_path)?;
         let world = self.world()?;
         let mut existing = component
             .reflect_component
             .reflect_mut(world.entity_mut(own))
             .ok_or_else(|| Error::Missing(format!("{own} has no {}", component.type_path)))?;
-        existing.set(value).map_err(|_| {
-            Error::UnsupportedType(format!(
-                "{}: its registered Deserialize builds another type",
-                component.type_path
-            ))
-        })
+        Ok(set_whole(&mut *existing, value, &component.type_path)?)
     }
 
     /// `entity`'s component `type_path` as JSON.

@@ -127,19 +127,14 @@ impl Registered<'_> {
     /// type's own `Deserialize` when it registered one (the fast way: no
     /// dynamic value, nothing to apply field by field), else dynamic.
     fn decode(&self, registry: &TypeRegistry, json: &[u8]) -> Result<Decoded, ReflectError> {
-        let mut deserializer = serde_json::Deserializer::from_slice(json);
-        let decoded = match self.registration.data::<ReflectDeserialize>() {
-            Some(deserialize) => deserialize
-                .deserialize(&mut deserializer)
-                .map(Decoded::Whole),
-            None => TypedReflectDeserializer::new(self.registration, registry)
-                .deserialize(&mut deserializer)
-                .map(Decoded::Partial),
-        };
-        decoded.map_err(|error| {
-            let type_path = self.registration.type_info().type_path();
-            ReflectError::InvalidJson(format!("{type_path}: {error}"))
-        })
+        let type_path = self.registration.type_info().type_path();
+        if let Some(deserialize) = self.registration.data::<ReflectDeserialize>() {
+            return deserialize_whole(deserialize, json, type_path).map(Decoded::Whole);
+        }
+        TypedReflectDeserializer::new(self.registration, registry)
+            .deserialize(&mut serde_json::Deserializer::from_slice(json))
+            .map(Decoded::Partial)
+            .map_err(|error| ReflectError::InvalidJson(format!("{type_path}: {error}")))
     }
 
     /// Writes `json` over the component `entity` already has, in place
@@ -153,12 +148,9 @@ impl Registered<'_> {
         entity: Entity,
         json: &[u8],
     ) -> Result<bool, ReflectError> {
-        let mutable = world
-            .components()
-            .get_valid_id(self.type_id)
-            .and_then(|id| world.components().get_info(id))
-            .is_some_and(|info| info.mutable());
-        if !mutable || !self.reflect_component.contains(world.entity(entity)) {
+        if !is_mutable(world, self.type_id)
+            || !self.reflect_component.contains(world.entity(entity))
+        {
             return Ok(false);
         }
         let decoded = self.decode(registry, json)?;
@@ -168,15 +160,46 @@ impl Registered<'_> {
         };
         let type_path = self.registration.type_info().type_path();
         match decoded {
-            Decoded::Whole(value) => existing.set(value).map_err(|_| {
-                ReflectError::UnsupportedType(format!(
-                    "{type_path}: its registered Deserialize builds another type"
-                ))
-            })?,
+            Decoded::Whole(value) => set_whole(&mut *existing, value, type_path)?,
             Decoded::Partial(partial) => apply(&mut *existing, &*partial, type_path)?,
         }
         Ok(true)
     }
+}
+
+/// Whether `type_id` is a component whose values may be changed in place
+/// (registered in `world` and not immutable).
+pub(crate) fn is_mutable(world: &World, type_id: TypeId) -> bool {
+    world
+        .components()
+        .get_valid_id(type_id)
+        .and_then(|id| world.components().get_info(id))
+        .is_some_and(|info| info.mutable())
+}
+
+/// `json` as a whole value of `type_path`, by the type's own `Deserialize`.
+pub(crate) fn deserialize_whole(
+    deserialize: &ReflectDeserialize,
+    json: &[u8],
+    type_path: &str,
+) -> Result<Box<dyn Reflect>, ReflectError> {
+    deserialize
+        .deserialize(&mut serde_json::Deserializer::from_slice(json))
+        .map_err(|error| ReflectError::InvalidJson(format!("{type_path}: {error}")))
+}
+
+/// Replaces `existing` with `value`, a whole value its type's own
+/// `Deserialize` built.
+pub(crate) fn set_whole(
+    existing: &mut dyn Reflect,
+    value: Box<dyn Reflect>,
+    type_path: &str,
+) -> Result<(), ReflectError> {
+    existing.set(value).map_err(|_| {
+        ReflectError::UnsupportedType(format!(
+            "{type_path}: its registered Deserialize builds another type"
+        ))
+    })
 }
 
 /// A value decoded from JSON.
