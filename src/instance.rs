@@ -1,17 +1,18 @@
 //! One live instance of a script module: its store, its exports, and what
 //! it produced during a call, returned to the runtime to publish.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bevy::prelude::*;
 use wasmtime::Store;
 
 use crate::engine::{EPOCH_TICK, WasmEngine};
 use crate::host::{
-    Batch, CallQuota, ChangeEvent, ChangeKind, DetailsStamp, Frame, GameTypes, GuestLine,
-    GuestOutput, HostState, InstanceDetails, InstanceIdentity, Limiter, Message, Script, ScriptPre,
-    TaskDue, Watches,
+    Batch, CallQuota, ChangeEvent, DetailsStamp, Frame, GameTypes, GuestLine, GuestOutput,
+    HostState, InstanceDetails, InstanceIdentity, Limiter, Message, Script, ScriptPre, TaskDue,
+    Watches,
 };
+use crate::kv::EventStamp;
 use crate::messages::{FailureStage, ScriptRef};
 use crate::sandbox::{FaultKind, GuestLimits, Sandbox};
 
@@ -77,6 +78,12 @@ impl Drop for WorldLoan<'_> {
 const LENT_ONLY_DURING_CALLS: &str =
     "the world is only away during a call, and host imports only borrow it";
 
+/// A duration in whole nanoseconds, as the WIT carries times (saturating
+/// after 584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Watched changes waiting for one instance's next batch, packed the way
 /// the batch carries them: fixed-size headers, and the subjects and data
 /// back to back in one buffer.
@@ -87,7 +94,14 @@ pub(crate) struct PendingEvents {
 }
 
 impl PendingEvents {
-    pub fn push(&mut self, watch: u64, id: u64, kind: ChangeKind, subject: &str, data: &[u8]) {
+    pub fn push(
+        &mut self,
+        watch: u64,
+        stamp: &EventStamp,
+        kind: hotwasm_events::ChangeKind,
+        subject: &str,
+        data: &[u8],
+    ) {
         let mut append = |part: &[u8]| {
             let start = self.bytes.len();
             self.bytes.extend_from_slice(part);
@@ -99,8 +113,10 @@ impl PendingEvents {
         let (data_start, data_len) = append(data);
         self.headers.push(ChangeEvent {
             watch,
-            id,
-            kind,
+            id: stamp.id,
+            kind: kind.into(),
+            time: nanos(stamp.time.duration_since(UNIX_EPOCH).unwrap_or_default()),
+            virtual_time: nanos(stamp.virtual_time),
             subject_start,
             subject_len,
             data_start,
@@ -473,7 +489,17 @@ mod tests {
     fn held_events_keep_the_oldest_within_both_bounds() {
         let mut events = PendingEvents::default();
         for id in 0..5 {
-            events.push(1, id, ChangeKind::KvSet, "key", b"value");
+            let stamp = EventStamp {
+                id,
+                ..EventStamp::UNPUBLISHED
+            };
+            events.push(
+                1,
+                &stamp,
+                hotwasm_events::ChangeKind::KvSet,
+                "key",
+                b"value",
+            );
         }
         assert_eq!(events.keep_first(10, 1000), 0, "within both: all kept");
         assert_eq!(events.keep_first(4, 1000), 1, "one over the count");

@@ -107,7 +107,9 @@
 //!
 //! Guests watch a key or key prefix of a bucket, a component type or a
 //! resource type (`watch` in `wit/`) and get every change as a
-//! CloudEvents-shaped event in their batch: key-value changes from the
+//! CloudEvents 1.0 event in their batch, the same [`CloudEvent`] that
+//! [`KvChanged::cloud_event`] and [`WatchedChange::cloud_event`] give the
+//! game ([`CloudEvent::to_json`] writes the JSON format): key-value changes from the
 //! store's change log, component and resource changes from Bevy's change
 //! ticks and removal messages, data as JSON through `bevy_reflect`. Types
 //! are named by type path and checked against the `AppTypeRegistry` when
@@ -188,14 +190,14 @@ pub use host::{
     InstanceDetails, KeyWatch, MAX_PAYLOAD_BYTES, MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS,
     MAX_TOPIC_BYTES, MAX_WATCHES, MessageError, TaskDetails,
 };
+pub use hotwasm_events::{ChangeKind, CloudEvent};
 pub use kv::{
-    KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin, KvStore, MAX_BUCKET_NAME_BYTES,
-    MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES,
+    EventStamp, KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin, KvStore,
+    MAX_BUCKET_NAME_BYTES, MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 pub use messages::{
     FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage,
     ModuleReloaded, Recipient, ScriptQuarantined, ScriptRef, ScriptSender, WatchedChange,
-    WatchedChangeKind,
 };
 #[cfg(feature = "remote")]
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]

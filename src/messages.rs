@@ -10,9 +10,11 @@ use std::sync::Arc;
 use bevy::log::Level;
 use bevy::prelude::*;
 use crossbeam_channel::{Receiver, Sender};
+use hotwasm_events::{ChangeKind, CloudEvent, Source};
 
 use crate::asset::{WasmModule, WasmModuleLoaderError};
 use crate::host::{MessageError, check_message};
+use crate::kv::EventStamp;
 use crate::sandbox::FaultKind;
 
 /// The `tracing` target of every line a guest logs, so a game can filter
@@ -170,10 +172,11 @@ pub struct ScriptQuarantined {
 /// is on (the debug panel turns it on).
 #[derive(Message, Clone, Debug, PartialEq, Eq)]
 pub struct WatchedChange {
-    /// The CloudEvents `id` the scripts got.
-    pub id: u64,
-    /// What happened.
-    pub kind: WatchedChangeKind,
+    /// The CloudEvents `id` and times the scripts got.
+    pub stamp: EventStamp,
+    /// What happened: never a key-value kind (those are
+    /// [`KvChanged`](crate::KvChanged)).
+    pub kind: ChangeKind,
     /// The component's or resource's type path.
     pub type_path: String,
     /// The entity, for a component.
@@ -184,29 +187,20 @@ pub struct WatchedChange {
     pub watches: usize,
 }
 
-/// What a [`WatchedChange`] was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum WatchedChangeKind {
-    /// A component was added to an entity.
-    ComponentAdded,
-    /// A component changed.
-    ComponentChanged,
-    /// A component was removed, or its entity despawned.
-    ComponentRemoved,
-    /// A resource was inserted or changed.
-    ResourceChanged,
-}
-
-impl WatchedChangeKind {
-    /// The CloudEvents `type` the scripts got, e.g.
-    /// `dev.hotwasm.component.changed`.
-    pub fn event_type(self) -> &'static str {
-        match self {
-            Self::ComponentAdded => "dev.hotwasm.component.added",
-            Self::ComponentChanged => "dev.hotwasm.component.changed",
-            Self::ComponentRemoved => "dev.hotwasm.component.removed",
-            Self::ResourceChanged => "dev.hotwasm.resource.changed",
-        }
+impl WatchedChange {
+    /// The change as the CloudEvent the watching scripts got
+    /// ([`CloudEvent::to_json`] writes its JSON form).
+    pub fn cloud_event(&self) -> CloudEvent<'_> {
+        let source = match self.kind {
+            ChangeKind::ResourceChanged => Source::Resource(&self.type_path),
+            _ => Source::Component(&self.type_path),
+        };
+        let subject = self
+            .entity
+            .map_or(String::new(), |entity| entity.to_bits().to_string());
+        let source = source.to_string().into();
+        self.stamp
+            .cloud_event(source, self.kind, subject.into(), &self.data)
     }
 }
 

@@ -245,7 +245,12 @@ fn the_events_tab_shows_messages_and_key_value_changes_as_cloudevents() {
     let label = event.accesskit_node().value().unwrap_or_default();
     assert!(label.contains(r#""type":"dev.hotwasm.kv.set""#), "{label}");
     assert!(label.contains(r#""source":"/kv/scores""#), "{label}");
-    assert!(label.contains(r#""data":"12""#), "{label}");
+    assert!(
+        label.contains("key-value: scores/player/1 = 12 {"),
+        "readable first: {label}"
+    );
+    assert!(label.contains(r#""data_base64":"MTI=""#), "{label}");
+    assert!(label.contains(r#""hotwasmorigin":"Host""#), "{label}");
 
     harness.get_by_label("messages").click();
     harness.run();

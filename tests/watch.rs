@@ -6,7 +6,7 @@ mod common;
 
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{WatchedChange, WatchedChangeKind};
+use bevy_hotwasm::{ChangeKind, WatchedChange};
 use common::*;
 
 fn watcher_with_store() -> (AssetDir, tempfile::TempDir, App, Entity) {
@@ -127,11 +127,6 @@ fn after_a_reload_only_the_new_generations_watches_fire() {
     );
 }
 
-/// A generic component: its type path has `<` and `>`.
-#[derive(Component, Reflect, Default)]
-#[reflect(Component)]
-struct Wrapper<T>(T);
-
 /// Present for one frame: `damage` takes one hit point from every `Health`.
 #[derive(Resource)]
 struct Hit;
@@ -149,7 +144,6 @@ fn watcher_of(type_kind: &str, type_path: &str) -> (AssetDir, App, Entity) {
         start_scripts("watcher.wasm", &guest_bytes("watcher"), 1, None);
     app.register_type::<Health>()
         .register_type::<Weather>()
-        .register_type::<Wrapper<u32>>()
         .add_systems(Update, damage.before(WasmSystems::Run));
     let watcher = entities[0];
     let topic = format!("watcher/{type_kind}");
@@ -293,67 +287,12 @@ fn changes_a_watch_got_are_written_as_messages_only_when_asked() {
         watched,
         [(
             (
-                WatchedChangeKind::ComponentAdded,
+                ChangeKind::ComponentAdded,
                 Health::type_path(),
                 Some(entity)
             ),
             r#"{"hp":5}"#.to_owned(),
             1
-        )]
-    );
-}
-
-#[test]
-fn event_ids_are_not_used_again_by_a_second_run_on_the_same_store() {
-    let store_dir = tempfile::tempdir().unwrap();
-    let id_of_a_change = || {
-        let (_assets, mut app, entities) =
-            start_scripts_with_fake_watcher("watcher.wasm", &guest_bytes("watcher"), 1);
-        app.insert_resource(KvStore::open_dir(store_dir.path()).unwrap());
-        let start = seen(&app).lines_of(entities[0]).len();
-        store(&mut app).set("tuning", "speed", b"1").unwrap();
-        run_frames(&mut app, 2);
-        let lines = lines_after(&app, entities[0], start);
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        lines[0].clone()
-    };
-    let (first, second) = (id_of_a_change(), id_of_a_change());
-    assert_ne!(first, second, "the same source and id in two runs");
-}
-
-#[test]
-fn a_generic_component_events_source_is_a_uri_reference() {
-    let type_path = Wrapper::<u32>::type_path();
-    assert_eq!(type_path, "watch::Wrapper<u32>");
-    let (_assets, mut app, watcher) = watcher_of("component", type_path);
-    let start = seen(&app).lines_of(watcher).len();
-    let entity = app.world_mut().spawn(Wrapper(7_u32)).id();
-    run_frames(&mut app, 2);
-    assert_eq!(
-        lines_after(&app, watcher, start),
-        [format!(
-            "dev.hotwasm.component.added /ecs/component/watch::Wrapper%3Cu32%3E {} 7",
-            entity.to_bits()
-        )]
-    );
-}
-
-#[test]
-fn a_key_value_change_message_carries_the_id_the_watching_guest_got() {
-    let (_assets, _store_dir, mut app, watcher) = watcher_with_store();
-    let start = seen(&app).lines_of(watcher).len();
-    store(&mut app).set("tuning", "speed", b"4").unwrap();
-    run_frames(&mut app, 2);
-    let change = seen(&app)
-        .kv
-        .iter()
-        .find(|change| change.key == "speed")
-        .expect("published");
-    assert_eq!(
-        lines_after(&app, watcher, start),
-        [format!(
-            r#"dev.hotwasm.kv.set /kv/tuning speed = "4" (id {}, gen 1)"#,
-            change.id
         )]
     );
 }

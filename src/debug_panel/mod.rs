@@ -489,33 +489,17 @@ fn preview(bytes: &[u8], max: usize) -> String {
     shown.replace('\n', "⏎")
 }
 
-/// A key-value change as a CloudEvents 1.0 JSON object (`id` is the one
-/// watching guests got; the data as text, or base64 when not UTF-8).
-fn kv_cloud_event(change: &KvChanged) -> String {
-    use base64::Engine;
-    let mut event = serde_json::json!({
-        "specversion": "1.0",
-        "id": change.id.to_string(),
-        "source": format!("/kv/{}", change.bucket),
-        "type": if change.value.is_some() { "dev.hotwasm.kv.set" } else { "dev.hotwasm.kv.delete" },
-        "subject": change.key,
-        "hotwasmorigin": format!("{:?}", change.origin),
-    });
-    // An event without data has no `datacontenttype` either.
-    if let Some(value) = &change.value {
-        event["datacontenttype"] = "application/octet-stream".into();
-        match std::str::from_utf8(value) {
-            Ok(text) => {
-                event["datacontenttype"] = "text/plain".into();
-                event["data"] = text.into();
-            }
-            Err(_) => {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(value);
-                event["data_base64"] = encoded.into();
-            }
-        }
-    }
-    event.to_string()
+/// A key-value change for people (`tuning/speed = 250`: the value as
+/// text), then as the CloudEvents JSON watching guests got (the value in
+/// base64), with who wrote it as the extension attribute `hotwasmorigin`.
+fn kv_event_line(change: &KvChanged) -> String {
+    let mut event = change.cloud_event().to_value();
+    event["hotwasmorigin"] = format!("{:?}", change.origin).into();
+    let what = match &change.value {
+        Some(value) => format!("= {}", preview(value, 40)),
+        None => "deleted".to_owned(),
+    };
+    format!("{}/{} {what} {event}", change.bucket, change.key)
 }
 
 /// Records messages, key-value changes, component and resource changes
@@ -549,7 +533,7 @@ fn collect_events(
         events.push(frame, EventKind::Message, text);
     }
     for change in kv.read() {
-        let text = kv_cloud_event(change);
+        let text = kv_event_line(change);
         events.push(frame, EventKind::KeyValue, text);
     }
     for change in watched.read() {
@@ -1718,35 +1702,4 @@ pub fn ui_for_time(world: &mut World, ui: &mut egui::Ui) {
         ui.monospace(format!("{entity} {module}: {}", describe_task(task)));
     }
     world.resource_mut::<PanelActions>().0.extend(actions);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_value_event_without_data_has_no_content_type() {
-        let change = |value: Option<&[u8]>| KvChanged {
-            id: 7,
-            bucket: "scores".to_owned(),
-            key: "player/1".to_owned(),
-            value: value.map(<[u8]>::to_vec),
-            origin: KvOrigin::Host,
-        };
-        let json = |value| -> serde_json::Value {
-            serde_json::from_str(&kv_cloud_event(&change(value))).unwrap()
-        };
-        let set = json(Some(b"12"));
-        assert_eq!(set["datacontenttype"], "text/plain");
-        assert_eq!(set["data"], "12");
-        let binary = json(Some(&[0xff, 0x00]));
-        assert_eq!(binary["datacontenttype"], "application/octet-stream");
-        assert_eq!(binary["data_base64"], "/wA=");
-        let deleted = json(None);
-        assert_eq!(deleted["type"], "dev.hotwasm.kv.delete");
-        assert_eq!(deleted["id"], "7", "the id watching guests got");
-        for absent in ["datacontenttype", "data", "data_base64"] {
-            assert!(deleted.get(absent).is_none(), "{absent}: {deleted}");
-        }
-    }
 }

@@ -9,11 +9,11 @@ use bevy::prelude::Entity;
 use bevy::reflect::TypeRegistry;
 
 use super::HostState;
-use super::bindings::hotwasm::script::types::ChangeKind;
 use super::bindings::hotwasm::script::watch::{ComponentChanges, Error, Host};
 use super::details::{KeyWatch, type_name};
 use super::reflect::{ReflectError, TypeKind, lookup};
 use crate::kv::{self, KvChanged, KvOrigin};
+use hotwasm_events::ChangeKind;
 
 /// The most watches one instance may hold.
 pub const MAX_WATCHES: u32 = 256;
@@ -266,7 +266,7 @@ mod tests {
 
     fn change(bucket: &str, key: &str, origin: KvOrigin) -> KvChanged {
         KvChanged {
-            id: 1,
+            stamp: kv::EventStamp::UNPUBLISHED,
             bucket: bucket.into(),
             key: key.into(),
             value: None,

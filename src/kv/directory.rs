@@ -218,7 +218,7 @@ impl Backend for DirectoryBackend {
             self.known.insert(entry.clone(), hash);
             let (bucket, key) = entry;
             out.push(KvChanged {
-                id: super::UNNUMBERED,
+                stamp: super::EventStamp::UNPUBLISHED,
                 bucket,
                 key,
                 value,

@@ -9,11 +9,14 @@
 mod directory;
 mod memory;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use bevy::prelude::*;
+use hotwasm_events::{ChangeKind, CloudEvent, Source};
 use thiserror::Error;
 
 use self::directory::DirectoryBackend;
@@ -124,10 +127,9 @@ pub enum KvOrigin {
 /// the last one.
 #[derive(Message, Clone, Debug, PartialEq, Eq)]
 pub struct KvChanged {
-    /// Its CloudEvents `id`, the one watching guests get: one counter for
-    /// key-value and component changes, starting at a random number in each
-    /// run. Given when the change is published.
-    pub id: u64,
+    /// Its CloudEvents `id` and times, the ones watching guests get. Given
+    /// when the change is published.
+    pub stamp: EventStamp,
     /// The bucket.
     pub bucket: String,
     /// The key.
@@ -136,6 +138,23 @@ pub struct KvChanged {
     pub value: Option<Vec<u8>>,
     /// Who changed it.
     pub origin: KvOrigin,
+}
+
+impl KvChanged {
+    /// The change as the CloudEvent watching guests get
+    /// ([`CloudEvent::to_json`] writes its JSON form).
+    pub fn cloud_event(&self) -> CloudEvent<'_> {
+        let (kind, data) = match &self.value {
+            Some(value) => (ChangeKind::KvSet, value.as_slice()),
+            None => (ChangeKind::KvDelete, &[][..]),
+        };
+        self.stamp.cloud_event(
+            Source::Bucket(&self.bucket).to_string().into(),
+            kind,
+            self.key.as_str().into(),
+            data,
+        )
+    }
 }
 
 /// One page of a bucket's keys, in sorted order.
@@ -287,7 +306,7 @@ impl KvStore {
         }
         self.backend.set(bucket, key, value)?;
         self.changes.push(KvChanged {
-            id: UNNUMBERED,
+            stamp: EventStamp::UNPUBLISHED,
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             value: Some(value.to_vec()),
@@ -302,7 +321,7 @@ impl KvStore {
         check_key(key)?;
         if self.backend.delete(bucket, key)? {
             self.changes.push(KvChanged {
-                id: UNNUMBERED,
+                stamp: EventStamp::UNPUBLISHED,
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
                 value: None,
@@ -370,23 +389,82 @@ impl KvStore {
     }
 }
 
-/// The id of a change not published yet.
-pub(crate) const UNNUMBERED: u64 = 0;
-
 /// Writes every change since the last frame as a [`KvChanged`] message,
-/// each with its event id.
+/// each with its event id and the frame's clocks.
 pub(crate) fn publish_kv_changes(
     mut store: ResMut<KvStore>,
     ids: Res<EventIds>,
+    time: Option<Res<Time<Virtual>>>,
     mut changed: MessageWriter<KvChanged>,
 ) {
     // Taking the change log is bookkeeping, not a change of the store.
     let mut changes = store.bypass_change_detection().take_changes();
-    for change in &mut changes {
-        change.id = ids.next();
+    if changes.is_empty() {
+        return;
     }
-    if !changes.is_empty() {
-        changed.write_batch(changes);
+    let clocks = FrameClocks::now(time.map(|time| time.elapsed()));
+    for change in &mut changes {
+        change.stamp = ids.stamp(clocks);
+    }
+    changed.write_batch(changes);
+}
+
+/// What every CloudEvent of one change shares, whoever gets it: its `id`,
+/// its `time` and its `virtualtime`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventStamp {
+    /// The CloudEvents `id`: one counter for key-value and component
+    /// changes, starting at a random number in each run, so unique across
+    /// runs over one store and across processes.
+    pub id: u64,
+    /// The wall clock of the frame that published the change.
+    pub time: SystemTime,
+    /// The game's virtual time of that frame.
+    pub virtual_time: Duration,
+}
+
+impl EventStamp {
+    /// The stamp of a change not published yet.
+    pub(crate) const UNPUBLISHED: Self = Self {
+        id: 0,
+        time: SystemTime::UNIX_EPOCH,
+        virtual_time: Duration::ZERO,
+    };
+
+    /// The change's CloudEvent.
+    pub(crate) fn cloud_event<'a>(
+        &self,
+        source: Cow<'a, str>,
+        kind: ChangeKind,
+        subject: Cow<'a, str>,
+        data: &'a [u8],
+    ) -> CloudEvent<'a> {
+        CloudEvent {
+            id: self.id,
+            source,
+            kind,
+            subject,
+            time: self.time,
+            virtual_time: self.virtual_time,
+            data,
+        }
+    }
+}
+
+/// The clocks of the frame that publishes changes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FrameClocks {
+    time: SystemTime,
+    virtual_time: Duration,
+}
+
+impl FrameClocks {
+    /// The wall clock now, and the game's virtual time (zero without one).
+    pub(crate) fn now(virtual_time: Option<Duration>) -> Self {
+        Self {
+            time: SystemTime::now(),
+            virtual_time: virtual_time.unwrap_or_default(),
+        }
     }
 }
 
@@ -403,8 +481,8 @@ impl Default for EventIds {
         // std's RandomState is seeded from the OS's randomness once per
         // process; the time and the process id set runs apart further.
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        let since_1970 = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        let since_1970 = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
         hasher.write_u128(since_1970.as_nanos());
         hasher.write_u32(std::process::id());
@@ -414,9 +492,13 @@ impl Default for EventIds {
 }
 
 impl EventIds {
-    /// The next id.
-    pub(crate) fn next(&self) -> u64 {
-        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    /// The next change's stamp: the next id, at the frame's `clocks`.
+    pub(crate) fn stamp(&self, clocks: FrameClocks) -> EventStamp {
+        EventStamp {
+            id: self.0.fetch_add(1, Ordering::Relaxed) + 1,
+            time: clocks.time,
+            virtual_time: clocks.virtual_time,
+        }
     }
 }
 

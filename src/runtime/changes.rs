@@ -14,16 +14,18 @@ use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 use bevy::reflect::TypeRegistry;
 
-use super::Runner;
-use crate::host::{ChangeKind, ComponentChanges, event_json, selected_by};
-use crate::kv::{EventIds, KvChanged, UNNUMBERED};
-use crate::messages::{WatchedChange, WatchedChangeKind};
+use hotwasm_events::ChangeKind;
 
-/// One component or resource change, with its CloudEvents id.
+use super::Runner;
+use crate::host::{ComponentChanges, event_json, selected_by};
+use crate::kv::{EventIds, EventStamp, FrameClocks, KvChanged};
+use crate::messages::WatchedChange;
+
+/// One component or resource change, with its CloudEvents id and times.
 struct EcsChange {
     pub type_id: TypeId,
     pub kind: ChangeKind,
-    pub id: u64,
+    pub stamp: EventStamp,
     /// The entity's bits in decimal; empty for a resource.
     pub subject: String,
     /// The value as JSON; empty for a removal.
@@ -59,7 +61,7 @@ impl ChangeTracker {
         EcsChange {
             type_id,
             kind,
-            id: UNNUMBERED,
+            stamp: EventStamp::UNPUBLISHED,
             subject,
             data,
         }
@@ -113,9 +115,11 @@ impl ChangeTracker {
             }
         }
         drop(registry);
+        let virtual_time = world.get_resource::<Time<Virtual>>().map(Time::elapsed);
+        let clocks = FrameClocks::now(virtual_time);
         let ids = world.get_resource_or_init::<EventIds>();
         for change in &mut changes {
-            change.id = ids.next();
+            change.stamp = ids.stamp(clocks);
         }
         changes
     }
@@ -180,7 +184,6 @@ impl Runner {
     /// running instance with a matching watch.
     pub(super) fn match_kv_changes<'a>(&mut self, changes: impl Iterator<Item = &'a KvChanged>) {
         for change in changes {
-            let id = change.id;
             let kind = match change.value {
                 Some(_) => ChangeKind::KvSet,
                 None => ChangeKind::KvDelete,
@@ -192,7 +195,7 @@ impl Runner {
                 };
                 let events = &mut script.events;
                 instance.watches().match_kv(change, order.0, |watch| {
-                    events.push(watch, id, kind, &change.key, data);
+                    events.push(watch, &change.stamp, kind, &change.key, data);
                 });
             }
         }
@@ -239,7 +242,13 @@ impl Runner {
                 instance
                     .watches()
                     .match_type(change.type_id, change.kind, |watch| {
-                        events.push(watch, change.id, change.kind, &change.subject, &change.data);
+                        events.push(
+                            watch,
+                            &change.stamp,
+                            change.kind,
+                            &change.subject,
+                            &change.data,
+                        );
                         if let Some(count) = matched.get_mut(index) {
                             *count += 1;
                         }
@@ -263,26 +272,19 @@ fn write_watched(world: &mut World, changes: Vec<EcsChange>, matched: &[usize]) 
         .into_iter()
         .zip(matched)
         .filter(|(_, watches)| **watches > 0)
-        .filter_map(|(change, &watches)| {
-            let kind = match change.kind {
-                ChangeKind::ComponentAdded => WatchedChangeKind::ComponentAdded,
-                ChangeKind::ComponentChanged => WatchedChangeKind::ComponentChanged,
-                ChangeKind::ComponentRemoved => WatchedChangeKind::ComponentRemoved,
-                ChangeKind::ResourceChanged => WatchedChangeKind::ResourceChanged,
-                ChangeKind::KvSet | ChangeKind::KvDelete => return None,
-            };
+        .map(|(change, &watches)| {
             let type_path = registry
                 .get_type_info(change.type_id)
                 .map_or("?", |info| info.type_path());
             let entity = change.subject.parse().ok().and_then(Entity::try_from_bits);
-            Some(WatchedChange {
-                id: change.id,
-                kind,
+            WatchedChange {
+                stamp: change.stamp,
+                kind: change.kind,
                 type_path: type_path.to_owned(),
                 entity,
                 data: change.data,
                 watches,
-            })
+            }
         })
         .collect();
     drop(registry);

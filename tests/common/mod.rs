@@ -377,7 +377,7 @@ pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8>
             (export $message "message" (type $message'))
             (type $change-kind' (enum "kv-set" "kv-delete" "component-added" "component-changed" "component-removed" "resource-changed"))
             (export $change-kind "change-kind" (type $change-kind'))
-            (type $change-event' (record (field "watch" u64) (field "id" u64) (field "kind" $change-kind) (field "subject-start" u32) (field "subject-len" u32) (field "data-start" u32) (field "data-len" u32)))
+            (type $change-event' (record (field "watch" u64) (field "id" u64) (field "kind" $change-kind) (field "time" u64) (field "virtual-time" u64) (field "subject-start" u32) (field "subject-len" u32) (field "data-start" u32) (field "data-len" u32)))
             (export $change-event "change-event" (type $change-event'))
             (type $frame' (record (field "delta" u64) (field "number" u64) (field "components" (option (list u8)))))
             (export $frame "frame" (type $frame'))

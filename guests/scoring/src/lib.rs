@@ -33,7 +33,7 @@ impl Script for Scoring {
         self.high = read_high()?;
         cx.watch(
             Watch::component::<Team>(ComponentChanges::REMOVED),
-            |me, _, event| me.killed(event.time),
+            |me, _, event| me.killed(event.virtual_time),
         )?;
         cx.on_message("player-hit", |me, _, _| {
             me.combo = 0;

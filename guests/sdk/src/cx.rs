@@ -8,10 +8,12 @@ use std::any::type_name;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hotwasm_events::{ChangeKind, CloudEvent, Source};
 
 use crate::bindings::hotwasm::script::log::{Level, log};
-use crate::bindings::hotwasm::script::types::{Batch, ChangeKind, Message};
+use crate::bindings::hotwasm::script::types::{self, Batch, Message};
 use crate::bindings::hotwasm::script::watch::ComponentChanges;
 use crate::bindings::hotwasm::script::{messaging, scheduler, watch};
 use crate::ecs::{Component, QueryData, Resource};
@@ -53,7 +55,9 @@ impl Frame {
     }
 }
 
-/// A change one of this instance's watches matched: a CloudEvents 1.0 event.
+/// A change one of this instance's watches matched: a CloudEvents 1.0
+/// event, the same one the game's `KvChanged` and `WatchedChange` messages
+/// describe ([`Event::cloud_event`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Event<'a> {
     /// CloudEvents `id`: unique across sources, runs and processes (each
@@ -65,8 +69,12 @@ pub struct Event<'a> {
     pub kind: ChangeKind,
     /// CloudEvents `subject`: the key, or the entity (bits in decimal).
     pub subject: &'a str,
-    /// CloudEvents `time`, as the game's virtual time of the frame.
-    pub time: Duration,
+    /// CloudEvents `time`: the wall clock of the frame that published the
+    /// change.
+    pub time: SystemTime,
+    /// The game's virtual time of that frame (the extension attribute
+    /// `virtualtime`): the clock tasks run by.
+    pub virtual_time: Duration,
     /// The new value (empty for a delete or a removal).
     pub data: &'a [u8],
 }
@@ -74,23 +82,26 @@ pub struct Event<'a> {
 impl Event<'_> {
     /// CloudEvents `type`, e.g. `dev.hotwasm.kv.set`.
     pub fn event_type(&self) -> &'static str {
-        match self.kind {
-            ChangeKind::KvSet => "dev.hotwasm.kv.set",
-            ChangeKind::KvDelete => "dev.hotwasm.kv.delete",
-            ChangeKind::ComponentAdded => "dev.hotwasm.component.added",
-            ChangeKind::ComponentChanged => "dev.hotwasm.component.changed",
-            ChangeKind::ComponentRemoved => "dev.hotwasm.component.removed",
-            ChangeKind::ResourceChanged => "dev.hotwasm.resource.changed",
-        }
+        self.kind.event_type()
     }
 
     /// CloudEvents `datacontenttype`; none for an event without data (a
     /// delete or a removal).
     pub fn content_type(&self) -> Option<&'static str> {
-        match self.kind {
-            ChangeKind::KvDelete | ChangeKind::ComponentRemoved => None,
-            ChangeKind::KvSet => Some("application/octet-stream"),
-            _ => Some("application/json"),
+        self.kind.content_type()
+    }
+
+    /// The event as a [`CloudEvent`]: `to_json()` writes its CloudEvents
+    /// JSON form.
+    pub fn cloud_event(&self) -> CloudEvent<'_> {
+        CloudEvent {
+            id: self.id,
+            source: self.source.into(),
+            kind: self.kind,
+            subject: self.subject.into(),
+            time: self.time,
+            virtual_time: self.virtual_time,
+            data: self.data,
         }
     }
 
@@ -208,7 +219,7 @@ impl Watch {
                 except_own,
             } => (
                 watch::watch_key(bucket, key, *except_own)?,
-                format!("/kv/{bucket}"),
+                Source::Bucket(bucket).to_string(),
             ),
             Target::Keys {
                 bucket,
@@ -217,34 +228,32 @@ impl Watch {
                 except_own,
             } => (
                 watch::watch_prefix(bucket, key, *except_own)?,
-                format!("/kv/{bucket}"),
+                Source::Bucket(bucket).to_string(),
             ),
             Target::Component { type_path, changes } => (
                 watch::watch_component(type_path, *changes)?,
-                format!("/ecs/component/{}", uri_segment(type_path)),
+                Source::Component(type_path).to_string(),
             ),
             Target::Resource { type_path } => (
                 watch::watch_resource(type_path)?,
-                format!("/ecs/resource/{}", uri_segment(type_path)),
+                Source::Resource(type_path).to_string(),
             ),
         })
     }
 }
 
-/// `text` as one segment of a URI path (RFC 3986 `pchar`s): what is not
-/// unreserved, a sub-delimiter, `:` or `@` is percent-encoded, so a generic
-/// type's `/ecs/component/game::Wrapper%3Cu32%3E` is a URI reference.
-fn uri_segment(text: &str) -> String {
-    let mut segment = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        let allowed = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte);
-        if allowed {
-            segment.push(char::from(byte));
-        } else {
-            segment.push_str(&format!("%{byte:02X}"));
+/// The kind the host's `change-kind` names.
+impl From<types::ChangeKind> for ChangeKind {
+    fn from(kind: types::ChangeKind) -> Self {
+        match kind {
+            types::ChangeKind::KvSet => Self::KvSet,
+            types::ChangeKind::KvDelete => Self::KvDelete,
+            types::ChangeKind::ComponentAdded => Self::ComponentAdded,
+            types::ChangeKind::ComponentChanged => Self::ComponentChanged,
+            types::ChangeKind::ComponentRemoved => Self::ComponentRemoved,
+            types::ChangeKind::ResourceChanged => Self::ResourceChanged,
         }
     }
-    segment
 }
 
 type Shared<F> = Rc<RefCell<F>>;
@@ -522,7 +531,6 @@ impl<S: Script> Instance<S> {
                 );
             }
         }
-        let time = Duration::from_nanos(batch.now);
         for change in &batch.events {
             let Some((source, handler)) = cx.watches.get(&change.watch).cloned() else {
                 continue;
@@ -537,10 +545,11 @@ impl<S: Script> Instance<S> {
             let event = Event {
                 id: change.id,
                 source: &source,
-                kind: change.kind,
+                kind: change.kind.into(),
                 subject: std::str::from_utf8(part(change.subject_start, change.subject_len))
                     .unwrap_or_default(),
-                time,
+                time: UNIX_EPOCH + Duration::from_nanos(change.time),
+                virtual_time: Duration::from_nanos(change.virtual_time),
                 data: part(change.data_start, change.data_len),
             };
             report(
@@ -551,7 +560,7 @@ impl<S: Script> Instance<S> {
         if let Some(frame) = batch.frame {
             let frame = Frame {
                 delta: Duration::from_nanos(frame.delta),
-                elapsed: time,
+                elapsed: Duration::from_nanos(batch.now),
                 number: frame.number,
             };
             report("update", script.update(cx, frame));

@@ -86,7 +86,7 @@ mod error;
 mod own;
 
 pub use bindings::hotwasm::script::log::Level;
-pub use bindings::hotwasm::script::types::{ChangeKind, Message};
+pub use bindings::hotwasm::script::types::Message;
 pub use bindings::hotwasm::script::watch::ComponentChanges;
 /// The key-value store: `wasi:keyvalue@0.2.0-draft2` as published
 /// (`store`, `atomics`, `batch`); its errors convert into [`Error`]. Writes
@@ -105,6 +105,7 @@ pub use cx::{Cx, Event, Frame, TaskId, Tick, Watch, WatchId};
 pub use ecs::{Component, Resource};
 pub use entity::Entity;
 pub use error::Error;
+pub use hotwasm_events::{ChangeKind, CloudEvent};
 
 /// A script module's behaviour. Every method has a default that does nothing.
 pub trait Script: Default + Sized + 'static {

@@ -3,14 +3,24 @@
 //! The message `watcher/unwatch` stops the scores watch; `watcher/component`
 //! and `watcher/resource` watch the type whose path is the payload;
 //! `watcher/set-score` writes the payload as its own score `player/watcher`,
-//! which a second watch reports only when someone else writes it. Watches
-//! belong to a generation, so `init` makes them again after a hot reload.
+//! which a second watch reports only when someone else writes it;
+//! `watcher/cloudevents` makes every watch also log the event's CloudEvents
+//! JSON (`cloudevent {...}`). Watches belong to a generation, so `init`
+//! makes them again after a hot reload.
 
 use hotwasm_sdk::{ComponentChanges, Cx, Error, Event, Script, Watch, WatchId, info};
 
 #[derive(Default)]
 struct Watcher {
     scores: Option<WatchId>,
+    cloudevents: bool,
+}
+
+/// Logs the event as CloudEvents JSON when asked to.
+fn log_cloud_event(me: &Watcher, event: &Event) {
+    if me.cloudevents {
+        info!("cloudevent {}", event.cloud_event().to_json());
+    }
 }
 
 fn value(event: &Event) -> String {
@@ -26,7 +36,8 @@ fn log_refusal(watched: Result<WatchId, Error>) {
 
 impl Script for Watcher {
     fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
-        cx.watch(Watch::key("tuning", "speed"), |_, _, event| {
+        cx.watch(Watch::key("tuning", "speed"), |me, _, event| {
+            log_cloud_event(me, event);
             let generation = hotwasm_sdk::generation();
             let (kind, source, subject) = (event.event_type(), event.source, event.subject);
             let value = value(event);
@@ -36,7 +47,8 @@ impl Script for Watcher {
             );
             Ok(())
         })?;
-        let scores = cx.watch(Watch::prefix("scores", "player/"), |_, _, event| {
+        let scores = cx.watch(Watch::prefix("scores", "player/"), |me, _, event| {
+            log_cloud_event(me, event);
             info!("score {} = {:?}", event.subject, value(event));
             Ok(())
         })?;
@@ -50,6 +62,10 @@ impl Script for Watcher {
             let scores = hotwasm_sdk::kv::store::open("scores")?;
             Ok(scores.set("player/watcher", &message.payload)?)
         })?;
+        cx.on_message("watcher/cloudevents", |me, _, _| {
+            me.cloudevents = true;
+            Ok(())
+        })?;
         cx.on_message("watcher/unwatch", |me, cx, _| {
             if let Some(scores) = me.scores.take() {
                 cx.unwatch(scores)?;
@@ -62,7 +78,8 @@ impl Script for Watcher {
             let all =
                 ComponentChanges::ADDED | ComponentChanges::CHANGED | ComponentChanges::REMOVED;
             log_refusal(
-                cx.watch(Watch::component_path(&type_path, all), |_, _, event| {
+                cx.watch(Watch::component_path(&type_path, all), |me, _, event| {
+                    log_cloud_event(me, event);
                     let (kind, source, subject) = (event.event_type(), event.source, event.subject);
                     info!("{kind} {source} {subject} {}", value(event));
                     Ok(())
@@ -72,7 +89,8 @@ impl Script for Watcher {
         })?;
         cx.on_message("watcher/resource", |_, cx, message| {
             let type_path = String::from_utf8_lossy(&message.payload);
-            log_refusal(cx.watch(Watch::resource_path(&type_path), |_, _, event| {
+            log_refusal(cx.watch(Watch::resource_path(&type_path), |me, _, event| {
+                log_cloud_event(me, event);
                 info!("{} {} {}", event.event_type(), event.source, value(event));
                 Ok(())
             }));
