@@ -8,6 +8,7 @@
 
 mod directory;
 mod memory;
+mod names;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;

@@ -1,5 +1,7 @@
-use super::directory::{decode_key, encode_key};
+use super::directory::{DirectoryBackend, RECENT_DELETES};
+use super::names::{decode, encode};
 use super::*;
+use crate::files::synced;
 
 /// Both backends, for the tests every backend must pass.
 fn stores() -> Vec<(&'static str, KvStore, Option<tempfile::TempDir>)> {
@@ -187,34 +189,169 @@ fn fs_names(dir: &std::path::Path) -> Vec<String> {
     names
 }
 
-#[test]
-fn any_key_becomes_a_portable_file_name_and_back() {
-    for key in [
-        "player/1",
-        "CON",
-        "a:b*c?",
-        "ünïcode ✓",
-        "%41",
-        ".hidden",
-        "x.y",
-    ] {
-        let name = encode_key(key);
-        assert!(
-            name.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_%".contains(&b)),
-            "{name}"
-        );
-        assert_eq!(decode_key(&name).as_deref(), Some(key));
+/// Whether `name` is a file name every desktop filesystem keeps as it is:
+/// the encoding's alphabet, no trailing dot or space, not a Windows device.
+fn portable(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let device = ["con", "prn", "aux", "nul"].contains(&lower.as_str())
+        || (lower.len() == 4
+            && (lower.starts_with("com") || lower.starts_with("lpt"))
+            && lower.as_bytes()[3].is_ascii_digit());
+    let alphabet = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_%ABCDEF".contains(&b));
+    alphabet && !device && !name.ends_with(['.', ' '])
+}
+
+/// Keys of one or two characters from an alphabet of both cases, digits,
+/// punctuation and non-ASCII, and longer pseudo-random ones.
+fn generated_keys() -> Vec<String> {
+    let alphabet: Vec<char> = "aAbBzZ019-_./ %:~éÉ✓".chars().collect();
+    let mut keys: Vec<String> = alphabet.iter().map(char::to_string).collect();
+    for first in &alphabet {
+        for second in &alphabet {
+            keys.push(format!("{first}{second}"));
+        }
     }
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..20_000 {
+        let len = 1 + (seed >> 60) as usize;
+        let key: String = (0..len)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                alphabet[(seed >> 33) as usize % alphabet.len()]
+            })
+            .collect();
+        keys.push(key);
+    }
+    for device in [
+        "CON", "con", "Nul", "aux", "PRN", "com1", "COM9", "lpt0", "a..", "...",
+    ] {
+        keys.push(device.to_owned());
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[test]
+fn names_stay_apart_ignoring_case_and_are_portable_everywhere() {
+    let keys = generated_keys();
+    let mut folded = std::collections::HashMap::new();
+    for key in &keys {
+        let name = encode(key);
+        assert!(portable(&name), "{key:?} → {name:?}");
+        assert_eq!(decode(&name).as_ref(), Some(key), "{name:?}");
+        if let Some(other) = folded.insert(name.to_ascii_lowercase(), key) {
+            panic!("{other:?} and {key:?} are one file where case is ignored: {name:?}");
+        }
+    }
+    assert!(keys.len() > 10_000, "{} keys", keys.len());
+    assert_eq!(encode("A"), "%41");
     assert_eq!(
-        decode_key(".player%2F1.tmp"),
-        None,
-        "temporary files are not keys"
+        encode("nul"),
+        "%6Eul",
+        "a device name's first letter escaped"
+    );
+    assert_eq!(encode("a.."), "a%2E%2E", "no trailing dots");
+    assert_eq!(encode("player_1"), "player_1", "plain names stay readable");
+    for foreign in [".player%2F1.tmp", "notes.txt", "Player", "nul", "%6eul"] {
+        assert_eq!(
+            decode(foreign),
+            None,
+            "{foreign:?} is no name this store writes"
+        );
+    }
+}
+
+#[test]
+fn a_store_in_the_old_encoding_is_renamed_once_and_reads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |path: &str, bytes: &[u8]| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    // Old names: upper case and `.` kept in bucket names, upper case in keys.
+    write("Scores/Player%2F1", b"10");
+    write("tuning/enemy_speed", b"90");
+    write("v1.2/CON", b"x");
+    write("tuning/notes.txt", b"not a key");
+    let store = KvStore::open_dir(root).unwrap();
+    assert_eq!(
+        store.get("Scores", "Player/1").unwrap(),
+        Some(b"10".to_vec())
     );
     assert_eq!(
-        decode_key("notes.txt"),
-        None,
-        "names this store did not write are ignored"
+        store.get("tuning", "enemy_speed").unwrap(),
+        Some(b"90".to_vec())
+    );
+    assert_eq!(store.get("v1.2", "CON").unwrap(), Some(b"x".to_vec()));
+    assert_eq!(fs_names(root), ["%53cores", "tuning", "v1%2E2"]);
+    assert_eq!(fs_names(&root.join("%53cores")), ["%50layer%2F1"]);
+    assert_eq!(fs_names(&root.join("tuning")), ["enemy_speed", "notes.txt"]);
+    assert_eq!(fs_names(&root.join("v1%2E2")), ["%43%4F%4E"]);
+    drop(store);
+    let again = KvStore::open_dir(root).unwrap();
+    assert_eq!(again.list_keys("Scores", None).unwrap().keys, ["Player/1"]);
+}
+
+#[test]
+fn deletes_and_new_buckets_are_made_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("saves").join("game");
+    synced::take();
+    let mut store = KvStore::open_dir(&root).unwrap();
+    assert_eq!(
+        synced::take(),
+        [dir.path().to_owned(), dir.path().join("saves")],
+        "each new directory, in its parent"
+    );
+    store.set("scores", "high", b"1").unwrap();
+    assert_eq!(
+        synced::take(),
+        [root.clone(), root.join("scores")],
+        "the new bucket in the root, then the renamed value in the bucket"
+    );
+    store.delete("scores", "high").unwrap();
+    assert_eq!(synced::take(), [root.join("scores")], "the delete");
+    store.delete("scores", "high").unwrap();
+    assert_eq!(
+        synced::take(),
+        Vec::<std::path::PathBuf>::new(),
+        "nothing deleted"
+    );
+}
+
+#[test]
+fn set_and_delete_cycles_leave_the_bookkeeping_flat() {
+    // In memory where there is a tmpfs: 200 000 synced file operations on a
+    // disk take minutes, and what is counted here is the same.
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = match shm.is_dir() {
+        true => tempfile::tempdir_in(shm),
+        false => tempfile::tempdir(),
+    }
+    .unwrap();
+    let mut backend = DirectoryBackend::open(dir.path()).unwrap();
+    let mut changes = Vec::new();
+    for n in 0..100_000 {
+        let key = format!("key-{n}");
+        backend.set("churn", &key, b"x").unwrap();
+        backend.delete("churn", &key).unwrap();
+        if n % 1000 == 0 {
+            // What the store does each frame: the watcher's echoes.
+            backend.external_changes(&mut changes);
+        }
+    }
+    backend.external_changes(&mut changes);
+    assert!(
+        backend.bookkeeping_len() <= 2 * RECENT_DELETES,
+        "{} entries after 100 000 keys came and went",
+        backend.bookkeeping_len()
     );
 }
 
