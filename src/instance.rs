@@ -9,8 +9,7 @@ use wasmtime::Store;
 use crate::engine::{EPOCH_TICK, WasmEngine};
 use crate::host::{
     Batch, CallQuota, ChangeEvent, DetailsStamp, Frame, GameTypes, GuestLine, GuestOutput,
-    HostState, InstanceDetails, InstanceIdentity, Limiter, Message, Script, ScriptPre, TaskDue,
-    Watches,
+    HostState, InstanceDetails, InstanceIdentity, Message, Script, ScriptPre, TaskDue, Watches,
 };
 use crate::kv::EventStamp;
 use crate::messages::{FailureStage, ScriptRef};
@@ -264,7 +263,7 @@ impl LiveInstance {
             identity,
             output.clone(),
             game,
-            Limiter::new(limits),
+            limits,
             CallQuota::new(quotas),
         );
         state.now = now;

@@ -188,12 +188,12 @@ pub use diagnostics::WasmDiagnostics;
 pub use engine::WasmEngine;
 pub use host::{
     InstanceDetails, KeyWatch, MAX_PAYLOAD_BYTES, MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS,
-    MAX_TOPIC_BYTES, MAX_WATCHES, MessageError, TaskDetails,
+    MAX_TOPIC_BYTES, MAX_WATCHES, MessageError, SpawnedBy, TaskDetails,
 };
 pub use hotwasm_events::{ChangeKind, CloudEvent};
 pub use kv::{
-    EventStamp, KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin, KvStore,
-    MAX_BUCKET_NAME_BYTES, MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES,
+    DEFAULT_MAX_STORE_BYTES, EventStamp, KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin,
+    KvStore, KvUsage, MAX_BUCKET_NAME_BYTES, MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 pub use messages::{
     FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage,
@@ -291,6 +291,7 @@ impl Plugin for HotWasmPlugin {
             .add_message::<KvChanged>()
             .add_message::<WatchedChange>()
             .init_resource::<kv::EventIds>()
+            .init_resource::<host::SpawnCounts>()
             .add_systems(
                 Update,
                 (

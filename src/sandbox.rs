@@ -98,6 +98,23 @@ pub struct GuestLimits {
     pub max_memory_bytes: usize,
     /// The most elements a table may have. Default 100 000.
     pub max_table_elements: usize,
+    /// The most keys the module's instances, all together, may keep in the
+    /// key-value store: keys they wrote last and that still exist (a key
+    /// someone else writes over, or deletes, stops counting). Default
+    /// 100 000.
+    pub max_kv_keys: u64,
+    /// The most bytes of values the module may keep in the store, counted
+    /// like [`GuestLimits::max_kv_keys`]. Default 256 MiB.
+    pub max_kv_bytes: u64,
+    /// [`GuestLimits::max_kv_keys`] in any one bucket. Default 10 000.
+    pub max_kv_keys_per_bucket: u64,
+    /// [`GuestLimits::max_kv_bytes`] in any one bucket. Default 64 MiB.
+    pub max_kv_bytes_per_bucket: u64,
+    /// The most entities the module's instances, all together, may have
+    /// spawned that are still alive (each carries a
+    /// [`SpawnedBy`](crate::SpawnedBy); a despawn gives the quota back).
+    /// Default 10 000.
+    pub max_spawned_entities: u64,
 }
 
 impl Default for GuestLimits {
@@ -107,6 +124,11 @@ impl Default for GuestLimits {
             fuel_per_call: Some(1_000_000_000),
             max_memory_bytes: 64 * 1024 * 1024,
             max_table_elements: 100_000,
+            max_kv_keys: 100_000,
+            max_kv_bytes: 256 * 1024 * 1024,
+            max_kv_keys_per_bucket: 10_000,
+            max_kv_bytes_per_bucket: 64 * 1024 * 1024,
+            max_spawned_entities: 10_000,
         }
     }
 }

@@ -9,7 +9,7 @@ use bevy::diagnostic::DiagnosticsStore;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{
-    FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined, WasmDiagnostics,
+    FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined, SpawnedBy, WasmDiagnostics,
 };
 use common::*;
 
@@ -306,7 +306,13 @@ fn key_count(app: &App, bucket: &str) -> usize {
 #[test]
 fn a_key_value_set_flood_is_cut_at_the_write_quota() {
     let assets = AssetDir::new();
-    let (mut app, good, flood) = good_beside_bad(&assets, "kv-flood", Sandbox::default());
+    // Totals out of the way: this is about one call.
+    let limits = GuestLimits {
+        max_kv_keys: u64::MAX,
+        max_kv_keys_per_bucket: u64::MAX,
+        ..default()
+    };
+    let (mut app, good, flood) = good_beside_bad(&assets, "kv-flood", with_limits(limits));
     update_until(&mut app, "the flood to run", |app| {
         runtime(app).script(flood).unwrap().stats().frames >= 2
     });
@@ -325,6 +331,131 @@ fn a_key_value_set_flood_is_cut_at_the_write_quota() {
     assert_eq!(script.stats().refused_host_calls - refused, 1000);
     assert_eq!(script.stats().faults, 0);
     assert_eq!(ticks(&app, good), before + 1);
+}
+
+/// A sandbox whose modules have `limits`.
+fn with_limits(limits: GuestLimits) -> Sandbox {
+    Sandbox {
+        limits,
+        ..default()
+    }
+}
+
+/// Runs `count` ticks (one per frame here) of the script on `entity`,
+/// after waiting for it to start.
+fn run_ticks(app: &mut App, entity: Entity, count: usize) {
+    update_until(app, "the script to start", |app| {
+        generation(app, entity).is_some()
+    });
+    run_frames(app, count);
+}
+
+/// The last line `entity` logged that starts with `refused: `.
+fn last_refusal(app: &App, entity: Entity) -> String {
+    let lines = seen(app).lines_of(entity);
+    let last = lines.iter().rfind(|line| line.starts_with("refused: "));
+    last.map_or_else(String::new, |line| line.to_string())
+}
+
+#[test]
+fn a_key_flood_stops_at_the_modules_key_total_and_deletes_give_room_back() {
+    let assets = AssetDir::new();
+    let limits = GuestLimits {
+        max_kv_keys_per_bucket: 2_500,
+        ..default()
+    };
+    let (mut app, _, flood) = good_beside_bad(&assets, "kv-flood", with_limits(limits));
+    // 1 000 new keys a tick get past the per-call quota.
+    run_ticks(&mut app, flood, 5);
+    assert_eq!(key_count(&app, "flood"), 2_500, "the store stops growing");
+    let store = app.world().resource::<KvStore>();
+    assert_eq!(store.kept_by("modules/kv-flood.wasm").keys, 2_500);
+    let refusal = last_refusal(&app, flood);
+    assert!(
+        refusal.contains("modules/kv-flood.wasm")
+            && refusal.contains("2500 keys in one bucket (GuestLimits::max_kv_keys_per_bucket)"),
+        "{refusal}"
+    );
+    let script = runtime(&app).script(flood).unwrap();
+    assert!(script.stats().refused_host_calls >= 2_500, "counted");
+    assert_eq!(script.stats().faults, 0, "refused, not faulted");
+
+    // The game deletes 100 of them: room for 100 more, no more.
+    let keys = app
+        .world()
+        .resource::<KvStore>()
+        .list_keys("flood", None)
+        .unwrap();
+    let mut store = app.world_mut().resource_mut::<KvStore>();
+    for key in &keys.keys[..100] {
+        store.delete("flood", key).unwrap();
+    }
+    assert_eq!(store.kept_by("modules/kv-flood.wasm").keys, 2_400);
+    run_ticks(&mut app, flood, 2);
+    assert_eq!(key_count(&app, "flood"), 2_500);
+}
+
+#[test]
+fn a_value_hoard_stops_at_the_modules_byte_total() {
+    let assets = AssetDir::new();
+    let limits = GuestLimits {
+        max_kv_bytes: 1024 * 1024,
+        ..default()
+    };
+    let (mut app, _, hoard) = good_beside_bad(&assets, "kv-hoard", with_limits(limits));
+    // 8 values of 64 KiB a tick: 16 fit in 1 MiB.
+    run_ticks(&mut app, hoard, 4);
+    assert_eq!(key_count(&app, "hoard"), 16);
+    let store = app.world().resource::<KvStore>();
+    assert_eq!(store.kept_by("modules/kv-hoard.wasm").bytes, 1024 * 1024);
+    let refusal = last_refusal(&app, hoard);
+    assert!(
+        refusal.contains("1048576 bytes in all (GuestLimits::max_kv_bytes)"),
+        "{refusal}"
+    );
+}
+
+/// Entities alive that `module` spawned.
+fn spawned_by(app: &mut App, module: &str) -> usize {
+    let mut query = app.world_mut().query::<&SpawnedBy>();
+    let world = app.world();
+    query
+        .iter(world)
+        .filter(|spawned| &*spawned.module == module)
+        .count()
+}
+
+#[test]
+fn a_spawn_flood_stops_at_the_modules_entity_total_and_despawns_give_it_back() {
+    let assets = AssetDir::new();
+    let limits = GuestLimits {
+        max_spawned_entities: 2_500,
+        ..default()
+    };
+    let (mut app, _, flood) = good_beside_bad(&assets, "spawn-flood", with_limits(limits));
+    let module = "modules/spawn-flood.wasm";
+    // 1 000 spawns a tick, within the per-call quota.
+    run_ticks(&mut app, flood, 5);
+    assert_eq!(spawned_by(&mut app, module), 2_500);
+    let refusal = last_refusal(&app, flood);
+    assert!(
+        refusal.contains(module)
+            && refusal.contains(
+                "2500 entities alive that it spawned (GuestLimits::max_spawned_entities)"
+            ),
+        "{refusal}"
+    );
+
+    // The game despawns 700 of them: the module gets its quota back.
+    let mut query = app.world_mut().query_filtered::<Entity, With<SpawnedBy>>();
+    let doomed: Vec<Entity> = query.iter(app.world()).take(700).collect();
+    for entity in doomed {
+        app.world_mut().despawn(entity);
+    }
+    assert_eq!(spawned_by(&mut app, module), 1_800);
+    run_ticks(&mut app, flood, 2);
+    assert_eq!(spawned_by(&mut app, module), 2_500);
+    assert_eq!(runtime(&app).script(flood).unwrap().stats().faults, 0);
 }
 
 #[test]

@@ -22,6 +22,7 @@ use super::reflect::{
     ReflectError, Registered, TypeKind, deserialize_whole, is_mutable, lookup, resource_entity,
     set_whole, to_json,
 };
+use super::spawned::{SpawnCounts, SpawnedBy};
 
 /// How many rows one `query` page holds.
 pub const QUERY_PAGE_ROWS: usize = 1000;
@@ -353,6 +354,20 @@ impl Host for HostState {
         self.quota
             .take(HostWork::Spawn, bytes)
             .map_err(Error::CallLimit)?;
+        let module = self.identity.module_path.clone();
+        let max = self.limits.max_spawned_entities;
+        if self
+            .world()?
+            .get_resource_or_init::<SpawnCounts>()
+            .of(&module)
+            >= max
+        {
+            self.quota.refused += 1;
+            return Err(Error::CallLimit(format!(
+                "module {module} has {max} entities alive that it spawned \
+                 (GuestLimits::max_spawned_entities): despawn some first"
+            )));
+        }
         let registry = self.registry.clone();
         let registry = registry.read();
         let world = self.world()?;
@@ -364,7 +379,7 @@ impl Host for HostState {
                 Ok((component.reflect_component, value))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let mut spawned = world.spawn_empty();
+        let mut spawned = world.spawn(SpawnedBy { module });
         for (reflect_component, value) in values {
             reflect_component.insert(&mut spawned, &*value, &registry);
         }

@@ -12,7 +12,7 @@ use wasmtime::component::Resource;
 use super::bindings::hotwasm::script::{ecs, messaging, scheduler, watch};
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
 use super::keyvalue::KvView;
-use super::quota::{CallQuota, Limiter};
+use super::quota::CallQuota;
 use super::{GameTypes, GuestOutput, HostState, InstanceIdentity};
 use crate::kv::KvStore;
 use crate::sandbox::{GuestLimits, HostQuotas};
@@ -49,7 +49,7 @@ pub(super) fn host() -> HostState {
             registry,
             script_component: None,
         },
-        Limiter::new(&GuestLimits::default()),
+        &GuestLimits::default(),
         CallQuota::new(HostQuotas::default()),
     );
     state.world = Some(Box::new(world));

@@ -28,7 +28,7 @@ use super::bindings::wasi::keyvalue::atomics::{self, CasError};
 use super::bindings::wasi::keyvalue::batch;
 use super::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
 use super::quota::{CallQuota, HostWork};
-use crate::kv::{self, KvError, KvOrigin, KvStore};
+use crate::kv::{self, KvError, KvOrigin, KvStore, Writer};
 
 /// What a `bucket` handle holds.
 pub struct KvBucket {
@@ -75,6 +75,8 @@ pub(crate) struct KvView<'a> {
     world: &'a mut Option<Box<World>>,
     quota: &'a mut CallQuota,
     entity: Entity,
+    /// The module writing, against its totals.
+    writer: Writer,
 }
 
 impl KvView<'_> {
@@ -84,6 +86,10 @@ impl KvView<'_> {
             world: &mut state.world,
             quota: &mut state.quota,
             entity: state.identity.entity,
+            writer: Writer {
+                module: state.identity.module_path.clone(),
+                limits: state.limits,
+            },
         }
     }
 
@@ -105,17 +111,31 @@ impl KvView<'_> {
             .map_err(KvFailure::Refused)
     }
 
-    /// Runs `op` on the store with the bucket's name and this instance as
-    /// the writer.
+    /// Runs `op` on the store with this instance as the writer: its
+    /// module's totals apply, and a write refused for them (or for the
+    /// store's ceiling) counts as a refused request, like a call quota.
+    fn write<T>(
+        &mut self,
+        op: impl FnOnce(&mut KvStore, KvOrigin) -> Result<T, KvError>,
+    ) -> Result<T, KvFailure> {
+        let origin = KvOrigin::Guest(self.entity);
+        let writer = self.writer.clone();
+        let mut store = self.store()?;
+        let done = store.written_by(writer, |store| op(store, origin));
+        if let Err(KvError::StoreFull { .. } | KvError::ModuleTotal { .. }) = &done {
+            self.quota.refused += 1;
+        }
+        Ok(done?)
+    }
+
+    /// Runs `op` with the bucket's name, as [`KvView::write`].
     fn with_bucket<T>(
         &mut self,
         bucket: &Resource<KvBucket>,
         op: impl FnOnce(&mut KvStore, &str, KvOrigin) -> Result<T, KvError>,
     ) -> Result<T, KvFailure> {
         let name = self.bucket_name(bucket)?;
-        let origin = KvOrigin::Guest(self.entity);
-        let mut store = self.store()?;
-        Ok(op(&mut store, &name, origin)?)
+        self.write(|store, origin| op(store, &name, origin))
     }
 }
 
@@ -239,12 +259,13 @@ impl KvView<'_> {
             current,
         } = self.table.get(cas)?;
         let (bucket, key, expected) = (bucket.clone(), key.clone(), current.clone());
-        let origin = KvOrigin::Guest(self.entity);
-        let mut store = self.store()?;
-        if store.compare_and_swap_as(origin, &bucket, &key, expected.as_deref(), value)? {
+        let swapped = self.write(|store, origin| {
+            store.compare_and_swap_as(origin, &bucket, &key, expected.as_deref(), value)
+        })?;
+        if swapped {
             return Ok(true);
         }
-        let now = store.get(&bucket, &key)?;
+        let now = self.store()?.get(&bucket, &key)?;
         self.table.get_mut(cas)?.current = now;
         Ok(false)
     }

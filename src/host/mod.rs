@@ -14,6 +14,7 @@ mod messaging;
 mod quota;
 mod reflect;
 mod scheduler;
+mod spawned;
 mod stdio;
 mod types;
 mod watch;
@@ -26,6 +27,8 @@ use bevy::prelude::{Entity, World};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::sandbox::GuestLimits;
+
 pub(crate) use self::details::DetailsStamp;
 pub use self::details::{InstanceDetails, KeyWatch, TaskDetails};
 pub use self::ecs::MAX_PREFETCHED;
@@ -35,10 +38,13 @@ pub(crate) use self::log::GuestLine;
 use self::messaging::Mailbox;
 pub(crate) use self::messaging::check_message;
 pub use self::messaging::{MAX_PAYLOAD_BYTES, MAX_SUBSCRIPTIONS, MAX_TOPIC_BYTES, MessageError};
-pub(crate) use self::quota::{CallQuota, Limiter};
+pub(crate) use self::quota::CallQuota;
+use self::quota::Limiter;
 pub(crate) use self::reflect::event_json;
 pub use self::scheduler::MAX_TASKS;
 use self::scheduler::TaskQueue;
+pub(crate) use self::spawned::SpawnCounts;
+pub use self::spawned::SpawnedBy;
 pub(crate) use self::stdio::GuestOutput;
 use self::stdio::{GuestStdio, StdioStream};
 pub use self::watch::MAX_WATCHES;
@@ -130,6 +136,8 @@ pub(crate) struct HostState {
     pub world: Option<Box<World>>,
     /// Enforces the instance's memory and table limits.
     pub limiter: Limiter,
+    /// The module's limits, its totals (key-value, spawned entities) among them.
+    pub limits: GuestLimits,
     /// What the host did for the current call, against the quotas.
     pub quota: CallQuota,
     warned_task_cap: bool,
@@ -143,7 +151,7 @@ impl HostState {
         identity: InstanceIdentity,
         output: GuestOutput,
         game: GameTypes,
-        limiter: Limiter,
+        limits: &GuestLimits,
         quota: CallQuota,
     ) -> Self {
         let wasi = WasiCtxBuilder::new()
@@ -167,7 +175,8 @@ impl HostState {
             registry: game.registry,
             script_component: game.script_component,
             world: None,
-            limiter,
+            limiter: Limiter::new(limits),
+            limits: *limits,
             quota,
             warned_task_cap: false,
         }

@@ -269,6 +269,25 @@ impl Backend for DirectoryBackend {
         Ok(buckets)
     }
 
+    fn value_len(&self, bucket: &str, key: &str) -> Result<Option<u64>, KvError> {
+        let path = self.key_path(bucket, key);
+        match fs::metadata(&path) {
+            Ok(metadata) => Ok(Some(metadata.len())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error(&path)(error)),
+        }
+    }
+
+    fn total_bytes(&self) -> Result<u64, KvError> {
+        let mut total = 0;
+        for bucket in self.buckets()? {
+            for key in self.keys(&bucket)? {
+                total += self.value_len(&bucket, &key)?.unwrap_or(0);
+            }
+        }
+        Ok(total)
+    }
+
     fn external_changes(&mut self, out: &mut Vec<KvChanged>) {
         let paths: Vec<PathBuf> = self
             .edits

@@ -40,4 +40,14 @@ impl Backend for MemoryBackend {
     fn buckets(&self) -> Result<Vec<String>, KvError> {
         Ok(self.buckets.keys().cloned().collect())
     }
+
+    fn value_len(&self, bucket: &str, key: &str) -> Result<Option<u64>, KvError> {
+        let value = self.buckets.get(bucket).and_then(|b| b.get(key));
+        Ok(value.map(|value| value.len() as u64))
+    }
+
+    fn total_bytes(&self) -> Result<u64, KvError> {
+        let values = self.buckets.values().flat_map(BTreeMap::values);
+        Ok(values.map(|value| value.len() as u64).sum())
+    }
 }

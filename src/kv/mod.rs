@@ -9,6 +9,7 @@
 mod directory;
 mod memory;
 mod names;
+mod usage;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -22,6 +23,9 @@ use thiserror::Error;
 
 use self::directory::DirectoryBackend;
 use self::memory::MemoryBackend;
+pub use self::usage::KvUsage;
+use self::usage::Usage;
+pub(crate) use self::usage::Writer;
 
 /// The longest key, in bytes (a key's file name is at most three times as long).
 pub const MAX_KEY_BYTES: usize = 80;
@@ -31,6 +35,9 @@ pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 pub const MAX_BUCKET_NAME_BYTES: usize = 64;
 /// The most buckets a store holds.
 pub const MAX_BUCKETS: usize = 64;
+/// The most bytes of values a store holds unless the game says otherwise
+/// ([`KvStore::with_max_bytes`]): 1 GiB.
+pub const DEFAULT_MAX_STORE_BYTES: u64 = 1024 * 1024 * 1024;
 /// How many keys one [`KvStore::list_keys`] page holds.
 pub const KEYS_PER_PAGE: usize = 1000;
 
@@ -97,6 +104,30 @@ pub enum KvError {
         bucket: String,
         /// The key.
         key: String,
+    },
+    /// The write would take the store past its ceiling
+    /// ([`KvStore::with_max_bytes`]), whoever writes.
+    #[error("writing {bucket}/{key} would take the store past its ceiling of {max} bytes")]
+    StoreFull {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// The ceiling.
+        max: u64,
+    },
+    /// A module's write would take it past one of its key-value totals
+    /// ([`GuestLimits`](crate::GuestLimits)).
+    #[error("module {module} writing {bucket}/{key} would keep more than {total}")]
+    ModuleTotal {
+        /// The module's asset path.
+        module: String,
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// Which total, e.g. `10000 keys in one bucket (GuestLimits::max_kv_keys_per_bucket)`.
+        total: String,
     },
     /// The disk failed.
     #[error("key-value store I/O on {path}: {source}")]
@@ -176,6 +207,10 @@ trait Backend: Send + Sync {
     /// Every key of the bucket, sorted.
     fn keys(&self, bucket: &str) -> Result<Vec<String>, KvError>;
     fn buckets(&self) -> Result<Vec<String>, KvError>;
+    /// The length of the value at `key`, if set.
+    fn value_len(&self, bucket: &str, key: &str) -> Result<Option<u64>, KvError>;
+    /// The bytes of every value.
+    fn total_bytes(&self) -> Result<u64, KvError>;
     /// Changes made from outside since the last call.
     fn external_changes(&mut self, _out: &mut Vec<KvChanged>) {}
 }
@@ -192,6 +227,10 @@ pub struct KvStore {
     backend: Box<dyn Backend>,
     buckets: BTreeSet<String>,
     changes: Vec<KvChanged>,
+    usage: Usage,
+    max_bytes: u64,
+    /// The module whose instance is writing now, if one is.
+    writer: Option<Writer>,
 }
 
 impl KvStore {
@@ -210,11 +249,50 @@ impl KvStore {
     }
 
     fn with_backend(backend: Box<dyn Backend>) -> Result<Self, KvError> {
+        let usage = Usage::new(backend.total_bytes()?);
         Ok(Self {
             buckets: backend.buckets()?.into_iter().collect(),
             backend,
             changes: Vec::new(),
+            usage,
+            max_bytes: DEFAULT_MAX_STORE_BYTES,
+            writer: None,
         })
+    }
+
+    /// The store, holding at most `max` bytes of values: a write past it is
+    /// refused with [`KvError::StoreFull`], whoever writes (a store already
+    /// past it refuses every write that does not shrink it). Default
+    /// [`DEFAULT_MAX_STORE_BYTES`].
+    pub fn with_max_bytes(mut self, max: u64) -> Self {
+        self.max_bytes = max;
+        self
+    }
+
+    /// The ceiling set by [`KvStore::with_max_bytes`].
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// The bytes of every value in the store.
+    pub fn used_bytes(&self) -> u64 {
+        self.usage.bytes
+    }
+
+    /// The keys and bytes that the instances of `module` (its asset path,
+    /// e.g. `modules/scoring.wasm`) wrote last and that still exist: what
+    /// counts against its [`GuestLimits`](crate::GuestLimits) totals.
+    pub fn kept_by(&self, module: &str) -> KvUsage {
+        self.usage.of(module)
+    }
+
+    /// Runs `op` with `writer` as the module writing: its writes count
+    /// against, and are refused past, its totals.
+    pub(crate) fn written_by<T>(&mut self, writer: Writer, op: impl FnOnce(&mut Self) -> T) -> T {
+        self.writer = Some(writer);
+        let done = op(self);
+        self.writer = None;
+        done
     }
 
     /// The value of `key`, or `None` if it is not set.
@@ -296,6 +374,18 @@ impl KvStore {
                 max: MAX_VALUE_BYTES,
             });
         }
+        let old = self.backend.value_len(bucket, key)?;
+        let len = value.len() as u64;
+        if self.usage.bytes.saturating_sub(old.unwrap_or(0)) + len > self.max_bytes {
+            return Err(KvError::StoreFull {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                max: self.max_bytes,
+            });
+        }
+        if let Some(writer) = &self.writer {
+            self.usage.check(writer, bucket, key, len)?;
+        }
         if !self.buckets.contains(bucket) {
             if self.buckets.len() >= MAX_BUCKETS {
                 return Err(KvError::TooManyBuckets {
@@ -306,6 +396,7 @@ impl KvStore {
             self.buckets.insert(bucket.to_owned());
         }
         self.backend.set(bucket, key, value)?;
+        self.usage.set(self.writer.as_ref(), bucket, key, old, len);
         self.changes.push(KvChanged {
             stamp: EventStamp::UNPUBLISHED,
             bucket: bucket.to_owned(),
@@ -320,7 +411,9 @@ impl KvStore {
     pub fn delete_as(&mut self, origin: KvOrigin, bucket: &str, key: &str) -> Result<(), KvError> {
         check_bucket(bucket)?;
         check_key(key)?;
+        let old = self.backend.value_len(bucket, key)?;
         if self.backend.delete(bucket, key)? {
+            self.usage.delete(bucket, key, old);
             self.changes.push(KvChanged {
                 stamp: EventStamp::UNPUBLISHED,
                 bucket: bucket.to_owned(),
@@ -381,10 +474,17 @@ impl KvStore {
     fn take_changes(&mut self) -> Vec<KvChanged> {
         let mut changes = std::mem::take(&mut self.changes);
         self.backend.external_changes(&mut changes);
-        for change in &changes {
-            if change.origin == KvOrigin::External && change.value.is_some() {
+        let mut edited = false;
+        for change in changes.iter().filter(|c| c.origin == KvOrigin::External) {
+            edited = true;
+            self.usage.forget(&change.bucket, &change.key);
+            if change.value.is_some() {
                 self.buckets.insert(change.bucket.clone());
             }
+        }
+        if edited {
+            // Edited by hand: what the values weigh now, from the files.
+            self.usage.bytes = self.backend.total_bytes().unwrap_or(self.usage.bytes);
         }
         changes
     }

@@ -373,3 +373,76 @@ fn a_directory_store_keeps_its_values_when_reopened() {
         ["level", "name/with/slashes"]
     );
 }
+
+#[test]
+fn the_store_refuses_writes_past_its_ceiling_whoever_writes() {
+    for (name, store, _dir) in stores() {
+        let mut store = store.with_max_bytes(100);
+        store.set("b", "one", &[0; 60]).unwrap();
+        store.set("b", "two", &[0; 40]).unwrap();
+        assert_eq!(store.used_bytes(), 100, "{name}");
+        let full = store
+            .set_as(KvOrigin::Tool, "b", "three", &[0; 1])
+            .unwrap_err();
+        assert!(
+            matches!(full, KvError::StoreFull { max: 100, .. }),
+            "{name}: {full}"
+        );
+        assert_eq!(store.get("b", "three").unwrap(), None, "{name}");
+        store.set("b", "one", &[0; 10]).unwrap();
+        store.set("b", "three", &[0; 50]).unwrap();
+        store.delete("b", "two").unwrap();
+        assert_eq!(store.used_bytes(), 60, "{name}");
+    }
+}
+
+#[test]
+fn a_reopened_directory_store_knows_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = KvStore::open_dir(dir.path()).unwrap();
+        store.set("a", "x", &[1; 300]).unwrap();
+        store.set("b", "y", &[1; 20]).unwrap();
+    }
+    let store = KvStore::open_dir(dir.path()).unwrap();
+    assert_eq!(store.used_bytes(), 320);
+}
+
+#[test]
+fn a_modules_keys_count_against_its_totals_until_someone_else_takes_them() {
+    let mut store = KvStore::in_memory();
+    let writer = |module: &str| Writer {
+        module: module.into(),
+        limits: crate::sandbox::GuestLimits {
+            max_kv_keys_per_bucket: 2,
+            max_kv_bytes: 10,
+            ..Default::default()
+        },
+    };
+    let write = |store: &mut KvStore, module: &str, bucket: &str, key: &str, value: &[u8]| {
+        store.written_by(writer(module), |store| {
+            store.set_as(KvOrigin::Tool, bucket, key, value)
+        })
+    };
+    write(&mut store, "a.wasm", "b", "1", b"x").unwrap();
+    write(&mut store, "a.wasm", "b", "2", b"x").unwrap();
+    let refused = write(&mut store, "a.wasm", "b", "3", b"x").unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "module a.wasm writing b/3 would keep more than 2 keys in one bucket \
+         (GuestLimits::max_kv_keys_per_bucket)"
+    );
+    write(&mut store, "a.wasm", "b", "1", b"xyz").unwrap();
+    write(&mut store, "a.wasm", "c", "1", b"x").unwrap();
+    write(&mut store, "other.wasm", "b", "3", b"x").unwrap();
+    let too_big = write(&mut store, "a.wasm", "c", "2", &[0; 6]).unwrap_err();
+    assert!(too_big.to_string().contains("10 bytes in all"), "{too_big}");
+    assert_eq!(store.kept_by("a.wasm"), KvUsage { keys: 3, bytes: 5 });
+
+    // The game writes over one of its keys and deletes another.
+    store.set("b", "1", b"host").unwrap();
+    store.delete("b", "2").unwrap();
+    assert_eq!(store.kept_by("a.wasm"), KvUsage { keys: 1, bytes: 1 });
+    write(&mut store, "a.wasm", "b", "4", b"x").unwrap();
+    write(&mut store, "a.wasm", "b", "5", b"x").unwrap();
+}

@@ -10,10 +10,13 @@
 //! - `log-flood`: logs 10 000 lines every tick;
 //! - `message-flood`: sends 10 000 messages every tick;
 //! - `kv-flood`: sets 2 000 new keys of bucket `flood` every tick;
+//! - `kv-hoard`: sets 8 new 64 KiB values of bucket `hoard` every tick;
+//! - `spawn-flood`: spawns 1 000 entities every tick;
 //! - `despawn-all`: despawns every entity it can find, every tick, and
 //!   logs `despawned N, refused M`.
 //!
-//! Any other name behaves: it logs `fine` every tick.
+//! Any other name behaves: it logs `fine` every tick. The floods log the
+//! first refusal of each tick as `refused: <error>`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -24,7 +27,7 @@ use hotwasm_sdk::{Cx, Error, Script, Tick, info};
 #[derive(Default)]
 struct Mischief {
     hoard: Vec<Vec<u8>>,
-    /// Ticks of `kv-flood`, so every tick writes new keys.
+    /// Ticks of `kv-flood` and `kv-hoard`, so every tick writes new keys.
     written: u64,
 }
 
@@ -48,6 +51,31 @@ fn despawn_all() {
         }
     }
     info!("despawned {despawned}, refused {refused}");
+}
+
+impl Mischief {
+    /// Sets `count` keys of `bucket` never written before to `value`.
+    fn write_new_keys(&mut self, bucket: &str, count: u32, value: &[u8]) {
+        let Ok(bucket) = hotwasm_sdk::kv::store::open(bucket) else {
+            return;
+        };
+        self.written += 1;
+        let written = self.written;
+        log_first_refusal((0..count).map(|n| bucket.set(&format!("{written}/{n}"), value)));
+    }
+}
+
+/// Runs every attempt and logs the first one refused.
+fn log_first_refusal<T, E: std::fmt::Debug>(attempts: impl Iterator<Item = Result<T, E>>) {
+    let mut first = None;
+    for attempt in attempts {
+        if let Err(error) = attempt {
+            first.get_or_insert(error);
+        }
+    }
+    if let Some(error) = first {
+        info!("refused: {error:?}");
+    }
 }
 
 fn depth(n: u64) -> u64 {
@@ -89,14 +117,9 @@ fn tick(me: &mut Mischief, _: &mut Cx<Mischief>, _: Tick) -> Result<(), Error> {
         "message-flood" => (0..10_000).for_each(|_| {
             let _ = hotwasm_sdk::send("flood", b"x");
         }),
-        "kv-flood" => {
-            if let Ok(bucket) = hotwasm_sdk::kv::store::open("flood") {
-                me.written += 1;
-                for n in 0..2_000 {
-                    let _ = bucket.set(&format!("{}/{n}", me.written), b"x");
-                }
-            }
-        }
+        "kv-flood" => me.write_new_keys("flood", 2_000, b"x"),
+        "kv-hoard" => me.write_new_keys("hoard", 8, &[7; 64 * 1024]),
+        "spawn-flood" => log_first_refusal((0..1_000).map(|_| ecs::spawn(&[]))),
         "despawn-all" => despawn_all(),
         _ => info!("fine"),
     }
