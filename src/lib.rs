@@ -205,11 +205,12 @@ pub use remote::{
     MAX_SIGNATURE_BYTES, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
 };
 pub use runtime::{
-    MAX_HELD_EVENT_BYTES, MAX_HELD_EVENTS, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, ModuleStatus,
-    RECENT_RUNS, ReloadTiming, ScriptStats, ScriptStatus, WasmRuntime, WasmScript, WasmSystems,
+    ModuleStatus, RECENT_RUNS, ReloadTiming, ScriptStats, ScriptStatus, WasmRuntime, WasmScript,
+    WasmSystems,
 };
 pub use sandbox::{
-    DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas, Sandbox,
+    DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas, MAX_HELD_EVENT_BYTES,
+    MAX_HELD_EVENTS, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, QueueLimits, Sandbox,
 };
 pub use source::{ModuleOrigin, file_source_with_debounce};
 pub use trust::{

@@ -30,6 +30,8 @@ pub struct Sandbox {
     pub faults: FaultPolicy,
     /// How much one guest call may make the host do.
     pub host: HostQuotas,
+    /// How much may wait for one script between its calls.
+    pub queues: QueueLimits,
 }
 
 /// wasmtime's default stack limit for guest code: 512 KiB.
@@ -44,6 +46,50 @@ impl Default for Sandbox {
             limits: GuestLimits::default(),
             faults: FaultPolicy::default(),
             host: HostQuotas::default(),
+            queues: QueueLimits::default(),
+        }
+    }
+}
+
+/// The default most messages waiting for one script
+/// ([`QueueLimits::max_messages`]).
+pub const MAX_QUEUED_MESSAGES: usize = 65_536;
+/// The default most bytes (topics and payloads) waiting for one script
+/// ([`QueueLimits::max_message_bytes`]).
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The default most watch events held for a paused script
+/// ([`QueueLimits::max_held_events`]).
+pub const MAX_HELD_EVENTS: usize = 65_536;
+/// The default most bytes (subjects and data) of watch events held for a
+/// paused script ([`QueueLimits::max_held_event_bytes`]).
+pub const MAX_HELD_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// How much may wait for one script between its calls, whether it runs,
+/// loads, is paused or is quarantined; more is dropped with a warning (and
+/// dropped watch events are counted in
+/// [`ScriptStats::dropped_events`](crate::ScriptStats::dropped_events)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Messages for the script. Default [`MAX_QUEUED_MESSAGES`] (65 536).
+    pub max_messages: usize,
+    /// Their topics' and payloads' bytes. Default [`MAX_QUEUED_BYTES`] (16 MiB).
+    pub max_message_bytes: usize,
+    /// Watch events held while the script is paused. Default
+    /// [`MAX_HELD_EVENTS`] (65 536).
+    pub max_held_events: usize,
+    /// Their subjects' and data's bytes. Default
+    /// [`MAX_HELD_EVENT_BYTES`] (16 MiB).
+    pub max_held_event_bytes: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self {
+            max_messages: MAX_QUEUED_MESSAGES,
+            max_message_bytes: MAX_QUEUED_BYTES,
+            max_held_events: MAX_HELD_EVENTS,
+            max_held_event_bytes: MAX_HELD_EVENT_BYTES,
         }
     }
 }

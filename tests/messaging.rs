@@ -6,7 +6,10 @@ mod common;
 
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{FailureStage, MAX_PAYLOAD_BYTES, MAX_QUEUED_BYTES, MessageError, WasmEngine};
+use bevy_hotwasm::{
+    FailureStage, MAX_PAYLOAD_BYTES, MAX_QUEUED_BYTES, MessageError, QueueLimits, Sandbox,
+    WasmEngine,
+};
 use common::*;
 
 /// A system that sends `ping` to the entity in it, once.
@@ -207,6 +210,31 @@ fn messages_waiting_for_a_script_are_bounded_by_bytes() {
     let queued = runtime(&app).script(waiting).unwrap().queued_messages();
     assert_eq!(queued, MAX_QUEUED_BYTES / per_message);
     assert!(queued < 300);
+}
+
+#[test]
+fn the_game_sets_how_many_messages_may_wait() {
+    let assets = AssetDir::new();
+    let plugin = HotWasmPlugin {
+        sandbox: Sandbox {
+            queues: QueueLimits {
+                max_messages: 10,
+                ..default()
+            },
+            ..default()
+        },
+        ..unsigned_plugin()
+    };
+    let mut app = app_with(&assets, None, plugin, |_| {});
+    let waiting = spawn_script(&mut app, "missing.wasm");
+    run_frames(&mut app, 2);
+    for n in 0..25 {
+        app.world_mut()
+            .write_message(HostMessage::to_entity(waiting, "t", format!("{n}")));
+    }
+    app.update();
+    let queued = runtime(&app).script(waiting).unwrap().queued_messages();
+    assert_eq!(queued, 10, "the oldest ten wait, the rest are dropped");
 }
 
 #[test]

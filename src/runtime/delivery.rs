@@ -12,20 +12,7 @@ use crate::instance::{CallCost, LiveInstance, Produced};
 use crate::messages::{
     FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleLogged, ModuleMessage, Recipient,
 };
-
-/// The most messages waiting for one script; more are dropped with a
-/// warning until it has taken them.
-pub const MAX_QUEUED_MESSAGES: usize = 65_536;
-/// The most bytes (topics and payloads) waiting for one script; more are
-/// dropped with a warning until it has taken them.
-pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
-
-/// The most watch events held for a paused script; more are dropped and
-/// counted ([`ScriptStats::dropped_events`](super::ScriptStats)).
-pub const MAX_HELD_EVENTS: usize = 65_536;
-/// The most bytes (subjects and data) of watch events held for a paused
-/// script; more are dropped and counted.
-pub const MAX_HELD_EVENT_BYTES: usize = 16 * 1024 * 1024;
+use crate::sandbox::QueueLimits;
 
 /// Messages waiting for one script's next batch, bounded by count and by
 /// bytes whether the script runs, loads or is quarantined.
@@ -44,13 +31,15 @@ impl Inbox {
         self.messages.is_empty()
     }
 
-    /// Queues `message`, unless the inbox is full; says whether it did.
-    fn push(&mut self, entity: Entity, message: Message) -> bool {
+    /// Queues `message`, unless the inbox is full by `limits`; says
+    /// whether it did.
+    fn push(&mut self, entity: Entity, message: Message, limits: &QueueLimits) -> bool {
         let size = message.topic.len() + message.payload.len();
-        if self.messages.len() >= MAX_QUEUED_MESSAGES || self.bytes + size > MAX_QUEUED_BYTES {
+        let (max, max_bytes) = (limits.max_messages, limits.max_message_bytes);
+        if self.messages.len() >= max || self.bytes + size > max_bytes {
             warn!(
                 "dropped a message on topic {:?} for {entity}: {} messages ({} bytes) already wait \
-                 for it, the most is {MAX_QUEUED_MESSAGES} ({MAX_QUEUED_BYTES} bytes)",
+                 for it, the most is {max} ({max_bytes} bytes)",
                 message.topic,
                 self.messages.len(),
                 self.bytes
@@ -69,12 +58,11 @@ impl Inbox {
 }
 
 /// Keeps a paused script's watch events for when it resumes, within
-/// [`MAX_HELD_EVENTS`] and [`MAX_HELD_EVENT_BYTES`]; counts the rest as
-/// dropped, with a warning at the first drop of each pause.
-fn hold_events(entity: Entity, script: &mut Script) {
-    let dropped = script
-        .events
-        .keep_first(MAX_HELD_EVENTS, MAX_HELD_EVENT_BYTES);
+/// `limits`; counts the rest as dropped, with a warning at the first drop
+/// of each pause.
+fn hold_events(entity: Entity, script: &mut Script, limits: &QueueLimits) {
+    let (max, max_bytes) = (limits.max_held_events, limits.max_held_event_bytes);
+    let dropped = script.events.keep_first(max, max_bytes);
     if dropped == 0 {
         return;
     }
@@ -82,7 +70,7 @@ fn hold_events(entity: Entity, script: &mut Script) {
         script.dropping_events = true;
         warn!(
             "dropping watch events for the paused script on {entity}: {} already wait for it, \
-             the most is {MAX_HELD_EVENTS} ({MAX_HELD_EVENT_BYTES} bytes)",
+             the most is {max} ({max_bytes} bytes)",
             script.events.len()
         );
     }
@@ -161,7 +149,7 @@ impl Runner {
             return;
         };
         let first = script.inbox.is_empty();
-        if script.inbox.push(order.0, message) && first {
+        if script.inbox.push(order.0, message, &self.queues) && first {
             self.queued_to.push(order);
         }
     }
@@ -176,7 +164,7 @@ impl Runner {
                 .is_some_and(|instance| instance.is_subscribed(&message.topic));
             if Some(order.0) != sender && subscribed {
                 let first = script.inbox.is_empty();
-                if script.inbox.push(order.0, message.clone()) && first {
+                if script.inbox.push(order.0, message.clone(), &self.queues) && first {
                     self.queued_to.push(*order);
                 }
             }
@@ -194,7 +182,7 @@ impl Runner {
             };
             if script.paused {
                 if !script.events.is_empty() {
-                    hold_events(order.0, script);
+                    hold_events(order.0, script, &self.queues);
                     self.queued_to.push(*order);
                 }
                 continue;

@@ -21,9 +21,6 @@ use bevy::prelude::*;
 
 use self::changes::ChangeTracker;
 use self::delivery::{Inbox, Sent};
-pub use self::delivery::{
-    MAX_HELD_EVENT_BYTES, MAX_HELD_EVENTS, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES,
-};
 use self::lifecycle::Version;
 use crate::asset::WasmModule;
 use crate::engine::WasmEngine;
@@ -31,7 +28,7 @@ use crate::host::{Frame as GuestFrame, InstanceDetails};
 use crate::instance::{CallCost, LiveInstance, PendingEvents, WorldLoan};
 use crate::kv::KvChanged;
 use crate::messages::{HostMessage, ModuleFailed, ScriptReceiver};
-use crate::sandbox::{FaultKind, FaultPolicy};
+use crate::sandbox::{FaultKind, FaultPolicy, QueueLimits};
 
 /// Runs a script module on this entity.
 ///
@@ -75,7 +72,7 @@ pub struct ScriptStats {
     /// ([`HostQuotas`](crate::HostQuotas)), dropped log lines included.
     pub refused_host_calls: u64,
     /// Watch events dropped while the script was paused, past
-    /// [`MAX_HELD_EVENTS`] or [`MAX_HELD_EVENT_BYTES`].
+    /// [`QueueLimits::max_held_events`] or [`QueueLimits::max_held_event_bytes`].
     pub dropped_events: u64,
 }
 
@@ -337,8 +334,8 @@ impl WasmRuntime {
     /// next run. A paused script is not called at all: no tasks, frame
     /// hook, messages or watch events, and no start, hot swap or restart.
     /// Its messages wait as they would for a busy script (up to
-    /// [`MAX_QUEUED_MESSAGES`]) and its watch events are held (up to
-    /// [`MAX_HELD_EVENTS`]; more are dropped and counted in
+    /// [`QueueLimits`]) and its watch events are held (up to
+    /// [`QueueLimits::max_held_events`]; more are dropped and counted in
     /// [`ScriptStats::dropped_events`]); on resume it gets them all in one
     /// batch and its tasks that fell due while paused run (an `every` task
     /// once, with its missed ticks counted). A newer generation that loaded
@@ -470,6 +467,8 @@ pub(crate) struct Runner {
     /// What guests sent this frame, delivered to subscribers at its end.
     sent: Vec<Sent>,
     changes: ChangeTracker,
+    /// How much may wait for each script, from the sandbox.
+    queues: QueueLimits,
 }
 
 /// What a frame's work needs besides the runner: the game's world, the
@@ -533,11 +532,12 @@ pub(crate) fn run_scripts(
                 .map_or(0, |count| u64::from(count.0)),
             components: None,
         });
-    let policy = world
+    let sandbox = world
         .get_resource::<WasmEngine>()
         .expect("HotWasmPlugin makes its engine in `Plugin::finish`: call `app.finish()` before `app.update()` (App::run does)")
-        .sandbox()
-        .faults;
+        .sandbox();
+    let policy = sandbox.faults;
+    runner.queues = sandbox.queues;
 
     world.resource_scope(|world, mut status: Mut<WasmRuntime>| -> Result {
         let frame = &mut Frame {
