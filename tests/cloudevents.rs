@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use bevy::prelude::*;
-use bevy_hotwasm::WatchedChange;
 use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{CloudEvent, WatchedChange};
 use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, Data, Event};
 use common::*;
@@ -110,6 +110,22 @@ fn guest_events(app: &App, watcher: Entity) -> Vec<Event> {
         .collect()
 }
 
+/// The game's `events` read back by the SDK, checked to be what the guest
+/// on `watcher` got.
+fn same_for_guest<'a>(
+    app: &App,
+    watcher: Entity,
+    events: impl Iterator<Item = CloudEvent<'a>>,
+) -> Vec<Event> {
+    let game: Vec<Event> = events.map(|event| parse(&event.to_json())).collect();
+    assert_eq!(
+        guest_events(app, watcher),
+        game,
+        "the guest's and the game's"
+    );
+    game
+}
+
 fn virtual_elapsed(app: &App) -> Duration {
     app.world().resource::<Time<Virtual>>().elapsed()
 }
@@ -148,15 +164,10 @@ fn key_value_changes_read_the_same_from_the_guest_and_from_the_game() {
         .unwrap();
     run_frames(&mut app, 2);
 
-    let game: Vec<Event> = seen(&app)
-        .kv
-        .iter()
-        .map(|change| parse(&change.cloud_event().to_json()))
-        .collect();
-    assert_eq!(
-        guest_events(&app, watcher),
-        game,
-        "the guest's and the game's"
+    let game = same_for_guest(
+        &app,
+        watcher,
+        seen(&app).kv.iter().map(KvChanged::cloud_event),
     );
     let [set, deleted] = game.as_slice() else {
         panic!("a set and a delete: {game:?}");
@@ -196,17 +207,11 @@ fn component_and_resource_changes_read_the_same_from_the_guest_and_from_the_game
     app.insert_resource(Weather { wind: 2.5 });
     run_frames(&mut app, 2);
 
-    let game: Vec<Event> = app
-        .world()
-        .resource::<Watched>()
-        .0
-        .iter()
-        .map(|change| parse(&change.cloud_event().to_json()))
-        .collect();
-    assert_eq!(
-        guest_events(&app, watcher),
-        game,
-        "the guest's and the game's"
+    let watched = &app.world().resource::<Watched>().0;
+    let game = same_for_guest(
+        &app,
+        watcher,
+        watched.iter().map(WatchedChange::cloud_event),
     );
     let described: Vec<_> = game
         .iter()

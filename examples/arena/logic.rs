@@ -259,8 +259,13 @@ fn collide(
 ) {
     let at = |position: &Position| Vec2::new(position.x, position.y);
     let player_at = at(&player);
+    // A bullet stops at the first enemy it hits (and is despawned once).
+    let mut spent = Vec::new();
     for (enemy, mut position, mut health) in &mut enemies {
         for (bullet, bullet_at, velocity) in &bullets {
+            if spent.contains(&bullet) {
+                continue;
+            }
             // Along the whole way the bullet flew this frame, so a slow
             // frame cannot carry it through an enemy.
             let to = at(bullet_at);
@@ -269,6 +274,7 @@ fn collide(
                 && distance_to_segment(at(&position), from, to) <= ENEMY_RADIUS + BULLET_RADIUS
             {
                 commands.entity(bullet).despawn();
+                spent.push(bullet);
                 health.hp -= 1;
             }
         }

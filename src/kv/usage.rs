@@ -72,7 +72,7 @@ impl Usage {
             .map(|(_, bytes)| *bytes);
         let after = |tally: KvUsage| KvUsage {
             keys: tally.keys + u64::from(mine.is_none()),
-            bytes: tally.bytes - mine.unwrap_or(0) + len,
+            bytes: tally.bytes.saturating_sub(mine.unwrap_or(0)) + len,
         };
         let all = after(footprint.map(|f| f.all).unwrap_or_default());
         let in_bucket = after(
@@ -82,33 +82,29 @@ impl Usage {
                 .unwrap_or_default(),
         );
         let limits = &writer.limits;
-        let over = [
+        // (what it would keep, its total, the total's words and name)
+        let totals = [
+            (all.keys, limits.max_kv_keys, "keys in all", "max_kv_keys"),
             (
-                all.keys > limits.max_kv_keys,
-                limits.max_kv_keys,
-                "keys in all",
-                "max_kv_keys",
-            ),
-            (
-                all.bytes > limits.max_kv_bytes,
+                all.bytes,
                 limits.max_kv_bytes,
                 "bytes in all",
                 "max_kv_bytes",
             ),
             (
-                in_bucket.keys > limits.max_kv_keys_per_bucket,
+                in_bucket.keys,
                 limits.max_kv_keys_per_bucket,
                 "keys in one bucket",
                 "max_kv_keys_per_bucket",
             ),
             (
-                in_bucket.bytes > limits.max_kv_bytes_per_bucket,
+                in_bucket.bytes,
                 limits.max_kv_bytes_per_bucket,
                 "bytes in one bucket",
                 "max_kv_bytes_per_bucket",
             ),
         ];
-        match over.into_iter().find(|(over, ..)| *over) {
+        match totals.into_iter().find(|(kept, max, ..)| kept > max) {
             Some((_, max, what, limit)) => Err(KvError::ModuleTotal {
                 module: writer.module.to_string(),
                 bucket: bucket.to_owned(),
