@@ -207,7 +207,8 @@ impl Backend for DirectoryBackend {
         }
     }
 
-    fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+    fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<Option<u64>, KvError> {
+        let replaced = self.value_len(bucket, key)?;
         let dir = self.bucket_dir(bucket);
         create_dir_durably(&dir).map_err(io_error(&dir))?;
         let name = encode(key);
@@ -217,10 +218,14 @@ impl Backend for DirectoryBackend {
         let entry = (bucket.to_owned(), key.to_owned());
         self.deleted.remove(&entry);
         self.known.insert(entry, content_hash(value));
-        replace_file(&temp, &path, value).map_err(io_error(&path))
+        replace_file(&temp, &path, value).map_err(io_error(&path))?;
+        Ok(replaced)
     }
 
-    fn delete(&mut self, bucket: &str, key: &str) -> Result<bool, KvError> {
+    fn delete(&mut self, bucket: &str, key: &str) -> Result<Option<u64>, KvError> {
+        let Some(deleted) = self.value_len(bucket, key)? else {
+            return Ok(None);
+        };
         let path = self.key_path(bucket, key);
         let entry = (bucket.to_owned(), key.to_owned());
         self.known.remove(&entry);
@@ -229,9 +234,9 @@ impl Backend for DirectoryBackend {
             Ok(()) => {
                 let dir = self.bucket_dir(bucket);
                 sync_dir(&dir).map_err(io_error(&dir))?;
-                Ok(true)
+                Ok(Some(deleted))
             }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(io_error(&path)(error)),
         }
     }

@@ -14,19 +14,18 @@ impl Backend for MemoryBackend {
         Ok(self.buckets.get(bucket).and_then(|b| b.get(key)).cloned())
     }
 
-    fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.buckets
+    fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<Option<u64>, KvError> {
+        let replaced = self
+            .buckets
             .entry(bucket.to_owned())
             .or_default()
             .insert(key.to_owned(), value.to_vec());
-        Ok(())
+        Ok(replaced.map(|old| old.len() as u64))
     }
 
-    fn delete(&mut self, bucket: &str, key: &str) -> Result<bool, KvError> {
-        Ok(self
-            .buckets
-            .get_mut(bucket)
-            .is_some_and(|b| b.remove(key).is_some()))
+    fn delete(&mut self, bucket: &str, key: &str) -> Result<Option<u64>, KvError> {
+        let deleted = self.buckets.get_mut(bucket).and_then(|b| b.remove(key));
+        Ok(deleted.map(|old| old.len() as u64))
     }
 
     fn keys(&self, bucket: &str) -> Result<Vec<String>, KvError> {

@@ -201,9 +201,10 @@ pub struct KeyPage {
 /// Where the values live.
 trait Backend: Send + Sync {
     fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
-    fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError>;
-    /// Returns whether the key existed.
-    fn delete(&mut self, bucket: &str, key: &str) -> Result<bool, KvError>;
+    /// Returns the length of the value it replaced, if there was one.
+    fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<Option<u64>, KvError>;
+    /// Returns the length of the value it deleted, if the key existed.
+    fn delete(&mut self, bucket: &str, key: &str) -> Result<Option<u64>, KvError>;
     /// Every key of the bucket, sorted.
     fn keys(&self, bucket: &str) -> Result<Vec<String>, KvError>;
     fn buckets(&self) -> Result<Vec<String>, KvError>;
@@ -374,14 +375,17 @@ impl KvStore {
                 max: MAX_VALUE_BYTES,
             });
         }
-        let old = self.backend.value_len(bucket, key)?;
         let len = value.len() as u64;
-        if self.usage.bytes.saturating_sub(old.unwrap_or(0)) + len > self.max_bytes {
-            return Err(KvError::StoreFull {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                max: self.max_bytes,
-            });
+        // Only near the ceiling does the value replaced matter.
+        if self.usage.bytes + len > self.max_bytes {
+            let old = self.backend.value_len(bucket, key)?.unwrap_or(0);
+            if self.usage.bytes.saturating_sub(old) + len > self.max_bytes {
+                return Err(KvError::StoreFull {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    max: self.max_bytes,
+                });
+            }
         }
         if let Some(writer) = &self.writer {
             self.usage.check(writer, bucket, key, len)?;
@@ -395,7 +399,7 @@ impl KvStore {
             }
             self.buckets.insert(bucket.to_owned());
         }
-        self.backend.set(bucket, key, value)?;
+        let old = self.backend.set(bucket, key, value)?;
         self.usage.set(self.writer.as_ref(), bucket, key, old, len);
         self.changes.push(KvChanged {
             stamp: EventStamp::UNPUBLISHED,
@@ -411,8 +415,7 @@ impl KvStore {
     pub fn delete_as(&mut self, origin: KvOrigin, bucket: &str, key: &str) -> Result<(), KvError> {
         check_bucket(bucket)?;
         check_key(key)?;
-        let old = self.backend.value_len(bucket, key)?;
-        if self.backend.delete(bucket, key)? {
+        if let Some(old) = self.backend.delete(bucket, key)? {
             self.usage.delete(bucket, key, old);
             self.changes.push(KvChanged {
                 stamp: EventStamp::UNPUBLISHED,

@@ -125,8 +125,7 @@ impl Usage {
         len: u64,
     ) {
         self.bytes = self.bytes.saturating_sub(old.unwrap_or(0)) + len;
-        let entry = (bucket.to_owned(), key.to_owned());
-        self.disown(&entry);
+        self.disown(bucket, key);
         if let Some(writer) = writer {
             let footprint = self.modules.entry(writer.module.clone()).or_default();
             footprint.all.add(len);
@@ -135,28 +134,34 @@ impl Usage {
                 .entry(bucket.to_owned())
                 .or_default()
                 .add(len);
+            let entry = (bucket.to_owned(), key.to_owned());
             self.owners.insert(entry, (writer.module.clone(), len));
         }
     }
 
     /// `key`, which held `old` bytes, is gone.
-    pub fn delete(&mut self, bucket: &str, key: &str, old: Option<u64>) {
-        self.bytes = self.bytes.saturating_sub(old.unwrap_or(0));
-        self.disown(&(bucket.to_owned(), key.to_owned()));
+    pub fn delete(&mut self, bucket: &str, key: &str, old: u64) {
+        self.bytes = self.bytes.saturating_sub(old);
+        self.disown(bucket, key);
     }
 
     /// Someone outside the game changed `key`: no module's any more.
     pub fn forget(&mut self, bucket: &str, key: &str) {
-        self.disown(&(bucket.to_owned(), key.to_owned()));
+        self.disown(bucket, key);
     }
 
-    fn disown(&mut self, entry: &(String, String)) {
-        let Some((module, bytes)) = self.owners.remove(entry) else {
+    fn disown(&mut self, bucket: &str, key: &str) {
+        // The game's own writes, with no module's key in the store, cost
+        // no lookup.
+        if self.owners.is_empty() {
+            return;
+        }
+        let Some((module, bytes)) = self.owners.remove(&(bucket.to_owned(), key.to_owned())) else {
             return;
         };
         if let Some(footprint) = self.modules.get_mut(&module) {
             footprint.all.remove(bytes);
-            if let Some(tally) = footprint.buckets.get_mut(&entry.0) {
+            if let Some(tally) = footprint.buckets.get_mut(bucket) {
                 tally.remove(bytes);
             }
             if footprint.all.keys == 0 {
