@@ -28,6 +28,8 @@
 //!
 //! - `sandbox/*`: the `events/10000_kv` frame with epoch interruption off,
 //!   on (the default) and with fuel instead, to price the sandbox.
+//! - `loading/*`: `WasmModule::from_bytes` of the `hello` guest, bytes the
+//!   engine has not seen (compiled) against bytes it compiled before (kept).
 //!
 //! ```sh
 //! cargo bench --bench runtime
@@ -41,8 +43,8 @@ use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
 use bevy::reflect::serde::TypedReflectSerializer;
-use bevy_hotwasm::Sandbox;
 use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{COMPILED_KEPT, Sandbox, WasmEngine};
 use common::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use game_types::Position;
@@ -423,5 +425,25 @@ fn sandbox(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame, messages, events, ecs, sandbox);
+fn loading(c: &mut Criterion) {
+    let mut group = c.benchmark_group("loading");
+    group.sample_size(10);
+    let engine = WasmEngine::new().unwrap();
+    let hello = guest_bytes("hello");
+    // More versions than the engine keeps, so every one is new to it.
+    let versions: Vec<Vec<u8>> = (0..=COMPILED_KEPT as u8)
+        .map(|n| rebuilt(&hello, n))
+        .collect();
+    let mut next = versions.iter().cycle();
+    group.bench_function("a_module_not_seen_before", |b| {
+        b.iter(|| WasmModule::from_bytes(&engine, "new.wasm", next.next().unwrap()).unwrap());
+    });
+    WasmModule::from_bytes(&engine, "hello.wasm", &hello).unwrap();
+    group.bench_function("the_same_module_again", |b| {
+        b.iter(|| WasmModule::from_bytes(&engine, "again.wasm", &hello).unwrap());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, frame, messages, events, ecs, sandbox, loading);
 criterion_main!(benches);

@@ -5,7 +5,6 @@ use bevy::asset::{AssetLoader, AssetPath, LoadContext, ReadAssetBytesError};
 use bevy::platform::time::Instant;
 use bevy::prelude::*;
 use thiserror::Error;
-use wasmtime::component::Component;
 
 use crate::engine::WasmEngine;
 use crate::files::content_hash;
@@ -66,12 +65,12 @@ impl WasmModule {
     ) -> Result<Self, WasmModuleLoaderError> {
         let path = path.into();
         check_header(&path, bytes)?;
-        let component = Component::new(engine.engine(), bytes).map_err(|error| {
-            WasmModuleLoaderError::Compile {
+        let component = engine
+            .compile(bytes)
+            .map_err(|error| WasmModuleLoaderError::Compile {
                 path: path.clone(),
                 cause: format!("{error:#}"),
-            }
-        })?;
+            })?;
         if let Some(export) = REQUIRED_EXPORTS
             .into_iter()
             .find(|name| component.get_export_index(None, name).is_none())

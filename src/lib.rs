@@ -185,7 +185,7 @@ use bevy::prelude::*;
 
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError, WasmModuleSettings};
 pub use diagnostics::WasmDiagnostics;
-pub use engine::WasmEngine;
+pub use engine::{COMPILED_KEPT, WasmEngine};
 pub use host::{
     InstanceDetails, KeyWatch, MAX_PAYLOAD_BYTES, MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS,
     MAX_TOPIC_BYTES, MAX_WATCHES, MessageError, SpawnedBy, TaskDetails,

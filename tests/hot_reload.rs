@@ -5,7 +5,7 @@
 mod common;
 
 use bevy::prelude::*;
-use bevy_hotwasm::{FailureStage, ModuleFailed};
+use bevy_hotwasm::{FailureStage, ModuleFailed, WasmEngine};
 use common::*;
 
 /// Saves `bytes` over `modules/counter.wasm` and waits for the runtime to
@@ -158,4 +158,27 @@ fn a_save_state_that_traps_keeps_the_old_generation_and_says_so() {
     assert_eq!(failure.generation, 2);
     assert!(failure.cause.contains("trapped"), "{}", failure.cause);
     assert_eq!(generation(&app, entity), Some(1));
+}
+
+#[test]
+fn a_module_loaded_again_with_bytes_it_had_is_not_compiled_again() {
+    let counter = guest_bytes("counter");
+    let (assets, mut app, entities) = start_scripts_with_fake_watcher("counter.wasm", &counter, 1);
+    let compiles = |app: &App| app.world().resource::<WasmEngine>().compiles();
+    assert_eq!(compiles(&app), 1);
+
+    // The same bytes under a second path.
+    assets.write("twin.wasm", &counter);
+    let twin = spawn_script(&mut app, "twin.wasm");
+    update_until(&mut app, "the twin to start", |app| {
+        generation(app, twin).is_some()
+    });
+    assert_eq!(compiles(&app), 1, "one compile for both paths");
+
+    // A new version, then back to the first: only the new one compiles.
+    save_counter(&mut app, &assets, &rebuilt(&counter, 1));
+    save_counter(&mut app, &assets, &counter);
+    assert_eq!(generation(&app, entities[0]), Some(3));
+    assert_eq!(compiles(&app), 2);
+    assert_eq!(seen(&app).lines_of(entities[0]).last(), Some(&"starts=3"));
 }
