@@ -9,7 +9,8 @@
 //!   plain system over 100 entities, and an empty `Update` for reference;
 //!   100 instances of `drift`, each with the per-frame hook reading and
 //!   writing its own entity's `Position` (a typed get and set), against a
-//!   plain system moving 100 `Position`s;
+//!   plain system moving 100 `Position`s, and the same hooks compiled by
+//!   the baseline compiler (Winch) to price its slower code;
 //! - `messages/*`: 10 000 messages to one instance in one frame (the guest
 //!   counts them), against a plain system reading 10 000 Bevy messages of
 //!   the same shape, reported per message.
@@ -29,7 +30,12 @@
 //! - `sandbox/*`: the `events/10000_kv` frame with epoch interruption off,
 //!   on (the default) and with fuel instead, to price the sandbox.
 //! - `loading/*`: `WasmModule::from_bytes` of the `hello` guest, bytes the
-//!   engine has not seen (compiled) against bytes it compiled before (kept).
+//!   engine has not seen (compiled) against bytes it compiled before (kept);
+//!   and a game's start: a new app with 100 entities, each running its own
+//!   distinct version of `hello`, until every one has run `init` (frames
+//!   every millisecond meanwhile, as a game's loop goes on while it loads).
+//!   At a first start with each compiler (compiled modules written to an
+//!   empty cache directory), and at a second start (all found there).
 //!
 //! ```sh
 //! cargo bench --bench runtime
@@ -44,7 +50,7 @@ use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
 use bevy::reflect::serde::TypedReflectSerializer;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{COMPILED_KEPT, Sandbox, WasmEngine};
+use bevy_hotwasm::{COMPILED_KEPT, Compilation, Compiler, Sandbox, WasmEngine};
 use common::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use game_types::Position;
@@ -71,7 +77,12 @@ struct Counted(u64);
 
 /// The test app, its `Update` on one thread.
 fn bench_app(assets: &AssetDir) -> App {
-    let mut app = app(assets, None);
+    bench_app_with(assets, unsigned_plugin())
+}
+
+/// The same with the plugin's settings given.
+fn bench_app_with(assets: &AssetDir, plugin: HotWasmPlugin) -> App {
+    let mut app = app_with(assets, None, plugin, |_| {});
     app.edit_schedule(Update, |schedule| {
         schedule.set_executor(SingleThreadedExecutor::new());
     });
@@ -136,30 +147,46 @@ fn frame(c: &mut Criterion) {
         }
         b.iter(|| run_update::<PlainMessage>(&mut app));
     });
-    group.bench_function("100_update_hooks_one_component_each", |b| {
-        let assets = AssetDir::new();
-        assets.write("drift.wasm", &guest_bytes("drift"));
-        let mut app = bench_app(&assets);
-        app.register_type::<Position>();
-        let drifters: Vec<Entity> = (0..INSTANCES)
-            .map(|_| {
-                let entity = spawn_script(&mut app, "drift.wasm");
-                app.world_mut()
-                    .entity_mut(entity)
-                    .insert(Position::default());
-                entity
-            })
-            .collect();
-        update_until(&mut app, "every drifter to start", |app| {
-            drifters
-                .iter()
-                .all(|&entity| generation(app, entity).is_some())
-        });
-        let calls = runtime(&app).script(drifters[0]).unwrap().stats().calls;
-        b.iter(|| run_update::<HostMessage>(&mut app));
-        let stats = runtime(&app).script(drifters[0]).unwrap().stats();
-        assert!(stats.calls > calls && stats.faults == 0, "{stats:?}");
-    });
+    let compilers = [
+        ("", Compiler::Optimizing),
+        ("_baseline_compiler", Compiler::Baseline),
+    ];
+    for (suffix, compiler) in compilers {
+        group.bench_function(
+            format!("100_update_hooks_one_component_each{suffix}"),
+            |b| {
+                let assets = AssetDir::new();
+                assets.write("drift.wasm", &guest_bytes("drift"));
+                let plugin = HotWasmPlugin {
+                    compilation: Compilation {
+                        compiler,
+                        ..default()
+                    },
+                    ..unsigned_plugin()
+                };
+                let mut app = bench_app_with(&assets, plugin);
+                app.register_type::<Position>();
+                let drifters: Vec<Entity> = (0..INSTANCES)
+                    .map(|_| {
+                        let entity = spawn_script(&mut app, "drift.wasm");
+                        app.world_mut()
+                            .entity_mut(entity)
+                            .insert(Position::default());
+                        entity
+                    })
+                    .collect();
+                update_until(&mut app, "every drifter to start", |app| {
+                    drifters
+                        .iter()
+                        .all(|&entity| generation(app, entity).is_some())
+                });
+                let calls = runtime(&app).script(drifters[0]).unwrap().stats().calls;
+                b.iter(|| run_update::<HostMessage>(&mut app));
+                let stats = runtime(&app).script(drifters[0]).unwrap().stats();
+                assert!(stats.calls > calls && stats.faults == 0, "{stats:?}");
+            },
+        );
+    }
     group.bench_function("plain_rust_system_moving_100_positions", |b| {
         let assets = AssetDir::new();
         let mut app = bench_app(&assets);
@@ -442,7 +469,58 @@ fn loading(c: &mut Criterion) {
     group.bench_function("the_same_module_again", |b| {
         b.iter(|| WasmModule::from_bytes(&engine, "again.wasm", &hello).unwrap());
     });
+
+    // A game's start.
+    group.throughput(Throughput::Elements(INSTANCES as u64));
+    let assets = AssetDir::new();
+    for n in 0..INSTANCES {
+        assets.write(&format!("hello_{n}.wasm"), &rebuilt(&hello, n as u8));
+    }
+    let first_starts = [
+        ("optimizing", Compiler::Optimizing),
+        ("baseline", Compiler::Baseline),
+    ];
+    for (name, compiler) in first_starts {
+        group.bench_function(format!("100_modules_first_start_{name}"), |b| {
+            b.iter_batched(
+                || tempfile::tempdir().unwrap(),
+                |cache| start_game(&assets, compiler, cache.path()),
+                criterion::BatchSize::PerIteration,
+            );
+        });
+    }
+    let cache = tempfile::tempdir().unwrap();
+    // Fills the cache.
+    drop(start_game(&assets, Compiler::Optimizing, cache.path()));
+    group.bench_function("100_modules_second_start", |b| {
+        b.iter(|| start_game(&assets, Compiler::Optimizing, cache.path()));
+    });
     group.finish();
+}
+
+/// Starts a game running each `modules/hello_<n>.wasm` in `assets` on an
+/// entity of its own, with `compiler` and compiled modules kept in `cache`,
+/// and runs frames until every one has run `init`.
+fn start_game(assets: &AssetDir, compiler: Compiler, cache: &std::path::Path) -> App {
+    let plugin = HotWasmPlugin {
+        compilation: Compilation {
+            compiler,
+            cache_dir: Some(cache.to_owned()),
+        },
+        ..unsigned_plugin()
+    };
+    let mut app = app_with(assets, None, plugin, |_| {});
+    let entities: Vec<Entity> = (0..INSTANCES)
+        .map(|n| spawn_script(&mut app, &format!("hello_{n}.wasm")))
+        .collect();
+    while !entities
+        .iter()
+        .all(|&entity| generation(&app, entity).is_some())
+    {
+        app.update();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    app
 }
 
 criterion_group!(benches, frame, messages, events, ecs, sandbox, loading);

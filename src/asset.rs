@@ -293,6 +293,38 @@ impl FromWorld for WasmModuleLoader {
     }
 }
 
+/// Runs `compile` on wasmtime's compile threads (rayon's pool, one per core)
+/// and waits for it there, not on the loader's thread: Bevy's IO pool has a
+/// single thread on a small machine, which would compile one module at a
+/// time. A compile that panics is an error of the module, not of the game.
+async fn on_compile_threads(
+    compile: impl FnOnce() -> Result<WasmModule, WasmModuleLoaderError> + Send + 'static,
+    path: String,
+) -> Result<WasmModule, WasmModuleLoaderError> {
+    let (done, finished) = async_channel::bounded(1);
+    rayon::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile));
+        // The load was dropped if nobody waits any more.
+        let _ = done.try_send(result);
+    });
+    match finished.recv().await {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => {
+            let message = (panic.downcast_ref::<&str>().copied())
+                .or(panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("no message");
+            Err(WasmModuleLoaderError::Compile {
+                path,
+                cause: format!("the compiler panicked: {message}"),
+            })
+        }
+        Err(_) => Err(WasmModuleLoaderError::Compile {
+            path,
+            cause: "the compile thread stopped".to_owned(),
+        }),
+    }
+}
+
 impl AssetLoader for WasmModuleLoader {
     type Asset = WasmModule;
     type Settings = WasmModuleSettings;
@@ -328,7 +360,10 @@ impl AssetLoader for WasmModuleLoader {
             AssetSourceId::Default => ModuleOrigin::File,
             AssetSourceId::Name(name) => ModuleOrigin::Source(name.to_string()),
         });
-        let mut module = WasmModule::from_bytes(&self.engine, path, &bytes)?;
+        let engine = self.engine.clone();
+        let named = path.clone();
+        let compile = move || WasmModule::from_bytes(&engine, named, &bytes);
+        let mut module = on_compile_threads(compile, path).await?;
         module.limits = settings.limits;
         module.load_started = load_started;
         module.origin = origin;

@@ -1,6 +1,7 @@
 //! The one wasmtime [`Engine`] and [`Linker`] every module and instance shares.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,7 +10,7 @@ use bevy::prelude::*;
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Strategy};
 
 use crate::host::{self, HostState};
 use crate::sandbox::Sandbox;
@@ -19,6 +20,50 @@ pub const COMPILED_KEPT: usize = 32;
 
 /// How often the epoch ticks: the unit of [`GuestLimits::cpu_budget_ms`](crate::GuestLimits::cpu_budget_ms).
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// How modules become native code: by which compiler, and whether compiled
+/// code is kept on disk for the next start. Set on
+/// [`HotWasmPlugin::compilation`](crate::HotWasmPlugin::compilation).
+#[derive(Clone, Debug, Default)]
+pub struct Compilation {
+    /// Which of wasmtime's compilers turns modules into native code.
+    pub compiler: Compiler,
+    /// A directory where compiled modules are kept between runs, so a second
+    /// start of the game compiles nothing it compiled before (wasmtime's own
+    /// cache: entries are found by the module's bytes, the compiler, its
+    /// settings and wasmtime's version, and one that fails wasmtime's checks
+    /// is compiled again). `None`, the default, keeps nothing on disk.
+    ///
+    /// Whoever can write this directory can run native code in the game, as
+    /// with the game's own executable: put it where only the game writes
+    /// (the user's cache directory, or `target/` in development), never
+    /// beside downloaded mods. A relative path is taken from the working
+    /// directory. If it cannot be made, the game warns and runs without it.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Compilation {
+    /// The default compiler, keeping compiled modules in `dir`.
+    pub fn cached_in(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: Some(dir.into()),
+            ..default()
+        }
+    }
+}
+
+/// Which of wasmtime's compilers turns modules into native code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compiler {
+    /// Cranelift, the optimizing compiler: the fastest guest code. The default.
+    #[default]
+    Optimizing,
+    /// Winch, the baseline compiler: compiles a module about three times
+    /// faster, for quicker starts and reloads in development, and runs guest
+    /// code slower (see the README's Performance section). Only on x86-64
+    /// and AArch64.
+    Baseline,
+}
 
 /// The shared wasmtime engine, the linkers that hold every host import (one
 /// per shape of `wasi:keyvalue`'s `get-many`), and the [`Sandbox`] it was
@@ -34,14 +79,26 @@ pub struct WasmEngine {
     pairs_linker: Arc<Linker<HostState>>,
     sandbox: Arc<Sandbox>,
     compiled: Arc<Compiled>,
+    /// Compiled modules on disk, when [`Compilation::cache_dir`] is set and
+    /// could be used.
+    disk_cache: Option<Cache>,
 }
 
 /// The latest [`COMPILED_KEPT`] compiled components by the SHA-256 of their
-/// bytes, most recently used last, and how many compiles there were.
+/// bytes, most recently used last, and how many components wasmtime made
+/// (compiled, or read from the disk cache).
 #[derive(Default)]
 struct Compiled {
     kept: Mutex<VecDeque<([u8; 32], Component)>>,
-    compiles: AtomicU64,
+    loads: AtomicU64,
+}
+
+/// wasmtime's cache of compiled modules in `dir` (made absolute, as it
+/// requires), with its defaults for compression and clean-up.
+fn disk_cache(dir: &std::path::Path) -> wasmtime::Result<Cache> {
+    let mut config = CacheConfig::new();
+    config.with_directory(std::path::absolute(dir)?);
+    Cache::new(config)
 }
 
 impl Compiled {
@@ -55,17 +112,38 @@ impl Compiled {
 }
 
 impl WasmEngine {
-    /// An engine with the default [`Sandbox`].
+    /// An engine with the default [`Sandbox`] and [`Compilation`].
     pub fn new() -> wasmtime::Result<Self> {
-        Self::with_sandbox(Sandbox::default())
+        Self::build(Sandbox::default(), &Compilation::default())
+    }
+
+    /// An engine with `sandbox` and the default [`Compilation`].
+    pub fn with_sandbox(sandbox: Sandbox) -> wasmtime::Result<Self> {
+        Self::build(sandbox, &Compilation::default())
     }
 
     /// Builds the engine (component model on, concurrency support off: no
     /// host import is async, and it halves the cost of every boundary
-    /// crossing; epochs, fuel and the stack limit as `sandbox` says) and
-    /// links WASI p2 plus every `hotwasm:script` interface.
-    pub fn with_sandbox(sandbox: Sandbox) -> wasmtime::Result<Self> {
+    /// crossing; epochs, fuel and the stack limit as `sandbox` says; the
+    /// compiler and cache as `compilation` says) and links WASI p2 plus
+    /// every `hotwasm:script` interface.
+    pub fn build(sandbox: Sandbox, compilation: &Compilation) -> wasmtime::Result<Self> {
         let mut config = Config::new();
+        config.strategy(match compilation.compiler {
+            Compiler::Optimizing => Strategy::Cranelift,
+            Compiler::Baseline => Strategy::Winch,
+        });
+        let disk_cache = compilation.cache_dir.as_ref().and_then(|dir| {
+            disk_cache(dir)
+                .inspect_err(|error| {
+                    warn!(
+                        "compiled modules are not kept on disk: {}: {error:#}",
+                        dir.display()
+                    )
+                })
+                .ok()
+        });
+        config.cache(disk_cache.clone());
         config.wasm_component_model(true);
         config.concurrency_support(false);
         config.max_wasm_stack(sandbox.max_wasm_stack);
@@ -82,6 +160,7 @@ impl WasmEngine {
             pairs_linker: Arc::new(pairs_linker),
             sandbox: Arc::new(sandbox),
             compiled: Arc::default(),
+            disk_cache,
         })
     }
 
@@ -112,7 +191,7 @@ impl WasmEngine {
         }
         // Compiled outside the lock: loads on other threads go on.
         let component = Component::new(&self.engine, bytes)?;
-        self.compiled.compiles.fetch_add(1, Ordering::Relaxed);
+        self.compiled.loads.fetch_add(1, Ordering::Relaxed);
         let mut kept = self.compiled.kept();
         kept.push_back((digest, component.clone()));
         if kept.len() > COMPILED_KEPT {
@@ -121,10 +200,19 @@ impl WasmEngine {
         Ok(component)
     }
 
-    /// How many components this engine compiled (bytes it had compiled
-    /// before and still kept are not compiled again).
+    /// How many components this engine compiled: bytes it had compiled
+    /// before and still kept, and modules found compiled on disk, are not
+    /// compiled again.
     pub fn compiles(&self) -> u64 {
-        self.compiled.compiles.load(Ordering::Relaxed)
+        self.compiled.loads.load(Ordering::Relaxed) - self.disk_cache_hits()
+    }
+
+    /// How many components were found compiled on disk (see
+    /// [`Compilation::cache_dir`]) instead of being compiled.
+    pub fn disk_cache_hits(&self) -> u64 {
+        self.disk_cache
+            .as_ref()
+            .map_or(0, |cache| cache.cache_hits() as u64)
     }
 
     /// The linker with the `get-many` shape `component` imports.
@@ -163,10 +251,13 @@ impl EpochTicker {
 mod tests {
     use super::*;
 
-    /// A component of its own bytes for each `n`.
+    /// A component of its own bytes for each `n`, exporting `f{n}`.
     fn component(n: usize) -> Vec<u8> {
         wat::parse_str(format!(
-            "(component (core module (func (export \"f{n}\"))))"
+            r#"(component
+                (core module $m (func (export "f")))
+                (core instance $i (instantiate $m))
+                (func (export "f{n}") (canon lift (core func $i "f"))))"#
         ))
         .unwrap()
     }
@@ -189,5 +280,152 @@ mod tests {
             2 + COMPILED_KEPT as u64,
             "the oldest was let go"
         );
+    }
+
+    fn cached_in(dir: &std::path::Path, sandbox: Sandbox) -> WasmEngine {
+        WasmEngine::build(sandbox, &Compilation::cached_in(dir)).unwrap()
+    }
+
+    /// The cache's entries: one file per compiled module, beside its
+    /// bookkeeping (`.stats`, unfinished `.wip-*` writes).
+    fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut entries = Vec::new();
+        for compiler in std::fs::read_dir(dir.join("modules")).unwrap() {
+            for file in std::fs::read_dir(compiler.unwrap().path()).unwrap() {
+                let path = file.unwrap().path();
+                if path.extension().is_none() {
+                    entries.push(path);
+                }
+            }
+        }
+        entries
+    }
+
+    /// The names a component exports.
+    fn exports(engine: &WasmEngine, component: &Component) -> Vec<String> {
+        let exports = component.component_type();
+        exports
+            .exports(engine.engine())
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    /// Compiles `bytes` on a new engine over `dir` and says whether it
+    /// compiled (true) or found the module on disk (false); either way the
+    /// component is the one `bytes` describe.
+    fn compiled_on_new_engine(dir: &std::path::Path, sandbox: Sandbox, bytes: &[u8]) -> bool {
+        let engine = cached_in(dir, sandbox);
+        let component = engine.compile(bytes).unwrap();
+        let uncached = WasmEngine::new().unwrap();
+        assert_eq!(
+            exports(&engine, &component),
+            exports(&uncached, &uncached.compile(bytes).unwrap())
+        );
+        assert_eq!(engine.compiles() + engine.disk_cache_hits(), 1);
+        engine.compiles() == 1
+    }
+
+    #[test]
+    fn a_second_engine_over_the_same_directory_compiles_nothing_compiled_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = component(0);
+        assert!(compiled_on_new_engine(
+            dir.path(),
+            Sandbox::default(),
+            &bytes
+        ));
+        assert_eq!(entries(dir.path()).len(), 1);
+        assert!(!compiled_on_new_engine(
+            dir.path(),
+            Sandbox::default(),
+            &bytes
+        ));
+        assert!(
+            compiled_on_new_engine(dir.path(), Sandbox::default(), &component(1)),
+            "other bytes"
+        );
+    }
+
+    #[test]
+    fn other_engine_settings_do_not_share_compiled_modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = component(0);
+        assert!(compiled_on_new_engine(
+            dir.path(),
+            Sandbox::default(),
+            &bytes
+        ));
+        let fuel = Sandbox {
+            fuel: true,
+            ..default()
+        };
+        assert!(compiled_on_new_engine(dir.path(), fuel.clone(), &bytes));
+        assert!(!compiled_on_new_engine(dir.path(), fuel, &bytes));
+        let engine = WasmEngine::build(
+            Sandbox::default(),
+            &Compilation {
+                compiler: Compiler::Baseline,
+                cache_dir: Some(dir.path().to_owned()),
+            },
+        )
+        .unwrap();
+        engine.compile(&bytes).unwrap();
+        assert_eq!(engine.compiles(), 1, "another compiler");
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_entry_is_compiled_again_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = component(0);
+        assert!(compiled_on_new_engine(
+            dir.path(),
+            Sandbox::default(),
+            &bytes
+        ));
+        let [entry] = entries(dir.path()).try_into().unwrap();
+        let written = std::fs::read(&entry).unwrap();
+        // The same module compiled with fuel metering: a valid artifact,
+        // made for other settings.
+        let fuel = WasmEngine::with_sandbox(Sandbox {
+            fuel: true,
+            ..default()
+        })
+        .unwrap();
+        let foreign = fuel.compile(&bytes).unwrap().serialize().unwrap();
+        let damaged: [(&str, Vec<u8>); 5] = [
+            ("truncated", written[..written.len() / 2].to_vec()),
+            ("empty", Vec::new()),
+            ("garbage", b"not a compiled module".repeat(100)),
+            (
+                "garbage, compressed as the cache compresses",
+                zstd::encode_all(&b"not a compiled module".repeat(100)[..], 0).unwrap(),
+            ),
+            (
+                "compiled for other settings",
+                zstd::encode_all(&foreign[..], 0).unwrap(),
+            ),
+        ];
+        for (what, bytes_on_disk) in damaged {
+            std::fs::write(&entry, bytes_on_disk).unwrap();
+            assert!(
+                compiled_on_new_engine(dir.path(), Sandbox::default(), &bytes),
+                "{what}: compiled again"
+            );
+            assert!(
+                !compiled_on_new_engine(dir.path(), Sandbox::default(), &bytes),
+                "{what}: replaced by a good entry"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cache_directory_that_cannot_be_made_leaves_compiling_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a file");
+        std::fs::write(&file, b"").unwrap();
+        let engine = cached_in(&file.join("cache"), Sandbox::default());
+        engine.compile(&component(0)).unwrap();
+        assert_eq!(engine.compiles(), 1);
+        assert_eq!(engine.disk_cache_hits(), 0);
     }
 }

@@ -185,7 +185,7 @@ use bevy::prelude::*;
 
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError, WasmModuleSettings};
 pub use diagnostics::WasmDiagnostics;
-pub use engine::{COMPILED_KEPT, WasmEngine};
+pub use engine::{COMPILED_KEPT, Compilation, Compiler, WasmEngine};
 pub use host::{
     InstanceDetails, KeyWatch, MAX_PAYLOAD_BYTES, MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS,
     MAX_TOPIC_BYTES, MAX_WATCHES, MessageError, SpawnedBy, TaskDetails,
@@ -222,9 +222,9 @@ pub use trust::{
 #[doc(hidden)]
 pub mod prelude {
     pub use crate::{
-        HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed, ModuleLogged, ModuleMessage,
-        ModuleReloaded, ModuleTrust, Recipient, ScriptSender, TrustPolicy, TrustedKey, WasmModule,
-        WasmRuntime, WasmScript, WasmSystems,
+        Compilation, Compiler, HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed,
+        ModuleLogged, ModuleMessage, ModuleReloaded, ModuleTrust, Recipient, ScriptSender,
+        TrustPolicy, TrustedKey, WasmModule, WasmRuntime, WasmScript, WasmSystems,
     };
 }
 
@@ -263,6 +263,10 @@ pub struct HotWasmPlugin {
     /// CPU, memory and stack limits for guest code, and what happens to an
     /// instance that faults.
     pub sandbox: Sandbox,
+    /// Which compiler makes native code of modules, and where compiled
+    /// modules are kept between runs (none by default; the README's
+    /// Performance section says what each saves).
+    pub compilation: Compilation,
 }
 
 impl Plugin for HotWasmPlugin {
@@ -306,9 +310,10 @@ impl Plugin for HotWasmPlugin {
     }
 
     fn finish(&self, app: &mut App) {
-        let engine = WasmEngine::with_sandbox(self.sandbox.clone()).unwrap_or_else(|error| {
-            panic!("HotWasmPlugin could not create its wasmtime engine: {error:#}")
-        });
+        let engine =
+            WasmEngine::build(self.sandbox.clone(), &self.compilation).unwrap_or_else(|error| {
+                panic!("HotWasmPlugin could not create its wasmtime engine: {error:#}")
+            });
         if self.sandbox.epoch_interruption {
             let ticker =
                 engine::EpochTicker::start(engine.engine().clone()).unwrap_or_else(|error| {

@@ -4,8 +4,8 @@ mod common;
 
 use bevy::prelude::*;
 use bevy_hotwasm::{
-    DEFAULT_MAX_WASM_STACK, FailureStage, HotWasmPlugin, Sandbox, WasmEngine, WasmModule,
-    WasmModuleLoaderError, WasmScript,
+    Compilation, DEFAULT_MAX_WASM_STACK, FailureStage, HotWasmPlugin, Sandbox, WasmEngine,
+    WasmModule, WasmModuleLoaderError, WasmScript,
 };
 use common::*;
 
@@ -29,6 +29,35 @@ fn a_module_loads_and_init_runs() {
     );
     assert_eq!(generation(&app, entity), Some(1));
     assert!(seen(&app).failed.is_empty());
+}
+
+/// A game that keeps compiled modules on disk compiles nothing at its second
+/// start, and its modules run as at the first.
+#[test]
+fn a_second_start_with_a_cache_directory_compiles_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let start = || {
+        let assets = AssetDir::new();
+        assets.write("hello.wasm", &guest_bytes("hello"));
+        let plugin = HotWasmPlugin {
+            compilation: Compilation::cached_in(cache.path()),
+            ..unsigned_plugin()
+        };
+        let mut app = app_with(&assets, None, plugin, |_| {});
+        let entity = spawn_script(&mut app, "hello.wasm");
+        update_until(&mut app, "hello to log", |app| {
+            seen(app).lines_of(entity).len() >= 2
+        });
+        assert_eq!(
+            seen(&app).lines_of(entity)[0],
+            "Hello from modules/hello.wasm (generation 1)!"
+        );
+        let engine = app.world().resource::<WasmEngine>();
+        (engine.compiles(), engine.disk_cache_hits())
+    };
+
+    assert_eq!(start(), (1, 0), "the first start compiles");
+    assert_eq!(start(), (0, 1), "the second finds it on disk");
 }
 
 #[test]

@@ -9,7 +9,8 @@ use bevy::diagnostic::DiagnosticsStore;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{
-    FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined, SpawnedBy, WasmDiagnostics,
+    Compilation, Compiler, FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined,
+    SpawnedBy, WasmDiagnostics,
 };
 use common::*;
 
@@ -19,12 +20,21 @@ struct Quarantined(Vec<ScriptQuarantined>);
 
 /// An app running `ticker` and `mischief` loaded as `<bad>.wasm`.
 fn good_beside_bad(assets: &AssetDir, bad: &str, sandbox: Sandbox) -> (App, Entity, Entity) {
-    assets.write("ticker.wasm", &guest_bytes("ticker"));
-    assets.write(&format!("{bad}.wasm"), &guest_bytes("mischief"));
     let plugin = HotWasmPlugin {
         sandbox,
         ..unsigned_plugin()
     };
+    good_beside_bad_in(assets, bad, plugin)
+}
+
+/// The same with all of the plugin's settings given.
+fn good_beside_bad_in(
+    assets: &AssetDir,
+    bad: &str,
+    plugin: HotWasmPlugin,
+) -> (App, Entity, Entity) {
+    assets.write("ticker.wasm", &guest_bytes("ticker"));
+    assets.write(&format!("{bad}.wasm"), &guest_bytes("mischief"));
     let mut app = app_with_fake_watcher(assets, plugin);
     app.init_resource::<Quarantined>().add_systems(
         Last,
@@ -201,6 +211,42 @@ fn deep_recursion_and_traps_are_faults_of_their_kind() {
     assert!(
         backtrace.contains("mischief::trap_on_purpose"),
         "{backtrace}"
+    );
+}
+
+/// Modules compiled by the baseline compiler (Winch) are held to the same
+/// limits: a runaway loop is interrupted, a deep recursion and a trap are
+/// faults of their kind, and the good module keeps working.
+#[test]
+fn the_baseline_compiler_keeps_every_guard() {
+    let baseline = || HotWasmPlugin {
+        compilation: Compilation {
+            compiler: Compiler::Baseline,
+            ..default()
+        },
+        ..unsigned_plugin()
+    };
+    let expected = [
+        ("loop-handler", FaultKind::OutOfCpu),
+        ("recurse", FaultKind::StackOverflow),
+    ];
+    for (bad_name, fault) in expected {
+        let assets = AssetDir::new();
+        let (mut app, good, bad) = good_beside_bad_in(&assets, bad_name, baseline());
+        until_quarantined(&mut app, good, bad);
+        assert_eq!(
+            runtime(&app).script(bad).unwrap().last_fault(),
+            Some(&fault),
+            "{bad_name}"
+        );
+    }
+    let assets = AssetDir::new();
+    let (mut app, _, trap) = good_beside_bad_in(&assets, "trap", baseline());
+    update_until(&mut app, "the trap", |app| !faults_of(app, trap).is_empty());
+    assert!(
+        matches!(&faults_of(&app, trap)[0].1, Some(FaultKind::Trap { message, .. }) if message.contains("unreachable")),
+        "{:?}",
+        faults_of(&app, trap)
     );
 }
 

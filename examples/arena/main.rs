@@ -128,6 +128,19 @@ fn main() -> AppExit {
         HotWasmPlugin {
             // Unsigned local modules in development builds only.
             trust: TrustPolicy::new().allow_unsigned_local(cfg!(debug_assertions)),
+            compilation: Compilation {
+                // Development builds start and reload sooner with the
+                // baseline compiler; releases get the fastest guest code.
+                compiler: if cfg!(debug_assertions) {
+                    Compiler::Baseline
+                } else {
+                    Compiler::Optimizing
+                },
+                // Compiled modules kept for the next start.
+                cache_dir: Some(
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/target/hotwasm-cache").into(),
+                ),
+            },
             ..default()
         },
         ArenaLogicPlugin {
