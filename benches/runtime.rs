@@ -5,7 +5,9 @@
 //! ≈ 0.7 ms of executor and asset bookkeeping on the test machine, which
 //! would drown what is measured here.
 //!
-//! - `frame/*`: 100 loaded script instances with nothing due, against a
+//! - `frame/*`: a whole `App::update` of `MinimalPlugins` and `AssetPlugin`
+//!   with and without the plugin and no scripts (every schedule on one thread);
+//!   100 loaded script instances with nothing due, against a
 //!   plain system over 100 entities, and an empty `Update` for reference;
 //!   100 instances of `drift`, each with the per-frame hook reading and
 //!   writing its own entity's `Position` (a typed get and set), against a
@@ -129,6 +131,32 @@ fn payload() -> Vec<u8> {
 
 fn frame(c: &mut Criterion) {
     let mut group = c.benchmark_group("frame");
+    // A whole `App::update`, as a game runs it.
+    for (name, with_plugin) in [("without_plugin", false), ("plugin_no_scripts", true)] {
+        group.bench_function(format!("app_update_{name}"), |b| {
+            let assets = AssetDir::new();
+            let mut app = App::new();
+            app.add_plugins((
+                MinimalPlugins,
+                AssetPlugin {
+                    file_path: assets.path().to_string_lossy().into_owned(),
+                    ..default()
+                },
+            ));
+            if with_plugin {
+                app.add_plugins(unsigned_plugin());
+            }
+            app.finish();
+            app.cleanup();
+            // One thread for every schedule: the multi-threaded executor's
+            // wake-ups on two cores vary more between runs than what is measured.
+            app.update();
+            for (_, schedule) in app.world_mut().resource_mut::<Schedules>().iter_mut() {
+                schedule.set_executor(SingleThreadedExecutor::new());
+            }
+            b.iter(|| app.update());
+        });
+    }
     group.bench_function("empty_update", |b| {
         let assets = AssetDir::new();
         let mut app = bench_app(&assets);
@@ -523,5 +551,71 @@ fn start_game(assets: &AssetDir, compiler: Compiler, cache: &std::path::Path) ->
     app
 }
 
-criterion_group!(benches, frame, messages, events, ecs, sandbox, loading);
+/// New instances of a loaded module: how long until 1 000 entities given
+/// the `echo` module have each run `init`, and the memory they hold.
+fn instances(c: &mut Criterion) {
+    const NEW: usize = 1_000;
+    let mut group = c.benchmark_group("instances");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(NEW as u64));
+    let (_assets, mut app, _) = echo_app(1);
+    let spawn = |app: &mut App| -> Vec<Entity> {
+        let entities: Vec<Entity> = (0..NEW).map(|_| spawn_script(app, "echo.wasm")).collect();
+        while !entities
+            .iter()
+            .all(|&entity| generation(app, entity).is_some())
+        {
+            app.update();
+        }
+        entities
+    };
+    // Resident memory, once: the first thousand, then a second thousand
+    // beside them (the first may still be growing the allocator's pools).
+    for round in ["first", "second"] {
+        let before = resident_bytes();
+        let entities = spawn(&mut app);
+        let held = resident_bytes().saturating_sub(before) / NEW as u64;
+        println!(
+            "instances: {round} {NEW} new instances of echo hold {} KB each",
+            held / 1024
+        );
+        if round == "second" {
+            for entity in entities {
+                app.world_mut().despawn(entity);
+            }
+            app.update();
+        }
+    }
+    group.bench_function("1000_new_instances_of_a_loaded_module", |b| {
+        b.iter_custom(|iterations| {
+            let mut spent = std::time::Duration::ZERO;
+            for _ in 0..iterations {
+                let started = std::time::Instant::now();
+                let entities = spawn(&mut app);
+                spent += started.elapsed();
+                for entity in entities {
+                    app.world_mut().despawn(entity);
+                }
+                app.update();
+            }
+            spent
+        });
+    });
+    group.finish();
+}
+
+/// This process's resident memory (Linux's `/proc/self/statm`; 0 elsewhere).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+criterion_group!(
+    benches, frame, messages, events, ecs, sandbox, loading, instances
+);
 criterion_main!(benches);
