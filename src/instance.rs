@@ -83,6 +83,53 @@ fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Appends `part` to a batch's `bytes` and returns its range (saturating:
+/// a batch past 4 GiB cannot be lowered into a guest anyway).
+fn append(bytes: &mut Vec<u8>, part: &[u8]) -> (u32, u32) {
+    let start = bytes.len();
+    bytes.extend_from_slice(part);
+    let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    (to_u32(start), to_u32(part.len()))
+}
+
+/// Messages waiting for one instance's next batch, packed the way the
+/// batch carries them: fixed-size headers, and the topics and payloads back
+/// to back in one buffer. A topic the same as the previous message's is not
+/// written again: the header points at the one before.
+#[derive(Default)]
+pub(crate) struct PendingMessages {
+    headers: Vec<Message>,
+    bytes: Vec<u8>,
+}
+
+impl PendingMessages {
+    pub fn push(&mut self, topic: &str, payload: &[u8], sender: Option<u64>) {
+        let repeated = self.headers.last().and_then(|last| {
+            let start = last.topic_start as usize;
+            let previous = self.bytes.get(start..start + last.topic_len as usize)?;
+            (previous == topic.as_bytes()).then_some((last.topic_start, last.topic_len))
+        });
+        let (topic_start, topic_len) =
+            repeated.unwrap_or_else(|| append(&mut self.bytes, topic.as_bytes()));
+        let (payload_start, payload_len) = append(&mut self.bytes, payload);
+        self.headers.push(Message {
+            topic_start,
+            topic_len,
+            payload_start,
+            payload_len,
+            sender,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+}
+
 /// Watched changes waiting for one instance's next batch, packed the way
 /// the batch carries them: fixed-size headers, and the subjects and data
 /// back to back in one buffer.
@@ -101,15 +148,8 @@ impl PendingEvents {
         subject: &str,
         data: &[u8],
     ) {
-        let mut append = |part: &[u8]| {
-            let start = self.bytes.len();
-            self.bytes.extend_from_slice(part);
-            // Saturating: a batch past 4 GiB cannot be lowered into a guest anyway.
-            let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-            (to_u32(start), to_u32(part.len()))
-        };
-        let (subject_start, subject_len) = append(subject.as_bytes());
-        let (data_start, data_len) = append(data);
+        let (subject_start, subject_len) = append(&mut self.bytes, subject.as_bytes());
+        let (data_start, data_len) = append(&mut self.bytes, data);
         self.headers.push(ChangeEvent {
             watch,
             id: stamp.id,
@@ -368,7 +408,7 @@ impl LiveInstance {
         &mut self,
         loan: &mut WorldLoan,
         now: u64,
-        messages: Vec<Message>,
+        messages: PendingMessages,
         events: PendingEvents,
         frame: Option<Frame>,
     ) -> Result<(), CallError> {
@@ -390,7 +430,8 @@ impl LiveInstance {
                 let mut batch = Batch {
                     now,
                     tasks,
-                    messages,
+                    messages: messages.headers,
+                    message_bytes: messages.bytes,
                     events: events.headers,
                     event_bytes: events.bytes,
                     frame,

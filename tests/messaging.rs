@@ -75,6 +75,58 @@ fn messages_from_a_system_a_thread_and_a_module_each_arrive_once_in_order() {
     );
 }
 
+/// One frame's messages travel packed, a repeated topic written once: each
+/// still reaches the handler of its own topic with its own payload.
+#[test]
+fn messages_on_several_topics_in_one_frame_each_reach_their_handler() {
+    let assets = AssetDir::new();
+    assets.write("echo.wasm", &guest_bytes("echo"));
+    let mut app = app(&assets, None);
+    let echo = spawn_script(&mut app, "echo.wasm");
+    update_until(&mut app, "echo to start", |app| {
+        generation(app, echo).is_some()
+    });
+
+    let sent = [
+        ("ping", "a"),
+        ("ping", "bb"),
+        ("count", "x"),
+        ("count", ""),
+        ("nobody listens", "lost"),
+        ("ping", ""),
+        ("report", ""),
+        ("ping", "ping"),
+        // A handler that unsubscribes its own topic: the next two find none.
+        ("count-once", ""),
+        ("count-once", ""),
+        ("count-once", ""),
+        ("report", ""),
+    ];
+    for (topic, payload) in sent {
+        app.world_mut()
+            .write_message(HostMessage::to_entity(echo, topic, payload));
+    }
+    app.update();
+
+    assert_eq!(
+        seen(&app).lines_of(echo),
+        [
+            "ping 1 from the host: a",
+            "ping 2 from the host: bb",
+            "ping 3 from the host: ",
+            "counted 2",
+            "ping 4 from the host: ping",
+            "counted 3",
+        ]
+    );
+    let pongs: Vec<&[u8]> = seen(&app)
+        .sent
+        .iter()
+        .map(|m| m.payload.as_slice())
+        .collect();
+    assert_eq!(pongs, [&b"a"[..], b"bb", b"", b"ping"]);
+}
+
 #[test]
 fn a_broadcast_reaches_every_subscriber_and_only_them() {
     let assets = AssetDir::new();

@@ -270,6 +270,10 @@ fn an_unverified_first_download_falls_back_to_the_embedded_default() {
     let mut app = remote_app(&assets, source);
 
     let entity = run_remote(&mut app);
+    // The refused download fails first; the fallback loads after it.
+    update_until(&mut app, "the embedded default to run", |app| {
+        generation(app, entity).is_some()
+    });
 
     assert_eq!(running_size(&app, entity), embedded.len());
     assert!(matches!(

@@ -7,8 +7,8 @@ use bevy::prelude::*;
 
 use super::lifecycle::faulted;
 use super::{Frame, RECENT_RUNS, RunOrder, Runner, Script, WasmRuntime};
-use crate::host::{GuestLine, InstanceDetails, Message, check_message};
-use crate::instance::{CallCost, LiveInstance, Produced};
+use crate::host::{GuestLine, InstanceDetails, check_message};
+use crate::instance::{CallCost, LiveInstance, PendingMessages, Produced};
 use crate::messages::{
     FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleLogged, ModuleMessage, Recipient,
 };
@@ -18,7 +18,8 @@ use crate::sandbox::QueueLimits;
 /// bytes whether the script runs, loads or is quarantined.
 #[derive(Default)]
 pub(super) struct Inbox {
-    messages: Vec<Message>,
+    messages: PendingMessages,
+    /// The topics' and payloads' bytes, each message's counted in full.
     bytes: usize,
 }
 
@@ -31,9 +32,9 @@ impl Inbox {
         self.messages.is_empty()
     }
 
-    /// Queues `message`, unless the inbox is full by `limits`; says
+    /// Queues a message, unless the inbox is full by `limits`; says
     /// whether it did.
-    fn push(&mut self, entity: Entity, message: Message, limits: &QueueLimits) -> bool {
+    fn push(&mut self, entity: Entity, message: &Outgoing, limits: &QueueLimits) -> bool {
         let size = message.topic.len() + message.payload.len();
         let (max, max_bytes) = (limits.max_messages, limits.max_message_bytes);
         if self.messages.len() >= max || self.bytes + size > max_bytes {
@@ -47,14 +48,22 @@ impl Inbox {
             return false;
         }
         self.bytes += size;
-        self.messages.push(message);
+        let sender = message.sender.map(Entity::to_bits);
+        self.messages.push(message.topic, message.payload, sender);
         true
     }
 
-    fn take(&mut self) -> Vec<Message> {
+    fn take(&mut self) -> PendingMessages {
         self.bytes = 0;
         std::mem::take(&mut self.messages)
     }
+}
+
+/// A message on its way into inboxes: from the game (no sender) or a guest.
+struct Outgoing<'a> {
+    topic: &'a str,
+    payload: &'a [u8],
+    sender: Option<Entity>,
 }
 
 /// Keeps a paused script's watch events for when it resumes, within
@@ -124,23 +133,23 @@ pub(super) fn publish(world: &mut World, instance: &mut LiveInstance, sent: &mut
 
 impl Runner {
     /// Queues a message from the game for its recipients.
-    pub(super) fn deliver(&mut self, HostMessage { to, topic, payload }: HostMessage) {
-        if let Err(error) = check_message(&topic, &payload) {
+    pub(super) fn deliver(&mut self, HostMessage { to, topic, payload }: &HostMessage) {
+        if let Err(error) = check_message(topic, payload) {
             warn!("dropped a HostMessage on topic {topic:?}: {error}");
             return;
         }
-        let message = Message {
+        let message = Outgoing {
             topic,
             payload,
             sender: None,
         };
-        match to {
-            Recipient::Entity(entity) => self.queue(RunOrder(entity), message),
-            Recipient::Subscribers => self.queue_for_subscribers(None, message),
+        match *to {
+            Recipient::Entity(entity) => self.queue(RunOrder(entity), &message),
+            Recipient::Subscribers => self.queue_for_subscribers(&message),
         }
     }
 
-    fn queue(&mut self, order: RunOrder, message: Message) {
+    fn queue(&mut self, order: RunOrder, message: &Outgoing) {
         let Some(script) = self.scripts.get_mut(&order) else {
             debug!(
                 "dropped a HostMessage on topic {:?}: {} has no WasmScript",
@@ -156,15 +165,15 @@ impl Runner {
 
     /// Queues `message` for every running script subscribed to its topic,
     /// except its sender.
-    fn queue_for_subscribers(&mut self, sender: Option<Entity>, message: Message) {
+    fn queue_for_subscribers(&mut self, message: &Outgoing) {
         for (order, script) in &mut self.scripts {
             let subscribed = script
                 .instance
                 .as_ref()
-                .is_some_and(|instance| instance.is_subscribed(&message.topic));
-            if Some(order.0) != sender && subscribed {
+                .is_some_and(|instance| instance.is_subscribed(message.topic));
+            if Some(order.0) != message.sender && subscribed {
                 let first = script.inbox.is_empty();
-                if script.inbox.push(order.0, message.clone(), &self.queues) && first {
+                if script.inbox.push(order.0, message, &self.queues) && first {
                     self.queued_to.push(*order);
                 }
             }
@@ -225,12 +234,11 @@ impl Runner {
             payload,
         } in std::mem::take(&mut self.sent)
         {
-            let message = Message {
-                topic,
-                payload,
-                sender: Some(sender.to_bits()),
-            };
-            self.queue_for_subscribers(Some(sender), message);
+            self.queue_for_subscribers(&Outgoing {
+                topic: &topic,
+                payload: &payload,
+                sender: Some(sender),
+            });
         }
     }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bevy::asset::AssetLoadFailedEvent;
 use bevy::diagnostic::FrameCount;
+use bevy::ecs::message::{MessageCursor, Messages};
 use bevy::ecs::system::SystemState;
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
@@ -496,7 +497,6 @@ type RunInputs = (
     MessageReader<'static, 'static, AssetLoadFailedEvent<WasmModule>>,
     RemovedComponents<'static, 'static, WasmScript>,
     Query<'static, 'static, (Entity, &'static WasmScript), Changed<WasmScript>>,
-    MessageReader<'static, 'static, HostMessage>,
 );
 
 /// Read after the hot swaps, so the new generations' watches apply.
@@ -510,17 +510,18 @@ pub(crate) fn run_scripts(
     kv_inputs: &mut SystemState<KvInputs>,
     mut runner: Local<Runner>,
     mut spare_world: Local<Option<Box<World>>>,
+    // Read in place, not through a `MessageReader` that would hold the
+    // world: a frame of messages is delivered without copying one.
+    mut host_messages: Local<MessageCursor<HostMessage>>,
 ) -> Result {
-    let (mut asset_events, mut load_failures, mut removed, changed, mut host_messages) =
-        inputs.get_mut(world)?;
+    let (mut asset_events, mut load_failures, mut removed, changed) = inputs.get_mut(world)?;
     let script_changes = lifecycle::ScriptChanges::read(
         &mut asset_events,
         &mut load_failures,
         &mut removed,
         &changed,
     );
-    let mut host_messages: Vec<HostMessage> = host_messages.read().cloned().collect();
-    host_messages.extend(world.resource::<ScriptReceiver>().0.try_iter());
+    let from_threads: Vec<HostMessage> = world.resource::<ScriptReceiver>().0.try_iter().collect();
     let time = world.get_resource::<Time<Virtual>>();
     let now = time.map_or(0, |time| time.elapsed().as_nanos() as u64);
     let this_frame = time
@@ -549,7 +550,8 @@ pub(crate) fn run_scripts(
         };
         runner.apply(frame, script_changes);
         runner.start_due(frame);
-        for message in host_messages {
+        let from_systems = frame.world.resource::<Messages<HostMessage>>();
+        for message in host_messages.read(from_systems).chain(&from_threads) {
             runner.deliver(message);
         }
         runner.match_kv_changes(kv_inputs.get_mut(&mut frame.world)?.read());

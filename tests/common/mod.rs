@@ -360,8 +360,9 @@ pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8>
                 (func (export "init") (result i32) {init})
                 (func (export "save-state") (result i32) {save})
                 (func (export "restore-state") (param i32 i32) (result i32) (i32.const 16))
-                ;; Both return an empty list of changes (the zeroes at 16).
-                (func (export "handle-batch") (param i64 i32 i32 i32 i32 i32 i32 i32 i32 i32 i64 i64 i32 i32 i32) (result i32) {batch} (i32.const 16))
+                ;; Both return an empty list of changes (the zeroes at 16). The
+                ;; batch has more fields than fit in parameters: it comes in memory.
+                (func (export "handle-batch") (param i32) (result i32) {batch} (i32.const 16))
                 (func (export "handle-frame") (param i64 i64 i64 i32 i32 i32) (result i32) {batch} (i32.const 16))
                 (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024)))
             (core instance $i (instantiate $m))
@@ -373,7 +374,7 @@ pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8>
                 (canon lift (core func $i "restore-state") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
             (type $task-due' (record (field "id" u64) (field "missed" u32)))
             (export $task-due "task-due" (type $task-due'))
-            (type $message' (record (field "topic" string) (field "payload" (list u8)) (field "sender" (option u64))))
+            (type $message' (record (field "topic-start" u32) (field "topic-len" u32) (field "payload-start" u32) (field "payload-len" u32) (field "sender" (option u64))))
             (export $message "message" (type $message'))
             (type $change-kind' (enum "kv-set" "kv-delete" "component-added" "component-changed" "component-removed" "resource-changed"))
             (export $change-kind "change-kind" (type $change-kind'))
@@ -381,7 +382,7 @@ pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8>
             (export $change-event "change-event" (type $change-event'))
             (type $frame' (record (field "delta" u64) (field "number" u64) (field "components" (option (list u8)))))
             (export $frame "frame" (type $frame'))
-            (type $batch' (record (field "now" u64) (field "tasks" (list $task-due)) (field "messages" (list $message)) (field "events" (list $change-event)) (field "event-bytes" (list u8)) (field "frame" (option $frame))))
+            (type $batch' (record (field "now" u64) (field "tasks" (list $task-due)) (field "messages" (list $message)) (field "message-bytes" (list u8)) (field "events" (list $change-event)) (field "event-bytes" (list u8)) (field "frame" (option $frame))))
             (export $batch "batch" (type $batch'))
             (func (export "handle-batch") (param "batch" $batch) (result (list (tuple u32 (list u8))))
                 (canon lift (core func $i "handle-batch") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))

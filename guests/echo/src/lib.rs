@@ -26,20 +26,26 @@ impl Script for Echo {
                 Some(bits) => format!("entity {}", Entity::from_bits(bits)),
                 None => "the host".to_owned(),
             };
-            let text = String::from_utf8_lossy(&message.payload);
+            let text = String::from_utf8_lossy(message.payload);
             info!("ping {} from {sender}: {text}", me.pings);
-            hotwasm_sdk::send("pong", &message.payload)
+            hotwasm_sdk::send("pong", message.payload)
         })?;
         cx.on_message("count", |me, _, _| {
             me.counted += 1;
             Ok(())
+        })?;
+        // Counts one message, then no more: later ones in the same batch
+        // find no handler.
+        cx.on_message("count-once", |me, cx, _| {
+            me.counted += 1;
+            cx.unsubscribe("count-once")
         })?;
         cx.watch(Watch::prefix("bench", ""), |me, _, _| {
             me.counted += 1;
             Ok(())
         })?;
         cx.on_message("count-component", |_, cx, message| {
-            let type_path = String::from_utf8_lossy(&message.payload);
+            let type_path = String::from_utf8_lossy(message.payload);
             let changes = ComponentChanges::ADDED | ComponentChanges::CHANGED;
             cx.watch(Watch::component_path(&type_path, changes), |me, _, _| {
                 me.counted += 1;
@@ -48,7 +54,7 @@ impl Script for Echo {
             Ok(())
         })?;
         cx.on_message("read-component", |me, _, message| {
-            let text = String::from_utf8_lossy(&message.payload);
+            let text = String::from_utf8_lossy(message.payload);
             let words: Vec<&str> = text.split(' ').collect();
             let [entity, type_path, times] = words[..] else {
                 return Err("read-component takes `<entity bits> <type path> <times>`".into());
@@ -60,7 +66,7 @@ impl Script for Echo {
             Ok(())
         })?;
         cx.on_message("move-position", |_, _, message| {
-            let text = String::from_utf8_lossy(&message.payload);
+            let text = String::from_utf8_lossy(message.payload);
             let (entity, times) = text
                 .split_once(' ')
                 .ok_or("move-position takes `<entity bits> <times>`")?;
@@ -71,7 +77,7 @@ impl Script for Echo {
             Ok(())
         })?;
         cx.on_message("sum-field", |me, _, message| {
-            let text = String::from_utf8_lossy(&message.payload);
+            let text = String::from_utf8_lossy(message.payload);
             let (type_path, field) = text.split_once(' ').ok_or("sum-field takes two words")?;
             let values = raw::query_field(type_path, field)?;
             me.counted += values.iter().map(|(_, value)| *value as u64).sum::<u64>();

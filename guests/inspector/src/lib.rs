@@ -14,7 +14,7 @@ use hotwasm_sdk::{Cx, Error, Message, Script, info};
 struct Inspector;
 
 fn words(message: &Message, count: usize) -> Vec<String> {
-    String::from_utf8_lossy(&message.payload)
+    String::from_utf8_lossy(message.payload)
         .splitn(count, ' ')
         .map(str::to_owned)
         .collect()
@@ -54,7 +54,7 @@ impl Script for Inspector {
             Ok(())
         })?;
         cx.on_message("inspect/resource", |_, _, message| {
-            let type_path = String::from_utf8_lossy(&message.payload);
+            let type_path = String::from_utf8_lossy(message.payload);
             answer("resource", ecs::get_resource(&type_path), |json| {
                 text(&json)
             });
@@ -77,7 +77,7 @@ impl Script for Inspector {
             Ok(())
         })?;
         cx.on_message("inspect/spawn", |_, _, message| {
-            let components: Vec<(String, Vec<u8>)> = String::from_utf8_lossy(&message.payload)
+            let components: Vec<(String, Vec<u8>)> = String::from_utf8_lossy(message.payload)
                 .lines()
                 .filter_map(|line| line.split_once(' '))
                 .map(|(type_path, json)| (type_path.to_owned(), json.as_bytes().to_vec()))
@@ -116,7 +116,7 @@ impl Script for Inspector {
             Ok(())
         })?;
         cx.on_message("inspect/despawn", |_, _, message| {
-            match ecs::despawn(bits(&String::from_utf8_lossy(&message.payload))) {
+            match ecs::despawn(bits(&String::from_utf8_lossy(message.payload))) {
                 Ok(()) => info!("despawned"),
                 Err(error) => info!("despawn failed: {error:?}"),
             }

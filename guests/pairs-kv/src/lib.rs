@@ -4,10 +4,6 @@
 //! `get-many`, and writes what it got to `pairs/got`.
 
 mod bindings {
-    #![expect(
-        clippy::too_many_arguments,
-        reason = "the generated `handle-batch` export takes the batch flattened into nine core values"
-    )]
     wit_bindgen::generate!({ world: "script", path: "wit", generate_all });
 }
 

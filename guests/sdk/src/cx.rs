@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hotwasm_events::{ChangeKind, CloudEvent, Source};
 
 use crate::bindings::hotwasm::script::log::{Level, log};
-use crate::bindings::hotwasm::script::types::{self, Batch, Message};
+use crate::bindings::hotwasm::script::types::{self, Batch};
 use crate::bindings::hotwasm::script::watch::ComponentChanges;
 use crate::bindings::hotwasm::script::{messaging, scheduler, watch};
 use crate::ecs::{Component, QueryData, Resource};
@@ -53,6 +53,18 @@ impl Frame {
     pub fn delta_secs(&self) -> f32 {
         self.delta.as_secs_f32()
     }
+}
+
+/// A message delivered to this instance, borrowed from the frame's batch.
+#[derive(Clone, Copy, Debug)]
+pub struct Message<'a> {
+    /// The topic it was sent on.
+    pub topic: &'a str,
+    /// Its bytes; the format is up to the sender and the receiver.
+    pub payload: &'a [u8],
+    /// The entity of the instance that sent it (`Entity::from_bits`), or
+    /// `None` when the game sent it.
+    pub sender: Option<u64>,
 }
 
 /// A change one of this instance's watches matched: a CloudEvents 1.0
@@ -259,7 +271,7 @@ impl From<types::ChangeKind> for ChangeKind {
 type Shared<F> = Rc<RefCell<F>>;
 type OnceTask<S> = Box<dyn FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error>>;
 type RepeatingTask<S> = dyn FnMut(&mut S, &mut Cx<S>, Tick) -> Result<(), Error>;
-type MessageHandler<S> = dyn for<'m> FnMut(&mut S, &mut Cx<S>, &'m Message) -> Result<(), Error>;
+type MessageHandler<S> = dyn for<'m> FnMut(&mut S, &mut Cx<S>, &Message<'m>) -> Result<(), Error>;
 type WatchHandler<S> = dyn for<'e> FnMut(&mut S, &mut Cx<S>, &Event<'e>) -> Result<(), Error>;
 
 /// A handler and the name it is logged under when it fails.
@@ -317,6 +329,9 @@ pub struct Cx<S> {
     tasks: HashMap<u64, Task<S>>,
     /// Shared slices, so a message costs a reference count, not a copy.
     topics: HashMap<String, Rc<[Named<MessageHandler<S>>]>>,
+    /// Counts changes to `topics`, so a batch may reuse the handlers it
+    /// found for the previous message's topic until they change.
+    topic_changes: u64,
     /// Each watch's CloudEvents source and handler.
     watches: HashMap<u64, (Rc<str>, Named<WatchHandler<S>>)>,
 }
@@ -326,6 +341,7 @@ impl<S> Default for Cx<S> {
         Self {
             tasks: HashMap::new(),
             topics: HashMap::new(),
+            topic_changes: 0,
             watches: HashMap::new(),
         }
     }
@@ -430,7 +446,7 @@ impl<S: 'static> Cx<S> {
     /// (also for messages the host sends straight to this entity).
     pub fn on_message<F>(&mut self, topic: &str, handler: F) -> Result<(), Error>
     where
-        F: for<'m> FnMut(&mut S, &mut Cx<S>, &'m Message) -> Result<(), Error> + 'static,
+        F: for<'m> FnMut(&mut S, &mut Cx<S>, &Message<'m>) -> Result<(), Error> + 'static,
     {
         messaging::subscribe(topic)?;
         let handler: Shared<MessageHandler<S>> = Rc::new(RefCell::new(handler));
@@ -440,12 +456,14 @@ impl<S: 'static> Cx<S> {
         };
         let entry = self.topics.entry(topic.to_owned()).or_default();
         *entry = entry.iter().cloned().chain([named]).collect();
+        self.topic_changes += 1;
         Ok(())
     }
 
     /// Unsubscribes from `topic` and forgets its handlers.
     pub fn unsubscribe(&mut self, topic: &str) -> Result<(), Error> {
         self.topics.remove(topic);
+        self.topic_changes += 1;
         Ok(messaging::unsubscribe(topic)?)
     }
 
@@ -496,6 +514,15 @@ impl<S: Script> Default for Instance<S> {
     }
 }
 
+/// The range `start..start + len` of a batch's bytes; empty if the host
+/// gave one outside them.
+fn part(bytes: &[u8], start: u32, len: u32) -> &[u8] {
+    let start = start as usize;
+    bytes
+        .get(start..start.saturating_add(len as usize))
+        .unwrap_or_default()
+}
+
 impl<S: Script> Instance<S> {
     /// Calls the closures for a frame's batch: tasks, then messages, then
     /// watch events, then [`Script::update`]. Closures may register or
@@ -522,12 +549,35 @@ impl<S: Script> Instance<S> {
                 None => {}
             }
         }
-        for message in &batch.messages {
-            let handlers = cx.topics.get(&message.topic).cloned().unwrap_or_default();
+        // The host writes a topic once for a run of messages on it: the
+        // previous message's topic range, its text, handlers, and the
+        // `topic_changes` they were looked up at.
+        let mut previous = None;
+        for header in &batch.messages {
+            let bytes = &batch.message_bytes;
+            let range = (header.topic_start, header.topic_len);
+            let (topic, handlers) = match previous.take() {
+                Some((seen, topic, handlers, changes))
+                    if seen == range && changes == cx.topic_changes =>
+                {
+                    (topic, handlers)
+                }
+                _ => {
+                    let topic =
+                        std::str::from_utf8(part(bytes, range.0, range.1)).unwrap_or_default();
+                    (topic, cx.topics.get(topic).cloned().unwrap_or_default())
+                }
+            };
+            previous = Some((range, topic, handlers.clone(), cx.topic_changes));
+            let message = Message {
+                topic,
+                payload: part(bytes, header.payload_start, header.payload_len),
+                sender: header.sender,
+            };
             for handler in handlers.iter() {
                 report(
                     handler.name,
-                    (handler.handler.borrow_mut())(script, cx, message),
+                    (handler.handler.borrow_mut())(script, cx, &message),
                 );
             }
         }
@@ -535,22 +585,16 @@ impl<S: Script> Instance<S> {
             let Some((source, handler)) = cx.watches.get(&change.watch).cloned() else {
                 continue;
             };
-            let part = |start: u32, len: u32| {
-                let start = start as usize;
-                batch
-                    .event_bytes
-                    .get(start..start + len as usize)
-                    .unwrap_or_default()
-            };
+            let bytes = &batch.event_bytes;
             let event = Event {
                 id: change.id,
                 source: &source,
                 kind: change.kind.into(),
-                subject: std::str::from_utf8(part(change.subject_start, change.subject_len))
+                subject: std::str::from_utf8(part(bytes, change.subject_start, change.subject_len))
                     .unwrap_or_default(),
                 time: UNIX_EPOCH + Duration::from_nanos(change.time),
                 virtual_time: Duration::from_nanos(change.virtual_time),
-                data: part(change.data_start, change.data_len),
+                data: part(bytes, change.data_start, change.data_len),
             };
             report(
                 handler.name,

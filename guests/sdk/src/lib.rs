@@ -63,10 +63,6 @@ extern crate self as hotwasm_sdk;
 pub use wit_bindgen as __wit_bindgen;
 
 /// The raw `wit-bindgen` bindings of the `hotwasm:script` world.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the generated `handle-batch` export takes the batch flattened into nine core values"
-)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "script",
@@ -86,7 +82,6 @@ mod error;
 mod own;
 
 pub use bindings::hotwasm::script::log::Level;
-pub use bindings::hotwasm::script::types::Message;
 pub use bindings::hotwasm::script::watch::ComponentChanges;
 /// The key-value store: `wasi:keyvalue@0.2.0-draft2` as published
 /// (`store`, `atomics`, `batch`); its errors convert into [`Error`]. Writes
@@ -101,7 +96,7 @@ pub use bindings::hotwasm::script::watch::ComponentChanges;
 pub use bindings::wasi::keyvalue as kv;
 #[doc(hidden)]
 pub use cx::Instance as __Instance;
-pub use cx::{Cx, Event, Frame, TaskId, Tick, Watch, WatchId};
+pub use cx::{Cx, Event, Frame, Message, TaskId, Tick, Watch, WatchId};
 pub use ecs::{Component, Resource};
 pub use entity::Entity;
 pub use error::Error;
@@ -186,6 +181,7 @@ macro_rules! export_script {
                     now,
                     tasks: ::std::vec::Vec::new(),
                     messages: ::std::vec::Vec::new(),
+                    message_bytes: ::std::vec::Vec::new(),
                     events: ::std::vec::Vec::new(),
                     event_bytes: ::std::vec::Vec::new(),
                     frame: ::core::option::Option::Some(frame),

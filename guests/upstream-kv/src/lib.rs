@@ -6,10 +6,6 @@
 //! what `get-many` gave for a key it set and one it did not.
 
 mod bindings {
-    #![expect(
-        clippy::too_many_arguments,
-        reason = "the generated `handle-batch` export takes the batch flattened into nine core values"
-    )]
     wit_bindgen::generate!({ world: "script", path: "../../wit", generate_all });
 }
 

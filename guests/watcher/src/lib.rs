@@ -60,7 +60,7 @@ impl Script for Watcher {
         })?;
         cx.on_message("watcher/set-score", |_, _, message| {
             let scores = hotwasm_sdk::kv::store::open("scores")?;
-            Ok(scores.set("player/watcher", &message.payload)?)
+            Ok(scores.set("player/watcher", message.payload)?)
         })?;
         cx.on_message("watcher/cloudevents", |me, _, _| {
             me.cloudevents = true;
@@ -74,7 +74,7 @@ impl Script for Watcher {
             Ok(())
         })?;
         cx.on_message("watcher/component", |_, cx, message| {
-            let type_path = String::from_utf8_lossy(&message.payload);
+            let type_path = String::from_utf8_lossy(message.payload);
             let all =
                 ComponentChanges::ADDED | ComponentChanges::CHANGED | ComponentChanges::REMOVED;
             log_refusal(
@@ -88,7 +88,7 @@ impl Script for Watcher {
             Ok(())
         })?;
         cx.on_message("watcher/resource", |_, cx, message| {
-            let type_path = String::from_utf8_lossy(&message.payload);
+            let type_path = String::from_utf8_lossy(message.payload);
             log_refusal(cx.watch(Watch::resource_path(&type_path), |me, _, event| {
                 log_cloud_event(me, event);
                 info!("{} {} {}", event.event_type(), event.source, value(event));
