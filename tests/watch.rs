@@ -296,3 +296,37 @@ fn changes_a_watch_got_are_written_as_messages_only_when_asked() {
         )]
     );
 }
+
+/// One frame's events come to the guest in runs for one watch, its handler
+/// looked up once per run; a handler that unwatches its own watch still
+/// stops the rest of the run.
+#[test]
+fn a_watch_removed_by_its_own_handler_gets_no_more_events_of_the_batch() {
+    let assets = AssetDir::new();
+    assets.write("echo.wasm", &guest_bytes("echo"));
+    let mut app = app(&assets, None);
+    let echo = spawn_script(&mut app, "echo.wasm");
+    update_until(&mut app, "echo to start", |app| {
+        generation(app, echo).is_some()
+    });
+
+    let writes = [
+        ("bench", "a"),
+        ("once", "a"),
+        ("once", "b"),
+        ("once", "c"),
+        ("bench", "b"),
+        ("bench", "c"),
+        ("bench", "d"),
+    ];
+    for (bucket, key) in writes {
+        store(&mut app).set(bucket, key, b"1").unwrap();
+    }
+    app.update();
+    app.world_mut()
+        .write_message(HostMessage::to_entity(echo, "report", ""));
+    app.update();
+
+    // Four changes of `bench`, and one of `once`.
+    assert_eq!(seen(&app).lines_of(echo), ["counted 5"]);
+}

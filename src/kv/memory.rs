@@ -1,12 +1,14 @@
 //! The in-memory backend.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::{Backend, KvError};
 
+/// Hash maps: a write is a lookup and a copy of the value into the buffer
+/// the key already has; listing keys sorts them.
 #[derive(Default)]
 pub(super) struct MemoryBackend {
-    buckets: HashMap<String, BTreeMap<String, Vec<u8>>>,
+    buckets: HashMap<String, HashMap<String, Vec<u8>>>,
 }
 
 impl Backend for MemoryBackend {
@@ -15,12 +17,21 @@ impl Backend for MemoryBackend {
     }
 
     fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<Option<u64>, KvError> {
-        let replaced = self
-            .buckets
-            .entry(bucket.to_owned())
-            .or_default()
-            .insert(key.to_owned(), value.to_vec());
-        Ok(replaced.map(|old| old.len() as u64))
+        // Names are copied only when new, and a key's value buffer is reused.
+        if !self.buckets.contains_key(bucket) {
+            self.buckets.insert(bucket.to_owned(), HashMap::new());
+        }
+        let Some(values) = self.buckets.get_mut(bucket) else {
+            unreachable!("inserted above")
+        };
+        if let Some(stored) = values.get_mut(key) {
+            let old = stored.len() as u64;
+            stored.clear();
+            stored.extend_from_slice(value);
+            return Ok(Some(old));
+        }
+        values.insert(key.to_owned(), value.to_vec());
+        Ok(None)
     }
 
     fn delete(&mut self, bucket: &str, key: &str) -> Result<Option<u64>, KvError> {
@@ -29,15 +40,19 @@ impl Backend for MemoryBackend {
     }
 
     fn keys(&self, bucket: &str) -> Result<Vec<String>, KvError> {
-        Ok(self
+        let mut keys: Vec<String> = self
             .buckets
             .get(bucket)
             .map(|b| b.keys().cloned().collect())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        Ok(keys)
     }
 
     fn buckets(&self) -> Result<Vec<String>, KvError> {
-        Ok(self.buckets.keys().cloned().collect())
+        let mut buckets: Vec<String> = self.buckets.keys().cloned().collect();
+        buckets.sort_unstable();
+        Ok(buckets)
     }
 
     fn value_len(&self, bucket: &str, key: &str) -> Result<Option<u64>, KvError> {
@@ -46,7 +61,7 @@ impl Backend for MemoryBackend {
     }
 
     fn total_bytes(&self) -> Result<u64, KvError> {
-        let values = self.buckets.values().flat_map(BTreeMap::values);
+        let values = self.buckets.values().flat_map(HashMap::values);
         Ok(values.map(|value| value.len() as u64).sum())
     }
 }

@@ -1,5 +1,6 @@
 //! Answers every `ping` with a `pong` carrying the same payload, and counts
-//! messages on `count`, changes to the `bench` bucket and changes to the
+//! messages on `count` (and one on `count-once`), changes to the `bench`
+//! bucket (and one of the `once` bucket) and changes to the
 //! component type named by a `count-component` message, without answering
 //! (the benchmarks' sink). `report` logs the count. For the ECS benchmarks:
 //! `read-component` (`<entity bits> <type path> <times>`) reads one component
@@ -10,12 +11,14 @@
 
 use game_types::Position;
 use hotwasm_sdk::ecs::raw;
-use hotwasm_sdk::{ComponentChanges, Cx, Entity, Error, Script, Watch, info};
+use hotwasm_sdk::{ComponentChanges, Cx, Entity, Error, Script, Watch, WatchId, info};
 
 #[derive(Default)]
 struct Echo {
     pings: u64,
     counted: u64,
+    /// The watch of the `once` bucket, which stops at its first change.
+    once: Option<WatchId>,
 }
 
 impl Script for Echo {
@@ -44,6 +47,15 @@ impl Script for Echo {
             me.counted += 1;
             Ok(())
         })?;
+        // Counts one change of the `once` bucket, then unwatches it: later
+        // ones in the same batch reach no handler.
+        self.once = Some(cx.watch(Watch::prefix("once", ""), |me, cx, _| {
+            me.counted += 1;
+            match me.once.take() {
+                Some(id) => cx.unwatch(id),
+                None => Ok(()),
+            }
+        })?);
         cx.on_message("count-component", |_, cx, message| {
             let type_path = String::from_utf8_lossy(message.payload);
             let changes = ComponentChanges::ADDED | ComponentChanges::CHANGED;

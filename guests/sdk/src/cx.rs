@@ -334,6 +334,8 @@ pub struct Cx<S> {
     topic_changes: u64,
     /// Each watch's CloudEvents source and handler.
     watches: HashMap<u64, (Rc<str>, Named<WatchHandler<S>>)>,
+    /// Counts changes to `watches`, like `topic_changes`.
+    watch_changes: u64,
 }
 
 impl<S> Default for Cx<S> {
@@ -343,6 +345,7 @@ impl<S> Default for Cx<S> {
             topics: HashMap::new(),
             topic_changes: 0,
             watches: HashMap::new(),
+            watch_changes: 0,
         }
     }
 }
@@ -480,12 +483,14 @@ impl<S: 'static> Cx<S> {
             handler,
         };
         self.watches.insert(id, (source.into(), named));
+        self.watch_changes += 1;
         Ok(WatchId(id))
     }
 
     /// Stops a watch.
     pub fn unwatch(&mut self, id: WatchId) -> Result<(), Error> {
         self.watches.remove(&id.0);
+        self.watch_changes += 1;
         Ok(watch::unwatch(id.0)?)
     }
 }
@@ -581,8 +586,20 @@ impl<S: Script> Instance<S> {
                 );
             }
         }
+        // Events come in runs for one watch: its source and handler are
+        // looked up once per run, until the watches change.
+        let mut previous: Option<(u64, Option<(Rc<str>, Named<WatchHandler<S>>)>, u64)> = None;
         for change in &batch.events {
-            let Some((source, handler)) = cx.watches.get(&change.watch).cloned() else {
+            let watched = match previous.take() {
+                Some((watch, watched, changes))
+                    if watch == change.watch && changes == cx.watch_changes =>
+                {
+                    watched
+                }
+                _ => cx.watches.get(&change.watch).cloned(),
+            };
+            previous = Some((change.watch, watched.clone(), cx.watch_changes));
+            let Some((source, handler)) = watched else {
                 continue;
             };
             let bytes = &batch.event_bytes;
