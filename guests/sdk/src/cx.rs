@@ -588,7 +588,7 @@ impl<S: Script> Instance<S> {
         }
         // Events come in runs for one watch: its source and handler are
         // looked up once per run, until the watches change.
-        let mut previous: Option<(u64, Option<(Rc<str>, Named<WatchHandler<S>>)>, u64)> = None;
+        let mut previous = None;
         for change in &batch.events {
             let watched = match previous.take() {
                 Some((watch, watched, changes))
