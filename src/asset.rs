@@ -375,3 +375,35 @@ impl AssetLoader for WasmModuleLoader {
         &["wasm"]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compile_that_panics_is_an_error_naming_the_module() {
+        let compile = || -> Result<WasmModule, WasmModuleLoaderError> { panic!("on purpose") };
+        let result = bevy::tasks::block_on(on_compile_threads(compile, "modules/x.wasm".into()));
+        let Err(WasmModuleLoaderError::Compile { path, cause }) = result else {
+            panic!("expected a compile error");
+        };
+        assert_eq!(path, "modules/x.wasm");
+        assert_eq!(cause, "the compiler panicked: on purpose");
+    }
+
+    #[test]
+    fn compiles_run_off_the_calling_thread() {
+        let caller = std::thread::current().id();
+        let compile = move || {
+            assert_ne!(std::thread::current().id(), caller);
+            Err(WasmModuleLoaderError::Compile {
+                path: "modules/x.wasm".into(),
+                cause: "checked".into(),
+            })
+        };
+        let result = bevy::tasks::block_on(on_compile_threads(compile, "modules/x.wasm".into()));
+        assert!(
+            matches!(result, Err(WasmModuleLoaderError::Compile { cause, .. }) if cause == "checked")
+        );
+    }
+}
