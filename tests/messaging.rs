@@ -79,13 +79,8 @@ fn messages_from_a_system_a_thread_and_a_module_each_arrive_once_in_order() {
 /// still reaches the handler of its own topic with its own payload.
 #[test]
 fn messages_on_several_topics_in_one_frame_each_reach_their_handler() {
-    let assets = AssetDir::new();
-    assets.write("echo.wasm", &guest_bytes("echo"));
-    let mut app = app(&assets, None);
-    let echo = spawn_script(&mut app, "echo.wasm");
-    update_until(&mut app, "echo to start", |app| {
-        generation(app, echo).is_some()
-    });
+    let (_assets, mut app, entities) = start_scripts("echo.wasm", &guest_bytes("echo"), 1, None);
+    let echo = entities[0];
 
     let sent = [
         ("ping", "a"),

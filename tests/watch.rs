@@ -302,13 +302,8 @@ fn changes_a_watch_got_are_written_as_messages_only_when_asked() {
 /// stops the rest of the run.
 #[test]
 fn a_watch_removed_by_its_own_handler_gets_no_more_events_of_the_batch() {
-    let assets = AssetDir::new();
-    assets.write("echo.wasm", &guest_bytes("echo"));
-    let mut app = app(&assets, None);
-    let echo = spawn_script(&mut app, "echo.wasm");
-    update_until(&mut app, "echo to start", |app| {
-        generation(app, echo).is_some()
-    });
+    let (_assets, mut app, entities) = start_scripts("echo.wasm", &guest_bytes("echo"), 1, None);
+    let echo = entities[0];
 
     let writes = [
         ("bench", "a"),
