@@ -6,7 +6,7 @@ The order is the one in the README's Layout section, from the top:
     lib -> debug_panel -> diagnostics -> runtime -> instance -> messages -> asset -> engine
         -> host -> kv -> files
     remote -> trust, files      (beside the chain; only lib uses it)
-    leaves, usable from anywhere: sandbox, trust, source
+    leaves, usable from anywhere: sandbox, trust, source, capabilities
 
 A module may use any module below it in the chain and any leaf; a child
 module may use its parent (`super::`), which this check does not look at.
@@ -18,7 +18,7 @@ import sys
 
 CHAIN = ["lib", "debug_panel", "diagnostics", "runtime", "instance", "messages", "asset",
          "engine", "host", "kv", "files"]
-LEAVES = {"sandbox", "trust", "source"}
+LEAVES = {"sandbox", "trust", "source", "capabilities"}
 BESIDE = {"remote": {"trust", "files"}}
 
 

@@ -11,13 +11,16 @@
 //! tool can make them. `sign` writes `<module>.sig`: a `key: <fingerprint>`
 //! line and the signature in base64. `verify` accepts that and OpenSSL's raw
 //! 64-byte signatures (`openssl pkeyutl -sign -rawin`), as the game does.
+//! `sign` and `verify` print what the module asks for (its
+//! `hotwasm:capabilities` section), which the signature covers.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bevy::asset::io::AssetSourceId;
 use bevy_hotwasm::{
-    Signatures, TrustPolicy, TrustedKey, private_key_pem, sign_module, signature_path,
+    Capabilities, Signatures, TrustPolicy, TrustedKey, find_capabilities_section, private_key_pem,
+    sign_module, signature_path,
 };
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -72,10 +75,28 @@ fn sign(private_key: &Path, module: &Path) -> Result<(), String> {
             private_key.display()
         )
     })?;
-    let signature = sign_module(&key, &read(module)?);
+    let bytes = read(module)?;
+    let requested = requested(module, &bytes)?;
+    let signature = sign_module(&key, &bytes);
     write(&signature_path(module), signature.as_bytes())?;
     println!("wrote {}", signature_path(module).display());
+    println!("{requested}");
     Ok(())
+}
+
+/// What `module` asks for, as a sentence and its manifest.
+fn requested(module: &Path, bytes: &[u8]) -> Result<String, String> {
+    let Some(section) = find_capabilities_section(bytes) else {
+        return Ok(format!(
+            "{} asks for no capabilities: signed, it gets none (see CapabilityPolicy)",
+            module.display()
+        ));
+    };
+    let manifest = String::from_utf8(section)
+        .map_err(|_| format!("{}: its capability manifest is not UTF-8", module.display()))?;
+    let capabilities = Capabilities::parse(&manifest)
+        .map_err(|error| format!("{}: its capability manifest: {error}", module.display()))?;
+    Ok(format!("{} asks for:\n{capabilities}", module.display()))
 }
 
 fn verify(public_key: &Path, module: &Path) -> Result<(), String> {
@@ -89,6 +110,7 @@ fn verify(public_key: &Path, module: &Path) -> Result<(), String> {
         .verify(&AssetSourceId::Default, &read(module)?, Some(&signature))
         .map_err(|error| format!("{}: {error}", module.display()))?;
     println!("{}: good signature", module.display());
+    println!("{}", requested(module, &read(module)?)?);
     Ok(())
 }
 

@@ -30,3 +30,7 @@ done
 # The arena's tests swap this variant in: enemies that home straight in.
 cargo build --locked --profile guest --target wasm32-wasip2 -p enemy-ai --features homing
 install_module enemy_ai enemy_ai_homing
+
+# The capability tests: the intruder asking for all it tries.
+cargo build --locked --profile guest --target wasm32-wasip2 -p intruder --features granted
+install_module intruder intruder_granted

@@ -6,6 +6,9 @@ use bevy::platform::time::Instant;
 use bevy::prelude::*;
 use thiserror::Error;
 
+use crate::capabilities::{
+    Capabilities, CapabilityPolicy, Grant, ManifestError, NarrowingError, Vouched, find_section,
+};
 use crate::engine::WasmEngine;
 use crate::files::content_hash;
 use crate::host::{HostState, REQUIRED_EXPORTS, ScriptPre};
@@ -13,6 +16,7 @@ use crate::sandbox::GuestLimits;
 use crate::source::{ModuleOrigin, ServedOrigins};
 use crate::trust::{ModuleTrust, SignatureError, Verified, signature_path};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A compiled and pre-linked script component, ready to instantiate.
 ///
@@ -30,6 +34,7 @@ pub struct WasmModule {
     load_started: Instant,
     origin: ModuleOrigin,
     verified: Option<Verified>,
+    grant: Arc<Grant>,
 }
 
 /// A module's loader settings, from its `.wasm.meta` file:
@@ -50,6 +55,13 @@ pub struct WasmModuleSettings {
     /// ([`Sandbox::limits`](crate::Sandbox::limits)) as a whole: fields
     /// left out take [`GuestLimits`]' defaults.
     pub limits: Option<GuestLimits>,
+    /// A capability manifest ([`Capabilities`]) that narrows what the
+    /// module is granted, e.g. `capabilities: Some("kv.read tuning\nframe")`.
+    /// It may only take away: one that asks for anything the module is
+    /// not granted by its own request and the game's ceilings is refused
+    /// ([`WasmModuleLoaderError::WideningMeta`]), since `.wasm.meta` files
+    /// are not signed.
+    pub capabilities: Option<String>,
 }
 
 impl WasmModule {
@@ -57,7 +69,9 @@ impl WasmModule {
     ///
     /// `path` names the module in errors and logs. This is what
     /// [`WasmModuleLoader`] does; call it directly for modules that do not
-    /// come from a file.
+    /// come from a file. Such a module is the game's own: it is granted what
+    /// its `hotwasm:capabilities` section asks for, or everything when it
+    /// has none (no [`CapabilityPolicy`] ceiling applies).
     pub fn from_bytes(
         engine: &WasmEngine,
         path: impl Into<String>,
@@ -65,6 +79,8 @@ impl WasmModule {
     ) -> Result<Self, WasmModuleLoaderError> {
         let path = path.into();
         check_header(&path, bytes)?;
+        let requested = requested_capabilities(&path, bytes)?;
+        let grant = requested.map_or_else(Grant::everything, Grant::as_requested);
         let component = engine
             .compile(bytes)
             .map_err(|error| WasmModuleLoaderError::Compile {
@@ -102,6 +118,7 @@ impl WasmModule {
             load_started: Instant::now(),
             origin: ModuleOrigin::Bytes,
             verified: None,
+            grant: Arc::new(grant),
         })
     }
 
@@ -146,6 +163,12 @@ impl WasmModule {
         self.limits.as_ref()
     }
 
+    /// What it may touch: what it asked for, within the game's ceilings,
+    /// narrowed by its `.wasm.meta`.
+    pub fn grant(&self) -> &Arc<Grant> {
+        &self.grant
+    }
+
     pub(crate) fn pre(&self) -> &ScriptPre<HostState> {
         &self.pre
     }
@@ -169,6 +192,27 @@ async fn read_signature(
             source: std::io::Error::other(format!("reading its signature: {error}")),
         }),
     }
+}
+
+/// What the module's `hotwasm:capabilities` section asks for, if it has one.
+fn requested_capabilities(
+    path: &str,
+    bytes: &[u8],
+) -> Result<Option<Capabilities>, WasmModuleLoaderError> {
+    let Some(section) = find_section(bytes) else {
+        return Ok(None);
+    };
+    let manifest_error = |error: ManifestError| WasmModuleLoaderError::Capabilities {
+        path: path.to_owned(),
+        error,
+    };
+    let text = std::str::from_utf8(&section).map_err(|_| {
+        manifest_error(ManifestError {
+            line: 0,
+            message: "the section is not UTF-8 text".to_owned(),
+        })
+    })?;
+    Capabilities::parse(text).map(Some).map_err(manifest_error)
 }
 
 /// Tells apart "not Wasm at all" and "a core module" before asking wasmtime,
@@ -257,6 +301,26 @@ pub enum WasmModuleLoaderError {
         /// wasmtime's explanation, which names the import.
         cause: String,
     },
+    /// The module's `hotwasm:capabilities` section, or the capabilities
+    /// of its `.wasm.meta`, could not be read.
+    #[error("module {path} has a capability manifest that cannot be read: {error}")]
+    Capabilities {
+        /// The module's asset path.
+        path: String,
+        /// Which line, and why.
+        #[source]
+        error: ManifestError,
+    },
+    /// Its `.wasm.meta` asks for capabilities beyond what the module is
+    /// granted: a meta file may only narrow a grant.
+    #[error("module {path} was refused: {error}")]
+    WideningMeta {
+        /// The module's asset path.
+        path: String,
+        /// What it asked for beyond the grant.
+        #[source]
+        error: NarrowingError,
+    },
     /// An export of the `hotwasm:script` world has the wrong type.
     #[error("module {path} has an export of the wrong type: {cause}")]
     ExportMismatch {
@@ -274,6 +338,7 @@ pub enum WasmModuleLoaderError {
 pub struct WasmModuleLoader {
     engine: WasmEngine,
     trust: ModuleTrust,
+    capabilities: CapabilityPolicy,
     origins: ServedOrigins,
 }
 
@@ -285,9 +350,11 @@ impl FromWorld for WasmModuleLoader {
             .clone();
         let trust = world.get_resource_or_init::<ModuleTrust>().clone();
         let origins = world.get_resource_or_init::<ServedOrigins>().clone();
+        let capabilities = world.get_resource_or_init::<CapabilityPolicy>().clone();
         Self {
             engine,
             trust,
+            capabilities,
             origins,
         }
     }
@@ -322,6 +389,49 @@ async fn on_compile_threads(
             path,
             cause: "the compile thread stopped".to_owned(),
         }),
+    }
+}
+
+impl WasmModuleLoader {
+    /// What the module asks for, within the ceilings for its source and
+    /// signer, narrowed by its `.wasm.meta`; a warning when the ceilings
+    /// took something away.
+    fn grant(
+        &self,
+        path: &str,
+        bytes: &[u8],
+        source: &AssetSourceId,
+        verified: &Verified,
+        settings: &WasmModuleSettings,
+    ) -> Result<Grant, WasmModuleLoaderError> {
+        let requested = requested_capabilities(path, bytes)?;
+        let narrowed = settings
+            .capabilities
+            .as_deref()
+            .map(Capabilities::parse)
+            .transpose()
+            .map_err(|error| WasmModuleLoaderError::Capabilities {
+                path: path.to_owned(),
+                error,
+            })?;
+        let vouched = match verified {
+            Verified::Signed { key_id, .. } => Vouched::Signed(key_id),
+            Verified::Embedded | Verified::Unsigned => Vouched::Game,
+        };
+        let grant = self
+            .capabilities
+            .grant(requested.as_ref(), source, vouched, narrowed.as_ref())
+            .map_err(|error| WasmModuleLoaderError::WideningMeta {
+                path: path.to_owned(),
+                error,
+            })?;
+        if !grant.denied_by_ceiling().is_empty() {
+            warn!(
+                "module {path} asks for more than the game allows it; not granted: {}",
+                grant.denied_by_ceiling().join("; ")
+            );
+        }
+        Ok(grant)
     }
 }
 
@@ -360,6 +470,7 @@ impl AssetLoader for WasmModuleLoader {
             AssetSourceId::Default => ModuleOrigin::File,
             AssetSourceId::Name(name) => ModuleOrigin::Source(name.to_string()),
         });
+        let grant = self.grant(&path, &bytes, source, &verified, settings)?;
         let engine = self.engine.clone();
         let named = path.clone();
         let compile = move || WasmModule::from_bytes(&engine, named, &bytes);
@@ -368,6 +479,7 @@ impl AssetLoader for WasmModuleLoader {
         module.load_started = load_started;
         module.origin = origin;
         module.verified = Some(verified);
+        module.grant = Arc::new(grant);
         Ok(module)
     }
 

@@ -1,11 +1,13 @@
 //! One live instance of a script module: its store, its exports, and what
 //! it produced during a call, returned to the runtime to publish.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bevy::prelude::*;
 use wasmtime::Store;
 
+use crate::capabilities::Grant;
 use crate::engine::{EPOCH_TICK, WasmEngine};
 use crate::host::{
     Batch, CallQuota, ChangeEvent, DetailsStamp, Frame, GameTypes, GuestLine, GuestOutput,
@@ -212,6 +214,9 @@ pub(crate) struct LiveInstance {
     /// Why the last change the guest returned to its own components was
     /// refused, for that warning.
     last_refused_write: Option<String>,
+    /// The newest call refused for a capability, as the guest was told,
+    /// for that warning.
+    last_denied: Option<String>,
     /// Reused between frames so a batch allocates nothing when it is small.
     due_tasks: Vec<TaskDue>,
     /// What [`LiveInstance::changed_details`] last reported, if anything.
@@ -261,6 +266,8 @@ pub(crate) struct CallCost {
     pub fuel: u64,
     /// Host requests refused over a quota, log lines dropped included.
     pub refused: u64,
+    /// Host calls refused for a capability the module was not granted.
+    pub denied: u64,
     /// Calls that faulted.
     pub faults: u64,
 }
@@ -288,6 +295,7 @@ impl LiveInstance {
         pre: &ScriptPre<HostState>,
         engine: &WasmEngine,
         limits: &GuestLimits,
+        grant: Arc<Grant>,
         script_ref: ScriptRef,
         now: u64,
         game: GameTypes,
@@ -305,6 +313,7 @@ impl LiveInstance {
             game,
             limits,
             CallQuota::new(quotas),
+            grant,
         );
         state.now = now;
         let mut store = Store::new(pre.engine(), state);
@@ -325,6 +334,7 @@ impl LiveInstance {
             unreported_refusals: 0,
             last_refusal_warning: None,
             last_refused_write: None,
+            last_denied: None,
             reported: None,
             due_tasks: Vec::new(),
         })
@@ -360,6 +370,12 @@ impl LiveInstance {
         let refused = state.quota.start_call();
         self.cost.refused += refused;
         self.unreported_refusals += refused;
+        let (denied, last_denied) = state.take_denied();
+        self.cost.denied += denied;
+        self.unreported_refusals += denied;
+        if last_denied.is_some() {
+            self.last_denied = last_denied;
+        }
         let limit_hit = state.limiter.take_hit();
         result.map_err(|error| fault(&error, limit_hit))
     }
@@ -485,9 +501,13 @@ impl LiveInstance {
                 .take()
                 .map(|cause| format!("; the last change to its own components refused: {cause}"))
                 .unwrap_or_default();
+            let last_denied = (self.last_denied.take())
+                .map(|denied| format!("; the last call beyond its capabilities: {denied}"))
+                .unwrap_or_default();
             warn!(
                 "{}: refused {} host requests (log lines, messages, key-value writes, spawns or \
-                 bytes over its per-call quotas, or changes to its own components){last_write}",
+                 bytes over its per-call quotas, changes to its own components, or calls beyond \
+                 its capabilities){last_write}{last_denied}",
                 self.script_ref, self.unreported_refusals
             );
             self.unreported_refusals = 0;

@@ -163,6 +163,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod asset;
+mod capabilities;
 #[cfg(feature = "debug_panel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "debug_panel")))]
 pub mod debug_panel;
@@ -184,6 +185,10 @@ use bevy::asset::AssetApp;
 use bevy::prelude::*;
 
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError, WasmModuleSettings};
+pub use capabilities::{
+    Capabilities, CapabilityPolicy, Grant, ManifestError, NarrowingError, Pattern, Right,
+    SECTION as CAPABILITIES_SECTION, Vouched, find_section as find_capabilities_section,
+};
 pub use diagnostics::WasmDiagnostics;
 pub use engine::{COMPILED_KEPT, Compilation, Compiler, WasmEngine};
 pub use host::{
@@ -222,9 +227,10 @@ pub use trust::{
 #[doc(hidden)]
 pub mod prelude {
     pub use crate::{
-        Compilation, Compiler, HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed,
-        ModuleLogged, ModuleMessage, ModuleReloaded, ModuleTrust, Recipient, ScriptSender,
-        TrustPolicy, TrustedKey, WasmModule, WasmRuntime, WasmScript, WasmSystems,
+        Capabilities, CapabilityPolicy, Compilation, Compiler, HostMessage, HotWasmPlugin,
+        KvChanged, KvStore, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded, ModuleTrust,
+        Recipient, ScriptSender, TrustPolicy, TrustedKey, WasmModule, WasmRuntime, WasmScript,
+        WasmSystems,
     };
 }
 
@@ -267,6 +273,11 @@ pub struct HotWasmPlugin {
     /// modules are kept between runs (none by default; the README's
     /// Performance section says what each saves).
     pub compilation: Compilation,
+    /// The most each module may be granted, per asset source and per
+    /// signing key; becomes the [`CapabilityPolicy`] resource the loader
+    /// reads. By default no ceiling: see [`CapabilityPolicy`] for what a
+    /// module that asks for nothing gets.
+    pub capabilities: CapabilityPolicy,
 }
 
 impl Plugin for HotWasmPlugin {
@@ -281,7 +292,8 @@ impl Plugin for HotWasmPlugin {
             .write()
             .configure(self.trust.clone());
         let (sender, receiver) = messages::script_channel();
-        app.insert_resource(sender)
+        app.insert_resource(self.capabilities.clone())
+            .insert_resource(sender)
             .insert_resource(receiver)
             .init_asset::<WasmModule>()
             // Loads asked for before `finish` wait for the loader.

@@ -51,7 +51,8 @@ impl fmt::Display for ScriptRef {
 pub enum FailureStage {
     /// The module's file could not be read.
     Read,
-    /// The module's signature was refused by the [`TrustPolicy`](crate::TrustPolicy).
+    /// The module's signature was refused by the [`TrustPolicy`](crate::TrustPolicy),
+    /// or its capabilities could not be read or granted.
     Verify,
     /// The bytes are not a valid component (not Wasm, a core module, corrupt).
     Compile,
@@ -90,7 +91,9 @@ impl From<&WasmModuleLoaderError> for FailureStage {
     fn from(error: &WasmModuleLoaderError) -> Self {
         match error {
             WasmModuleLoaderError::Io { .. } => Self::Read,
-            WasmModuleLoaderError::Signature { .. } => Self::Verify,
+            WasmModuleLoaderError::Signature { .. }
+            | WasmModuleLoaderError::Capabilities { .. }
+            | WasmModuleLoaderError::WideningMeta { .. } => Self::Verify,
             WasmModuleLoaderError::NotWasm { .. }
             | WasmModuleLoaderError::CoreModule { .. }
             | WasmModuleLoaderError::Compile { .. } => Self::Compile,

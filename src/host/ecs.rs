@@ -15,7 +15,7 @@ use bevy::reflect::{
     TypeRegistry,
 };
 
-use super::HostState;
+use super::access::Access;
 use super::bindings::hotwasm::script::ecs::{Error, Host, QueryPage, QueryRow};
 use super::quota::HostWork;
 use super::reflect::{
@@ -23,6 +23,8 @@ use super::reflect::{
     set_whole, to_json,
 };
 use super::spawned::{SpawnCounts, SpawnedBy};
+use super::{HostState, InstanceIdentity};
+use crate::capabilities::Right;
 
 /// How many rows one `query` page holds.
 pub const QUERY_PAGE_ROWS: usize = 1000;
@@ -82,6 +84,91 @@ impl HostState {
         }
         Ok(())
     }
+}
+
+impl HostState {
+    /// Refuses a use of a type the grant's `right` does not reach.
+    fn check_type(&mut self, right: Right, registered: &Registered) -> Result<(), Error> {
+        let type_path = registered.registration.type_info().type_path();
+        self.access
+            .check_type(right, registered.type_id, type_path)
+            .map_err(Error::Denied)
+    }
+
+    /// Refuses to read or write the components of an entity the grant's
+    /// `entities` does not reach.
+    fn check_entity(&mut self, entity: Entity) -> Result<(), Error> {
+        let world = self.world.as_deref().ok_or_else(not_lent)?;
+        if reaches(&self.access, &self.identity, world, entity) {
+            return Ok(());
+        }
+        let needed = if spawned_by(&self.identity, world, entity) {
+            "spawned"
+        } else {
+            "*"
+        };
+        let refusal = self
+            .access
+            .deny(format!("entities {needed} ({entity} is not its own)"));
+        Err(Error::Denied(refusal))
+    }
+
+    /// Refuses to despawn an entity the grant's `despawn` does not reach:
+    /// `own`, `spawned`, `marked:<type path>` (an entity with such a
+    /// component) or `*`.
+    fn check_despawn(&mut self, entity: Entity) -> Result<(), Error> {
+        let world = self.world.as_deref().ok_or_else(not_lent)?;
+        let access = &self.access;
+        let marked = || {
+            let markers: Vec<_> = (access.reach(Right::Despawn).iter())
+                .filter_map(|pattern| {
+                    let text = pattern.to_string();
+                    Some(text.strip_prefix("marked:")?.to_owned())
+                })
+                .collect();
+            if markers.is_empty() {
+                return false;
+            }
+            let registry = self.registry.read();
+            let Ok(components) = world.inspect_entity(entity) else {
+                return false;
+            };
+            components
+                .filter_map(|info| info.type_id())
+                .filter_map(|type_id| registry.get(type_id))
+                .any(|registration| {
+                    let type_path = registration.type_info().type_path();
+                    markers.iter().any(|marker| match marker.strip_suffix('*') {
+                        Some(prefix) => type_path.starts_with(prefix),
+                        None => type_path == marker,
+                    })
+                })
+        };
+        let allowed = access.allows(Right::Despawn, "*")
+            || entity == self.identity.entity && access.allows(Right::Despawn, "own")
+            || access.allows(Right::Despawn, "spawned")
+                && spawned_by(&self.identity, world, entity)
+            || marked();
+        if allowed {
+            return Ok(());
+        }
+        Err(Error::Denied(self.access.deny(format!("despawn {entity}"))))
+    }
+}
+
+/// Whether the grant's `entities` reaches `entity`: its own always, the
+/// entities it spawned with `spawned`, any with `*`.
+fn reaches(access: &Access, identity: &InstanceIdentity, world: &World, entity: Entity) -> bool {
+    entity == identity.entity
+        || access.allows(Right::Entities, "*")
+        || access.allows(Right::Entities, "spawned") && spawned_by(identity, world, entity)
+}
+
+/// Whether the instance's module spawned `entity`.
+fn spawned_by(identity: &InstanceIdentity, world: &World, entity: Entity) -> bool {
+    world
+        .get::<SpawnedBy>(entity)
+        .is_some_and(|spawned_by| spawned_by.module == identity.module_path)
 }
 
 fn not_lent() -> Error {
@@ -222,6 +309,13 @@ impl HostState {
         self.quota
             .take(HostWork::Bytes, json.len())
             .map_err(Error::CallLimit)?;
+        self.access
+            .check_type(
+                Right::ComponentWrite,
+                component.type_id,
+                &component.type_path,
+            )
+            .map_err(Error::Denied)?;
         self.check_unprotected(own, false)?;
         let value = deserialize_whole(deserialize, json, &component.type_path)?;
         let world = self.world()?;
@@ -237,8 +331,10 @@ impl HostState {
         let registry = self.registry.clone();
         let registry = registry.read();
         let component = component(&registry, type_path)?;
+        self.check_type(Right::ComponentRead, &component)?;
+        let entity = entity(self.world()?, bits)?;
+        self.check_entity(entity)?;
         let world = self.world()?;
-        let entity = entity(world, bits)?;
         // Through the registration already found, not `World::get_reflect`,
         // which would look the registry up again.
         let value = component
@@ -257,7 +353,9 @@ impl HostState {
         let registry = self.registry.clone();
         let registry = registry.read();
         let component = component(&registry, type_path)?;
+        self.check_type(Right::ComponentWrite, &component)?;
         let entity = entity(self.world()?, bits)?;
+        self.check_entity(entity)?;
         self.check_unprotected(entity, false)?;
         let world = self.world()?;
         if component.write_in_place(&registry, world, entity, json)? {
@@ -284,7 +382,8 @@ fn describe(error: &Error) -> String {
         | Error::InvalidJson(message)
         | Error::InvalidField(message)
         | Error::CallLimit(message)
-        | Error::Protected(message) => message.clone(),
+        | Error::Protected(message)
+        | Error::Denied(message) => message.clone(),
     }
 }
 
@@ -310,6 +409,7 @@ impl Host for HostState {
             .iter()
             .map(|type_path| {
                 let component = component(&registry, type_path)?;
+                self.check_type(Right::ComponentRead, &component)?;
                 component.check_serializable()?;
                 Ok(Prefetched::new(&component))
             })
@@ -322,6 +422,7 @@ impl Host for HostState {
         let registry = self.registry.clone();
         let registry = registry.read();
         let resource = lookup(&registry, &type_path, TypeKind::Resource)?;
+        self.check_type(Right::ResourceRead, &resource)?;
         let world = self.world()?;
         let value = resource_entity(world, resource.type_id)
             .and_then(|entity| world.get_reflect(entity, resource.type_id).ok())
@@ -336,6 +437,7 @@ impl Host for HostState {
         let registry = self.registry.clone();
         let registry = registry.read();
         let resource = lookup(&registry, &type_path, TypeKind::Resource)?;
+        self.check_type(Right::ResourceWrite, &resource)?;
         let world = self.world()?;
         let value = resource.value_from_json(&registry, world, &json)?;
         // A resource is a component on an entity of its own (Bevy 0.19).
@@ -368,17 +470,21 @@ impl Host for HostState {
                  (GuestLimits::max_spawned_entities): despawn some first"
             )));
         }
+        if self.access.reach(Right::Spawn).is_empty() {
+            return Err(Error::Denied(self.access.deny("spawn".to_owned())));
+        }
         let registry = self.registry.clone();
         let registry = registry.read();
-        let world = self.world()?;
         let values = components
             .iter()
             .map(|(type_path, json)| {
                 let component = component(&registry, type_path)?;
-                let value = component.value_from_json(&registry, world, json)?;
+                self.check_type(Right::Spawn, &component)?;
+                let value = component.value_from_json(&registry, self.world()?, json)?;
                 Ok((component.reflect_component, value))
             })
             .collect::<Result<Vec<_>, Error>>()?;
+        let world = self.world()?;
         let mut spawned = world.spawn(SpawnedBy { module });
         for (reflect_component, value) in values {
             reflect_component.insert(&mut spawned, &*value, &registry);
@@ -388,6 +494,7 @@ impl Host for HostState {
 
     fn despawn(&mut self, bits: u64) -> Result<(), Error> {
         let entity = entity(self.world()?, bits)?;
+        self.check_despawn(entity)?;
         self.check_unprotected(entity, true)?;
         self.world()?.despawn(entity);
         Ok(())
@@ -396,10 +503,12 @@ impl Host for HostState {
     fn query_field(&mut self, type_path: String, field: String) -> Result<Vec<(u64, f64)>, Error> {
         let registry = self.registry.clone();
         let registry = registry.read();
-        let type_id = component(&registry, &type_path)?.type_id;
+        let component = component(&registry, &type_path)?;
+        self.check_type(Right::ComponentRead, &component)?;
+        let type_id = component.type_id;
         let path = ParsedPath::parse(&field)
             .map_err(|error| Error::InvalidField(format!("{field}: {error}")))?;
-        let world = self.world()?;
+        let world = self.world.as_deref_mut().ok_or_else(not_lent)?;
         let Some(component_id) = world.components().get_valid_id(type_id) else {
             return Ok(Vec::new());
         };
@@ -407,7 +516,12 @@ impl Host for HostState {
             .with_id(component_id)
             .build();
         let mut values = Vec::new();
+        let world: &World = world;
         for entity in query.iter(world) {
+            // Entities out of the grant's reach are left out, not refused.
+            if !reaches(&self.access, &self.identity, world, entity) {
+                continue;
+            }
             let Ok(value) = world.get_reflect(entity, type_id) else {
                 continue;
             };
@@ -431,14 +545,18 @@ impl Host for HostState {
     ) -> Result<QueryPage, Error> {
         let registry = self.registry.clone();
         let registry = registry.read();
-        let type_ids = |paths: &[String]| {
+        let mut type_ids = |paths: &[String]| {
             paths
                 .iter()
-                .map(|path| component(&registry, path).map(|component| component.type_id))
+                .map(|path| {
+                    let component = component(&registry, path)?;
+                    self.check_type(Right::ComponentRead, &component)?;
+                    Ok(component.type_id)
+                })
                 .collect::<Result<Vec<_>, Error>>()
         };
         let (having, read) = (type_ids(&having)?, type_ids(&read)?);
-        let world = self.world()?;
+        let world = self.world.as_deref_mut().ok_or_else(not_lent)?;
         let component_ids: Option<Vec<_>> = having
             .iter()
             .chain(&read)
@@ -457,7 +575,12 @@ impl Host for HostState {
         }
         let mut query = builder.build();
         let skip = usize::try_from(cursor).unwrap_or(usize::MAX);
-        let mut entities = query.iter(world).skip(skip).take(QUERY_PAGE_ROWS + 1);
+        let world: &World = world;
+        // Entities out of the grant's reach are left out, not refused.
+        let mut entities = (query.iter(world))
+            .filter(|&entity| reaches(&self.access, &self.identity, world, entity))
+            .skip(skip)
+            .take(QUERY_PAGE_ROWS + 1);
         let mut rows = Vec::new();
         for entity in entities.by_ref().take(QUERY_PAGE_ROWS) {
             let values = read

@@ -4,6 +4,8 @@
 //!
 //! `PROPTEST_CASES=100000 cargo test --lib fuzz` runs them for minutes.
 
+use std::sync::Arc;
+
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::*;
 use proptest::prelude::*;
@@ -14,6 +16,7 @@ use super::bindings::wasi::keyvalue::{atomics, batch, store};
 use super::keyvalue::KvView;
 use super::quota::CallQuota;
 use super::{GameTypes, GuestOutput, HostState, InstanceIdentity};
+use crate::capabilities::{Capabilities, Grant};
 use crate::kv::KvStore;
 use crate::sandbox::{GuestLimits, HostQuotas};
 
@@ -26,8 +29,15 @@ pub(super) struct Health {
 
 const HEALTH: &str = "bevy_hotwasm::host::fuzz::Health";
 
-/// A host state with a world lent to it, as during a guest call.
+/// A host state with a world lent to it, as during a guest call, that may
+/// do everything.
 pub(super) fn host() -> HostState {
+    host_granted(Grant::everything())
+}
+
+/// A host state with a world lent to it, as during a guest call, that may
+/// do what `grant` allows.
+pub(super) fn host_granted(grant: Grant) -> HostState {
     let registry = AppTypeRegistry::default();
     registry.write().register::<Health>();
     let mut world = World::new();
@@ -51,6 +61,7 @@ pub(super) fn host() -> HostState {
         },
         &GuestLimits::default(),
         CallQuota::new(HostQuotas::default()),
+        Arc::new(grant),
     );
     state.world = Some(Box::new(world));
     state
@@ -75,18 +86,34 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// Everything, nothing, or some of each kind of capability.
+fn grant() -> impl Strategy<Value = Grant> {
+    let some = "component.read bevy_hotwasm::host::fuzz::*\ncomponent.write a\n\
+                resource.read *\nspawn bevy_hotwasm::*\nentities spawned\n\
+                despawn own marked:bevy_hotwasm::host::fuzz::*\nkv.read a b/c*\n\
+                kv.write a\nkv.atomics a/b\nkv.watch a/\nmessages.send a*\n\
+                messages.subscribe a\ntasks 1";
+    let some = Capabilities::parse(some).expect("a manifest");
+    prop_oneof![
+        Just(Grant::everything()),
+        Just(Grant::as_requested(Capabilities::none())),
+        Just(Grant::as_requested(some)),
+    ]
+}
+
 proptest! {
     #[test]
     fn scheduler_watch_and_messaging_take_anything(
         delay in any::<u64>(), time in any::<u64>(), first in proptest::option::of(any::<u64>()),
         id in any::<u64>(), topic in text(), payload in bytes(), bucket in text(), key in text(),
-        skip in any::<bool>(), flags in any::<u8>(),
+        skip in any::<bool>(), flags in any::<u8>(), grant in grant(),
     ) {
-        let mut host = host();
+        let mut host = host_granted(grant);
         let _ = scheduler::Host::after(&mut host, delay);
         let _ = scheduler::Host::at(&mut host, time);
         let _ = scheduler::Host::every(&mut host, delay, first);
         let _ = scheduler::Host::cancel(&mut host, id);
+        let _ = scheduler::Host::every_frame(&mut host, skip);
         let _ = messaging::Host::send(&mut host, topic.clone(), payload);
         let _ = messaging::Host::subscribe(&mut host, topic.clone());
         let _ = messaging::Host::unsubscribe(&mut host, topic.clone());
@@ -114,8 +141,9 @@ proptest! {
     fn keyvalue_takes_anything(
         bucket in text(), key in text(), value in bytes(), delta in any::<i64>(),
         cursor in proptest::option::of(text()), keys in proptest::collection::vec(text(), 0..4),
+        grant in grant(),
     ) {
-        let mut host = host();
+        let mut host = host_granted(grant);
         let mut host = KvView::of(&mut host);
         let Ok(handle) = store::Host::open(&mut host, bucket) else { return Ok(()) };
         let again = || Resource::<super::keyvalue::KvBucket>::new_borrow(handle.rep());
@@ -140,9 +168,9 @@ proptest! {
         entity in prop_oneof![any::<u64>(), Just(0u64), Just(1u64 << 32)], type_path in text(),
         json in bytes(), field in text(), cursor in any::<u64>(),
         components in proptest::collection::vec((text(), bytes()), 0..3),
-        changed in proptest::collection::vec((0u32..4, bytes()), 0..3),
+        changed in proptest::collection::vec((0u32..4, bytes()), 0..3), grant in grant(),
     ) {
-        let mut host = host();
+        let mut host = host_granted(grant);
         let _ = ecs::Host::prefetch(&mut host, vec![HEALTH.to_owned(), type_path.clone()]);
         let _ = host.read_prefetched();
         let _ = host.write_prefetched(changed);

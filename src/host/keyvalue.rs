@@ -9,7 +9,8 @@
 //! [`Kv`] marker, the way wasmtime-wasi links its interfaces. Every failure
 //! is a [`KvFailure`], converted to the WIT `error` in one place
 //! (`convert_error`): store errors and refused quotas reach the guest as
-//! `error::other` with the message; a bad handle is a host bug and traps.
+//! `error::other` with the message, a key out of the module's grant as
+//! `error::access-denied`; a bad handle is a host bug and traps.
 //!
 //! A bucket handle is the bucket's name: `open` checks the name and creates
 //! nothing (a bucket appears with its first key). Writes are made as
@@ -24,10 +25,12 @@ use wasmtime::component::{
 use wasmtime::{Engine, StoreContextMut};
 
 use super::HostState;
+use super::access::Access;
 use super::bindings::wasi::keyvalue::atomics::{self, CasError};
 use super::bindings::wasi::keyvalue::batch;
 use super::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
 use super::quota::{CallQuota, HostWork};
+use crate::capabilities::Right;
 use crate::kv::{self, KvError, KvOrigin, KvStore, Writer};
 
 /// What a `bucket` handle holds.
@@ -46,6 +49,9 @@ pub struct KvCas {
 pub enum KvFailure {
     /// The guest's request failed or was refused: its error message.
     Refused(String),
+    /// The module's grant does not reach the key (`Access` keeps the
+    /// refusal, naming the capability, for the script's stats).
+    Denied,
     /// A host bug (a handle the host does not know): traps the guest.
     Trap(wasmtime::Error),
 }
@@ -77,6 +83,8 @@ pub(crate) struct KvView<'a> {
     entity: Entity,
     /// The module writing, against its totals.
     writer: Writer,
+    /// What the module was granted.
+    access: &'a mut Access,
 }
 
 impl KvView<'_> {
@@ -90,7 +98,25 @@ impl KvView<'_> {
                 module: state.identity.module_path.clone(),
                 limits: state.limits,
             },
+            access: &mut state.access,
         }
+    }
+
+    /// Refuses a use of `key` in `bucket` that the grant's `right` does
+    /// not reach.
+    fn granted(
+        &mut self,
+        right: Right,
+        bucket: &Resource<KvBucket>,
+        key: &str,
+    ) -> Result<(), KvFailure> {
+        if self.access.is_everything() {
+            return Ok(());
+        }
+        let name = self.bucket_name(bucket)?;
+        (self.access)
+            .check_key(right, &name, key)
+            .map_err(|_| KvFailure::Denied)
     }
 
     fn store(&mut self) -> Result<Mut<'_, KvStore>, KvFailure> {
@@ -148,6 +174,7 @@ impl store::Host for KvView<'_> {
     fn convert_error(&mut self, failure: KvFailure) -> wasmtime::Result<Error> {
         match failure {
             KvFailure::Refused(message) => Ok(Error::Other(message)),
+            KvFailure::Denied => Ok(Error::AccessDenied),
             KvFailure::Trap(error) => Err(error),
         }
     }
@@ -159,6 +186,7 @@ impl store::HostBucket for KvView<'_> {
         bucket: Resource<KvBucket>,
         key: String,
     ) -> Result<Option<Vec<u8>>, KvFailure> {
+        self.granted(Right::KvRead, &bucket, &key)?;
         self.with_bucket(&bucket, |store, name, _| store.get(name, &key))
     }
 
@@ -168,6 +196,7 @@ impl store::HostBucket for KvView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), KvFailure> {
+        self.granted(Right::KvWrite, &bucket, &key)?;
         self.count_write(key.len() + value.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
             store.set_as(origin, name, &key, &value)
@@ -175,6 +204,7 @@ impl store::HostBucket for KvView<'_> {
     }
 
     fn delete(&mut self, bucket: Resource<KvBucket>, key: String) -> Result<(), KvFailure> {
+        self.granted(Right::KvWrite, &bucket, &key)?;
         self.count_write(key.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
             store.delete_as(origin, name, &key)
@@ -182,6 +212,7 @@ impl store::HostBucket for KvView<'_> {
     }
 
     fn exists(&mut self, bucket: Resource<KvBucket>, key: String) -> Result<bool, KvFailure> {
+        self.granted(Right::KvRead, &bucket, &key)?;
         self.with_bucket(&bucket, |store, name, _| store.exists(name, &key))
     }
 
@@ -198,9 +229,16 @@ impl store::HostBucket for KvView<'_> {
                 })
             })
             .transpose()?;
+        let name = self.bucket_name(&bucket)?;
         let page = self.with_bucket(&bucket, |store, name, _| store.list_keys(name, cursor))?;
+        // Keys out of the grant's reach are left out, not refused.
+        let mut keys = page.keys;
+        if !self.access.is_everything() {
+            let access = &*self.access;
+            keys.retain(|key| access.allows_key(Right::KvRead, &name, key));
+        }
         Ok(KeyResponse {
-            keys: page.keys,
+            keys,
             cursor: page.cursor.map(|next| next.to_string()),
         })
     }
@@ -218,6 +256,7 @@ impl atomics::Host for KvView<'_> {
         key: String,
         delta: i64,
     ) -> Result<i64, KvFailure> {
+        self.granted(Right::KvAtomics, &bucket, &key)?;
         self.count_write(key.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
             store.increment_as(origin, name, &key, delta)
@@ -277,6 +316,7 @@ impl atomics::HostCas for KvView<'_> {
         bucket: Resource<KvBucket>,
         key: String,
     ) -> Result<Resource<KvCas>, KvFailure> {
+        self.granted(Right::KvAtomics, &bucket, &key)?;
         let name = self.bucket_name(&bucket)?;
         let current = self.with_bucket(&bucket, |store, name, _| store.get(name, &key))?;
         Ok(self.table.push(KvCas {
@@ -307,6 +347,9 @@ impl KvView<'_> {
         bucket: &Resource<KvBucket>,
         keys: Vec<String>,
     ) -> Result<Pairs, KvFailure> {
+        for key in &keys {
+            self.granted(Right::KvRead, bucket, key)?;
+        }
         self.with_bucket(bucket, |store, name, _| {
             keys.into_iter()
                 .map(|key| {
@@ -339,6 +382,7 @@ impl batch::Host for KvView<'_> {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Result<(), KvFailure> {
         for (key, value) in &key_values {
+            self.granted(Right::KvWrite, &bucket, key)?;
             self.count_write(key.len() + value.len())?;
         }
         self.with_bucket(&bucket, |store, name, origin| {
@@ -355,6 +399,7 @@ impl batch::Host for KvView<'_> {
         keys: Vec<String>,
     ) -> Result<(), KvFailure> {
         for key in &keys {
+            self.granted(Right::KvWrite, &bucket, key)?;
             self.count_write(key.len())?;
         }
         self.with_bucket(&bucket, |store, name, origin| {

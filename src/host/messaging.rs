@@ -8,6 +8,7 @@ use thiserror::Error;
 use super::HostState;
 use super::bindings::hotwasm::script::messaging::{Error as WitError, Host};
 use super::quota::HostWork;
+use crate::capabilities::Right;
 
 /// The longest topic, in bytes.
 pub const MAX_TOPIC_BYTES: u32 = 256;
@@ -112,6 +113,9 @@ impl From<MessageError> for WitError {
 impl Host for HostState {
     fn send(&mut self, topic: String, payload: Vec<u8>) -> Result<(), WitError> {
         check_message(&topic, &payload)?;
+        self.access
+            .check(Right::Send, &topic)
+            .map_err(WitError::Denied)?;
         self.quota
             .take(HostWork::Message, topic.len() + payload.len())
             .map_err(WitError::CallLimit)?;
@@ -121,6 +125,9 @@ impl Host for HostState {
 
     fn subscribe(&mut self, topic: String) -> Result<(), WitError> {
         check_topic(&topic)?;
+        self.access
+            .check(Right::Subscribe, &topic)
+            .map_err(WitError::Denied)?;
         let subscriptions = &mut self.mailbox.subscriptions;
         if !subscriptions.contains(&topic) && subscriptions.len() >= MAX_SUBSCRIPTIONS as usize {
             return Err(MessageError::TooManySubscriptions {

@@ -3,6 +3,7 @@
 //! Each instance's [`Store`](wasmtime::Store) holds a [`HostState`]; the
 //! `Host` trait of every imported interface is implemented on it.
 
+mod access;
 mod details;
 mod ecs;
 #[cfg(test)]
@@ -27,8 +28,10 @@ use bevy::prelude::{Entity, World};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::capabilities::Grant;
 use crate::sandbox::GuestLimits;
 
+use self::access::Access;
 pub(crate) use self::details::DetailsStamp;
 pub use self::details::{InstanceDetails, KeyWatch, TaskDetails};
 pub use self::ecs::MAX_PREFETCHED;
@@ -140,6 +143,8 @@ pub(crate) struct HostState {
     pub limits: GuestLimits,
     /// What the host did for the current call, against the quotas.
     pub quota: CallQuota,
+    /// What the module was granted, checked in every import.
+    access: Access,
     warned_task_cap: bool,
 }
 
@@ -153,6 +158,7 @@ impl HostState {
         game: GameTypes,
         limits: &GuestLimits,
         quota: CallQuota,
+        grant: Arc<Grant>,
     ) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(GuestStdio::new(output.clone(), StdioStream::Stdout))
@@ -178,8 +184,15 @@ impl HostState {
             limiter: Limiter::new(limits),
             limits: *limits,
             quota,
+            access: Access::new(grant),
             warned_task_cap: false,
         }
+    }
+
+    /// The calls the grant refused since the last time, and the newest
+    /// refusal as the guest was told.
+    pub fn take_denied(&mut self) -> (u64, Option<String>) {
+        self.access.take_denied()
     }
 }
 

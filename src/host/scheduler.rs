@@ -112,6 +112,15 @@ impl TaskQueue {
 
 impl HostState {
     fn schedule(&mut self, due: u64, interval: Option<u64>) -> Result<u64, Error> {
+        let granted = self.access.tasks();
+        let pending = self.tasks.tasks.len();
+        if pending >= granted as usize {
+            let refusal = self.access.deny(format!(
+                "tasks {} (granted {granted}, {pending} pending)",
+                pending + 1
+            ));
+            return Err(Error::Denied(refusal));
+        }
         let result = self.tasks.schedule(due, interval);
         if let Err(Error::TooManyTasks(cap)) = result
             && !std::mem::replace(&mut self.warned_task_cap, true)
@@ -155,8 +164,12 @@ impl Host for HostState {
         self.tasks.cancel_all();
     }
 
-    fn every_frame(&mut self, on: bool) {
+    fn every_frame(&mut self, on: bool) -> Result<(), Error> {
+        if on && !self.access.frame() {
+            return Err(Error::Denied(self.access.deny("frame".to_owned())));
+        }
         self.every_frame = on;
+        Ok(())
     }
 }
 

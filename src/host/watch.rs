@@ -4,7 +4,6 @@
 use std::any::TypeId;
 use std::collections::BTreeMap;
 
-use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::Entity;
 use bevy::reflect::TypeRegistry;
 
@@ -12,6 +11,7 @@ use super::HostState;
 use super::bindings::hotwasm::script::watch::{ComponentChanges, Error, Host};
 use super::details::{KeyWatch, type_name};
 use super::reflect::{ReflectError, TypeKind, lookup};
+use crate::capabilities::Right;
 use crate::kv::{self, KvChanged, KvOrigin};
 use hotwasm_events::ChangeKind;
 
@@ -189,16 +189,41 @@ impl From<ReflectError> for Error {
     }
 }
 
-/// The registered, serializable type of `kind` under `type_path`.
-fn watched_type(
-    registry: &AppTypeRegistry,
-    type_path: &str,
-    kind: TypeKind,
-) -> Result<TypeId, Error> {
-    let registry = registry.read();
-    let registered = lookup(&registry, type_path, kind)?;
-    registered.check_serializable()?;
-    Ok(registered.type_id)
+impl HostState {
+    /// The registered, serializable type of `kind` under `type_path`, if
+    /// the grant lets the module watch it.
+    fn watched_type(&mut self, type_path: &str, kind: TypeKind) -> Result<TypeId, Error> {
+        let registry = self.registry.clone();
+        let registry = registry.read();
+        let registered = lookup(&registry, type_path, kind)?;
+        let right = match kind {
+            TypeKind::Component => Right::ComponentWatch,
+            TypeKind::Resource => Right::ResourceWatch,
+        };
+        let full_path = registered.registration.type_info().type_path();
+        (self.access)
+            .check_type(right, registered.type_id, full_path)
+            .map_err(Error::Denied)?;
+        registered.check_serializable()?;
+        Ok(registered.type_id)
+    }
+
+    /// A checked watch of `watched`, if the grant's `kv.watch` reaches it.
+    fn kv_watch(&mut self, watched: KeyWatch, skip_own_writes: bool) -> Result<u64, Error> {
+        let watch = checked_kv_watch(watched, skip_own_writes)?;
+        let KeyWatch {
+            bucket,
+            key,
+            prefix,
+        } = &watch.watched;
+        let allowed = if *prefix {
+            self.access.check_key_prefix(Right::KvWatch, bucket, key)
+        } else {
+            self.access.check_key(Right::KvWatch, bucket, key)
+        };
+        allowed.map_err(Error::Denied)?;
+        self.watches.add_kv(watch)
+    }
 }
 
 impl Host for HostState {
@@ -207,7 +232,7 @@ impl Host for HostState {
         type_path: String,
         changes: ComponentChanges,
     ) -> Result<u64, Error> {
-        let type_id = watched_type(&self.registry, &type_path, TypeKind::Component)?;
+        let type_id = self.watched_type(&type_path, TypeKind::Component)?;
         let id = self.watches.next_id()?;
         let watch = TypeWatch { type_id, changes };
         self.watches.components.insert(id, watch);
@@ -215,7 +240,7 @@ impl Host for HostState {
     }
 
     fn watch_resource(&mut self, type_path: String) -> Result<u64, Error> {
-        let type_id = watched_type(&self.registry, &type_path, TypeKind::Resource)?;
+        let type_id = self.watched_type(&type_path, TypeKind::Resource)?;
         let id = self.watches.next_id()?;
         let watch = TypeWatch {
             type_id,
@@ -236,8 +261,7 @@ impl Host for HostState {
             key,
             prefix: false,
         };
-        let watch = checked_kv_watch(watched, skip_own_writes)?;
-        self.watches.add_kv(watch)
+        self.kv_watch(watched, skip_own_writes)
     }
 
     fn watch_prefix(
@@ -251,8 +275,7 @@ impl Host for HostState {
             key: prefix,
             prefix: true,
         };
-        let watch = checked_kv_watch(watched, skip_own_writes)?;
-        self.watches.add_kv(watch)
+        self.kv_watch(watched, skip_own_writes)
     }
 
     fn unwatch(&mut self, id: u64) -> Result<(), Error> {

@@ -4,6 +4,7 @@
 //! released, forgotten.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
@@ -15,6 +16,7 @@ use super::{
     Frame, ModuleStatus, ReloadTiming, RunOrder, Runner, Script, ScriptStatus, WasmScript,
 };
 use crate::asset::{WasmModule, WasmModuleLoaderError};
+use crate::capabilities::Grant;
 use crate::engine::WasmEngine;
 use crate::host::GameTypes;
 use crate::instance::{CallError, LiveInstance, PendingEvents};
@@ -24,7 +26,11 @@ use crate::sandbox::FaultKind;
 /// What the newest generation of a module was, to recognise a repeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Version {
-    Loaded { content_hash: u64 },
+    /// The grant is part of a version: a changed `.wasm.meta` narrows it.
+    Loaded {
+        content_hash: u64,
+        grant: Arc<Grant>,
+    },
     Failed(String),
 }
 
@@ -131,15 +137,22 @@ impl Runner {
             self.module_failed(frame, module, &path, stage, cause);
         }
         for id in changes.new_versions {
-            let Some((path, content_hash)) = frame
-                .world
-                .resource::<Assets<WasmModule>>()
-                .get(id)
-                .map(|module| (module.path().to_owned(), module.content_hash()))
+            let Some((path, version)) =
+                frame
+                    .world
+                    .resource::<Assets<WasmModule>>()
+                    .get(id)
+                    .map(|module| {
+                        let version = Version::Loaded {
+                            content_hash: module.content_hash(),
+                            grant: module.grant().clone(),
+                        };
+                        (module.path().to_owned(), version)
+                    })
             else {
                 continue;
             };
-            self.new_generation(frame, id, &path, Version::Loaded { content_hash });
+            self.new_generation(frame, id, &path, version);
         }
     }
 
@@ -235,13 +248,15 @@ impl Runner {
                 last_failure: None,
                 last_reload: None,
                 unloaded: false,
+                grant: None,
             });
         if status.newest.as_ref() == Some(&version) && !status.unloaded {
             return None;
         }
         status.generation += 1;
-        if let Version::Loaded { .. } = version {
+        if let Version::Loaded { grant, .. } = &version {
             status.loaded_generation = status.generation;
+            status.grant = Some(grant.clone());
             status.unloaded = false;
             for (order, script) in &self.scripts {
                 if script.module == module {
@@ -520,6 +535,7 @@ fn start_generation(
     };
     let limits = module.limits().copied().unwrap_or(engine.sandbox().limits);
     let pre = module.pre().clone();
+    let grant = module.grant().clone();
     let game = GameTypes {
         registry: world
             .get_resource::<AppTypeRegistry>()
@@ -527,9 +543,16 @@ fn start_generation(
             .unwrap_or_default(),
         script_component: world.component_id::<WasmScript>(),
     };
-    let mut new =
-        LiveInstance::instantiate(&pre, &engine, &limits, script_ref.clone(), frame.now, game)
-            .map_err(|error| (FailureStage::Instantiate, error))?;
+    let mut new = LiveInstance::instantiate(
+        &pre,
+        &engine,
+        &limits,
+        grant,
+        script_ref.clone(),
+        frame.now,
+        game,
+    )
+    .map_err(|error| (FailureStage::Instantiate, error))?;
     let result = new.start(world, saved.flatten());
     publish(world, &mut new, sent);
     script.charge(new.take_cost());

@@ -24,6 +24,7 @@ use self::changes::ChangeTracker;
 use self::delivery::{Inbox, Sent};
 use self::lifecycle::Version;
 use crate::asset::WasmModule;
+use crate::capabilities::Grant;
 use crate::engine::WasmEngine;
 use crate::host::{Frame as GuestFrame, InstanceDetails};
 use crate::instance::{CallCost, LiveInstance, PendingEvents, WorldLoan};
@@ -72,6 +73,10 @@ pub struct ScriptStats {
     /// Host requests refused over the per-call quotas
     /// ([`HostQuotas`](crate::HostQuotas)), dropped log lines included.
     pub refused_host_calls: u64,
+    /// Host calls refused because the module was not granted the
+    /// capability they need (see [`CapabilityPolicy`](crate::CapabilityPolicy));
+    /// the warning about refused requests quotes the newest.
+    pub denied_host_calls: u64,
     /// Watch events dropped while the script was paused, past
     /// [`QueueLimits::max_held_events`] or [`QueueLimits::max_held_event_bytes`].
     pub dropped_events: u64,
@@ -96,6 +101,7 @@ impl ScriptStats {
         }
         self.calls += cost.calls;
         self.refused_host_calls += cost.refused;
+        self.denied_host_calls += cost.denied;
         self.frames += 1;
         self.last_frame_time = cost.time;
         self.last_frame_fuel = cost.fuel;
@@ -117,6 +123,8 @@ pub struct ModuleStatus {
     last_reload: Option<ReloadTiming>,
     /// Stopped by [`WasmRuntime::unload`] until its next version loads.
     unloaded: bool,
+    /// What the loaded generation may touch.
+    grant: Option<Arc<Grant>>,
 }
 
 /// A hot reload: when a module's new generation first replaced a running
@@ -148,6 +156,12 @@ impl ModuleStatus {
     /// The newest failure to load the module, if its newest version failed.
     pub fn last_failure(&self) -> Option<&ModuleFailed> {
         self.last_failure.as_ref()
+    }
+
+    /// What the loaded generation was granted, what it asked for and what
+    /// the game's ceilings refused it; `None` until a version loaded.
+    pub fn capabilities(&self) -> Option<&Grant> {
+        self.grant.as_deref()
     }
 
     /// The newest generation that loaded: what its scripts run, or start.
@@ -449,6 +463,7 @@ impl Script {
         self.this_frame.time += cost.time;
         self.this_frame.fuel += cost.fuel;
         self.this_frame.refused += cost.refused;
+        self.this_frame.denied += cost.denied;
         self.this_frame.faults += cost.faults;
     }
 }

@@ -9,7 +9,7 @@ struct Drift;
 
 impl Script for Drift {
     fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
-        cx.every_frame(true);
+        cx.every_frame(true)?;
         cx.prefetch::<(Position,)>()
     }
 

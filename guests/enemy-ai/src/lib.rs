@@ -41,7 +41,7 @@ impl Script for EnemyAi {
             me.speed = tuning_value(event.data).unwrap_or(DEFAULT_SPEED);
             Ok(())
         })?;
-        cx.every_frame(true);
+        cx.every_frame(true)?;
         cx.prefetch::<(Position, Speed, Velocity)>()?;
         if self.age > 0.0 {
             // A hot reload: say which steering took over, and that the

@@ -9,7 +9,7 @@ struct Mover;
 
 impl Script for Mover {
     fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
-        cx.every_frame(true);
+        cx.every_frame(true)?;
         cx.prefetch::<(Position, Target, Speed)>()
     }
 

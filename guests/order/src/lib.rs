@@ -24,12 +24,8 @@ impl Script for Order {
             info!("event");
             Ok(())
         })?;
-        cx.on_message("order/stop", |_, cx, _| {
-            cx.every_frame(false);
-            Ok(())
-        })?;
-        cx.every_frame(true);
-        Ok(())
+        cx.on_message("order/stop", |_, cx, _| cx.every_frame(false))?;
+        cx.every_frame(true)
     }
 
     fn update(&mut self, _: &mut Cx<Self>, frame: Frame) -> Result<(), Error> {

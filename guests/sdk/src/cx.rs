@@ -423,9 +423,10 @@ impl<S: 'static> Cx<S> {
 
     /// Calls [`Script::update`] in every frame (`true`), or stops (`false`).
     /// Off until asked for, so a script that never asks costs nothing in a
-    /// frame with nothing due. Paused frames are skipped.
-    pub fn every_frame(&mut self, on: bool) {
-        scheduler::every_frame(on);
+    /// frame with nothing due. Paused frames are skipped. Asking needs the
+    /// `frame` capability; stopping never fails.
+    pub fn every_frame(&mut self, on: bool) -> Result<(), Error> {
+        Ok(scheduler::every_frame(on)?)
     }
 
     /// Has the components `Q` (a tuple, `(Position, Speed)`) of the script's

@@ -46,6 +46,7 @@ impl fmt::Display for Error {
                     )
                 }
                 SchedulerError::UnknownTask(id) => write!(f, "no pending task {id}"),
+                SchedulerError::Denied(why) => f.write_str(why),
             },
             Self::Messaging(error) => match error {
                 MessagingError::EmptyTopic => f.write_str("a topic must not be empty"),
@@ -59,6 +60,7 @@ impl fmt::Display for Error {
                     write!(f, "an instance may subscribe to at most {max} topics")
                 }
                 MessagingError::CallLimit(why) => write!(f, "refused: {why}"),
+                MessagingError::Denied(why) => f.write_str(why),
             },
             Self::Watch(error) => match error {
                 WatchError::InvalidBucket(why) | WatchError::InvalidKey(why) => f.write_str(why),
@@ -68,6 +70,7 @@ impl fmt::Display for Error {
                     write!(f, "already {cap} watches, the most an instance may have")
                 }
                 WatchError::UnknownWatch(id) => write!(f, "no watch {id}"),
+                WatchError::Denied(why) => f.write_str(why),
             },
             Self::Ecs(error) => match error {
                 EcsError::UnknownType(path) => write!(f, "no type {path} is registered"),
@@ -78,7 +81,8 @@ impl fmt::Display for Error {
                 | EcsError::Missing(why)
                 | EcsError::InvalidJson(why)
                 | EcsError::InvalidField(why)
-                | EcsError::Protected(why) => f.write_str(why),
+                | EcsError::Protected(why)
+                | EcsError::Denied(why) => f.write_str(why),
                 EcsError::CallLimit(why) => write!(f, "refused: {why}"),
             },
             Self::KeyValue(error) => match error {
@@ -88,6 +92,22 @@ impl fmt::Display for Error {
             },
             Self::Json(why) | Self::Script(why) => f.write_str(why),
         }
+    }
+}
+
+impl Error {
+    /// Whether the module was not granted the capability the call needed
+    /// (the message, `denied: …`, names it; a key-value call says only
+    /// `access-denied`).
+    pub fn is_denied(&self) -> bool {
+        matches!(
+            self,
+            Self::Scheduler(SchedulerError::Denied(_))
+                | Self::Messaging(MessagingError::Denied(_))
+                | Self::Watch(WatchError::Denied(_))
+                | Self::Ecs(EcsError::Denied(_))
+                | Self::KeyValue(KvError::AccessDenied)
+        )
     }
 }
 

@@ -20,7 +20,7 @@
 //!
 //! impl Script for Drift {
 //!     fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
-//!         cx.every_frame(true);
+//!         cx.every_frame(true)?;
 //!         cx.prefetch::<(Position,)>()
 //!     }
 //!
@@ -133,6 +133,55 @@ pub trait Script: Default + Sized + 'static {
         let _ = state;
         Ok(())
     }
+}
+
+/// Asks for the capabilities the module needs, written as a manifest (see
+/// the host's `Capabilities` for every line it may hold):
+///
+/// ```
+/// hotwasm_sdk::capabilities!(
+///     "
+///     component.read  game_types::Position game_types::Health
+///     component.write game_types::Position
+///     kv.read         tuning
+///     messages.send   score/*
+///     tasks           2
+///     frame
+///     "
+/// );
+/// ```
+///
+/// The manifest goes into the module's `hotwasm:capabilities` custom
+/// section, so the module's signature covers it: changing what a signed
+/// module asks for means signing it again. The game grants what is asked
+/// within its ceilings; a call beyond the grant fails with an error whose
+/// [`Error::is_denied`] is true. A module without the macro asks for
+/// nothing: the game's own unsigned modules then get everything, a signed
+/// one nothing. Use it once per module; a manifest the host cannot read is
+/// a load error naming the line.
+#[macro_export]
+macro_rules! capabilities {
+    ($manifest:expr) => {
+        const _: () = {
+            const MANIFEST: &str = $manifest;
+            // A custom section of the core module, which the component keeps.
+            #[unsafe(link_section = "hotwasm:capabilities")]
+            #[used]
+            static CAPABILITIES: [u8; MANIFEST.len()] = $crate::__manifest_bytes(MANIFEST);
+        };
+    };
+}
+
+#[doc(hidden)]
+pub const fn __manifest_bytes<const N: usize>(manifest: &str) -> [u8; N] {
+    let bytes = manifest.as_bytes();
+    let mut out = [0; N];
+    let mut index = 0;
+    while index < N {
+        out[index] = bytes[index];
+        index += 1;
+    }
+    out
 }
 
 /// Exports a [`Script`] type as the module's `hotwasm:script` world exports.

@@ -1,0 +1,149 @@
+//! The module's grant, checked at the host boundary: every import asks
+//! [`Access`] before it touches anything, and a refusal is an error result
+//! naming the capability (`denied: component.write my_game::Gold`), counted
+//! for the script's stats.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::capabilities::{Grant, Pattern, Right};
+
+/// An instance's grant, with each type's rights resolved once.
+pub(crate) struct Access {
+    grant: Arc<Grant>,
+    /// Whether a right reaches a type, looked up by type path the first
+    /// time the type is used: a call costs a hash of its `TypeId`.
+    by_type: HashMap<(TypeId, Right), bool>,
+    /// Calls refused since the runtime last took the count.
+    denied: u64,
+    /// The newest refusal, as the guest was told.
+    last_denied: Option<String>,
+}
+
+impl Access {
+    pub fn new(grant: Arc<Grant>) -> Self {
+        Self {
+            grant,
+            by_type: HashMap::new(),
+            denied: 0,
+            last_denied: None,
+        }
+    }
+
+    /// Whether the grant is everything: then nothing needs checking.
+    pub fn is_everything(&self) -> bool {
+        self.grant.is_everything()
+    }
+
+    /// Whether `right` reaches the type `type_path` (its full path, as the
+    /// registry has it).
+    pub fn check_type(
+        &mut self,
+        right: Right,
+        type_id: TypeId,
+        type_path: &str,
+    ) -> Result<(), String> {
+        if self.is_everything() {
+            return Ok(());
+        }
+        let grant = &self.grant;
+        let allowed = *self
+            .by_type
+            .entry((type_id, right))
+            .or_insert_with(|| grant.granted().allows(right, type_path));
+        self.verdict(allowed, right, type_path)
+    }
+
+    /// Whether `right` reaches `key` in `bucket`.
+    pub fn check_key(&mut self, right: Right, bucket: &str, key: &str) -> Result<(), String> {
+        if self.is_everything() {
+            return Ok(());
+        }
+        let allowed = self.grant.granted().allows_key(right, bucket, key);
+        self.verdict(allowed, right, format_args!("{bucket}/{key}"))
+    }
+
+    /// Whether `right` reaches every key of `bucket` that starts with
+    /// `prefix`.
+    pub fn check_key_prefix(
+        &mut self,
+        right: Right,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<(), String> {
+        if self.is_everything() {
+            return Ok(());
+        }
+        let allowed = self
+            .grant
+            .granted()
+            .allows_prefix(right, &format!("{bucket}/{prefix}"));
+        self.verdict(allowed, right, format_args!("{bucket}/{prefix}*"))
+    }
+
+    /// Whether `right` reaches `value`: a topic, or `own`, `spawned` or `*`
+    /// for entities.
+    pub fn check(&mut self, right: Right, value: &str) -> Result<(), String> {
+        if self.is_everything() {
+            return Ok(());
+        }
+        let allowed = self.grant.granted().allows(right, value);
+        self.verdict(allowed, right, value)
+    }
+
+    /// Whether `right` reaches `key` in `bucket`, without counting a
+    /// refusal: for listings, which leave out what is out of reach.
+    pub fn allows_key(&self, right: Right, bucket: &str, key: &str) -> bool {
+        self.is_everything() || self.grant.granted().allows_key(right, bucket, key)
+    }
+
+    /// Whether `right` reaches `value`, without counting a refusal: for
+    /// checks that try several ways in before refusing.
+    pub fn allows(&self, right: Right, value: &str) -> bool {
+        self.is_everything() || self.grant.granted().allows(right, value)
+    }
+
+    /// The patterns `right` reaches, for checks that look at more than a
+    /// name (despawn's `marked:` patterns).
+    pub fn reach(&self, right: Right) -> &[Pattern] {
+        self.grant.granted().reach(right)
+    }
+
+    /// How many tasks it may have at once.
+    pub fn tasks(&self) -> u32 {
+        self.grant.granted().tasks()
+    }
+
+    /// Whether it may ask for every frame.
+    pub fn frame(&self) -> bool {
+        self.grant.granted().frame()
+    }
+
+    /// `Ok`, or the refusal, counted.
+    fn verdict(
+        &mut self,
+        allowed: bool,
+        right: Right,
+        what: impl std::fmt::Display,
+    ) -> Result<(), String> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(self.deny(format!("{right} {what}")))
+        }
+    }
+
+    /// Counts a refusal of `capability` and says it as the guest is told.
+    pub fn deny(&mut self, capability: String) -> String {
+        let message = format!("denied: {capability}");
+        self.denied += 1;
+        self.last_denied = Some(message.clone());
+        message
+    }
+
+    /// The calls refused since the last time, and the newest refusal.
+    pub fn take_denied(&mut self) -> (u64, Option<String>) {
+        (std::mem::take(&mut self.denied), self.last_denied.take())
+    }
+}
