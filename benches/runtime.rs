@@ -27,7 +27,10 @@
 //!   and encoding it the same way; a guest's typed get and update of one
 //!   `Position` (1000 in one call, reported per pair); and a guest summing one field over 1 000,
 //!   10 000 and 20 000 entities with `query-field` against a plain system's
-//!   query, reported per entity.
+//!   query, reported per entity. Each guest case runs twice: granted
+//!   everything (the host checks nothing), and `_granted_only_its_types`
+//!   (a ceiling naming the component types it uses: the host checks every
+//!   use and every entity against the grant), to price capabilities.
 //!
 //! - `sandbox/*`: the `events/10000_kv` frame with epoch interruption off,
 //!   on (the default) and with fuel instead, to price the sandbox.
@@ -46,6 +49,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use bevy::asset::io::AssetSourceId;
 use bevy::ecs::message::Messages;
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::ecs::schedule::SingleThreadedExecutor;
@@ -118,11 +122,67 @@ fn run_update<M: Message>(app: &mut App) {
 
 /// An app running the `echo` guest on `count` entities, `Update` on one thread.
 fn echo_app(count: usize) -> (AssetDir, App, Vec<Entity>) {
-    let (assets, mut app, entities) = start_scripts("echo.wasm", &guest_bytes("echo"), count, None);
+    echo_app_granted(count, &Grants::Everything)
+}
+
+/// How much the benchmarked guest is granted: everything (the host checks
+/// nothing), or only the component types it uses (the host checks each use).
+#[derive(Clone, Copy)]
+enum Grants {
+    Everything,
+    ItsTypes,
+}
+
+impl Grants {
+    const BOTH: [Grants; 2] = [Grants::Everything, Grants::ItsTypes];
+
+    /// Its suffix in a benchmark's name.
+    fn suffix(self) -> &'static str {
+        match self {
+            Grants::Everything => "",
+            Grants::ItsTypes => "_granted_only_its_types",
+        }
+    }
+
+    /// The plugin, with the ceiling for local files this grant needs.
+    fn plugin(self) -> HotWasmPlugin {
+        let Grants::ItsTypes = self else {
+            return unsigned_plugin();
+        };
+        let (plain, position) = (
+            <Plain as TypePath>::type_path(),
+            <Position as TypePath>::type_path(),
+        );
+        let manifest = format!(
+            "component.read {plain} {position}\ncomponent.write {position}\nentities *\n\
+             messages.send *\nmessages.subscribe *\nkv.read *\nkv.write *\ntasks *\nframe"
+        );
+        let ceiling = Capabilities::parse(&manifest).expect("a manifest");
+        HotWasmPlugin {
+            capabilities: CapabilityPolicy::new().limit_source(AssetSourceId::Default, ceiling),
+            ..unsigned_plugin()
+        }
+    }
+}
+
+/// [`echo_app`] with the guest granted `grants`.
+fn echo_app_granted(count: usize, grants: &Grants) -> (AssetDir, App, Vec<Entity>) {
+    let (assets, mut app, entities) =
+        start_scripts_with("echo.wasm", &guest_bytes("echo"), count, grants.plugin());
     app.edit_schedule(Update, |schedule| {
         schedule.set_executor(SingleThreadedExecutor::new());
     });
     (assets, app, entities)
+}
+
+/// Panics if the host refused the script anything or it faulted: a
+/// benchmark of refusals would measure the wrong thing.
+fn assert_no_refusals(app: &App, script: Entity) {
+    let stats = runtime(app).script(script).unwrap().stats();
+    assert!(
+        stats.denied_host_calls == 0 && stats.faults == 0 && stats.calls > 0,
+        "{stats:?}"
+    );
 }
 
 fn payload() -> Vec<u8> {
@@ -351,21 +411,26 @@ fn ecs(c: &mut Criterion) {
     const READS: u64 = 1000;
     let mut group = c.benchmark_group("ecs");
     group.throughput(Throughput::Elements(READS));
-    group.bench_function("1000_component_reads_by_a_guest", |b| {
-        let (_assets, mut app, entities) = echo_app(1);
-        app.register_type::<Plain>();
-        let target = app.world_mut().spawn(Plain(42)).id();
-        let request = format!(
-            "{} {} {READS}",
-            target.to_bits(),
-            <Plain as TypePath>::type_path()
-        );
-        b.iter(|| {
-            let message = HostMessage::to_entity(entities[0], "read-component", request.clone());
-            app.world_mut().write_message(message);
-            run_update::<HostMessage>(&mut app);
+    for grants in Grants::BOTH {
+        let name = format!("1000_component_reads_by_a_guest{}", grants.suffix());
+        group.bench_function(name, |b| {
+            let (_assets, mut app, entities) = echo_app_granted(1, &grants);
+            app.register_type::<Plain>();
+            let target = app.world_mut().spawn(Plain(42)).id();
+            let request = format!(
+                "{} {} {READS}",
+                target.to_bits(),
+                <Plain as TypePath>::type_path()
+            );
+            b.iter(|| {
+                let message =
+                    HostMessage::to_entity(entities[0], "read-component", request.clone());
+                app.world_mut().write_message(message);
+                run_update::<HostMessage>(&mut app);
+            });
+            assert_no_refusals(&app, entities[0]);
         });
-    });
+    }
     group.bench_function("1000_component_reads_by_plain_rust_system", |b| {
         let assets = AssetDir::new();
         let mut app = bench_app(&assets);
@@ -389,25 +454,32 @@ fn ecs(c: &mut Criterion) {
             );
         b.iter(|| run_update::<HostMessage>(&mut app));
     });
-    group.bench_function("1000_typed_get_and_update_by_a_guest", |b| {
-        let (_assets, mut app, scripts) = echo_app(1);
-        app.register_type::<Position>();
-        let target = app.world_mut().spawn(Position::default()).id();
-        let request = format!("{} {READS}", target.to_bits());
-        b.iter(|| {
-            let message = HostMessage::to_entity(scripts[0], "move-position", request.clone());
-            app.world_mut().write_message(message);
-            run_update::<HostMessage>(&mut app);
+    for grants in Grants::BOTH {
+        let name = format!("1000_typed_get_and_update_by_a_guest{}", grants.suffix());
+        group.bench_function(name, |b| {
+            let (_assets, mut app, scripts) = echo_app_granted(1, &grants);
+            app.register_type::<Position>();
+            let target = app.world_mut().spawn(Position::default()).id();
+            let request = format!("{} {READS}", target.to_bits());
+            b.iter(|| {
+                let message = HostMessage::to_entity(scripts[0], "move-position", request.clone());
+                app.world_mut().write_message(message);
+                run_update::<HostMessage>(&mut app);
+            });
+            let moved = app.world().get::<Position>(target).unwrap().x;
+            assert!(moved >= READS as f32, "moved {moved}");
+            assert_no_refusals(&app, scripts[0]);
         });
-        let moved = app.world().get::<Position>(target).unwrap().x;
-        assert!(moved >= READS as f32, "moved {moved}");
-    });
+    }
     for entities in [1_000u64, 10_000, 20_000] {
         group.throughput(Throughput::Elements(entities));
-        group.bench_function(
-            format!("sum_field_over_{entities}_entities_by_a_guest"),
-            |b| {
-                let (_assets, mut app, scripts) = echo_app(1);
+        for grants in Grants::BOTH {
+            let name = format!(
+                "sum_field_over_{entities}_entities_by_a_guest{}",
+                grants.suffix()
+            );
+            group.bench_function(name, |b| {
+                let (_assets, mut app, scripts) = echo_app_granted(1, &grants);
                 app.register_type::<Plain>();
                 app.world_mut().spawn_batch((0..entities).map(Plain));
                 let request = format!("{} 0", <Plain as TypePath>::type_path());
@@ -416,8 +488,9 @@ fn ecs(c: &mut Criterion) {
                     app.world_mut().write_message(message);
                     run_update::<HostMessage>(&mut app);
                 });
-            },
-        );
+                assert_no_refusals(&app, scripts[0]);
+            });
+        }
         group.bench_function(
             format!("sum_field_over_{entities}_entities_by_plain_rust_system"),
             |b| {

@@ -131,6 +131,11 @@ fn kills_score_and_the_high_score_outlives_the_game() {
             board.high, board.score,
             "a first game's score is its high score"
         );
+        // The rules that declare their capabilities asked for all they use.
+        for (entity, script) in runtime(&app).scripts() {
+            let stats = script.stats();
+            assert_eq!(stats.denied_host_calls, 0, "{entity}: {stats:?}");
+        }
         board.high
     };
     let on_disk = std::fs::read_to_string(save.path().join("scores/high")).unwrap();

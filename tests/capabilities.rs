@@ -71,6 +71,21 @@ fn run_intruder(app: &mut App) -> Entity {
     entity
 }
 
+/// A game running `modules/intruder.wasm`, built from the guest `guest`,
+/// after its attempts: the assets, the app, the intruder and the victim.
+fn intruder_in_game(guest: &str, plugin: HotWasmPlugin) -> (AssetDir, App, Entity, Entity) {
+    let assets = AssetDir::new();
+    assets.write("intruder.wasm", &guest_bytes(guest));
+    let (mut app, victim) = game(&assets, plugin);
+    let intruder = run_intruder(&mut app);
+    (assets, app, intruder, victim)
+}
+
+/// What the running module was granted.
+fn granted(app: &App) -> &Capabilities {
+    module_status(app).capabilities().expect("loaded").granted()
+}
+
 /// What the intruder logged about its attempts.
 fn attempts(app: &App, entity: Entity) -> Vec<String> {
     seen(app)
@@ -134,10 +149,7 @@ fn denied_lines(victim: Entity) -> Vec<String> {
 
 #[test]
 fn a_guest_gets_an_error_for_each_thing_it_was_not_granted_and_the_game_is_unchanged() {
-    let assets = AssetDir::new();
-    assets.write("intruder.wasm", &guest_bytes("intruder"));
-    let (mut app, victim) = game(&assets, unsigned_plugin());
-    let intruder = run_intruder(&mut app);
+    let (_assets, mut app, intruder, victim) = intruder_in_game("intruder", unsigned_plugin());
 
     let mut expected: Vec<String> = ALLOWED.map(str::to_owned).into();
     expected.extend(denied_lines(victim));
@@ -145,17 +157,15 @@ fn a_guest_gets_an_error_for_each_thing_it_was_not_granted_and_the_game_is_uncha
     assert_untouched(&mut app, intruder, victim);
     let stats = runtime(&app).script(intruder).unwrap().stats();
     assert_eq!(stats.denied_host_calls, 13, "every refusal counted");
+    assert_eq!(granted(&app).tasks(), 2);
     let grant = module_status(&app).capabilities().expect("loaded");
-    assert_eq!(grant.granted().tasks(), 2);
     assert!(grant.denied_by_ceiling().is_empty(), "no ceiling");
 }
 
 #[test]
 fn the_same_guest_asking_for_more_is_granted_it() {
-    let assets = AssetDir::new();
-    assets.write("intruder.wasm", &guest_bytes("intruder_granted"));
-    let (mut app, victim) = game(&assets, unsigned_plugin());
-    let intruder = run_intruder(&mut app);
+    let (_assets, mut app, intruder, victim) =
+        intruder_in_game("intruder_granted", unsigned_plugin());
 
     for line in attempts(&app, intruder) {
         assert!(line.ends_with(": ok"), "{line}");
@@ -174,8 +184,6 @@ fn the_same_guest_asking_for_more_is_granted_it() {
 
 #[test]
 fn a_ceiling_takes_away_what_a_module_asks_beyond_it() {
-    let assets = AssetDir::new();
-    assets.write("intruder.wasm", &guest_bytes("intruder_granted"));
     // What the narrow intruder asks for, as the game's ceiling for local files.
     let narrow = guest_bytes("intruder");
     let narrow = String::from_utf8(find_capabilities_section(&narrow).unwrap()).unwrap();
@@ -184,8 +192,7 @@ fn a_ceiling_takes_away_what_a_module_asks_beyond_it() {
         capabilities: CapabilityPolicy::new().limit_source(AssetSourceId::Default, ceiling),
         ..unsigned_plugin()
     };
-    let (mut app, victim) = game(&assets, plugin);
-    let intruder = run_intruder(&mut app);
+    let (_assets, mut app, intruder, victim) = intruder_in_game("intruder_granted", plugin);
 
     let lines = attempts(&app, intruder);
     assert_eq!(lines[ALLOWED.len()..], denied_lines(victim)[..]);
@@ -216,14 +223,7 @@ fn what_a_signed_module_asks_for_cannot_change_without_signing_it_again() {
     let (mut app, _) = game(&assets, plugin);
     let intruder = run_intruder(&mut app);
     assert_eq!(generation(&app, intruder), Some(1));
-    assert_eq!(
-        module_status(&app)
-            .capabilities()
-            .unwrap()
-            .granted()
-            .tasks(),
-        2
-    );
+    assert_eq!(granted(&app).tasks(), 2);
 
     // Its own request widened in place, its signature kept: refused.
     // The last copy is the section's: the text is in the data section too.
@@ -241,14 +241,7 @@ fn what_a_signed_module_asks_for_cannot_change_without_signing_it_again() {
     update_until(&mut app, "the refusal", |app| !seen(app).refused.is_empty());
     run_frames(&mut app, 5);
     assert_eq!(generation(&app, intruder), Some(1), "the old one runs on");
-    assert_eq!(
-        module_status(&app)
-            .capabilities()
-            .unwrap()
-            .granted()
-            .tasks(),
-        2
-    );
+    assert_eq!(granted(&app).tasks(), 2);
 }
 
 #[test]
@@ -295,10 +288,7 @@ fn a_meta_file_may_narrow_a_grant_but_not_widen_it() {
 
 #[test]
 fn a_reload_changes_the_grant_and_an_unreadable_manifest_keeps_the_old_generation() {
-    let assets = AssetDir::new();
-    assets.write("intruder.wasm", &guest_bytes("intruder"));
-    let (mut app, victim) = game(&assets, unsigned_plugin());
-    let intruder = run_intruder(&mut app);
+    let (assets, mut app, intruder, victim) = intruder_in_game("intruder", unsigned_plugin());
     assert!(app.world().get_entity(victim).is_ok());
 
     // A manifest with a misspelt capability: a load error naming it.
@@ -323,13 +313,7 @@ fn a_reload_changes_the_grant_and_an_unreadable_manifest_keeps_the_old_generatio
         app.world().get_entity(victim).is_err(),
         "despawned by generation 3"
     );
-    assert!(
-        module_status(&app)
-            .capabilities()
-            .unwrap()
-            .granted()
-            .frame()
-    );
+    assert!(granted(&app).frame());
 }
 
 /// `component` with a `hotwasm:capabilities` section holding `manifest`

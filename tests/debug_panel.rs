@@ -6,13 +6,16 @@ mod common;
 
 use std::time::Duration;
 
+use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::debug_panel::{
     EventKind, HotWasmPanelPlugin, PanelFaults, PanelState, PanelTab, PanelToasts, ui_for_console,
     ui_for_diagnostics, ui_for_events, ui_for_faults, ui_for_instances, ui_for_key_value,
     ui_for_modules, ui_for_panel, ui_for_time,
 };
-use bevy_hotwasm::{HostMessage, HotWasmPlugin, KvStore, Sandbox, WasmModule};
+use bevy_hotwasm::{
+    Capabilities, CapabilityPolicy, HostMessage, HotWasmPlugin, KvStore, Sandbox, WasmModule,
+};
 use common::*;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -389,6 +392,58 @@ fn a_module_shows_its_origin_and_is_unloaded_and_loaded_again_from_the_modules_t
         ["starts=1", "starts=1"],
         "no state kept"
     );
+}
+
+#[test]
+fn a_module_shows_what_it_may_touch_and_its_instances_what_was_denied() {
+    // The intruder asks for its own Position, two buckets, topics and two
+    // tasks; the game's ceiling for local files leaves it reading only.
+    let ceiling = Capabilities::parse("component.read *\nkv.read *").unwrap();
+    let plugin = HotWasmPlugin {
+        capabilities: CapabilityPolicy::new().limit_source(AssetSourceId::Default, ceiling),
+        ..unsigned_plugin()
+    };
+    let (_assets, mut app, intruder) =
+        app_running_with("intruder.wasm", &guest_bytes("intruder"), plugin);
+    update_until(&mut app, "the intruder's refused calls", |app| {
+        runtime(app)
+            .script(intruder)
+            .unwrap()
+            .stats()
+            .denied_host_calls
+            > 0
+    });
+    let mut harness = harness(app, ui_for_modules);
+    harness.run();
+    harness.get_by_label("modules/intruder.wasm").click();
+    harness.run();
+    harness.get_by_label("capabilities:");
+    harness.get_by_label("  component.read game_types::Position");
+    harness.get_by_label("  kv.read tuning/*");
+    for refused in [
+        "component.write game_types::Position",
+        "kv.write intruder/*",
+        "tasks 2",
+    ] {
+        harness.get_by_label(&format!(
+            "  not granted (above the game's ceiling): {refused}"
+        ));
+    }
+
+    let app = harness.into_state();
+    let stats = runtime(&app).script(intruder).unwrap().stats().clone();
+    let mut harness = self::harness(app, ui_for_instances);
+    harness.run();
+    harness.get_by_label(&format!(
+        "{} / {} / {} / {}",
+        stats.calls, stats.faults, stats.denied_host_calls, stats.restarts
+    ));
+    harness.get_by_label(&intruder.to_string()).click();
+    harness.run();
+    harness.get_by_label_contains(&format!(
+        "denied by its capabilities {}",
+        stats.denied_host_calls
+    ));
 }
 
 #[test]

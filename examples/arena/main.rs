@@ -174,14 +174,17 @@ fn main() -> AppExit {
     app.insert_resource(options).run()
 }
 
-/// Selects the first module and instance in the panel, to show their
-/// details (`--panel-select`).
+/// Selects the first module by path and the first instance in the panel,
+/// to show their details (`--panel-select`). The module is chosen again
+/// while modules load, so it is the same in every screenshot.
 fn select_first(runtime: Res<WasmRuntime>, mut panel: ResMut<PanelState>) {
-    if panel.selected_module.is_none() {
-        let first = runtime
-            .modules()
-            .min_by_key(|(_, module)| module.path().to_owned());
-        panel.selected_module = first.map(|(id, _)| id);
+    let first = runtime
+        .modules()
+        .min_by_key(|(_, module)| module.path().to_owned());
+    if let Some((id, _)) = first
+        && panel.selected_module != Some(id)
+    {
+        panel.selected_module = Some(id);
     }
     if panel.selected_instance.is_none() {
         panel.selected_instance = runtime.scripts().next().map(|(entity, _)| entity);

@@ -26,7 +26,8 @@ pub enum Right {
     ComponentRead,
     /// `component.write`: write components of these types.
     ComponentWrite,
-    /// `component.watch`: watch components of these types change.
+    /// `component.watch`: watch components of these types change, on every
+    /// entity (events are not limited to the `entities` scope).
     ComponentWatch,
     /// `resource.read`: read these resources.
     ResourceRead,
@@ -166,6 +167,21 @@ impl Pattern {
             text = &text[part.len()..];
         }
         false
+    }
+
+    /// What it reaches after `head`: `marked:my_game::*` after `marked:` is
+    /// `my_game::*`; `m*` after `marked:` is everything; `own` nothing.
+    pub(crate) fn after(&self, head: &str) -> Option<Pattern> {
+        if let Some(rest) = self.text.strip_prefix(head) {
+            Some(Pattern {
+                text: rest.into(),
+                prefix: self.prefix,
+            })
+        } else if self.prefix && head.starts_with(&*self.text) {
+            Some(Pattern::everything())
+        } else {
+            None
+        }
     }
 
     /// Whether it reaches everything `other` reaches.

@@ -22,6 +22,24 @@ fn patterns_reach_names_and_prefixes() {
 }
 
 #[test]
+fn a_despawn_marker_is_what_a_pattern_reaches_after_marked() {
+    let after = |text: &str| {
+        let pattern = Pattern::parse(text).unwrap();
+        pattern.after("marked:").map(|rest| rest.to_string())
+    };
+    assert_eq!(
+        after("marked:my_game::Enemy").as_deref(),
+        Some("my_game::Enemy")
+    );
+    assert_eq!(after("marked:my_game::*").as_deref(), Some("my_game::*"));
+    // A prefix ending before the head reaches every marker.
+    assert_eq!(after("mark*").as_deref(), Some("*"));
+    assert_eq!(after("*").as_deref(), Some("*"));
+    assert_eq!(after("own"), None);
+    assert_eq!(after("marked"), None);
+}
+
+#[test]
 fn a_manifest_reads_back_from_its_own_text() {
     let caps = parse(
         "# comment\ncomponent.write a::* a::B  # a::B is inside a::*\n\
@@ -151,27 +169,19 @@ fn what_a_module_is_granted() {
 
 #[test]
 fn a_meta_file_narrows_and_never_widens() {
-    let policy = CapabilityPolicy::new();
     let asked = parse("component.read a::*\nmessages.send hud/*\ntasks 4");
+    let narrowed_to = |meta: &Capabilities| {
+        CapabilityPolicy::new().grant(
+            Some(&asked),
+            &AssetSourceId::Default,
+            Vouched::Signed("k"),
+            Some(meta),
+        )
+    };
     let narrower = parse("component.read a::B\ntasks 1");
-    let grant = policy
-        .grant(
-            Some(&asked),
-            &AssetSourceId::Default,
-            Vouched::Signed("k"),
-            Some(&narrower),
-        )
-        .unwrap();
-    assert_eq!(grant.granted(), &narrower);
+    assert_eq!(narrowed_to(&narrower).unwrap().granted(), &narrower);
     let wider = parse("component.read *\nmessages.send hud/score\ntasks 5\nframe");
-    let refused = policy
-        .grant(
-            Some(&asked),
-            &AssetSourceId::Default,
-            Vouched::Signed("k"),
-            Some(&wider),
-        )
-        .unwrap_err();
+    let refused = narrowed_to(&wider).unwrap_err();
     assert_eq!(refused.widening, ["component.read *", "tasks 5", "frame"]);
 }
 

@@ -22,6 +22,7 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContext, EguiPrimaryContextPass, PrimaryEguiContext, egui};
 
 use crate::asset::WasmModule;
+use crate::capabilities::Grant;
 use crate::diagnostics::WasmDiagnostics;
 use crate::engine::WasmEngine;
 use crate::host::TaskDetails;
@@ -909,6 +910,7 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
         count.2 += usize::from(script.is_quarantined());
     }
     let mut actions = Vec::new();
+    solid_scroll_bars(ui);
     egui::ScrollArea::both()
         .id_salt("hotwasm-modules-scroll")
         .show(ui, |ui| {
@@ -1010,6 +1012,7 @@ fn ui_for_module_details(
             );
             ui.label(format!("trust: {trust}"));
             ui.label(format!("limits: {}", limits(wasm)));
+            ui_for_grant(ui, wasm.grant());
         }
         None => {
             ui.label("no version loaded");
@@ -1019,6 +1022,29 @@ fn ui_for_module_details(
         ui.label("unloaded: its scripts wait for its next version (Reload starts them)");
     } else if ui.button(format!("Unload {}", module.path())).clicked() {
         actions.push(PanelAction::Unload(id));
+    }
+}
+
+/// What a module may touch, a manifest line each, and what the game's
+/// ceilings took from what it asked for.
+fn ui_for_grant(ui: &mut egui::Ui, grant: &Grant) {
+    if grant.is_everything() {
+        ui.label("capabilities: all");
+    } else {
+        ui.label("capabilities:");
+        let granted = grant.granted().to_string();
+        if granted.is_empty() {
+            ui.monospace("  none");
+        }
+        for line in granted.lines() {
+            ui.monospace(format!("  {line}"));
+        }
+    }
+    for line in grant.denied_by_ceiling() {
+        ui.colored_label(
+            egui::Color32::LIGHT_RED,
+            format!("  not granted (above the game's ceiling): {line}"),
+        );
     }
 }
 
@@ -1048,6 +1074,7 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
     let mut scripts: Vec<_> = runtime.scripts().collect();
     scripts.sort_by_key(|(entity, _)| *entity);
     let mut actions = Vec::new();
+    solid_scroll_bars(ui);
     let row_height = ui.text_style_height(&egui::TextStyle::Body);
     let list_height = (ui.available_height() * 0.6).max(row_height * 4.0);
     egui::ScrollArea::both()
@@ -1066,7 +1093,7 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
                             "gen",
                             "state",
                             "",
-                            "calls / faults / restarts",
+                            "calls / faults / denied / restarts",
                             "guest time",
                             "last 300 frames",
                             "memory",
@@ -1104,10 +1131,11 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
                             ui.label("");
                         }
                         ui.label(format!(
-                            "{} / {} / {}",
-                            stats.calls, stats.faults, stats.restarts
+                            "{} / {} / {} / {}",
+                            stats.calls, stats.faults, stats.denied_host_calls, stats.restarts
                         ));
-                        ui.label(format!("{:.1?}", stats.last_frame_time));
+                        // Padded, so a changing time does not change the column's width.
+                        ui.monospace(format!("{:>9.1?}", stats.last_frame_time));
                         sparkline(ui, script, runtime.runs());
                         ui.label(bytes(details.memory_bytes));
                         ui.label(format!(
@@ -1127,6 +1155,12 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
     }
     world.resource_mut::<PanelState>().selected_instance = selected;
     world.resource_mut::<PanelActions>().0.extend(actions);
+}
+
+/// Scroll bars beside a table rather than over it: a floating bar covers
+/// the buttons of the last row when the table is wider than the panel.
+fn solid_scroll_bars(ui: &mut egui::Ui) {
+    ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
 }
 
 /// A script's guest time per frame over the last [`RECENT_RUNS`] runs, as
@@ -1171,7 +1205,7 @@ fn ui_for_details(
     let details = script.details();
     let stats = script.stats();
     ui.strong(format!(
-        "{entity}: {} every frame, memory {}, refused host requests {}, queued messages {}",
+        "{entity}: {} every frame, memory {}, refused host requests {}, denied by its capabilities {}, queued messages {}",
         if details.every_frame {
             "called"
         } else {
@@ -1179,6 +1213,7 @@ fn ui_for_details(
         },
         bytes(details.memory_bytes),
         stats.refused_host_calls,
+        stats.denied_host_calls,
         script.queued_messages(),
     ));
     if stats.total_fuel > 0 {

@@ -9,9 +9,38 @@ use std::sync::Arc;
 
 use crate::capabilities::{Grant, Pattern, Right};
 
+/// Which entities a right reaches beyond the instance's own, read from the
+/// grant once.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct EntityScope {
+    /// `*`: every entity.
+    pub any: bool,
+    /// `own`: the instance's entity.
+    pub own: bool,
+    /// `spawned`: entities its module spawned.
+    pub spawned: bool,
+}
+
+impl EntityScope {
+    fn of(grant: &Grant, right: Right) -> Self {
+        let granted = grant.granted();
+        Self {
+            any: granted.allows(right, "*"),
+            own: granted.allows(right, "own"),
+            spawned: granted.allows(right, "spawned"),
+        }
+    }
+}
+
 /// An instance's grant, with each type's rights resolved once.
 pub(crate) struct Access {
     grant: Arc<Grant>,
+    /// Whose components it may read and write (`entities`).
+    pub entities: EntityScope,
+    /// What it may despawn (`despawn`), and the marker components that let
+    /// it despawn an entity (`despawn marked:<type path>`).
+    pub despawn: EntityScope,
+    pub despawn_markers: Vec<Pattern>,
     /// Whether a right reaches a type, looked up by type path the first
     /// time the type is used: a call costs a hash of its `TypeId`.
     by_type: HashMap<(TypeId, Right), bool>,
@@ -23,7 +52,13 @@ pub(crate) struct Access {
 
 impl Access {
     pub fn new(grant: Arc<Grant>) -> Self {
+        let despawn_markers = (grant.granted().reach(Right::Despawn).iter())
+            .filter_map(|pattern| pattern.after("marked:"))
+            .collect();
         Self {
+            entities: EntityScope::of(&grant, Right::Entities),
+            despawn: EntityScope::of(&grant, Right::Despawn),
+            despawn_markers,
             grant,
             by_type: HashMap::new(),
             denied: 0,
@@ -98,16 +133,9 @@ impl Access {
         self.is_everything() || self.grant.granted().allows_key(right, bucket, key)
     }
 
-    /// Whether `right` reaches `value`, without counting a refusal: for
-    /// checks that try several ways in before refusing.
-    pub fn allows(&self, right: Right, value: &str) -> bool {
-        self.is_everything() || self.grant.granted().allows(right, value)
-    }
-
-    /// The patterns `right` reaches, for checks that look at more than a
-    /// name (despawn's `marked:` patterns).
-    pub fn reach(&self, right: Right) -> &[Pattern] {
-        self.grant.granted().reach(right)
+    /// Whether `right` reaches anything at all.
+    pub fn reaches_any(&self, right: Right) -> bool {
+        !self.grant.granted().reach(right).is_empty()
     }
 
     /// How many tasks it may have at once.

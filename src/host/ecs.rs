@@ -118,17 +118,8 @@ impl HostState {
     /// component) or `*`.
     fn check_despawn(&mut self, entity: Entity) -> Result<(), Error> {
         let world = self.world.as_deref().ok_or_else(not_lent)?;
-        let access = &self.access;
+        let (scope, markers) = (self.access.despawn, &self.access.despawn_markers);
         let marked = || {
-            let markers: Vec<_> = (access.reach(Right::Despawn).iter())
-                .filter_map(|pattern| {
-                    let text = pattern.to_string();
-                    Some(text.strip_prefix("marked:")?.to_owned())
-                })
-                .collect();
-            if markers.is_empty() {
-                return false;
-            }
             let registry = self.registry.read();
             let Ok(components) = world.inspect_entity(entity) else {
                 return false;
@@ -138,17 +129,13 @@ impl HostState {
                 .filter_map(|type_id| registry.get(type_id))
                 .any(|registration| {
                     let type_path = registration.type_info().type_path();
-                    markers.iter().any(|marker| match marker.strip_suffix('*') {
-                        Some(prefix) => type_path.starts_with(prefix),
-                        None => type_path == marker,
-                    })
+                    markers.iter().any(|marker| marker.covers(type_path))
                 })
         };
-        let allowed = access.allows(Right::Despawn, "*")
-            || entity == self.identity.entity && access.allows(Right::Despawn, "own")
-            || access.allows(Right::Despawn, "spawned")
-                && spawned_by(&self.identity, world, entity)
-            || marked();
+        let allowed = scope.any
+            || scope.own && entity == self.identity.entity
+            || scope.spawned && spawned_by(&self.identity, world, entity)
+            || !markers.is_empty() && marked();
         if allowed {
             return Ok(());
         }
@@ -159,9 +146,8 @@ impl HostState {
 /// Whether the grant's `entities` reaches `entity`: its own always, the
 /// entities it spawned with `spawned`, any with `*`.
 fn reaches(access: &Access, identity: &InstanceIdentity, world: &World, entity: Entity) -> bool {
-    entity == identity.entity
-        || access.allows(Right::Entities, "*")
-        || access.allows(Right::Entities, "spawned") && spawned_by(identity, world, entity)
+    let scope = access.entities;
+    entity == identity.entity || scope.any || scope.spawned && spawned_by(identity, world, entity)
 }
 
 /// Whether the instance's module spawned `entity`.
@@ -470,7 +456,7 @@ impl Host for HostState {
                  (GuestLimits::max_spawned_entities): despawn some first"
             )));
         }
-        if self.access.reach(Right::Spawn).is_empty() {
+        if !self.access.reaches_any(Right::Spawn) {
             return Err(Error::Denied(self.access.deny("spawn".to_owned())));
         }
         let registry = self.registry.clone();
@@ -605,7 +591,8 @@ impl Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::fuzz::host;
+    use crate::capabilities::{Capabilities, Grant};
+    use crate::host::fuzz::{Health, host, host_granted};
     use crate::kv::KvStore;
 
     /// A component `ReflectComponent::insert` cannot build: no `FromReflect`,
@@ -658,6 +645,60 @@ mod tests {
         ));
         assert!(world(&mut host).contains_resource::<KvStore>());
         assert!(world(&mut host).get_entity(parent).is_ok());
+    }
+
+    #[test]
+    fn despawn_reaches_only_what_the_grant_names() {
+        let granted = |manifest: &str| {
+            let capabilities = Capabilities::parse(manifest).expect("a manifest");
+            host_granted(Grant::as_requested(capabilities))
+        };
+        let stranger = |host: &mut HostState| world(host).spawn_empty().id();
+        let marked = |host: &mut HostState| world(host).spawn(Health::default()).id();
+        // Whether it was despawned; a refusal must leave it in the world.
+        let despawn = |host: &mut HostState, entity: Entity| {
+            let result = Host::despawn(host, entity.to_bits());
+            let gone = world(host).get_entity(entity).is_err();
+            assert_eq!(gone, result.is_ok(), "{result:?}");
+            result
+        };
+
+        let mut host = granted("despawn marked:bevy_hotwasm::host::fuzz::*");
+        let target = marked(&mut host);
+        assert!(despawn(&mut host, target).is_ok());
+        let target = stranger(&mut host);
+        let refused = despawn(&mut host, target);
+        assert!(
+            matches!(&refused, Err(Error::Denied(message)) if *message == format!("denied: despawn {target}")),
+            "{refused:?}"
+        );
+        let own = host.identity.entity;
+        assert!(
+            despawn(&mut host, own).is_err(),
+            "not its own without `own`"
+        );
+        assert_eq!(host.access.take_denied().0, 2);
+
+        let mut host = granted("despawn own spawned\nspawn *");
+        let target = marked(&mut host);
+        assert!(
+            despawn(&mut host, target).is_err(),
+            "not marked: not granted"
+        );
+        let spawned = Entity::from_bits(Host::spawn(&mut host, Vec::new()).unwrap());
+        assert!(despawn(&mut host, spawned).is_ok());
+        let own = host.identity.entity;
+        assert!(despawn(&mut host, own).is_ok());
+
+        let mut host = granted("despawn *");
+        let target = stranger(&mut host);
+        assert!(despawn(&mut host, target).is_ok());
+        let mut host = granted("spawn *");
+        let spawned = Entity::from_bits(Host::spawn(&mut host, Vec::new()).unwrap());
+        assert!(
+            despawn(&mut host, spawned).is_err(),
+            "spawning is not despawning"
+        );
     }
 
     /// The frame's `components` split into each component's JSON, `None`

@@ -260,6 +260,18 @@ pub fn start_scripts(
     start_scripts_in(file, bytes, count, |assets| app(assets, watch_debounce))
 }
 
+/// Like [`start_scripts`], with `plugin`'s settings.
+pub fn start_scripts_with(
+    file: &str,
+    bytes: &[u8],
+    count: usize,
+    plugin: HotWasmPlugin,
+) -> (AssetDir, App, Vec<Entity>) {
+    start_scripts_in(file, bytes, count, |assets| {
+        app_with(assets, None, plugin, |_| {})
+    })
+}
+
 /// Like [`start_scripts`], in an [`app_with_fake_watcher`].
 pub fn start_scripts_with_fake_watcher(
     file: &str,

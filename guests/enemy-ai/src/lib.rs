@@ -7,6 +7,19 @@
 use game_types::{PlayerPosition, Position, Speed, Velocity, tuning, tuning_value};
 use hotwasm_sdk::{Cx, Error, Frame, Script, Watch, ecs, info, me};
 
+// What one enemy's AI may touch (the README's Capabilities section): its
+// own entity's components, the player's position and its tuning value.
+hotwasm_sdk::capabilities!(
+    "
+    component.read  game_types::Position game_types::Speed game_types::Velocity
+    component.write game_types::Velocity
+    resource.read   game_types::PlayerPosition
+    kv.read         tuning/enemy_speed
+    kv.watch        tuning/enemy_speed
+    frame
+    "
+);
+
 /// How enemies close in. Change it while the game runs and every enemy on
 /// screen turns at once.
 #[cfg(not(feature = "homing"))]

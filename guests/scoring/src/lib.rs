@@ -13,6 +13,18 @@ use game_types::Team;
 use hotwasm_sdk::kv::atomics::{self, Cas, CasError};
 use hotwasm_sdk::{ComponentChanges, Cx, Error, Script, Watch};
 
+// What scoring may touch (the README's Capabilities section): the game
+// refuses it everything else, e.g. writing a component or spawning.
+hotwasm_sdk::capabilities!(
+    "
+    component.watch    game_types::Team     # a kill is an enemy's Team removed
+    messages.subscribe player-hit
+    messages.send      kill score
+    kv.read            scores/high
+    kv.atomics         scores/high
+    "
+);
+
 /// What one kill is worth before the combo.
 const POINTS_PER_KILL: u64 = 10;
 /// The longest pause between two kills of one combo.
