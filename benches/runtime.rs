@@ -155,7 +155,7 @@ impl Grants {
         );
         let manifest = format!(
             "component.read {plain} {position}\ncomponent.write {position}\nentities *\n\
-             messages.send *\nmessages.subscribe *\nkv.read *\nkv.write *\ntasks *\nframe"
+             messages.send *\nmessages.subscribe *\nkv.read *\nkv.write *\nkv.watch *\ntasks *\nframe"
         );
         let ceiling = Capabilities::parse(&manifest).expect("a manifest");
         HotWasmPlugin {

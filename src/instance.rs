@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bevy::prelude::*;
+use hotwasm_events::EventHeader;
 use wasmtime::Store;
 
 use crate::capabilities::Grant;
 use crate::engine::{EPOCH_TICK, WasmEngine};
 use crate::host::{
-    Batch, CallQuota, ChangeEvent, DetailsStamp, Frame, GameTypes, GuestLine, GuestOutput,
-    HostState, InstanceDetails, InstanceIdentity, Message, Script, ScriptPre, TaskDue, Watches,
+    Batch, CallQuota, DetailsStamp, Frame, GameTypes, GuestLine, GuestOutput, HostState,
+    InstanceDetails, InstanceIdentity, Message, Script, ScriptPre, TaskDue, Watches,
 };
 use crate::kv::EventStamp;
 use crate::messages::{FailureStage, ScriptRef};
@@ -133,11 +134,11 @@ impl PendingMessages {
 }
 
 /// Watched changes waiting for one instance's next batch, packed the way
-/// the batch carries them: fixed-size headers, and the subjects and data
-/// back to back in one buffer.
+/// the batch carries them: fixed-size headers ([`EventHeader`]) in one
+/// buffer, and the subjects and data back to back in another.
 #[derive(Default)]
 pub(crate) struct PendingEvents {
-    headers: Vec<ChangeEvent>,
+    headers: Vec<u8>,
     bytes: Vec<u8>,
 }
 
@@ -152,17 +153,18 @@ impl PendingEvents {
     ) {
         let (subject_start, subject_len) = append(&mut self.bytes, subject.as_bytes());
         let (data_start, data_len) = append(&mut self.bytes, data);
-        self.headers.push(ChangeEvent {
+        let header = EventHeader {
             watch,
             id: stamp.id,
-            kind: kind.into(),
+            kind,
             time: nanos(stamp.time.duration_since(UNIX_EPOCH).unwrap_or_default()),
             virtual_time: nanos(stamp.virtual_time),
             subject_start,
             subject_len,
             data_start,
             data_len,
-        });
+        };
+        header.write(&mut self.headers);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -170,27 +172,26 @@ impl PendingEvents {
     }
 
     pub fn len(&self) -> usize {
-        self.headers.len()
+        self.headers.len() / EventHeader::BYTES
     }
 
     /// Keeps the oldest events, at most `max_events` of them and
     /// `max_bytes` of subjects and data; returns how many it dropped.
     pub fn keep_first(&mut self, max_events: usize, max_bytes: usize) -> usize {
-        let fits = |event: &ChangeEvent| {
+        let fits = |event: &EventHeader| {
             (event.data_start as usize).saturating_add(event.data_len as usize) <= max_bytes
         };
-        let kept = self
-            .headers
-            .iter()
+        let held = self.len();
+        let kept = (EventHeader::all(&self.headers))
             .take(max_events)
-            .take_while(|event| fits(event))
+            .take_while(fits)
             .count();
-        let dropped = self.headers.len() - kept;
-        if let Some(first_dropped) = self.headers.get(kept) {
+        let first_dropped = EventHeader::all(&self.headers).nth(kept);
+        if let Some(first_dropped) = first_dropped {
             self.bytes.truncate(first_dropped.subject_start as usize);
-            self.headers.truncate(kept);
+            self.headers.truncate(kept * EventHeader::BYTES);
         }
-        dropped
+        held - kept
     }
 }
 
@@ -448,7 +449,7 @@ impl LiveInstance {
                     tasks,
                     messages: messages.headers,
                     message_bytes: messages.bytes,
-                    events: events.headers,
+                    event_headers: events.headers,
                     event_bytes: events.bytes,
                     frame,
                 };
@@ -568,9 +569,7 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events.bytes.len(), 16, "the dropped ones' bytes go too");
         assert_eq!(
-            events
-                .headers
-                .iter()
+            (EventHeader::all(&events.headers))
                 .map(|event| event.id)
                 .collect::<Vec<_>>(),
             [0, 1],

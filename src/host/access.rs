@@ -4,8 +4,9 @@
 //! for the script's stats.
 
 use std::any::TypeId;
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use bevy::platform::collections::HashMap;
 
 use crate::capabilities::{Grant, Pattern, Right};
 
@@ -42,7 +43,8 @@ pub(crate) struct Access {
     pub despawn: EntityScope,
     pub despawn_markers: Vec<Pattern>,
     /// Whether a right reaches a type, looked up by type path the first
-    /// time the type is used: a call costs a hash of its `TypeId`.
+    /// time the type is used: a call costs a hash of its `TypeId` (foldhash,
+    /// Bevy's: the standard SipHash cost 3 % on the typed ECS benchmark).
     by_type: HashMap<(TypeId, Right), bool>,
     /// Calls refused since the runtime last took the count.
     denied: u64,
@@ -60,7 +62,7 @@ impl Access {
             despawn: EntityScope::of(&grant, Right::Despawn),
             despawn_markers,
             grant,
-            by_type: HashMap::new(),
+            by_type: HashMap::default(),
             denied: 0,
             last_denied: None,
         }

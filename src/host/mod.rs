@@ -70,23 +70,8 @@ mod bindings {
     });
 }
 
-pub(crate) use bindings::hotwasm::script::types::{Batch, ChangeEvent, Frame, Message, TaskDue};
+pub(crate) use bindings::hotwasm::script::types::{Batch, Frame, Message, TaskDue};
 pub(crate) use bindings::{Script, ScriptPre};
-
-/// The WIT's `change-kind` for a change of `kind`.
-impl From<hotwasm_events::ChangeKind> for bindings::hotwasm::script::types::ChangeKind {
-    fn from(kind: hotwasm_events::ChangeKind) -> Self {
-        use hotwasm_events::ChangeKind as Kind;
-        match kind {
-            Kind::KvSet => Self::KvSet,
-            Kind::KvDelete => Self::KvDelete,
-            Kind::ComponentAdded => Self::ComponentAdded,
-            Kind::ComponentChanged => Self::ComponentChanged,
-            Kind::ComponentRemoved => Self::ComponentRemoved,
-            Kind::ResourceChanged => Self::ResourceChanged,
-        }
-    }
-}
 
 /// The exports every script module must have, by their WIT names.
 pub(crate) const REQUIRED_EXPORTS: [&str; 5] = [

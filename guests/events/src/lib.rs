@@ -21,6 +21,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+mod header;
+
+pub use header::EventHeader;
+
 /// What a change event reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
@@ -39,6 +43,27 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// Every kind, in the order of its [`code`](Self::code).
+    const ALL: [ChangeKind; 6] = [
+        Self::KvSet,
+        Self::KvDelete,
+        Self::ComponentAdded,
+        Self::ComponentChanged,
+        Self::ComponentRemoved,
+        Self::ResourceChanged,
+    ];
+
+    /// Its number in an [`EventHeader`]: 0 for `KvSet` to 5 for
+    /// `ResourceChanged`, in the order above.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind numbered `code`, if any.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
+
     /// The CloudEvents `type`, e.g. `dev.hotwasm.kv.set`.
     pub fn event_type(self) -> &'static str {
         match self {

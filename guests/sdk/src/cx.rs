@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hotwasm_events::{ChangeKind, CloudEvent, Source};
+use hotwasm_events::{ChangeKind, CloudEvent, EventHeader, Source};
 
 use crate::bindings::hotwasm::script::log::{Level, log};
-use crate::bindings::hotwasm::script::types::{self, Batch};
+use crate::bindings::hotwasm::script::types::Batch;
 use crate::bindings::hotwasm::script::watch::ComponentChanges;
 use crate::bindings::hotwasm::script::{messaging, scheduler, watch};
 use crate::ecs::{Component, QueryData, Resource};
@@ -251,20 +251,6 @@ impl Watch {
                 Source::Resource(type_path).to_string(),
             ),
         })
-    }
-}
-
-/// The kind the host's `change-kind` names.
-impl From<types::ChangeKind> for ChangeKind {
-    fn from(kind: types::ChangeKind) -> Self {
-        match kind {
-            types::ChangeKind::KvSet => Self::KvSet,
-            types::ChangeKind::KvDelete => Self::KvDelete,
-            types::ChangeKind::ComponentAdded => Self::ComponentAdded,
-            types::ChangeKind::ComponentChanged => Self::ComponentChanged,
-            types::ChangeKind::ComponentRemoved => Self::ComponentRemoved,
-            types::ChangeKind::ResourceChanged => Self::ResourceChanged,
-        }
     }
 }
 
@@ -590,7 +576,7 @@ impl<S: Script> Instance<S> {
         // Events come in runs for one watch: its source and handler are
         // looked up once per run, until the watches change.
         let mut previous = None;
-        for change in &batch.events {
+        for change in EventHeader::all(&batch.event_headers) {
             let watched = match previous.take() {
                 Some((watch, watched, changes))
                     if watch == change.watch && changes == cx.watch_changes =>
@@ -607,7 +593,7 @@ impl<S: Script> Instance<S> {
             let event = Event {
                 id: change.id,
                 source: &source,
-                kind: change.kind.into(),
+                kind: change.kind,
                 subject: std::str::from_utf8(part(bytes, change.subject_start, change.subject_len))
                     .unwrap_or_default(),
                 time: UNIX_EPOCH + Duration::from_nanos(change.time),

@@ -231,7 +231,7 @@ macro_rules! export_script {
                     tasks: ::std::vec::Vec::new(),
                     messages: ::std::vec::Vec::new(),
                     message_bytes: ::std::vec::Vec::new(),
-                    events: ::std::vec::Vec::new(),
+                    event_headers: ::std::vec::Vec::new(),
                     event_bytes: ::std::vec::Vec::new(),
                     frame: ::core::option::Option::Some(frame),
                 };
