@@ -186,8 +186,8 @@ use bevy::prelude::*;
 
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError, WasmModuleSettings};
 pub use capabilities::{
-    Capabilities, CapabilityPolicy, Grant, ManifestError, NarrowingError, Pattern, Right,
-    SECTION as CAPABILITIES_SECTION, Vouched, find_section as find_capabilities_section,
+    BucketReach, Capabilities, CapabilityPolicy, Grant, ManifestError, NarrowingError, Pattern,
+    Right, SECTION as CAPABILITIES_SECTION, Vouched, find_section as find_capabilities_section,
 };
 pub use diagnostics::WasmDiagnostics;
 pub use engine::{COMPILED_KEPT, Compilation, Compiler, WasmEngine};

@@ -355,6 +355,24 @@ impl Capabilities {
             .any(|pattern| pattern.contains(&asked))
     }
 
+    /// How much of `bucket` a `kv.*` right reaches: every key, none, or
+    /// some (its patterns name keys or key prefixes in it).
+    pub fn bucket_reach(&self, right: Right, bucket: &str) -> BucketReach {
+        let all_of = format!("{bucket}/");
+        if self.allows_prefix(right, &all_of) {
+            return BucketReach::All;
+        }
+        let some = self.reach(right).iter().any(|pattern| {
+            pattern.text.starts_with(&all_of)
+                || pattern.prefix && all_of.starts_with(&*pattern.text)
+        });
+        if some {
+            BucketReach::Some
+        } else {
+            BucketReach::None
+        }
+    }
+
     /// How many scheduler tasks it may have at once (`u32::MAX`: no cap
     /// beyond the host's).
     pub fn tasks(&self) -> u32 {
@@ -492,6 +510,17 @@ impl fmt::Display for Capabilities {
         }
         Ok(())
     }
+}
+
+/// How much of one bucket a `kv.*` right reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketReach {
+    /// Every key.
+    All,
+    /// Some keys: each use is checked against the patterns.
+    Some,
+    /// No key.
+    None,
 }
 
 /// A manifest that could not be read.

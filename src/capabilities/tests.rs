@@ -22,6 +22,28 @@ fn patterns_reach_names_and_prefixes() {
 }
 
 #[test]
+fn a_bucket_is_reached_whole_in_part_or_not_at_all() {
+    let caps = parse("kv.read tuning saves/high* sa*\nkv.write saves/high\nkv.atomics *");
+    assert_eq!(caps.bucket_reach(Right::KvRead, "tuning"), BucketReach::All);
+    assert_eq!(
+        caps.bucket_reach(Right::KvRead, "tuning2"),
+        BucketReach::None
+    );
+    // `sa*` reaches every bucket whose name starts with `sa`.
+    assert_eq!(caps.bucket_reach(Right::KvRead, "saves"), BucketReach::All);
+    assert_eq!(
+        caps.bucket_reach(Right::KvWrite, "saves"),
+        BucketReach::Some
+    );
+    assert_eq!(
+        caps.bucket_reach(Right::KvWrite, "tuning"),
+        BucketReach::None
+    );
+    assert_eq!(caps.bucket_reach(Right::KvAtomics, "x"), BucketReach::All);
+    assert_eq!(caps.bucket_reach(Right::KvWatch, "x"), BucketReach::None);
+}
+
+#[test]
 fn a_despawn_marker_is_what_a_pattern_reaches_after_marked() {
     let after = |text: &str| {
         let pattern = Pattern::parse(text).unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bevy::platform::collections::HashMap;
 
-use crate::capabilities::{Grant, Pattern, Right};
+use crate::capabilities::{BucketReach, Grant, Pattern, Right};
 
 /// Which entities a right reaches beyond the instance's own, read from the
 /// grant once.
@@ -99,6 +99,31 @@ impl Access {
         }
         let allowed = self.grant.granted().allows_key(right, bucket, key);
         self.verdict(allowed, right, format_args!("{bucket}/{key}"))
+    }
+
+    /// Whether `right` reaches `key` in `bucket`, of which it reaches
+    /// `reach` (resolved before): only `Some` looks at the key.
+    pub fn check_key_in(
+        &mut self,
+        reach: BucketReach,
+        right: Right,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), String> {
+        let allowed = match reach {
+            BucketReach::All => true,
+            BucketReach::None => false,
+            BucketReach::Some => self.grant.granted().allows_key(right, bucket, key),
+        };
+        self.verdict(allowed, right, format_args!("{bucket}/{key}"))
+    }
+
+    /// How much of `bucket` `right` reaches.
+    pub fn bucket_reach(&self, right: Right, bucket: &str) -> BucketReach {
+        if self.is_everything() {
+            return BucketReach::All;
+        }
+        self.grant.granted().bucket_reach(right, bucket)
     }
 
     /// Whether `right` reaches every key of `bucket` that starts with

@@ -30,13 +30,21 @@ use super::bindings::wasi::keyvalue::atomics::{self, CasError};
 use super::bindings::wasi::keyvalue::batch;
 use super::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
 use super::quota::{CallQuota, HostWork};
+use crate::capabilities::BucketReach;
 use crate::capabilities::Right;
 use crate::kv::{self, KvError, KvOrigin, KvStore, Writer};
 
 /// What a `bucket` handle holds.
 pub struct KvBucket {
     name: String,
+    /// How much of it each `kv.*` right of the grant reaches (read, write,
+    /// atomics), resolved when the guest opens it: most uses are then
+    /// allowed or refused without looking at the key.
+    reach: [BucketReach; 3],
 }
+
+/// The `kv.*` rights a bucket handle resolves, in [`KvBucket::reach`]'s order.
+const BUCKET_RIGHTS: [Right; 3] = [Right::KvRead, Right::KvWrite, Right::KvAtomics];
 
 /// What a `cas` handle holds: the key, and the value it was read with.
 pub struct KvCas {
@@ -113,9 +121,11 @@ impl KvView<'_> {
         if self.access.is_everything() {
             return Ok(());
         }
-        let name = self.bucket_name(bucket)?;
+        let bucket = self.table.get(bucket)?;
+        let index = BUCKET_RIGHTS.iter().position(|&r| r == right);
+        let reach = index.map_or(BucketReach::Some, |index| bucket.reach[index]);
         (self.access)
-            .check_key(right, &name, key)
+            .check_key_in(reach, right, &bucket.name, key)
             .map_err(|_| KvFailure::Denied)
     }
 
@@ -168,7 +178,11 @@ impl KvView<'_> {
 impl store::Host for KvView<'_> {
     fn open(&mut self, identifier: String) -> Result<Resource<KvBucket>, KvFailure> {
         kv::check_bucket(&identifier)?;
-        Ok(self.table.push(KvBucket { name: identifier })?)
+        let reach = BUCKET_RIGHTS.map(|right| self.access.bucket_reach(right, &identifier));
+        Ok(self.table.push(KvBucket {
+            name: identifier,
+            reach,
+        })?)
     }
 
     fn convert_error(&mut self, failure: KvFailure) -> wasmtime::Result<Error> {
