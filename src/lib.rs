@@ -200,6 +200,8 @@ pub use kv::{
     DEFAULT_MAX_STORE_BYTES, EventStamp, KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin,
     KvStore, KvUsage, MAX_BUCKET_NAME_BYTES, MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
+#[cfg(feature = "nats")]
+pub use kv::{NatsOptions, nats_key};
 pub use messages::{
     FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage,
     ModuleReloaded, Recipient, ScriptQuarantined, ScriptRef, ScriptSender, WatchedChange,

@@ -1584,6 +1584,9 @@ fn describe_origin(origin: &KvOrigin) -> String {
         KvOrigin::Guest(entity) => format!("the script on {entity}"),
         KvOrigin::External => "a file edited outside the game".to_owned(),
         KvOrigin::Tool => "a tool (this panel)".to_owned(),
+        KvOrigin::Remote { revision } => {
+            format!("another process sharing the store (revision {revision})")
+        }
     }
 }
 

