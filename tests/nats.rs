@@ -129,3 +129,47 @@ fn a_write_in_one_game_is_a_watch_event_in_the_other_reported_once() {
         Some(&b"2.5"[..])
     );
 }
+
+fn store_on(server: &NatsServer) -> KvStore {
+    KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap()
+}
+
+#[test]
+fn increments_from_two_games_lose_no_count() {
+    let server = NatsServer::start();
+    let (mut a, mut b) = (store_on(&server), store_on(&server));
+    for n in 0..1000 {
+        let store = if n % 2 == 0 { &mut a } else { &mut b };
+        store.increment("counts", "hits", 1).unwrap();
+    }
+    // Each saw the other's increments only through the server.
+    let fresh = store_on(&server);
+    assert_eq!(
+        fresh.get("counts", "hits").unwrap().as_deref(),
+        Some(&b"1000"[..])
+    );
+}
+
+#[test]
+fn a_compare_and_swap_loses_to_the_other_games_and_learns_the_value() {
+    let server = NatsServer::start();
+    let (mut a, mut b) = (store_on(&server), store_on(&server));
+    assert!(a.compare_and_swap("save", "owner", None, b"a").unwrap());
+    // B has not heard of a's write yet: its swap is checked by the server.
+    assert!(!b.compare_and_swap("save", "owner", None, b"b").unwrap());
+    assert_eq!(b.get("save", "owner").unwrap().as_deref(), Some(&b"a"[..]));
+    assert!(
+        b.compare_and_swap("save", "owner", Some(b"a"), b"b")
+            .unwrap()
+    );
+    assert!(
+        !a.compare_and_swap("save", "owner", Some(b"a"), b"c")
+            .unwrap()
+    );
+    assert_eq!(a.get("save", "owner").unwrap().as_deref(), Some(&b"b"[..]));
+    let fresh = store_on(&server);
+    assert_eq!(
+        fresh.get("save", "owner").unwrap().as_deref(),
+        Some(&b"b"[..])
+    );
+}

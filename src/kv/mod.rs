@@ -133,6 +133,16 @@ pub enum KvError {
         /// Which total, e.g. `10000 keys in one bucket (GuestLimits::max_kv_keys_per_bucket)`.
         total: String,
     },
+    /// Other processes changed the key every time an `increment` tried.
+    #[error("key {key:?} in bucket {bucket} changed under each of {tries} tries to increment it")]
+    Contended {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// How many times it tried.
+        tries: usize,
+    },
     /// The server of a shared store could not be reached or refused it.
     #[error("key-value server {url}: {reason}")]
     Remote {
@@ -240,7 +250,31 @@ trait Backend: Send + Sync {
     fn total_bytes(&self) -> Result<u64, KvError>;
     /// Changes made from outside since the last call.
     fn external_changes(&mut self, _out: &mut Vec<KvChanged>) {}
+    /// Sets `key` to `value` if it holds `expected`, atomically for every
+    /// process sharing the store; `None` for a store this game has alone,
+    /// which the store compares and sets itself.
+    fn swap(
+        &mut self,
+        _bucket: &str,
+        _key: &str,
+        _expected: Option<&[u8]>,
+        _value: &[u8],
+    ) -> Option<Result<Swap, KvError>> {
+        None
+    }
 }
+
+/// How a shared store's compare-and-swap went.
+enum Swap {
+    /// It swapped; the length of the value it replaced, if any.
+    Done(Option<u64>),
+    /// The key holds this instead (`None`: unset).
+    Holds(Option<Vec<u8>>),
+}
+
+/// How many times `increment` tries again when another process changed
+/// the key between its read and its write.
+const INCREMENT_TRIES: usize = 64;
 
 /// The key-value store, a resource.
 ///
@@ -402,6 +436,14 @@ impl KvStore {
         key: &str,
         value: &[u8],
     ) -> Result<(), KvError> {
+        self.check_write(bucket, key, value)?;
+        let old = self.backend.set(bucket, key, value)?;
+        self.record_set(origin, bucket, key, old, value);
+        Ok(())
+    }
+
+    /// Refuses a write of `value` the store's limits do not allow.
+    fn check_write(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
         check_bucket(bucket)?;
         check_key(key)?;
         if value.len() > MAX_VALUE_BYTES {
@@ -435,8 +477,20 @@ impl KvStore {
             }
             self.buckets.insert(bucket.to_owned());
         }
-        let old = self.backend.set(bucket, key, value)?;
-        self.usage.set(self.writer.as_ref(), bucket, key, old, len);
+        Ok(())
+    }
+
+    /// Counts and reports a write of `value` that replaced `old` bytes.
+    fn record_set(
+        &mut self,
+        origin: KvOrigin,
+        bucket: &str,
+        key: &str,
+        old: Option<u64>,
+        value: &[u8],
+    ) {
+        self.usage
+            .set(self.writer.as_ref(), bucket, key, old, value.len() as u64);
         self.changes.push(KvChanged {
             stamp: EventStamp::UNPUBLISHED,
             bucket: bucket.to_owned(),
@@ -444,7 +498,34 @@ impl KvStore {
             value: Some(value.to_vec()),
             origin,
         });
-        Ok(())
+    }
+
+    /// Sets `key` to `value` if it holds `expected`: `Err` with what it
+    /// holds instead when it does not. Atomic for every process sharing
+    /// the store (a round trip to its server); within this game otherwise.
+    fn swap_as(
+        &mut self,
+        origin: KvOrigin,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<Result<(), Option<Vec<u8>>>, KvError> {
+        self.check_write(bucket, key, value)?;
+        let swapped = match self.backend.swap(bucket, key, expected, value) {
+            Some(swapped) => swapped?,
+            None => match self.backend.get(bucket, key)? {
+                current if current.as_deref() != expected => Swap::Holds(current),
+                _ => Swap::Done(self.backend.set(bucket, key, value)?),
+            },
+        };
+        match swapped {
+            Swap::Done(old) => {
+                self.record_set(origin, bucket, key, old, value);
+                Ok(Ok(()))
+            }
+            Swap::Holds(current) => Ok(Err(current)),
+        }
     }
 
     /// [`KvStore::delete`], recorded as a change made by `origin`.
@@ -472,24 +553,34 @@ impl KvStore {
         key: &str,
         delta: i64,
     ) -> Result<i64, KvError> {
-        let current = match self.get(bucket, key)? {
-            None => 0,
-            Some(bytes) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|text| text.trim().parse::<i64>().ok())
-                .ok_or_else(|| KvError::NotANumber {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                })?,
-        };
-        let new = current
-            .checked_add(delta)
-            .ok_or_else(|| KvError::Overflow {
+        let mut current = self.get(bucket, key)?;
+        for _ in 0..INCREMENT_TRIES {
+            let number = match &current {
+                None => 0,
+                Some(bytes) => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<i64>().ok())
+                    .ok_or_else(|| KvError::NotANumber {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                    })?,
+            };
+            let new = number.checked_add(delta).ok_or_else(|| KvError::Overflow {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
             })?;
-        self.set_as(origin, bucket, key, new.to_string().as_bytes())?;
-        Ok(new)
+            let text = new.to_string();
+            match self.swap_as(origin, bucket, key, current.as_deref(), text.as_bytes())? {
+                Ok(()) => return Ok(new),
+                // Another process changed it between the read and the write.
+                Err(now) => current = now,
+            }
+        }
+        Err(KvError::Contended {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            tries: INCREMENT_TRIES,
+        })
     }
 
     /// [`KvStore::compare_and_swap`], recorded as a change made by `origin`.
@@ -501,11 +592,7 @@ impl KvStore {
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool, KvError> {
-        if self.get(bucket, key)?.as_deref() != expected {
-            return Ok(false);
-        }
-        self.set_as(origin, bucket, key, new)?;
-        Ok(true)
+        Ok(self.swap_as(origin, bucket, key, expected, new)?.is_ok())
     }
 
     /// Every change since the last call: the store's own writes, then edits

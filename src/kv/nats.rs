@@ -16,7 +16,7 @@
 //! among every bucket's changes. A NATS key is the store's bucket and key,
 //! each escaped ([`nats_key`]), joined by `.`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use tokio::sync::mpsc as tokio_mpsc;
 
-use super::{Backend, KvError};
+use super::{Backend, KvError, Swap};
 
 /// How to reach the server, and where the store lives on it.
 #[derive(Clone, Debug)]
@@ -48,27 +48,64 @@ impl Default for NatsOptions {
 
 /// A write for the server, in the order the game made them.
 enum Command {
-    Put { key: String, value: Vec<u8> },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
+    /// Sets `key` to `value` if the server holds `expected` for it.
+    Swap {
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+        reply: mpsc::Sender<Result<Swapped, String>>,
+    },
 }
+
+/// What a compare-and-swap on the server did.
+enum Swapped {
+    /// Swapped, at this revision.
+    At(u64),
+    /// The server holds this instead (`None`: unset).
+    Holds(Option<Vec<u8>>),
+}
+
+/// The longest a compare-and-swap waits for the server: the one store
+/// operation that waits on the network, since no replica can say what
+/// another process is writing now.
+const SWAP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the backend's thread hands the store.
 enum Received {
-    /// Another process changed a key (`None`: deleted it).
+    /// A key changed on the server (`None`: deleted), in the order of
+    /// revisions: by another process, or by this one's `set` or `delete`
+    /// (`own`) coming back.
     Change {
         bucket: String,
         key: String,
         value: Option<Vec<u8>>,
         revision: u64,
+        own: bool,
     },
-    /// The server refused a write, or it could not be sent.
-    Failed(String),
+    /// The server refused this process's write of `key`, or it could not
+    /// be sent.
+    Failed { nats_key: String, reason: String },
 }
 
 type Replica = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
 
 pub(super) struct NatsBackend {
+    url: String,
     replica: Replica,
+    /// Per key, this process's writes sent and not yet come back through
+    /// the watch: until they have, older changes from elsewhere are not
+    /// applied (the server has them before these writes).
+    pending: HashMap<(String, String), usize>,
+    /// Per key, the revision a compare-and-swap found or made: changes up
+    /// to it are already in the replica.
+    swapped_at: HashMap<(String, String), u64>,
     commands: tokio_mpsc::UnboundedSender<Command>,
     received: tokio_mpsc::UnboundedReceiver<Received>,
 }
@@ -111,7 +148,10 @@ impl NatsBackend {
             })?
             .map_err(unreachable)?;
         Ok(Self {
+            url: url.to_owned(),
             replica,
+            pending: HashMap::new(),
+            swapped_at: HashMap::new(),
             commands,
             received,
         })
@@ -197,9 +237,10 @@ async fn run(
             return;
         }
     };
-    // Revisions the server gave this process's puts, and keys it deleted:
-    // their echoes through the watch are not changes from elsewhere.
+    // Revisions the server gave this process's puts and swaps, and keys it
+    // deleted: their echoes through the watch are its own.
     let mut own_revisions = HashSet::new();
+    let mut swap_revisions = HashSet::new();
     let mut own_deletes: BTreeMap<String, usize> = BTreeMap::new();
     loop {
         // A write is sent and acknowledged before the watch is read again,
@@ -213,18 +254,27 @@ async fn run(
                             own_revisions.insert(revision);
                             None
                         }
-                        Err(error) => Some(format!("set {key}: {error}")),
+                        Err(error) => Some((format!("set {key}: {error}"), key)),
                     },
                     Command::Delete { key } => match store.delete(&key).await {
                         Ok(()) => {
                             *own_deletes.entry(key).or_default() += 1;
                             None
                         }
-                        Err(error) => Some(format!("delete {key}: {error}")),
+                        Err(error) => Some((format!("delete {key}: {error}"), key)),
                     },
+                    Command::Swap { key, expected, value, reply } => {
+                        let swapped = swap(&store, &key, expected.as_deref(), value).await;
+                        if let Ok(Swapped::At(revision)) = &swapped {
+                            swap_revisions.insert(*revision);
+                        }
+                        // The store gave up waiting: nothing to tell.
+                        let _ = reply.send(swapped);
+                        None
+                    }
                 };
-                if let Some(failed) = failed
-                    && received.send(Received::Failed(failed)).is_err()
+                if let Some((reason, nats_key)) = failed
+                    && received.send(Received::Failed { nats_key, reason }).is_err()
                 {
                     return;
                 }
@@ -238,31 +288,68 @@ async fn run(
                     continue;
                 }
                 applied = entry.revision;
-                let value = match entry.operation {
+                // A swap's answer already told the store.
+                if swap_revisions.remove(&entry.revision) {
+                    continue;
+                }
+                let (value, own) = match entry.operation {
                     kv::Operation::Put => {
-                        if own_revisions.remove(&entry.revision) {
-                            continue;
-                        }
-                        Some(entry.value.to_vec())
+                        let own = own_revisions.remove(&entry.revision);
+                        (Some(entry.value.to_vec()), own)
                     }
                     kv::Operation::Delete | kv::Operation::Purge => {
-                        if let Some(count) = own_deletes.get_mut(&entry.key) {
-                            *count -= 1;
-                            if *count == 0 {
-                                own_deletes.remove(&entry.key);
+                        let own = match own_deletes.get_mut(&entry.key) {
+                            Some(count) => {
+                                *count -= 1;
+                                if *count == 0 {
+                                    own_deletes.remove(&entry.key);
+                                }
+                                true
                             }
-                            continue;
-                        }
-                        None
+                            None => false,
+                        };
+                        (None, own)
                     }
                 };
                 let Some((bucket, key)) = store_key(&entry.key) else { continue };
-                let change = Received::Change { bucket, key, value, revision: entry.revision };
+                let revision = entry.revision;
+                let change = Received::Change { bucket, key, value, revision, own };
                 if received.send(change).is_err() {
                     return;
                 }
             }
         }
+    }
+}
+
+/// Sets `key` to `value` if the server holds `expected` for it: an update
+/// checked against the revision read, so a write by another process in
+/// between makes it fail rather than be overwritten.
+async fn swap(
+    store: &kv::Store,
+    key: &str,
+    expected: Option<&[u8]>,
+    value: Vec<u8>,
+) -> Result<Swapped, String> {
+    let entry = (store.entry(key).await).map_err(|error| format!("read {key}: {error}"))?;
+    let (current, revision) = match entry {
+        Some(entry) if entry.operation == kv::Operation::Put => {
+            (Some(entry.value.to_vec()), entry.revision)
+        }
+        // Deleted: the tombstone's revision is the one to update.
+        Some(entry) => (None, entry.revision),
+        None => (None, 0),
+    };
+    if current.as_deref() != expected {
+        return Ok(Swapped::Holds(current));
+    }
+    match store.update(key, value.into(), revision).await {
+        Ok(revision) => Ok(Swapped::At(revision)),
+        Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+            let now = (store.get(key).await).map_err(|error| format!("read {key}: {error}"))?;
+            Ok(Swapped::Holds(now.map(|now| now.to_vec())))
+        }
+        Err(error) => Err(format!("update {key}: {error}")),
     }
 }
 
@@ -322,6 +409,10 @@ impl Backend for NatsBackend {
     fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<Option<u64>, KvError> {
         let old = (self.replica.entry(bucket.to_owned()).or_default())
             .insert(key.to_owned(), value.to_vec());
+        *self
+            .pending
+            .entry((bucket.to_owned(), key.to_owned()))
+            .or_default() += 1;
         self.send(Command::Put {
             key: nats_key(bucket, key),
             value: value.to_vec(),
@@ -335,6 +426,10 @@ impl Backend for NatsBackend {
             .get_mut(bucket)
             .and_then(|keys| keys.remove(key));
         if old.is_some() {
+            *self
+                .pending
+                .entry((bucket.to_owned(), key.to_owned()))
+                .or_default() += 1;
             self.send(Command::Delete {
                 key: nats_key(bucket, key),
             });
@@ -365,6 +460,53 @@ impl Backend for NatsBackend {
             .sum())
     }
 
+    fn swap(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Option<Result<Swap, KvError>> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Swap {
+            key: nats_key(bucket, key),
+            expected: expected.map(<[u8]>::to_vec),
+            value: value.to_vec(),
+            reply,
+        });
+        let remote = |reason: String| KvError::Remote {
+            url: self.url.clone(),
+            reason,
+        };
+        let swapped = match answer.recv_timeout(SWAP_TIMEOUT) {
+            Ok(Ok(swapped)) => swapped,
+            Ok(Err(reason)) => return Some(Err(remote(reason))),
+            Err(_) => {
+                let waited =
+                    format!("no answer to a compare-and-swap of {key} in {SWAP_TIMEOUT:?}");
+                return Some(Err(remote(waited)));
+            }
+        };
+        // What the server said is the newest this process knows.
+        if let Swapped::At(revision) = swapped {
+            self.swapped_at
+                .insert((bucket.to_owned(), key.to_owned()), revision);
+        }
+        let keys = self.replica.entry(bucket.to_owned()).or_default();
+        Some(Ok(match swapped {
+            Swapped::At(_) => Swap::Done(
+                (keys.insert(key.to_owned(), value.to_vec())).map(|old| old.len() as u64),
+            ),
+            Swapped::Holds(current) => {
+                match &current {
+                    Some(current) => keys.insert(key.to_owned(), current.clone()),
+                    None => keys.remove(key),
+                };
+                Swap::Holds(current)
+            }
+        }))
+    }
+
     fn external_changes(&mut self, out: &mut Vec<super::KvChanged>) {
         while let Ok(received) = self.received.try_recv() {
             match received {
@@ -373,16 +515,41 @@ impl Backend for NatsBackend {
                     key,
                     value,
                     revision,
+                    own,
                 } => {
-                    let keys = self.replica.entry(bucket.clone()).or_default();
-                    match &value {
-                        Some(value) => {
-                            keys.insert(key.clone(), value.clone());
+                    let id = (bucket, key);
+                    // Older than what a compare-and-swap put in the replica.
+                    let stale = match self.swapped_at.get(&id) {
+                        Some(&at) if revision <= at => true,
+                        Some(_) => {
+                            self.swapped_at.remove(&id);
+                            false
                         }
-                        None => {
-                            keys.remove(&key);
+                        None => false,
+                    };
+                    let pending = self.pending.get(&id).copied().unwrap_or(0);
+                    if own {
+                        // The last of its own writes back: the replica takes
+                        // the server's word (a change from elsewhere may
+                        // have come after it).
+                        if pending <= 1 {
+                            self.pending.remove(&id);
+                            if !stale {
+                                self.apply(&id, value);
+                            }
+                        } else {
+                            self.pending.insert(id, pending - 1);
                         }
+                        continue;
                     }
+                    if stale || pending > 0 {
+                        // Older on the server than this process's write on
+                        // its way there, which replaces it: neither applied
+                        // nor reported.
+                        continue;
+                    }
+                    self.apply(&id, value.clone());
+                    let (bucket, key) = id;
                     out.push(super::KvChanged {
                         stamp: super::EventStamp::UNPUBLISHED,
                         bucket,
@@ -391,9 +558,32 @@ impl Backend for NatsBackend {
                         origin: super::KvOrigin::Remote { revision },
                     });
                 }
-                Received::Failed(reason) => {
-                    bevy::log::warn!("NATS key-value store: {reason}");
+                Received::Failed { nats_key, reason } => {
+                    bevy::log::warn!("NATS key-value store at {}: {reason}", self.url);
+                    if let Some(id) = store_key(&nats_key)
+                        && let Some(pending) = self.pending.get_mut(&id)
+                    {
+                        *pending -= 1;
+                        if *pending == 0 {
+                            self.pending.remove(&id);
+                        }
+                    }
                 }
+            }
+        }
+    }
+}
+
+impl NatsBackend {
+    /// Sets (or with `None`, deletes) a key in the replica.
+    fn apply(&mut self, (bucket, key): &(String, String), value: Option<Vec<u8>>) {
+        let keys = self.replica.entry(bucket.clone()).or_default();
+        match value {
+            Some(value) => {
+                keys.insert(key.clone(), value);
+            }
+            None => {
+                keys.remove(key);
             }
         }
     }
