@@ -199,6 +199,7 @@ pub use hotwasm_events::{ChangeKind, CloudEvent};
 pub use kv::{
     DEFAULT_MAX_STORE_BYTES, EventStamp, KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin,
     KvStore, KvUsage, MAX_BUCKET_NAME_BYTES, MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES,
+    SharedStatus,
 };
 #[cfg(feature = "nats")]
 pub use kv::{NatsOptions, nats_key};

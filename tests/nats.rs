@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use bevy_hotwasm::{KvOrigin, KvStore, NatsOptions};
+use bevy_hotwasm::{KvError, KvOrigin, KvStore, NatsOptions};
 use common::*;
 
 /// A `nats-server` with JetStream, on loopback, stopped when dropped.
@@ -66,6 +66,19 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits until `done` holds, panicking naming `what` after 20 s: the
+/// backend's thread and the server work at their own speed.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -172,4 +185,41 @@ fn a_compare_and_swap_loses_to_the_other_games_and_learns_the_value() {
         fresh.get("save", "owner").unwrap().as_deref(),
         Some(&b"b"[..])
     );
+}
+
+#[test]
+fn the_status_says_when_the_server_is_gone_and_writes_wait_up_to_a_bound() {
+    let server = NatsServer::start();
+    let options = NatsOptions {
+        max_queued_writes: 3,
+        ..NatsOptions::default()
+    };
+    let mut store = KvStore::connect_nats(&server.url(), options).unwrap();
+    store.set("tuning", "speed", b"1").unwrap();
+    wait_until("the write to be acknowledged and come back", || {
+        let status = store.shared_status().unwrap();
+        status.connected && status.queued_writes == 0 && status.last_revision >= 1
+    });
+
+    drop(server);
+    wait_until("the connection to drop", || {
+        !store.shared_status().unwrap().connected
+    });
+    // The game carries on with what it has.
+    assert_eq!(
+        store.get("tuning", "speed").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    for n in 0..3 {
+        store
+            .set("tuning", "speed", n.to_string().as_bytes())
+            .unwrap();
+    }
+    let refused = store.set("tuning", "speed", b"9").unwrap_err();
+    assert!(
+        matches!(&refused, KvError::Remote { reason, .. } if reason.contains("3 writes wait")),
+        "{refused}"
+    );
+    assert_eq!(store.shared_status().unwrap().queued_writes, 3);
+    assert_eq!(KvStore::in_memory().shared_status(), None);
 }

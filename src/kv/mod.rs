@@ -174,7 +174,8 @@ pub enum KvOrigin {
     /// A developer tool inside the game, such as the debug panel: written
     /// with [`KvStore::set_as`] and its siblings.
     Tool,
-    /// Another process sharing the store ([`KvStore::connect_nats`]), at
+    /// Another process sharing the store (`KvStore::connect_nats`, feature
+    /// `nats`), at
     /// the server's `revision` of the change.
     Remote {
         /// The change's revision on the server.
@@ -250,6 +251,10 @@ trait Backend: Send + Sync {
     fn total_bytes(&self) -> Result<u64, KvError>;
     /// Changes made from outside since the last call.
     fn external_changes(&mut self, _out: &mut Vec<KvChanged>) {}
+    /// The connection of a store shared with other processes.
+    fn shared_status(&self) -> Option<SharedStatus> {
+        None
+    }
     /// Sets `key` to `value` if it holds `expected`, atomically for every
     /// process sharing the store; `None` for a store this game has alone,
     /// which the store compares and sets itself.
@@ -262,6 +267,20 @@ trait Backend: Send + Sync {
     ) -> Option<Result<Swap, KvError>> {
         None
     }
+}
+
+/// The connection of a store shared with other processes
+/// ([`KvStore::shared_status`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedStatus {
+    /// The server.
+    pub url: String,
+    /// Whether the connection is up now.
+    pub connected: bool,
+    /// The newest revision of the shared bucket this store has applied.
+    pub last_revision: u64,
+    /// Writes sent to the server and not yet acknowledged.
+    pub queued_writes: usize,
 }
 
 /// How a shared store's compare-and-swap went.
@@ -338,6 +357,13 @@ impl KvStore {
     pub fn with_max_bytes(mut self, max: u64) -> Self {
         self.max_bytes = max;
         self
+    }
+
+    /// The connection, for a store shared with other processes
+    /// (`KvStore::connect_nats`, feature `nats`); `None` for one this game
+    /// has alone.
+    pub fn shared_status(&self) -> Option<SharedStatus> {
+        self.backend.shared_status()
     }
 
     /// The ceiling set by [`KvStore::with_max_bytes`].

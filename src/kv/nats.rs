@@ -17,6 +17,8 @@
 //! each escaped ([`nats_key`]), joined by `.`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use tokio::sync::mpsc as tokio_mpsc;
 
-use super::{Backend, KvError, Swap};
+use super::{Backend, KvError, SharedStatus, Swap};
 
 /// How to reach the server, and where the store lives on it.
 #[derive(Clone, Debug)]
@@ -35,6 +37,10 @@ pub struct NatsOptions {
     /// How long [`KvStore::connect_nats`](super::KvStore::connect_nats)
     /// waits for the server and the current values. Default 10 s.
     pub connect_timeout: Duration,
+    /// How many writes may wait for the server (while it is slow or
+    /// unreachable) before more are refused with
+    /// [`KvError::Remote`](super::KvError::Remote). Default 10 000.
+    pub max_queued_writes: usize,
 }
 
 impl Default for NatsOptions {
@@ -42,6 +48,7 @@ impl Default for NatsOptions {
         Self {
             bucket: "hotwasm".to_owned(),
             connect_timeout: Duration::from_secs(10),
+            max_queued_writes: 10_000,
         }
     }
 }
@@ -96,8 +103,21 @@ enum Received {
 
 type Replica = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
 
+/// What the backend's thread tells the game about the connection.
+#[derive(Default)]
+struct StatusCell {
+    connected: AtomicBool,
+    last_revision: AtomicU64,
+    queued_writes: AtomicUsize,
+}
+
+/// How often the backend's thread looks at the connection's state.
+const STATUS_INTERVAL: Duration = Duration::from_millis(100);
+
 pub(super) struct NatsBackend {
     url: String,
+    status: Arc<StatusCell>,
+    max_queued_writes: usize,
     replica: Replica,
     /// Per key, this process's writes sent and not yet come back through
     /// the watch: until they have, older changes from elsewhere are not
@@ -122,6 +142,8 @@ impl NatsBackend {
         let (received_tx, received) = tokio_mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (url_owned, bucket) = (url.to_owned(), options.bucket.clone());
+        let status = Arc::new(StatusCell::default());
+        let thread_status = status.clone();
         std::thread::Builder::new()
             .name("hotwasm-nats".to_owned())
             .spawn(move || {
@@ -135,7 +157,13 @@ impl NatsBackend {
                         return;
                     }
                 };
-                runtime.block_on(run(url_owned, bucket, ready_tx, command_rx, received_tx));
+                let channels = Channels {
+                    ready: ready_tx,
+                    commands: command_rx,
+                    received: received_tx,
+                    status: thread_status,
+                };
+                runtime.block_on(run(url_owned, bucket, channels));
             })
             .map_err(|error| unreachable(format!("no thread for it: {error}")))?;
         let replica = ready_rx
@@ -149,6 +177,8 @@ impl NatsBackend {
             .map_err(unreachable)?;
         Ok(Self {
             url: url.to_owned(),
+            status,
+            max_queued_writes: options.max_queued_writes,
             replica,
             pending: HashMap::new(),
             swapped_at: HashMap::new(),
@@ -157,7 +187,23 @@ impl NatsBackend {
         })
     }
 
+    /// Refuses a write when too many wait for the server already.
+    fn check_queue(&self, bucket: &str, key: &str) -> Result<(), KvError> {
+        let queued = self.status.queued_writes.load(Ordering::Relaxed);
+        if queued < self.max_queued_writes {
+            return Ok(());
+        }
+        Err(KvError::Remote {
+            url: self.url.clone(),
+            reason: format!(
+                "{queued} writes wait for the server (NatsOptions::max_queued_writes): \
+                 {bucket}/{key} not written"
+            ),
+        })
+    }
+
     fn send(&self, command: Command) {
+        self.status.queued_writes.fetch_add(1, Ordering::Relaxed);
         // The thread ends only with the backend; a send to it cannot fail
         // before then.
         let _ = self.commands.send(command);
@@ -166,20 +212,28 @@ impl NatsBackend {
 
 /// The backend's thread: connects, hands over the current values, then
 /// sends the game's writes and passes other processes' changes on.
-async fn run(
-    url: String,
-    bucket: String,
+/// The backend thread's ends of its channels.
+struct Channels {
     ready: mpsc::Sender<Result<Replica, String>>,
-    mut commands: tokio_mpsc::UnboundedReceiver<Command>,
+    commands: tokio_mpsc::UnboundedReceiver<Command>,
     received: tokio_mpsc::UnboundedSender<Received>,
-) {
+    status: Arc<StatusCell>,
+}
+
+async fn run(url: String, bucket: String, channels: Channels) {
+    let Channels {
+        ready,
+        mut commands,
+        received,
+        status,
+    } = channels;
     let started = async {
         let client = async_nats::ConnectOptions::new()
             .name("bevy_hotwasm")
             .connect(url.as_str())
             .await
             .map_err(|error| format!("cannot connect: {error}"))?;
-        let context = jetstream::new(client);
+        let context = jetstream::new(client.clone());
         let store = match context.get_key_value(bucket.as_str()).await {
             Ok(store) => store,
             Err(_) => context
@@ -223,14 +277,16 @@ async fn run(
                 }
             }
         }
-        Ok((store, watch, replica, applied))
+        Ok((client, store, watch, replica, applied))
     };
-    let (store, mut watch, mut applied) = match started.await {
-        Ok((store, watch, replica, applied)) => {
+    let (client, store, mut watch, mut applied) = match started.await {
+        Ok((client, store, watch, replica, applied)) => {
+            status.connected.store(true, Ordering::Relaxed);
+            status.last_revision.store(applied, Ordering::Relaxed);
             if ready.send(Ok(replica)).is_err() {
                 return;
             }
-            (store, watch, applied)
+            (client, store, watch, applied)
         }
         Err(reason) => {
             let _ = ready.send(Err(reason));
@@ -242,10 +298,15 @@ async fn run(
     let mut own_revisions = HashSet::new();
     let mut swap_revisions = HashSet::new();
     let mut own_deletes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut look = tokio::time::interval(STATUS_INTERVAL);
     loop {
         // A write is sent and acknowledged before the watch is read again,
         // so its echo always finds its revision noted.
         tokio::select! {
+            _ = look.tick() => {
+                let connected = client.connection_state() == async_nats::connection::State::Connected;
+                status.connected.store(connected, Ordering::Relaxed);
+            }
             command = commands.recv() => {
                 let Some(command) = command else { return };
                 let failed = match command {
@@ -273,6 +334,7 @@ async fn run(
                         None
                     }
                 };
+                status.queued_writes.fetch_sub(1, Ordering::Relaxed);
                 if let Some((reason, nats_key)) = failed
                     && received.send(Received::Failed { nats_key, reason }).is_err()
                 {
@@ -288,6 +350,7 @@ async fn run(
                     continue;
                 }
                 applied = entry.revision;
+                status.last_revision.store(applied, Ordering::Relaxed);
                 // A swap's answer already told the store.
                 if swap_revisions.remove(&entry.revision) {
                     continue;
@@ -407,6 +470,7 @@ impl Backend for NatsBackend {
     }
 
     fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<Option<u64>, KvError> {
+        self.check_queue(bucket, key)?;
         let old = (self.replica.entry(bucket.to_owned()).or_default())
             .insert(key.to_owned(), value.to_vec());
         *self
@@ -421,6 +485,7 @@ impl Backend for NatsBackend {
     }
 
     fn delete(&mut self, bucket: &str, key: &str) -> Result<Option<u64>, KvError> {
+        self.check_queue(bucket, key)?;
         let old = self
             .replica
             .get_mut(bucket)
@@ -460,6 +525,15 @@ impl Backend for NatsBackend {
             .sum())
     }
 
+    fn shared_status(&self) -> Option<SharedStatus> {
+        Some(SharedStatus {
+            url: self.url.clone(),
+            connected: self.status.connected.load(Ordering::Relaxed),
+            last_revision: self.status.last_revision.load(Ordering::Relaxed),
+            queued_writes: self.status.queued_writes.load(Ordering::Relaxed),
+        })
+    }
+
     fn swap(
         &mut self,
         bucket: &str,
@@ -467,6 +541,9 @@ impl Backend for NatsBackend {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Option<Result<Swap, KvError>> {
+        if let Err(error) = self.check_queue(bucket, key) {
+            return Some(Err(error));
+        }
         let (reply, answer) = mpsc::channel();
         self.send(Command::Swap {
             key: nats_key(bucket, key),
