@@ -21,12 +21,19 @@ fn stays(byte: u8) -> bool {
 
 /// `text` with each byte `keep` refuses (given its position) as `%XX`.
 fn escape(text: &str, keep: impl Fn(usize, u8) -> bool) -> String {
+    escape_with(text, b'%', keep)
+}
+
+/// `text` with each byte `keep` refuses (given its position) as `marker`
+/// and two upper-case hex digits.
+pub(super) fn escape_with(text: &str, marker: u8, keep: impl Fn(usize, u8) -> bool) -> String {
     let mut name = String::with_capacity(text.len());
     for (at, byte) in text.bytes().enumerate() {
         if keep(at, byte) {
             name.push(char::from(byte));
         } else {
-            name.push_str(&format!("%{byte:02X}"));
+            name.push(char::from(marker));
+            name.push_str(&format!("{byte:02X}"));
         }
     }
     name
@@ -53,14 +60,14 @@ fn is_reserved(text: &str) -> bool {
 /// store did not write (a temporary file, an editor's backup, a name in the
 /// old encoding).
 pub(super) fn decode(name: &str) -> Option<String> {
-    let text = unescape(name, stays)?;
+    let text = unescape_with(name, b'%', stays)?;
     (!text.is_empty() && encode(&text) == name).then_some(text)
 }
 
 /// The key a file name wrote in the old encoding (upper-case letters kept).
 pub(super) fn legacy_key(name: &str) -> Option<String> {
     let kept = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_';
-    let key = unescape(name, kept)?;
+    let key = unescape_with(name, b'%', kept)?;
     (!key.is_empty() && escape(&key, |_, byte| kept(byte)) == name).then_some(key)
 }
 
@@ -70,13 +77,17 @@ pub(super) fn legacy_bucket(name: &str) -> Option<String> {
     super::check_bucket(name).is_ok().then(|| name.to_owned())
 }
 
-/// `name` with each `%XX` turned into its byte, if every other byte passes
-/// `literal`.
-fn unescape(name: &str, literal: impl Fn(u8) -> bool) -> Option<String> {
+/// `name` with each `marker` and two hex digits turned into its byte, if
+/// every other byte passes `literal`.
+pub(super) fn unescape_with(
+    name: &str,
+    marker: u8,
+    literal: impl Fn(u8) -> bool,
+) -> Option<String> {
     let mut bytes = Vec::with_capacity(name.len());
     let mut rest = name.as_bytes();
     while let Some((&byte, tail)) = rest.split_first() {
-        if byte == b'%' {
+        if byte == marker {
             let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
             bytes.push(u8::from_str_radix(hex, 16).ok()?);
             rest = &tail[2..];

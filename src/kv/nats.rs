@@ -26,7 +26,7 @@ use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use tokio::sync::mpsc as tokio_mpsc;
 
-use super::{Backend, KvError, SharedStatus, Swap};
+use super::{Backend, KvError, SharedStatus, Swap, names};
 
 /// How to reach the server, and where the store lives on it.
 #[derive(Clone, Debug)]
@@ -420,44 +420,21 @@ async fn swap(
 /// keys allow `[-/_=.A-Za-z0-9]` and `.` separates tokens, so every byte
 /// but `[-/_A-Za-z0-9]` becomes `=` and two hex digits (`.` is `=2E`).
 pub fn nats_key(bucket: &str, key: &str) -> String {
-    let mut out = String::with_capacity(bucket.len() + key.len() + 1);
-    escape(bucket, &mut out);
-    out.push('.');
-    escape(key, &mut out);
-    out
+    let escape = |text| names::escape_with(text, b'=', |_, byte| stays(byte));
+    format!("{}.{}", escape(bucket), escape(key))
 }
 
-fn escape(text: &str, out: &mut String) {
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-/_".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("={byte:02X}"));
-        }
-    }
+/// Whether a byte stands for itself in a NATS key.
+fn stays(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-/_".contains(&byte)
 }
 
 /// The store's bucket and key of a NATS key [`nats_key`] made; `None` for
 /// a key it did not make.
 fn store_key(nats_key: &str) -> Option<(String, String)> {
     let (bucket, key) = nats_key.split_once('.')?;
+    let unescape = |text| names::unescape_with(text, b'=', stays);
     Some((unescape(bucket)?, unescape(key)?))
-}
-
-fn unescape(text: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        if byte == b'=' {
-            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
-            rest = &tail[2..];
-        } else {
-            bytes.push(byte);
-            rest = tail;
-        }
-    }
-    String::from_utf8(bytes).ok()
 }
 
 impl Backend for NatsBackend {
