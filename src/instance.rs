@@ -182,12 +182,17 @@ impl PendingEvents {
             (event.data_start as usize).saturating_add(event.data_len as usize) <= max_bytes
         };
         let held = self.len();
+        // Every event's data ends within `bytes`: when both are within
+        // their bounds, as in most frames, no header needs reading.
+        if held <= max_events && self.bytes.len() <= max_bytes {
+            return 0;
+        }
         let kept = (EventHeader::all(&self.headers))
             .take(max_events)
             .take_while(fits)
             .count();
-        let first_dropped = EventHeader::all(&self.headers).nth(kept);
-        if let Some(first_dropped) = first_dropped {
+        let first_dropped = self.headers.get(kept * EventHeader::BYTES..);
+        if let Some(first_dropped) = first_dropped.and_then(EventHeader::read) {
             self.bytes.truncate(first_dropped.subject_start as usize);
             self.headers.truncate(kept * EventHeader::BYTES);
         }
