@@ -21,11 +21,20 @@ use logic::{ArenaLogicPlugin, ArenaModules, Player, PlayerInput, Scoreboard};
 /// The game over a temporary asset directory holding the four rule guests,
 /// saving into `save`.
 fn arena(save: &Path) -> (AssetDir, App) {
+    arena_with(save, None)
+}
+
+/// The game, keeping its state in `store` if given (as `--nats` does),
+/// else in `save`.
+fn arena_with(save: &Path, store: Option<bevy_hotwasm::KvStore>) -> (AssetDir, App) {
     let assets = AssetDir::new();
     for guest in ["waves", "enemy_ai", "scoring", "powerups"] {
         assets.write(&format!("{guest}.wasm"), &guest_bytes(guest));
     }
     let app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
+        if let Some(store) = store {
+            app.insert_resource(store);
+        }
         app.add_plugins(ArenaLogicPlugin {
             save_dir: save.to_owned(),
         })
@@ -152,29 +161,69 @@ fn kills_score_and_the_high_score_outlives_the_game() {
     assert_eq!(board(&app).score, 0, "a new game starts from nothing");
 }
 
+/// The speed of the fastest enemy.
+fn fastest(app: &mut App) -> f32 {
+    enemies(app)
+        .iter()
+        .map(|(_, _, velocity)| velocity.x.hypot(velocity.y))
+        .fold(0.0, f32::max)
+}
+
+/// Runs frames until every enemy goes faster than `speed`.
+fn wait_for_every_enemy_faster_than(app: &mut App, speed: f32) {
+    update_until(app, "every enemy to speed up", |app| {
+        let enemies = enemies(app);
+        enemies
+            .iter()
+            .all(|(_, _, velocity)| velocity.x.hypot(velocity.y) > speed)
+    });
+}
+
 #[test]
 fn a_hand_edited_tuning_file_changes_every_enemys_speed() {
     let save = tempfile::tempdir().unwrap();
     let (_assets, mut app) = arena(save.path());
     wait_for_first_wave(&mut app);
-    let fastest = |app: &mut App| {
-        enemies(app)
-            .iter()
-            .map(|(_, _, velocity)| velocity.x.hypot(velocity.y))
-            .fold(0.0, f32::max)
-    };
     assert!(
         fastest(&mut app) < 150.0,
         "90 units a second times a wave-1 enemy's 1.1"
     );
 
     std::fs::write(save.path().join("tuning/enemy_speed"), "400\n").unwrap();
-    update_until(&mut app, "every enemy to speed up", |app| {
-        let enemies = enemies(app);
-        enemies
-            .iter()
-            .all(|(_, _, velocity)| velocity.x.hypot(velocity.y) > 400.0)
+    wait_for_every_enemy_faster_than(&mut app, 400.0);
+}
+
+/// The README's two-process example: the `tune` tool, another process
+/// with its own connection, changes the tuning of an arena whose store is
+/// shared on a NATS server (`--nats`).
+#[cfg(feature = "nats")]
+#[test]
+fn a_tuning_tool_on_a_shared_store_changes_every_enemys_speed() {
+    use bevy_hotwasm::{KvStore, NatsOptions};
+    use common::nats_server::{NatsServer, wait_until};
+
+    let server = NatsServer::start();
+    let connect = || KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
+    let save = tempfile::tempdir().unwrap();
+    let (_assets, mut app) = arena_with(save.path(), Some(connect()));
+    wait_for_first_wave(&mut app);
+    assert!(
+        fastest(&mut app) < 150.0,
+        "the default tuning, written to the server"
+    );
+    let mut tool = connect();
+    assert_eq!(
+        tool.get("tuning", "enemy_speed").unwrap().as_deref(),
+        Some(&b"90"[..])
+    );
+
+    tool.set("tuning", "enemy_speed", b"400").unwrap();
+    wait_until("the tool's write to be acknowledged", || {
+        tool.shared_status().unwrap().queued_writes == 0
     });
+    wait_for_every_enemy_faster_than(&mut app, 400.0);
+    // Nothing was written to the save directory.
+    assert!(!save.path().join("tuning").exists());
 }
 
 #[test]

@@ -610,3 +610,48 @@ fn the_panel_switches_tabs() {
     assert_eq!(tab, PanelTab::Instances);
     harness.get_by_label(&entity.to_string());
 }
+
+#[cfg(feature = "nats")]
+#[test]
+fn the_key_value_tab_shows_a_shared_stores_connection() {
+    use bevy_hotwasm::NatsOptions;
+    use common::nats_server::{NatsServer, wait_until};
+
+    let mut server = NatsServer::start();
+    let store = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
+    let assets = AssetDir::new();
+    let mut app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
+        app.insert_resource(store).add_plugins(HotWasmPanelPlugin {
+            window: false,
+            ..default()
+        });
+    });
+    app.world_mut()
+        .resource_mut::<KvStore>()
+        .set("tuning", "speed", b"1")
+        .unwrap();
+    let status = |app: &App| app.world().resource::<KvStore>().shared_status().unwrap();
+    wait_until("the write to be acknowledged and come back", || {
+        let status = status(&app);
+        status.queued_writes == 0 && status.last_revision == 1
+    });
+    let mut harness = harness(app, ui_for_key_value);
+    harness.run();
+    harness.get_by_label(&format!("Shared on {}:", server.url()));
+    harness.get_by_label("connected");
+    harness.get_by_label("revision 1, 0 writes waiting for the server");
+
+    server.kill();
+    wait_until("the connection to drop", || {
+        !status(harness.state()).connected
+    });
+    harness
+        .state_mut()
+        .world_mut()
+        .resource_mut::<KvStore>()
+        .set("tuning", "speed", b"2")
+        .unwrap();
+    harness.run();
+    harness.get_by_label("disconnected");
+    harness.get_by_label("revision 1, 1 writes waiting for the server");
+}

@@ -42,8 +42,9 @@ const KNOCK_BACK: f32 = 90.0;
 pub const TUNING_DEFAULTS: [(&str, &str); 2] = [("enemy_speed", "90"), ("spawn_rate", "0.8")];
 
 /// The game's rules and state, without drawing. Opens the key-value store
-/// in `save_dir` (tuning, high score), loads the four rule guests from
-/// `modules/` and gives every enemy its own `enemy_ai` instance.
+/// in `save_dir` (tuning, high score) unless the app has one already (a
+/// store shared on a NATS server, `--nats`), loads the four rule guests
+/// from `modules/` and gives every enemy its own `enemy_ai` instance.
 pub struct ArenaLogicPlugin {
     pub save_dir: PathBuf,
 }
@@ -103,12 +104,17 @@ struct GunCooldown(f32);
 
 impl Plugin for ArenaLogicPlugin {
     fn build(&self, app: &mut App) {
-        let mut store = KvStore::open_dir(&self.save_dir).unwrap_or_else(|error| {
-            panic!(
-                "cannot open the save directory {}: {error}",
-                self.save_dir.display()
-            )
-        });
+        let mut store = app
+            .world_mut()
+            .remove_resource::<KvStore>()
+            .unwrap_or_else(|| {
+                KvStore::open_dir(&self.save_dir).unwrap_or_else(|error| {
+                    panic!(
+                        "cannot open the save directory {}: {error}",
+                        self.save_dir.display()
+                    )
+                })
+            });
         for (key, value) in TUNING_DEFAULTS {
             if !store.exists("tuning", key).unwrap_or(false) {
                 // A store that cannot write leaves the guests their defaults.

@@ -11,6 +11,10 @@
 //! edit one, save, and the game picks the new module up while it runs. Tuning
 //! and the high score are files under `saves/arena/` (or `--save-dir DIR`):
 //! edit `saves/arena/tuning/enemy_speed` by hand and every enemy speeds up.
+//! With `--nats URL` the store lives on a NATS server instead, shared with
+//! other processes: `cargo run --example tune --features nats -- enemy_speed
+//! 200` in another terminal speeds the enemies up (see the README's
+//! "Sharing state across processes").
 //!
 //! F12 opens the debug panel. `--panel` opens it at the start (`--panel-tab
 //! events` on that tab; `--panel-select` shows the first module's and
@@ -31,6 +35,7 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
 use bevy::window::WindowResolution;
 use bevy_egui::EguiPlugin;
+use bevy_hotwasm::NatsOptions;
 use bevy_hotwasm::debug_panel::{HotWasmPanelPlugin, PanelState, PanelTab};
 use bevy_hotwasm::prelude::*;
 
@@ -54,6 +59,8 @@ struct Options {
     panel_tab: PanelTab,
     /// Show the details of the first module and instance in the panel.
     panel_select: bool,
+    /// A NATS server to keep the store on, shared with other processes.
+    nats: Option<String>,
 }
 
 impl Options {
@@ -76,6 +83,7 @@ impl Options {
                 }
                 "--screenshot" => options.screenshot = Some(value("--screenshot")?.into()),
                 "--save-dir" => options.save_dir = value("--save-dir")?.into(),
+                "--nats" => options.nats = Some(value("--nats")?),
                 "--screenshot-at" => {
                     let secs = value("--screenshot-at")?;
                     let secs: f64 = secs.parse().map_err(|_| format!("not seconds: {secs}"))?;
@@ -84,7 +92,8 @@ impl Options {
                 other => {
                     return Err(format!(
                         "unknown argument {other}; arena [--autoplay] [--panel] \
-                         [--panel-tab TAB] [--panel-select] [--screenshot FILE] [--screenshot-at SECS] [--save-dir DIR]"
+                         [--panel-tab TAB] [--panel-select] [--screenshot FILE] [--screenshot-at SECS] \
+                         [--save-dir DIR] [--nats URL]"
                     ));
                 }
             }
@@ -102,6 +111,16 @@ fn main() -> AppExit {
         }
     };
     let mut app = App::new();
+    if let Some(url) = &options.nats {
+        // Before ArenaLogicPlugin, which keeps a store the app has.
+        match KvStore::connect_nats(url, NatsOptions::default()) {
+            Ok(store) => app.insert_resource(store),
+            Err(error) => {
+                eprintln!("{error}");
+                return AppExit::error();
+            }
+        };
+    }
     // Before AssetPlugin: the default asset source, with a file watcher
     // that reports a saved module after 50 ms instead of Bevy's 300 ms. The
     // repository's `assets/`, wherever the binary is started from.
@@ -156,11 +175,15 @@ fn main() -> AppExit {
         tab: options.panel_tab,
         ..default()
     })
-    .add_systems(Startup, |options: Res<Options>| {
-        info!(
+    .add_systems(Startup, |options: Res<Options>| match &options.nats {
+        Some(url) => info!(
+            "Sharing the store on {url}; `cargo run --example tune --features nats -- \
+             enemy_speed 200` changes the enemies' speed while the game runs."
+        ),
+        None => info!(
             "Saving to {}; edit tuning/enemy_speed there while the game runs.",
             options.save_dir.display()
-        );
+        ),
     });
     if options.autoplay {
         app.add_systems(Update, autoplay.before(WasmSystems::Run));

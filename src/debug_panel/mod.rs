@@ -26,7 +26,7 @@ use crate::capabilities::Grant;
 use crate::diagnostics::WasmDiagnostics;
 use crate::engine::WasmEngine;
 use crate::host::TaskDetails;
-use crate::kv::{KEYS_PER_PAGE, KeyPage, KvChanged, KvOrigin, KvStore};
+use crate::kv::{KEYS_PER_PAGE, KeyPage, KvChanged, KvOrigin, KvStore, SharedStatus};
 use crate::messages::{
     FailureStage, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded,
     Recipient, ScriptQuarantined, ScriptRef, WatchedChange,
@@ -1426,6 +1426,9 @@ pub fn ui_for_key_value(world: &mut World, ui: &mut egui::Ui) {
         world.resource::<PanelKvWrites>(),
         world.resource::<WasmRuntime>(),
     );
+    if let Some(status) = store.shared_status() {
+        ui_for_shared_status(ui, &status);
+    }
     let buckets: Vec<&str> = store.buckets().collect();
     if browser.bucket.is_none() {
         browser.bucket = buckets.first().map(|bucket| (*bucket).to_owned());
@@ -1575,6 +1578,35 @@ pub fn ui_for_key_value(world: &mut World, ui: &mut egui::Ui) {
     });
     world.resource_mut::<PanelState>().kv = browser;
     world.resource_mut::<PanelActions>().0.extend(actions);
+}
+
+/// A shared store's connection, one line: red while it is down.
+fn ui_for_shared_status(ui: &mut egui::Ui, status: &SharedStatus) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label(format!("Shared on {}:", status.url));
+        if status.connected {
+            ui.colored_label(egui::Color32::LIGHT_GREEN, "connected");
+        } else {
+            ui.colored_label(egui::Color32::LIGHT_RED, "disconnected");
+        }
+        ui.label(describe_shared_status(status));
+    });
+    ui.separator();
+}
+
+/// What a shared store's status says besides whether it is connected.
+fn describe_shared_status(status: &SharedStatus) -> String {
+    let mut said = format!(
+        "revision {}, {} writes waiting for the server",
+        status.last_revision, status.queued_writes
+    );
+    if status.skipped_changes > 0 {
+        said += &format!(
+            ", {} changes replaced before this game saw them",
+            status.skipped_changes
+        );
+    }
+    said
 }
 
 /// Who wrote a key, in a few words.

