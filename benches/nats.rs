@@ -24,23 +24,14 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevy_hotwasm::{KvStore, NatsOptions};
-use common::nats_server::NatsServer;
+use common::nats_server::{NatsServer, game_at};
 use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn write_to_guest_event(c: &mut Criterion) {
     let server = NatsServer::start();
     let mut a = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
-    let b_store = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
-    let assets = AssetDir::new();
-    assets.write("watcher.wasm", &guest_bytes("watcher"));
-    let mut b = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
-        app.insert_resource(b_store);
-    });
-    let watcher = spawn_script(&mut b, "watcher.wasm");
-    update_until(&mut b, "the watcher to start", |b| {
-        generation(b, watcher).is_some()
-    });
+    let (_b_assets, mut b, watcher) = game_at(&server.url());
 
     let mut latencies = Vec::new();
     let mut written = 0_u64;

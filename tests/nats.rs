@@ -18,21 +18,6 @@ fn game_on(server: &NatsServer) -> (AssetDir, App, Entity) {
     game_at(&server.url())
 }
 
-/// A game whose store is the one at `url`, running the `watcher` guest.
-fn game_at(url: &str) -> (AssetDir, App, Entity) {
-    let store = KvStore::connect_nats(url, NatsOptions::default()).unwrap();
-    let assets = AssetDir::new();
-    assets.write("watcher.wasm", &guest_bytes("watcher"));
-    let mut app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
-        app.insert_resource(store);
-    });
-    let watcher = spawn_script(&mut app, "watcher.wasm");
-    update_until(&mut app, "the watcher to start", |app| {
-        generation(app, watcher).is_some()
-    });
-    (assets, app, watcher)
-}
-
 #[test]
 fn a_write_in_one_game_is_a_watch_event_in_the_other_reported_once() {
     let server = NatsServer::start();
@@ -247,6 +232,8 @@ fn a_server_killed_and_restarted_loses_nothing_acknowledged_and_delivers_the_out
         let status = a.shared_status().unwrap();
         status.connected && status.queued_writes == 0
     });
+    let b_status = b.world().resource::<KvStore>().shared_status().unwrap();
+    assert_eq!((b_status.behind, b_status.skipped_changes), (0, 0));
 
     // What was acknowledged before the crash is still there.
     let fresh = store_on(&server);
@@ -304,6 +291,7 @@ fn a_key_rewritten_while_a_game_was_away_ends_right_and_says_what_it_skipped() {
     );
     let status = || b.world().resource::<KvStore>().shared_status().unwrap();
     assert_eq!(status().skipped_changes, 99);
+    assert_eq!(status().behind, 0, "caught up");
     wait_until("b's status to say it is back", || status().connected);
 }
 

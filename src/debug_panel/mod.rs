@@ -1600,6 +1600,9 @@ fn describe_shared_status(status: &SharedStatus) -> String {
         "revision {}, {} writes waiting for the server",
         status.last_revision, status.queued_writes
     );
+    if status.behind > 0 {
+        said += &format!(", {} changes behind", status.behind);
+    }
     if status.skipped_changes > 0 {
         said += &format!(
             ", {} changes replaced before this game saw them",

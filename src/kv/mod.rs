@@ -290,6 +290,9 @@ pub struct SharedStatus {
     /// server while it was disconnected ([`KvOrigin::Remote`]'s
     /// `skipped`).
     pub skipped_changes: u64,
+    /// The lag: changes on the server this store had not received when it
+    /// received its last (0 once it has caught up).
+    pub behind: u64,
 }
 
 /// How a shared store's compare-and-swap went.

@@ -132,6 +132,8 @@ struct StatusCell {
     last_revision: AtomicU64,
     queued_writes: AtomicUsize,
     skipped_changes: AtomicU64,
+    /// Changes the server had for the watch when it delivered the last.
+    behind: AtomicU64,
     /// The largest message the server takes, headers included.
     max_payload: AtomicUsize,
 }
@@ -498,6 +500,7 @@ impl Worker {
     /// Passes a change from the watch on to the store, unless it was seen
     /// already or was a compare-and-swap's; `false` once the store is gone.
     fn pass_on(&mut self, entry: kv::Entry) -> bool {
+        self.status.behind.store(entry.delta, Ordering::Relaxed);
         if entry.revision <= self.applied {
             return true;
         }
@@ -736,6 +739,7 @@ impl Backend for NatsBackend {
             last_revision: self.status.last_revision.load(Ordering::Relaxed),
             queued_writes: self.status.queued_writes.load(Ordering::Relaxed),
             skipped_changes: self.status.skipped_changes.load(Ordering::Relaxed),
+            behind: self.status.behind.load(Ordering::Relaxed),
         })
     }
 

@@ -9,6 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bevy::prelude::*;
+use bevy_hotwasm::{KvStore, NatsOptions};
+
+use super::*;
+
 /// A `nats-server` with JetStream, on loopback, stopped when dropped.
 pub struct NatsServer {
     child: Child,
@@ -162,4 +167,19 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A game whose store is the one at `url`, running the `watcher` guest.
+pub fn game_at(url: &str) -> (AssetDir, App, Entity) {
+    let store = KvStore::connect_nats(url, NatsOptions::default()).unwrap();
+    let assets = AssetDir::new();
+    assets.write("watcher.wasm", &guest_bytes("watcher"));
+    let mut app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
+        app.insert_resource(store);
+    });
+    let watcher = spawn_script(&mut app, "watcher.wasm");
+    update_until(&mut app, "the watcher to start", |app| {
+        generation(app, watcher).is_some()
+    });
+    (assets, app, watcher)
 }
