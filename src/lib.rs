@@ -103,6 +103,13 @@
 //! would escape their bucket (`..` segments, NUL, backslash) and bad bucket
 //! names are refused; see [`KvError`] for every limit.
 //!
+//! With the `nats` feature, `KvStore::connect_nats` keeps the store on a
+//! NATS JetStream server, shared by every process connected to it: reads
+//! from a local replica, writes sent from the store's own thread and held
+//! while the server is away, other processes' changes as [`KvChanged`]
+//! with [`KvOrigin::Remote`], the connection in [`KvStore::shared_status`]
+//! (the README's "Sharing state across processes").
+//!
 //! # Watch events
 //!
 //! Guests watch a key or key prefix of a bucket, a component type or a
