@@ -36,6 +36,7 @@
 //!   on (the default) and with fuel instead, to price the sandbox.
 //! - `loading/*`: `WasmModule::from_bytes` of the `hello` guest, bytes the
 //!   engine has not seen (compiled) against bytes it compiled before (kept);
+//!   of the Zig guest `zig_hello` and its Rust twin `counter`, not seen;
 //!   and a game's start: a new app with 100 entities, each running its own
 //!   distinct version of `hello`, until every one has run `init` (frames
 //!   every millisecond meanwhile, as a game's loop goes on while it loads).
@@ -553,19 +554,32 @@ fn sandbox(c: &mut Criterion) {
     group.finish();
 }
 
+/// More versions of `component` than the engine keeps compiled, so each,
+/// taken in turn, is new to it.
+fn new_versions(component: &[u8]) -> Vec<Vec<u8>> {
+    (0..=COMPILED_KEPT as u8)
+        .map(|n| rebuilt(component, n))
+        .collect()
+}
+
 fn loading(c: &mut Criterion) {
     let mut group = c.benchmark_group("loading");
     group.sample_size(10);
     let engine = WasmEngine::new().unwrap();
     let hello = guest_bytes("hello");
-    // More versions than the engine keeps, so every one is new to it.
-    let versions: Vec<Vec<u8>> = (0..=COMPILED_KEPT as u8)
-        .map(|n| rebuilt(&hello, n))
-        .collect();
+    let versions = new_versions(&hello);
     let mut next = versions.iter().cycle();
     group.bench_function("a_module_not_seen_before", |b| {
         b.iter(|| WasmModule::from_bytes(&engine, "new.wasm", next.next().unwrap()).unwrap());
     });
+    // The Zig guest against its Rust twin, each new to the engine.
+    for twin in ["zig_hello", "counter"] {
+        let versions = new_versions(&guest_bytes(twin));
+        let mut next = versions.iter().cycle();
+        group.bench_function(format!("{twin}_not_seen_before"), |b| {
+            b.iter(|| WasmModule::from_bytes(&engine, "twin.wasm", next.next().unwrap()).unwrap());
+        });
+    }
     WasmModule::from_bytes(&engine, "hello.wasm", &hello).unwrap();
     group.bench_function("the_same_module_again", |b| {
         b.iter(|| WasmModule::from_bytes(&engine, "again.wasm", &hello).unwrap());

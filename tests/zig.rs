@@ -1,0 +1,95 @@
+//! Guests written in Zig (`guests/zig-hello`, built by
+//! `scripts/build-guests.sh` from C bindings `wit-bindgen c` made of
+//! `wit/`): loaded, hot-reloaded and isolated exactly like the Rust
+//! guests, with the same messages and the same state as their Rust twin
+//! (`counter`).
+
+mod common;
+
+use bevy::prelude::*;
+use bevy_hotwasm::{FailureStage, FaultKind};
+use common::*;
+
+/// The lines `entity` logged that count starts.
+fn starts(app: &App, entity: Entity) -> Vec<String> {
+    (seen(app).lines_of(entity).into_iter())
+        .filter(|line| line.starts_with("starts="))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Saves `bytes` over `modules/counter.wasm` and runs frames until the
+/// runtime has swapped it in.
+fn swap_in(app: &mut App, assets: &AssetDir, bytes: &[u8]) {
+    let before = seen(app).reloaded.len();
+    assets.save(app, "counter.wasm", bytes);
+    update_until(app, "the saved module to run", |app| {
+        seen(app).reloaded.len() > before
+    });
+}
+
+#[test]
+fn a_zig_guest_starts_and_keeps_its_count_across_a_hot_reload() {
+    let zig = guest_bytes("zig_hello");
+    let (assets, mut app, entities) = start_scripts_with_fake_watcher("counter.wasm", &zig, 2);
+    for &entity in &entities {
+        assert_eq!(starts(&app, entity), ["starts=1"]);
+    }
+    swap_in(&mut app, &assets, &rebuilt(&zig, 1));
+    for &entity in &entities {
+        assert_eq!(starts(&app, entity), ["starts=1", "starts=2"]);
+        assert_eq!(generation(&app, entity), Some(2));
+    }
+    assert!(seen(&app).failed.is_empty(), "{:?}", seen(&app).failed);
+}
+
+#[test]
+fn the_zig_guest_and_its_rust_twin_replace_each_other_and_keep_the_count() {
+    let (assets, mut app, entities) =
+        start_scripts_with_fake_watcher("counter.wasm", &guest_bytes("counter"), 1);
+    let entity = entities[0];
+    swap_in(&mut app, &assets, &guest_bytes("zig_hello"));
+    swap_in(&mut app, &assets, &guest_bytes("counter"));
+    assert_eq!(
+        starts(&app, entity),
+        ["starts=1", "starts=2", "starts=3"],
+        "Rust, then Zig, then Rust again, one count"
+    );
+}
+
+#[test]
+fn a_zig_guest_that_traps_is_isolated_like_any_other() {
+    let assets = AssetDir::new();
+    assets.write("counter.wasm", &guest_bytes("counter"));
+    assets.write("trapping.wasm", &guest_bytes("zig_hello_trapping"));
+    let mut app = app_with_fake_watcher(&assets, unsigned_plugin());
+    let good = spawn_script(&mut app, "counter.wasm");
+    let bad = spawn_script(&mut app, "trapping.wasm");
+    update_until(&mut app, "the trapping guest to be quarantined", |app| {
+        runtime(app)
+            .script(bad)
+            .is_some_and(|script| script.is_quarantined())
+    });
+    let failures: Vec<_> = (seen(&app).failed.iter())
+        .filter(|failure| failure.entity == Some(bad))
+        .collect();
+    assert!(
+        failures.len() > 1,
+        "restarted before quarantine: {failures:?}"
+    );
+    for failure in &failures {
+        assert_eq!(failure.stage, FailureStage::Init);
+        assert_eq!(&*failure.path, "modules/trapping.wasm");
+        assert!(
+            matches!(&failure.fault, Some(FaultKind::Trap { message, .. }) if message.contains("unreachable")),
+            "{failure}"
+        );
+    }
+    // Each try logged its start before trapping; the good guest ran once.
+    assert_eq!(starts(&app, bad).len(), failures.len());
+    update_until(&mut app, "the good guest to log its start", |app| {
+        !starts(app, good).is_empty()
+    });
+    assert_eq!(starts(&app, good), ["starts=1"]);
+    assert_eq!(generation(&app, good), Some(1));
+}
