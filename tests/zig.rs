@@ -1,8 +1,9 @@
-//! Guests written in Zig (`guests/zig-hello`, built by
-//! `scripts/build-guests.sh` from C bindings `wit-bindgen c` made of
+//! Guests written in Zig (`guests/zig-*`, built by
+//! `scripts/build-guests.sh` from the C bindings `wit-bindgen c` made of
 //! `wit/`): loaded, hot-reloaded and isolated exactly like the Rust
 //! guests, with the same messages and the same state as their Rust twin
-//! (`counter`).
+//! (`counter`); they talk to Rust guests. The Zig `ticker`'s twin runs
+//! every test of `tests/scheduler.rs`.
 
 mod common;
 
@@ -92,4 +93,34 @@ fn a_zig_guest_that_traps_is_isolated_like_any_other() {
     });
     assert_eq!(starts(&app, good), ["starts=1"]);
     assert_eq!(generation(&app, good), Some(1));
+}
+
+#[test]
+fn the_zig_tickers_ping_is_answered_by_a_rust_guest() {
+    let assets = AssetDir::new();
+    assets.write("echo.wasm", &guest_bytes("echo"));
+    assets.write("ticker.wasm", &guest_bytes("zig_ticker"));
+    let mut app = app_with_fake_watcher(&assets, unsigned_plugin());
+    let echo = spawn_script(&mut app, "echo.wasm");
+    update_until(&mut app, "echo to start", |app| {
+        generation(app, echo).is_some()
+    });
+    let ticker = spawn_script(&mut app, "ticker.wasm");
+    update_until(&mut app, "echo to answer the ping", |app| {
+        seen(app).sent.len() == 2
+    });
+    assert_eq!(
+        seen(&app).lines_of(echo),
+        [format!("ping 1 from entity {ticker}: from ticker")]
+    );
+    let sent: Vec<(Entity, &str, &[u8])> = (seen(&app).sent.iter())
+        .map(|m| (m.from.entity, m.topic.as_str(), m.payload.as_slice()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (ticker, "ping", &b"from ticker"[..]),
+            (echo, "pong", &b"from ticker"[..]),
+        ]
+    );
 }

@@ -1,0 +1,47 @@
+//! What every Zig guest needs besides the bindings: log lines, a WIT
+//! `result`'s error, and a count kept across hot reloads in the format the
+//! Rust SDK's `save_u64` uses (8 little-endian bytes), so a Zig guest and
+//! its Rust twin can replace each other. Copied beside each guest's
+//! `main.zig` by `scripts/build-guests.sh`, with `script_h.zig`.
+
+const std = @import("std");
+pub const wit = @import("script_h.zig");
+
+/// Logs a line at INFO, under the module's name; a line too long for the
+/// buffer is logged as `(line too long)`.
+pub fn info(comptime format: []const u8, args: anytype) void {
+    var buffer: [256]u8 = undefined;
+    const line = std.fmt.bufPrint(&buffer, format, args) catch "(line too long)";
+    var message = string(line);
+    wit.hotwasm_script_log_log(wit.HOTWASM_SCRIPT_LOG_LEVEL_INFO, &message);
+}
+
+/// A WIT string borrowing `text`, for an import's argument.
+pub fn string(text: []const u8) wit.script_string_t {
+    return .{ .ptr = @constCast(text.ptr), .len = text.len };
+}
+
+/// Hands the host `text` as the error of a WIT `result` (a copy the
+/// bindings free after the call): returns `false`.
+pub fn fail(err: *wit.script_string_t, text: []const u8) bool {
+    wit.script_string_dup_n(err, text.ptr, text.len);
+    return false;
+}
+
+/// `save-state` of a count: `false` (nothing saved) when out of memory.
+pub fn saveU64(state: *wit.script_list_u8_t, value: u64) bool {
+    // Freed by the bindings after the host has copied it.
+    const bytes: [*]u8 = @ptrCast(std.c.malloc(8) orelse return false);
+    std.mem.writeInt(u64, bytes[0..8], value, .little);
+    state.* = .{ .ptr = bytes, .len = 8 };
+    return true;
+}
+
+/// `restore-state` of a count into `value`, refusing state of another
+/// length; frees `state`, which the guest owns.
+pub fn restoreU64(state: *wit.script_list_u8_t, err: *wit.script_string_t, value: *u64) bool {
+    defer wit.script_list_u8_free(state);
+    if (state.len != 8) return fail(err, "expected 8 bytes of state");
+    value.* = std.mem.readInt(u64, state.ptr[0..8], .little);
+    return true;
+}
