@@ -124,3 +124,26 @@ fn the_zig_tickers_ping_is_answered_by_a_rust_guest() {
         ]
     );
 }
+
+#[test]
+fn a_zig_error_is_the_results_error_and_the_old_generation_keeps_running() {
+    // This one saves "abc": not a count the Zig guest takes.
+    let saves_abc = script_wat("", ZEROES, SAVES_ABC, "");
+    let (assets, mut app, entities) =
+        start_scripts_with_fake_watcher("counter.wasm", &saves_abc, 1);
+    let entity = entities[0];
+    let before = seen(&app).failed.len();
+    assets.save(&app, "counter.wasm", &guest_bytes("zig_hello"));
+    update_until(&mut app, "the Zig guest to refuse the state", |app| {
+        seen(app).failed.len() > before
+    });
+    let failure = seen(&app).failed.last().unwrap();
+    assert_eq!(failure.stage, FailureStage::Restore, "{failure}");
+    assert!(failure.cause.contains("StateNotEightBytes"), "{failure}");
+    assert_eq!(failure.fault, None, "an error returned, not a trap");
+    assert_eq!(
+        generation(&app, entity),
+        Some(1),
+        "the old generation runs on"
+    );
+}

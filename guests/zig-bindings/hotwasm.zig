@@ -37,11 +37,22 @@ pub fn saveU64(state: *wit.script_list_u8_t, value: u64) bool {
     return true;
 }
 
+/// A Zig error union as a WIT `result<_, string>`: `true` for success;
+/// for an error, its name (`error.StateNotEightBytes` gives
+/// `StateNotEightBytes`) as the result's error, and `false`.
+pub fn result(err: *wit.script_string_t, outcome: anyerror!void) bool {
+    outcome catch |e| return fail(err, @errorName(e));
+    return true;
+}
+
 /// `restore-state` of a count into `value`, refusing state of another
-/// length; frees `state`, which the guest owns.
+/// length with `StateNotEightBytes`; frees `state`, which the guest owns.
 pub fn restoreU64(state: *wit.script_list_u8_t, err: *wit.script_string_t, value: *u64) bool {
     defer wit.script_list_u8_free(state);
-    if (state.len != 8) return fail(err, "expected 8 bytes of state");
-    value.* = std.mem.readInt(u64, state.ptr[0..8], .little);
-    return true;
+    return result(err, decodeU64(state.ptr[0..state.len], value));
+}
+
+fn decodeU64(bytes: []const u8, value: *u64) error{StateNotEightBytes}!void {
+    if (bytes.len != 8) return error.StateNotEightBytes;
+    value.* = std.mem.readInt(u64, bytes[0..8], .little);
 }
