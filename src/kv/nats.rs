@@ -242,10 +242,17 @@ impl NatsBackend {
         })
     }
 
-    /// Refuses a value the server would refuse for its size.
-    fn check_payload(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+    /// Refuses a value the server would refuse for its size, stored under
+    /// `nats_key` (the NATS key of `key` in `bucket`).
+    fn check_payload(
+        &self,
+        bucket: &str,
+        key: &str,
+        nats_key: &str,
+        value: &[u8],
+    ) -> Result<(), KvError> {
         let max = self.status.max_payload.load(Ordering::Relaxed);
-        let needed = value.len() + nats_key(bucket, key).len() + HEADER_ROOM;
+        let needed = value.len() + nats_key.len() + HEADER_ROOM;
         if needed <= max {
             return Ok(());
         }
@@ -676,7 +683,8 @@ impl Backend for NatsBackend {
 
     fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<Option<u64>, KvError> {
         self.check_queue(bucket, key)?;
-        self.check_payload(bucket, key, value)?;
+        let nats_key = nats_key(bucket, key);
+        self.check_payload(bucket, key, &nats_key, value)?;
         let old = (self.replica.entry(bucket.to_owned()).or_default())
             .insert(key.to_owned(), value.to_vec());
         *self
@@ -684,7 +692,7 @@ impl Backend for NatsBackend {
             .entry((bucket.to_owned(), key.to_owned()))
             .or_default() += 1;
         self.send(Command::Write {
-            key: nats_key(bucket, key),
+            key: nats_key,
             value: Some(value.to_vec()),
         });
         Ok(old.map(|old| old.len() as u64))
@@ -762,15 +770,16 @@ impl Backend for NatsBackend {
             );
             return Some(Err(remote(reason)));
         }
+        let nats_key = nats_key(bucket, key);
         if let Err(error) = self
             .check_queue(bucket, key)
-            .and_then(|()| self.check_payload(bucket, key, value))
+            .and_then(|()| self.check_payload(bucket, key, &nats_key, value))
         {
             return Some(Err(error));
         }
         let (reply, answer) = mpsc::channel();
         self.send(Command::Swap {
-            key: nats_key(bucket, key),
+            key: nats_key,
             expected: expected.map(<[u8]>::to_vec),
             value: value.to_vec(),
             deadline: Instant::now() + SWAP_TIMEOUT,
