@@ -12,11 +12,12 @@ use crate::capabilities::{
 use crate::engine::WasmEngine;
 use crate::files::content_hash;
 use crate::host::{HostState, REQUIRED_EXPORTS, ScriptPre};
-use crate::sandbox::GuestLimits;
+use crate::sandbox::{GuestLimits, MetaLimits};
 use crate::source::{ModuleOrigin, ServedOrigins};
 use crate::trust::{ModuleTrust, SignatureError, Verified, signature_path};
+use bevy::platform::collections::HashMap;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A compiled and pre-linked script component, ready to instantiate.
 ///
@@ -24,12 +25,17 @@ use std::sync::Arc;
 /// and put the handle in a [`WasmScript`](crate::WasmScript). Loading compiles
 /// the component and links it against the host's imports off the main thread,
 /// so a module that could not run never becomes an asset.
-#[derive(Asset, TypePath)]
+#[derive(Asset, TypePath, Clone)]
 pub struct WasmModule {
     path: String,
+    /// Which read of its file this is, in the order its loader began them
+    /// (from 1); 0 for a module made with [`WasmModule::from_bytes`].
+    read: u64,
     size: usize,
     content_hash: u64,
-    limits: Option<GuestLimits>,
+    limits: GuestLimits,
+    /// Whether its `.wasm.meta` lowered any of the game's limits.
+    narrowed_limits: bool,
     pre: ScriptPre<HostState>,
     load_started: Instant,
     origin: ModuleOrigin,
@@ -44,17 +50,18 @@ pub struct WasmModule {
 ///     meta_format_version: "1.0",
 ///     asset: Load(
 ///         loader: "bevy_hotwasm::asset::WasmModuleLoader",
-///         settings: (limits: Some((cpu_budget_ms: Some(5), max_memory_bytes: 8388608))),
+///         settings: (limits: Some((cpu_budget_ms: Some(5), max_memory_bytes: Some(8388608)))),
 ///     ),
 /// )
 /// ```
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WasmModuleSettings {
-    /// This module's limits, replacing the plugin's
-    /// ([`Sandbox::limits`](crate::Sandbox::limits)) as a whole: fields
-    /// left out take [`GuestLimits`]' defaults.
-    pub limits: Option<GuestLimits>,
+    /// Lower limits for this module than the game's
+    /// ([`Sandbox::limits`](crate::Sandbox::limits)): each field may only
+    /// lower the game's; one asking for more is held to the game's, with a
+    /// warning ([`MetaLimits`]).
+    pub limits: Option<MetaLimits>,
     /// A capability manifest ([`Capabilities`]) that narrows what the
     /// module is granted, e.g. `capabilities: Some("kv.read tuning\nframe")`.
     /// It may only take away: one that asks for anything the module is
@@ -85,7 +92,7 @@ impl WasmModule {
             .compile(bytes)
             .map_err(|error| WasmModuleLoaderError::Compile {
                 path: path.clone(),
-                cause: format!("{error:#}"),
+                cause: format!("{error:#}{}", describe_unprovided_imports(bytes)),
             })?;
         if let Some(export) = REQUIRED_EXPORTS
             .into_iter()
@@ -110,10 +117,12 @@ impl WasmModule {
             }
         })?;
         Ok(Self {
+            limits: *engine.sandbox().limits_for(&path),
             path,
+            read: 0,
             size: bytes.len(),
             content_hash: content_hash(bytes),
-            limits: None,
+            narrowed_limits: false,
             pre,
             load_started: Instant::now(),
             origin: ModuleOrigin::Bytes,
@@ -125,6 +134,14 @@ impl WasmModule {
     /// The asset path the module was loaded from, e.g. `modules/hello.wasm`.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Which read of its file this is, counted per file in the order its
+    /// loader began them (from 1); 0 for a module made with
+    /// [`WasmModule::from_bytes`]. A newer read always wins over an older
+    /// one that finishes later (see [`WasmModuleLoader`]).
+    pub fn read(&self) -> u64 {
+        self.read
     }
 
     /// Size of the component in bytes.
@@ -158,9 +175,16 @@ impl WasmModule {
         self.verified.as_ref()
     }
 
-    /// The limits its `.wasm.meta` gave it, if any.
-    pub fn limits(&self) -> Option<&GuestLimits> {
-        self.limits.as_ref()
+    /// The limits its instances get: the game's for it
+    /// ([`Sandbox::limits_for`](crate::Sandbox::limits_for)), lowered by
+    /// its `.wasm.meta`.
+    pub fn limits(&self) -> &GuestLimits {
+        &self.limits
+    }
+
+    /// Whether its `.wasm.meta` lowered any of the game's limits.
+    pub fn has_narrowed_limits(&self) -> bool {
+        self.narrowed_limits
     }
 
     /// What it may touch: what it asked for, within the game's ceilings,
@@ -213,6 +237,51 @@ fn requested_capabilities(
         })
     })?;
     Capabilities::parse(text).map(Some).map_err(manifest_error)
+}
+
+/// The most imports [`describe_unprovided_imports`] names.
+const NAMED_IMPORTS: usize = 3;
+
+/// For a component wasmtime refused: how many instances it imports at its
+/// top level, and which of them this host does not provide (every import
+/// the host links is a `wasi:` or `hotwasm:` interface), so an error such
+/// as the validator's instance limit still names what is missing. Empty
+/// when every import is one the host may provide.
+fn describe_unprovided_imports(bytes: &[u8]) -> String {
+    use wasmparser::{Parser, Payload};
+    let (mut imports, mut unprovided, mut depth) = (0usize, Vec::new(), 0usize);
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(Payload::ModuleSection { .. } | Payload::ComponentSection { .. }) => depth += 1,
+            Ok(Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Payload::ComponentImportSection(section)) if depth == 0 => {
+                for import in section.into_iter().flatten() {
+                    imports += 1;
+                    let name = import.name.name;
+                    if !(name.starts_with("wasi:") || name.starts_with("hotwasm:")) {
+                        unprovided.push(name.to_owned());
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    if unprovided.is_empty() {
+        return String::new();
+    }
+    let more = unprovided.len().saturating_sub(NAMED_IMPORTS);
+    unprovided.truncate(NAMED_IMPORTS);
+    let named = unprovided.join("`, `");
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        " (it imports {imports} items; this host provides none of `{named}`{more}: only \
+         `wasi:` and `hotwasm:` interfaces)"
+    )
 }
 
 /// Tells apart "not Wasm at all" and "a core module" before asking wasmtime,
@@ -331,11 +400,135 @@ pub enum WasmModuleLoaderError {
     },
 }
 
+impl Clone for WasmModuleLoaderError {
+    /// The same error; an I/O error keeps its kind and its message.
+    fn clone(&self) -> Self {
+        match self {
+            Self::Io { path, source } => Self::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Self::Signature { path, error } => Self::Signature {
+                path: path.clone(),
+                error: error.clone(),
+            },
+            Self::NotWasm { path } => Self::NotWasm { path: path.clone() },
+            Self::CoreModule { path } => Self::CoreModule { path: path.clone() },
+            Self::Compile { path, cause } => Self::Compile {
+                path: path.clone(),
+                cause: cause.clone(),
+            },
+            Self::MissingExport { path, export } => Self::MissingExport {
+                path: path.clone(),
+                export: export.clone(),
+            },
+            Self::UnsatisfiedImport { path, cause } => Self::UnsatisfiedImport {
+                path: path.clone(),
+                cause: cause.clone(),
+            },
+            Self::Capabilities { path, error } => Self::Capabilities {
+                path: path.clone(),
+                error: error.clone(),
+            },
+            Self::WideningMeta { path, error } => Self::WideningMeta {
+                path: path.clone(),
+                error: error.clone(),
+            },
+            Self::ExportMismatch { path, cause } => Self::ExportMismatch {
+                path: path.clone(),
+                cause: cause.clone(),
+            },
+        }
+    }
+}
+
+/// The reads of each module file in the order their loads began, and the
+/// newest outcome of each file: its newest module that loaded and its
+/// newest failure, if newer. Bevy starts a load for every change of a
+/// file and applies their results in the order they finish, so a slow
+/// older read could land after a newer one; the loader and the runtime
+/// both go by this order instead. Shared by the loader and the runtime.
+#[derive(Resource, Clone, Default)]
+pub(crate) struct LoadOrder(Arc<Mutex<HashMap<String, FileLoads>>>);
+
+/// One file's reads: how many began, and the newest outcomes.
+#[derive(Clone, Default)]
+pub(crate) struct FileLoads {
+    began: u64,
+    /// The newest read that loaded.
+    pub loaded: Option<WasmModule>,
+    /// The newest read that failed, when newer than `loaded`: (read, why).
+    pub failed: Option<(u64, WasmModuleLoaderError)>,
+}
+
+impl LoadOrder {
+    fn files(&self) -> MutexGuard<'_, HashMap<String, FileLoads>> {
+        // Every change under the lock is one assignment: a panic cannot
+        // leave it half-made.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Numbers a read of `path` that begins now.
+    fn begin(&self, path: &str) -> u64 {
+        let mut files = self.files();
+        let loads = files.entry(path.to_owned()).or_default();
+        loads.began += 1;
+        loads.began
+    }
+
+    /// Records what read `read` of `path` gave, and returns what Bevy
+    /// should apply. A module that loaded is recorded unless a newer read
+    /// loaded (then Bevy gets that newer one again, never the older); a
+    /// failure is recorded when newer than every outcome (a failed update
+    /// leaves the newest module that loaded running).
+    fn finish(
+        &self,
+        path: &str,
+        read: u64,
+        outcome: Result<WasmModule, WasmModuleLoaderError>,
+    ) -> Result<WasmModule, WasmModuleLoaderError> {
+        let mut files = self.files();
+        let loads = files.entry(path.to_owned()).or_default();
+        let loaded = loads.loaded.as_ref().map_or(0, WasmModule::read);
+        let failed = loads.failed.as_ref().map_or(0, |(read, _)| *read);
+        match outcome {
+            Ok(module) if read > loaded => {
+                loads.loaded = Some(module.clone());
+                if failed < read {
+                    loads.failed = None;
+                }
+                Ok(module)
+            }
+            Ok(older) => Ok(loads.loaded.clone().unwrap_or(older)),
+            Err(error) => {
+                if read > loaded.max(failed) {
+                    loads.failed = Some((read, error.clone()));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The newest outcomes of `path`'s reads, if the loader read it.
+    pub fn newest(&self, path: &str) -> Option<FileLoads> {
+        self.files().get(path).cloned()
+    }
+
+    /// Forgets `path` (its asset is gone), freeing its newest module.
+    pub fn forget(&self, path: &str) {
+        self.files().remove(path);
+    }
+}
+
 /// Loads `.wasm` files as [`WasmModule`]s: checks the signature in the
 /// `.wasm.sig` beside the module against [`ModuleTrust`], then compiles and
-/// links, all in `load`.
+/// links, all in `load`. Each read of a file is numbered when it begins
+/// ([`WasmModule::read`]): a read that loads after a newer one of the
+/// same file loaded gives that newer module instead of its own, so an older
+/// version never replaces a newer one, however the loads interleave.
 #[derive(TypePath)]
 pub struct WasmModuleLoader {
+    order: LoadOrder,
     engine: WasmEngine,
     trust: ModuleTrust,
     capabilities: CapabilityPolicy,
@@ -351,7 +544,9 @@ impl FromWorld for WasmModuleLoader {
         let trust = world.get_resource_or_init::<ModuleTrust>().clone();
         let origins = world.get_resource_or_init::<ServedOrigins>().clone();
         let capabilities = world.get_resource_or_init::<CapabilityPolicy>().clone();
+        let order = world.get_resource_or_init::<LoadOrder>().clone();
         Self {
+            order,
             engine,
             trust,
             capabilities,
@@ -446,6 +641,26 @@ impl AssetLoader for WasmModuleLoader {
         settings: &WasmModuleSettings,
         load_context: &mut LoadContext<'_>,
     ) -> Result<WasmModule, WasmModuleLoaderError> {
+        let path = load_context.path().to_string();
+        let read = self.order.begin(&path);
+        let outcome = self.read_and_compile(reader, settings, load_context).await;
+        let outcome = outcome.map(|module| WasmModule { read, ..module });
+        self.order.finish(&path, read, outcome)
+    }
+
+    fn extensions(&self) -> &[&str] {
+        &["wasm"]
+    }
+}
+
+impl WasmModuleLoader {
+    /// What `load` does for one read, in the order it was begun or not.
+    async fn read_and_compile(
+        &self,
+        reader: &mut dyn Reader,
+        settings: &WasmModuleSettings,
+        load_context: &mut LoadContext<'_>,
+    ) -> Result<WasmModule, WasmModuleLoaderError> {
         let load_started = Instant::now();
         let path = load_context.path().to_string();
         let mut bytes = Vec::new();
@@ -475,16 +690,25 @@ impl AssetLoader for WasmModuleLoader {
         let named = path.clone();
         let compile = move || WasmModule::from_bytes(&engine, named, &bytes);
         let mut module = on_compile_threads(compile, path).await?;
-        module.limits = settings.limits;
+        if let Some(meta) = &settings.limits {
+            let (limits, raised) = module.limits.narrowed_by(meta);
+            if !raised.is_empty() {
+                let raised: Vec<String> = raised.iter().map(ToString::to_string).collect();
+                warn!(
+                    "module {}: its .wasm.meta asks for more than the game allows, held to the \
+                     game's limits: {}",
+                    module.path,
+                    raised.join("; ")
+                );
+            }
+            module.narrowed_limits = limits != module.limits;
+            module.limits = limits;
+        }
         module.load_started = load_started;
         module.origin = origin;
         module.verified = Some(verified);
         module.grant = Arc::new(grant);
         Ok(module)
-    }
-
-    fn extensions(&self) -> &[&str] {
-        &["wasm"]
     }
 }
 
@@ -501,6 +725,28 @@ mod tests {
         };
         assert_eq!(path, "modules/x.wasm");
         assert_eq!(cause, "the compiler panicked: on purpose");
+    }
+
+    #[test]
+    fn a_component_over_the_validators_limits_is_refused_naming_its_imports() {
+        let imports: String = (0..10_000)
+            .map(|n| format!("(import \"mod:missing/thing-{n}\" (instance))\n"))
+            .collect();
+        let bytes = wat::parse_str(format!("(component {imports})")).unwrap();
+        let engine = WasmEngine::build(Default::default(), &Default::default()).unwrap();
+        let Err(WasmModuleLoaderError::Compile { path, cause }) =
+            WasmModule::from_bytes(&engine, "modules/many.wasm", &bytes)
+        else {
+            panic!("expected a compile error");
+        };
+        assert_eq!(path, "modules/many.wasm");
+        assert!(
+            cause.contains(
+                "it imports 10000 items; this host provides none of `mod:missing/thing-0`, \
+                 `mod:missing/thing-1`, `mod:missing/thing-2` and 9997 more"
+            ),
+            "{cause}"
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@ impl WasmDiagnostics {
     pub const GUEST_TIME: DiagnosticPath = DiagnosticPath::const_new("hotwasm/guest_time_ms");
     /// Guest calls that faulted in the frame.
     pub const FAULTS: DiagnosticPath = DiagnosticPath::const_new("hotwasm/faults");
+    /// Scripts with work due that the frame put off to the next, its guest
+    /// time budget spent ([`Sandbox::frame_budget`](crate::Sandbox::frame_budget)).
+    pub const POSTPONED: DiagnosticPath = DiagnosticPath::const_new("hotwasm/postponed");
     /// Scripts quarantined.
     pub const QUARANTINED: DiagnosticPath = DiagnosticPath::const_new("hotwasm/quarantined");
 
@@ -23,6 +26,7 @@ impl WasmDiagnostics {
     pub(crate) fn register(app: &mut App) {
         app.register_diagnostic(Diagnostic::new(Self::GUEST_TIME).with_suffix("ms"))
             .register_diagnostic(Diagnostic::new(Self::FAULTS))
+            .register_diagnostic(Diagnostic::new(Self::POSTPONED))
             .register_diagnostic(Diagnostic::new(Self::QUARANTINED));
     }
 
@@ -32,6 +36,7 @@ impl WasmDiagnostics {
             runtime.last_frame_guest_time().as_secs_f64() * 1000.0
         });
         diagnostics.add_measurement(&Self::FAULTS, || runtime.last_frame_faults() as f64);
+        diagnostics.add_measurement(&Self::POSTPONED, || runtime.last_frame_postponed() as f64);
         diagnostics.add_measurement(&Self::QUARANTINED, || runtime.quarantined() as f64);
     }
 }

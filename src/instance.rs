@@ -229,6 +229,12 @@ pub(crate) struct LiveInstance {
     reported: Option<DetailsStamp>,
 }
 
+/// Epoch ticks for "no CPU limit": wasmtime adds the deadline to the
+/// current epoch, so `u64::MAX` would overflow (a panic in a debug build, a
+/// deadline in the past in a release one); half of it is 292 million years
+/// of millisecond ticks.
+const NO_DEADLINE: u64 = u64::MAX / 2;
+
 /// The budget each call gets.
 #[derive(Clone, Copy)]
 struct Meter {
@@ -245,7 +251,7 @@ impl Meter {
             epoch_ticks: sandbox.epoch_interruption.then(|| {
                 limits
                     .cpu_budget_ms
-                    .map_or(u64::MAX, |ms| ms.div_ceil(tick_ms))
+                    .map_or(NO_DEADLINE, |ms| ms.div_ceil(tick_ms).min(NO_DEADLINE))
             }),
             fuel: sandbox
                 .fuel
@@ -276,6 +282,8 @@ pub(crate) struct CallCost {
     pub denied: u64,
     /// Calls that faulted.
     pub faults: u64,
+    /// Calls put off to a later frame, the frame's budget spent.
+    pub postponed: u64,
 }
 
 /// A guest call that failed: why, and the fault when the guest did not

@@ -150,9 +150,12 @@
 //! # The sandbox
 //!
 //! [`HotWasmPlugin::sandbox`] bounds every guest call: a CPU budget (epoch
-//! interruption, optional fuel), memory, table and stack limits (per module
-//! through `.wasm.meta`, [`WasmModuleSettings`]), and per-call host quotas
-//! ([`HostQuotas`]). A faulting instance is reported with its [`FaultKind`],
+//! interruption, optional fuel), memory, table and stack limits (the
+//! game's are the ceiling: a module's `.wasm.meta` may only lower them,
+//! [`MetaLimits`]; [`Sandbox::module_limits`] gives one module more, in
+//! code), per-call host quotas ([`HostQuotas`]), and all guest work of a
+//! frame together ([`Sandbox::frame_budget`]: past it, scripts take turns
+//! across frames). A faulting instance is reported with its [`FaultKind`],
 //! restarted after a backoff and quarantined after repeated faults
 //! ([`FaultPolicy`], [`ScriptQuarantined`], [`WasmRuntime::release`]);
 //! [`ScriptStats`] counts calls, faults, restarts, time and fuel.
@@ -199,8 +202,9 @@ pub use capabilities::{
 pub use diagnostics::WasmDiagnostics;
 pub use engine::{COMPILED_KEPT, Compilation, Compiler, WasmEngine};
 pub use host::{
-    InstanceDetails, KeyWatch, MAX_PAYLOAD_BYTES, MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS,
-    MAX_TOPIC_BYTES, MAX_WATCHES, MessageError, SpawnedBy, TaskDetails,
+    InstanceDetails, KeyWatch, MAX_CAS_HANDLES, MAX_OPEN_BUCKETS, MAX_PAYLOAD_BYTES,
+    MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS, MAX_TOPIC_BYTES, MAX_WATCHES, MessageError,
+    SpawnedBy, TaskDetails,
 };
 pub use hotwasm_events::{ChangeKind, CloudEvent};
 pub use kv::{
@@ -224,8 +228,9 @@ pub use runtime::{
     WasmSystems,
 };
 pub use sandbox::{
-    DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas, MAX_HELD_EVENT_BYTES,
-    MAX_HELD_EVENTS, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, QueueLimits, Sandbox,
+    DEFAULT_FRAME_BUDGET, DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas,
+    MAX_HELD_EVENT_BYTES, MAX_HELD_EVENTS, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, MetaLimits,
+    QueueLimits, RaisedLimit, Sandbox,
 };
 pub use source::{ModuleOrigin, file_source_with_debounce};
 pub use trust::{
@@ -327,7 +332,8 @@ impl Plugin for HotWasmPlugin {
                     WasmDiagnostics::measure,
                 )
                     .chain(),
-            );
+            )
+            .add_systems(Last, kv::send_writes_on_exit);
         WasmDiagnostics::register(app);
     }
 

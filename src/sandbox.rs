@@ -2,6 +2,7 @@
 //! budgets (epoch interruption, optional fuel), memory and table limits,
 //! and the restart / quarantine policy for instances that fault.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -24,8 +25,31 @@ pub struct Sandbox {
     /// Guests run on the thread running `Update`, whose own stack must be
     /// larger.
     pub max_wasm_stack: usize,
-    /// Limits for every module without its own (see [`WasmModuleSettings`](crate::WasmModuleSettings)).
+    /// What every module may use: the ceiling its `.wasm.meta` may lower
+    /// but never lift ([`MetaLimits`]).
     pub limits: GuestLimits,
+    /// Modules given other limits than [`Sandbox::limits`], by asset path
+    /// (e.g. `modules/physics.wasm`): in place of `limits`, their ceiling.
+    /// The way to give one module more, in the game's own code; a mod's
+    /// `.wasm.meta` cannot.
+    pub module_limits: HashMap<String, GuestLimits>,
+    /// The most guest time in one frame, all scripts together; `None`: no
+    /// bound. Checked before each script's batch: once spent, the scripts
+    /// not yet called keep their due work (tasks, messages, watch events,
+    /// the frame hook) for the next frame, which begins with the first of
+    /// them, so no script starves; a frame's guest time stays under this
+    /// plus one call's [`GuestLimits::cpu_budget_ms`]. Postponed calls are
+    /// counted ([`WasmRuntime::last_frame_postponed`](crate::WasmRuntime::last_frame_postponed),
+    /// [`ScriptStats::postponed`](crate::ScriptStats::postponed)). Starts
+    /// and hot swaps are not postponed, but their time counts. Scripts
+    /// still run in entity order within a frame; which one a frame begins
+    /// with depends on time only once the budget is spent.
+    ///
+    /// Default 50 ms: a debug build of the arena spends well under 5 ms
+    /// a frame in its guests, so the budget never bites in normal play,
+    /// while ten runaway scripts can no longer make every frame take ten
+    /// calls' budgets (2 s at the default 200 ms).
+    pub frame_budget: Option<Duration>,
     /// When a faulting instance restarts, and when it stops for good.
     pub faults: FaultPolicy,
     /// How much one guest call may make the host do.
@@ -33,6 +57,9 @@ pub struct Sandbox {
     /// How much may wait for one script between its calls.
     pub queues: QueueLimits,
 }
+
+/// The default [`Sandbox::frame_budget`]: 50 ms.
+pub const DEFAULT_FRAME_BUDGET: Duration = Duration::from_millis(50);
 
 /// wasmtime's default stack limit for guest code: 512 KiB.
 pub const DEFAULT_MAX_WASM_STACK: usize = 512 * 1024;
@@ -44,6 +71,8 @@ impl Default for Sandbox {
             fuel: false,
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             limits: GuestLimits::default(),
+            module_limits: HashMap::new(),
+            frame_budget: Some(DEFAULT_FRAME_BUDGET),
             faults: FaultPolicy::default(),
             host: HostQuotas::default(),
             queues: QueueLimits::default(),
@@ -125,13 +154,14 @@ impl Default for HostQuotas {
     }
 }
 
-/// What one instance may use. A module's `.wasm.meta` can give its own
-/// (loader settings, [`WasmModuleSettings`](crate::WasmModuleSettings)).
+/// What one instance may use ([`Sandbox::limits`], [`Sandbox::module_limits`]).
+/// A module's `.wasm.meta` may lower them ([`MetaLimits`]), never raise them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GuestLimits {
     /// The most wall-clock time one call into the guest may take, in
-    /// milliseconds, with epoch interruption on; `None`: no limit. Time in
+    /// milliseconds, with epoch interruption on; `None`: no limit (no
+    /// deadline is set, so a runaway loop runs until the game stops). Time in
     /// host imports the guest calls counts too. Default 200 ms: generous
     /// for one frame's work even with a debug build of the game (a guest
     /// reading thousands of components as JSON through `ecs::query`), and
@@ -176,6 +206,153 @@ impl Default for GuestLimits {
             max_kv_bytes_per_bucket: 64 * 1024 * 1024,
             max_spawned_entities: 10_000,
         }
+    }
+}
+
+/// What a module's `.wasm.meta` asks of its limits
+/// ([`WasmModuleSettings::limits`](crate::WasmModuleSettings::limits)):
+/// each field may lower the game's ([`Sandbox::limits`], or the module's
+/// entry in [`Sandbox::module_limits`]); one left out, or `None`, keeps
+/// the game's. A `.wasm.meta` is not signed and a mod ships its own, so a
+/// field above the game's is held to the game's, with a warning naming
+/// the module, the field, what it asked and the ceiling: the module still
+/// loads, within the game's limits.
+///
+/// ```ron
+/// settings: (limits: Some((cpu_budget_ms: Some(5), max_memory_bytes: Some(8388608)))),
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetaLimits {
+    /// At most [`GuestLimits::cpu_budget_ms`]; `None` keeps the game's
+    /// (a meta file cannot ask for no limit).
+    pub cpu_budget_ms: Option<u64>,
+    /// At most [`GuestLimits::fuel_per_call`].
+    pub fuel_per_call: Option<u64>,
+    /// At most [`GuestLimits::max_memory_bytes`].
+    pub max_memory_bytes: Option<u64>,
+    /// At most [`GuestLimits::max_table_elements`].
+    pub max_table_elements: Option<u64>,
+    /// At most [`GuestLimits::max_kv_keys`].
+    pub max_kv_keys: Option<u64>,
+    /// At most [`GuestLimits::max_kv_bytes`].
+    pub max_kv_bytes: Option<u64>,
+    /// At most [`GuestLimits::max_kv_keys_per_bucket`].
+    pub max_kv_keys_per_bucket: Option<u64>,
+    /// At most [`GuestLimits::max_kv_bytes_per_bucket`].
+    pub max_kv_bytes_per_bucket: Option<u64>,
+    /// At most [`GuestLimits::max_spawned_entities`].
+    pub max_spawned_entities: Option<u64>,
+}
+
+/// A limit a `.wasm.meta` asked to raise above the game's, held to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaisedLimit {
+    /// The [`GuestLimits`] field, e.g. `max_memory_bytes`.
+    pub field: &'static str,
+    /// What the meta file asked for.
+    pub asked: u64,
+    /// The game's ceiling, which the module got.
+    pub ceiling: u64,
+}
+
+impl std::fmt::Display for RaisedLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            field,
+            asked,
+            ceiling,
+        } = self;
+        write!(f, "{field} {asked} is above the game's {ceiling}")
+    }
+}
+
+/// Lowers limits field by field, noting each ask above the ceiling.
+#[derive(Default)]
+struct Narrowing(Vec<RaisedLimit>);
+
+impl Narrowing {
+    fn at_most(&mut self, field: &'static str, asked: Option<u64>, ceiling: u64) -> u64 {
+        match asked {
+            Some(asked) if asked > ceiling => {
+                self.0.push(RaisedLimit {
+                    field,
+                    asked,
+                    ceiling,
+                });
+                ceiling
+            }
+            Some(asked) => asked,
+            None => ceiling,
+        }
+    }
+
+    /// For a limit the game may leave off (`None`).
+    fn optional(
+        &mut self,
+        field: &'static str,
+        asked: Option<u64>,
+        ceiling: Option<u64>,
+    ) -> Option<u64> {
+        match ceiling {
+            Some(ceiling) => Some(self.at_most(field, asked, ceiling)),
+            None => asked,
+        }
+    }
+
+    fn size(&mut self, field: &'static str, asked: Option<u64>, ceiling: usize) -> usize {
+        let lowered = self.at_most(field, asked, ceiling as u64);
+        usize::try_from(lowered).unwrap_or(ceiling)
+    }
+}
+
+impl GuestLimits {
+    /// These limits lowered by what a `.wasm.meta` asks, never raised: the
+    /// limits a module gets, and the fields it asked to raise (held to
+    /// these).
+    pub fn narrowed_by(&self, meta: &MetaLimits) -> (GuestLimits, Vec<RaisedLimit>) {
+        let mut narrowing = Narrowing::default();
+        let n = &mut narrowing;
+        let limits = GuestLimits {
+            cpu_budget_ms: n.optional("cpu_budget_ms", meta.cpu_budget_ms, self.cpu_budget_ms),
+            fuel_per_call: n.optional("fuel_per_call", meta.fuel_per_call, self.fuel_per_call),
+            max_memory_bytes: n.size(
+                "max_memory_bytes",
+                meta.max_memory_bytes,
+                self.max_memory_bytes,
+            ),
+            max_table_elements: n.size(
+                "max_table_elements",
+                meta.max_table_elements,
+                self.max_table_elements,
+            ),
+            max_kv_keys: n.at_most("max_kv_keys", meta.max_kv_keys, self.max_kv_keys),
+            max_kv_bytes: n.at_most("max_kv_bytes", meta.max_kv_bytes, self.max_kv_bytes),
+            max_kv_keys_per_bucket: n.at_most(
+                "max_kv_keys_per_bucket",
+                meta.max_kv_keys_per_bucket,
+                self.max_kv_keys_per_bucket,
+            ),
+            max_kv_bytes_per_bucket: n.at_most(
+                "max_kv_bytes_per_bucket",
+                meta.max_kv_bytes_per_bucket,
+                self.max_kv_bytes_per_bucket,
+            ),
+            max_spawned_entities: n.at_most(
+                "max_spawned_entities",
+                meta.max_spawned_entities,
+                self.max_spawned_entities,
+            ),
+        };
+        (limits, narrowing.0)
+    }
+}
+
+impl Sandbox {
+    /// The limits the game gives the module at `path`: its entry in
+    /// [`Sandbox::module_limits`], or [`Sandbox::limits`].
+    pub fn limits_for(&self, path: &str) -> &GuestLimits {
+        self.module_limits.get(path).unwrap_or(&self.limits)
     }
 }
 
@@ -282,5 +459,44 @@ mod tests {
             .map(|faults| policy.backoff(faults).as_millis() as u64)
             .collect();
         assert_eq!(backoffs, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    }
+
+    #[test]
+    fn a_meta_file_lowers_limits_and_cannot_raise_them() {
+        let game = GuestLimits {
+            max_memory_bytes: 16 << 20,
+            max_kv_keys: 100,
+            ..GuestLimits::default()
+        };
+        let asks_more = MetaLimits {
+            max_memory_bytes: Some(1 << 30),
+            max_kv_keys: Some(1_000_000),
+            max_spawned_entities: Some(5),
+            ..MetaLimits::default()
+        };
+        let (limits, raised) = game.narrowed_by(&asks_more);
+        assert_eq!(limits.max_memory_bytes, 16 << 20, "held to the game's");
+        assert_eq!(limits.max_kv_keys, 100, "held to the game's");
+        assert_eq!(limits.max_spawned_entities, 5, "lowered");
+        assert_eq!(
+            limits.cpu_budget_ms, game.cpu_budget_ms,
+            "left out: the game's"
+        );
+        let fields: Vec<_> = raised.iter().map(|raised| raised.field).collect();
+        assert_eq!(fields, ["max_memory_bytes", "max_kv_keys"]);
+        assert_eq!(
+            raised[0].to_string(),
+            "max_memory_bytes 1073741824 is above the game's 16777216"
+        );
+
+        let unlimited = GuestLimits {
+            cpu_budget_ms: None,
+            ..game
+        };
+        let (limits, raised) = unlimited.narrowed_by(&MetaLimits {
+            cpu_budget_ms: Some(5),
+            ..MetaLimits::default()
+        });
+        assert_eq!((limits.cpu_budget_ms, raised.len()), (Some(5), 0));
     }
 }

@@ -252,10 +252,14 @@ fn a_new_enemy_ai_turns_every_enemy_at_once_and_each_keeps_its_state() {
     }
     let module = app.world().resource::<ArenaModules>().enemy_ai.id();
     assert_eq!(runtime(&app).module(module).unwrap().generation(), 2);
-    for enemy in enemies_before
-        .into_iter()
+    let survivors: Vec<Entity> = (enemies_before.into_iter())
         .filter(|&e| app.world().get_entity(e).is_ok())
-    {
+        .collect();
+    assert!(
+        !survivors.is_empty(),
+        "an enemy from before the reload is still there to say how old it is"
+    );
+    for enemy in survivors {
         let lines = seen(&app).lines_of(enemy);
         let age: f32 = lines
             .iter()

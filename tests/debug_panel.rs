@@ -225,6 +225,69 @@ fn a_value_edited_in_the_key_value_tab_reaches_a_watching_guest() {
 }
 
 #[test]
+fn the_key_value_tab_saves_only_edits_and_never_over_a_change_it_did_not_see() {
+    let (_assets, mut app, _) = app_running("watcher.wasm", &guest_bytes("watcher"));
+    let binary = [0xff, 0x00, 0x80];
+    {
+        let mut store = app.world_mut().resource_mut::<KvStore>();
+        store.set("tuning", "speed", b"1").unwrap();
+        store.set("tuning", "blob", &binary).unwrap();
+    }
+    app.update();
+    let value = |harness: &Harness<'_, App>, key: &str| {
+        let store = harness.state().world().resource::<KvStore>();
+        store.get("tuning", key).unwrap()
+    };
+    let mut harness = harness(app, ui_for_key_value);
+    harness.run();
+    harness.get_by_label("speed").click();
+    harness.run();
+
+    // Unedited, Save writes nothing.
+    harness.get_by_label("Save").click();
+    harness.run();
+    harness.state_mut().update();
+    harness.run();
+    harness.get_by_label("last write: the game");
+
+    // The game changes the value while it is being edited: Save refuses,
+    // says so and shows the value now; a second Save overwrites it.
+    harness
+        .state_mut()
+        .world_mut()
+        .resource_mut::<PanelState>()
+        .kv
+        .edit = "7".to_owned();
+    (harness.state_mut().world_mut().resource_mut::<KvStore>())
+        .set("tuning", "speed", b"2")
+        .unwrap();
+    harness.run();
+    harness.get_by_label("Save").click();
+    harness.run();
+    harness.state_mut().update();
+    harness.run();
+    assert_eq!(value(&harness, "speed").as_deref(), Some(&b"2"[..]));
+    harness.get_by_label_contains("Not saved: tuning/speed changed since it was read");
+    let kv = &harness.state().world().resource::<PanelState>().kv;
+    assert_eq!(kv.edit, "7", "the edit is kept");
+    harness.get_by_label("Save").click();
+    harness.run();
+    harness.state_mut().update();
+    harness.run();
+    assert_eq!(value(&harness, "speed").as_deref(), Some(&b"7"[..]));
+
+    // A binary value is shown, never turned into text or saved as text.
+    harness.get_by_label("blob").click();
+    harness.run();
+    harness.get_by_label("Binary, 3 bytes: not text, so not editable here (see Hex).");
+    assert_eq!(harness.state().world().resource::<PanelState>().kv.edit, "");
+    harness.get_by_label("Save").click();
+    harness.run();
+    harness.state_mut().update();
+    assert_eq!(value(&harness, "blob").as_deref(), Some(&binary[..]));
+}
+
+#[test]
 fn the_events_tab_shows_messages_and_key_value_changes_as_cloudevents() {
     let (_assets, mut app, echo) = app_running("echo.wasm", &guest_bytes("echo"));
     app.world_mut()
@@ -435,8 +498,8 @@ fn a_module_shows_what_it_may_touch_and_its_instances_what_was_denied() {
     let mut harness = self::harness(app, ui_for_instances);
     harness.run();
     harness.get_by_label(&format!(
-        "{} / {} / {} / {}",
-        stats.calls, stats.faults, stats.denied_host_calls, stats.restarts
+        "{} / {} / {} / {} / {}",
+        stats.calls, stats.faults, stats.denied_host_calls, stats.restarts, stats.postponed
     ));
     harness.get_by_label(&intruder.to_string()).click();
     harness.run();

@@ -5,7 +5,8 @@
 mod common;
 
 use bevy::prelude::*;
-use bevy_hotwasm::{FailureStage, ModuleFailed, WasmEngine};
+use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{FailureStage, FaultKind, ModuleFailed, WasmEngine};
 use common::*;
 
 /// Saves `bytes` over `modules/counter.wasm` and waits for the runtime to
@@ -189,13 +190,75 @@ fn state_the_new_generation_refuses_keeps_the_old_one_running() {
     );
 }
 
+/// A running instance whose `save-state` faults during a hot reload is an
+/// instance that faulted: wasmtime never enters it again, so it is dropped
+/// and counted, and the script restarts after the backoff on the newest
+/// generation, without state. Messages sent meanwhile wait for it; none
+/// reaches the dead instance.
 #[test]
-fn a_save_state_that_traps_keeps_the_old_generation_and_says_so() {
-    let (app, entity, failure) = reload_onto_counter(script_wat("", ZEROES, "unreachable", ""));
-    assert_eq!(failure.stage, FailureStage::Save);
-    assert_eq!(failure.generation, 2);
-    assert!(failure.cause.contains("trapped"), "{}", failure.cause);
-    assert_eq!(generation(&app, entity), Some(1));
+fn a_save_state_that_faults_is_the_running_instances_fault() {
+    let mischief = guest_bytes("mischief");
+    for (name, is_fault) in [
+        (
+            "save-trap",
+            (|fault| matches!(fault, FaultKind::Trap { .. })) as fn(&FaultKind) -> bool,
+        ),
+        ("save-loop", |fault| *fault == FaultKind::OutOfCpu),
+        ("save-grow", |fault| *fault == FaultKind::OutOfMemory),
+        ("save-recurse", |fault| *fault == FaultKind::StackOverflow),
+    ] {
+        let file = format!("{name}.wasm");
+        let (assets, mut app, entities) = start_scripts_with_fake_watcher(&file, &mischief, 1);
+        let entity = entities[0];
+        assets.save(&app, &file, &rebuilt(&mischief, 1));
+        update_until(&mut app, "the save to fault", |app| {
+            !seen(app).failed.is_empty()
+        });
+
+        let failure = seen(&app).failed[0].clone();
+        assert_eq!(
+            (failure.stage, failure.generation, failure.entity),
+            (FailureStage::Save, 1, Some(entity)),
+            "{name}: the running generation faulted"
+        );
+        assert!(
+            failure.fault.as_ref().is_some_and(is_fault),
+            "{name}: {failure}"
+        );
+        assert_eq!(
+            generation(&app, entity),
+            None,
+            "{name}: not reported running"
+        );
+
+        let lines_before = seen(&app).lines_of(entity).len();
+        for _ in 0..30 {
+            app.world_mut()
+                .write_message(HostMessage::to_entity(entity, "poke", b"".to_vec()));
+            app.update();
+        }
+        let script = runtime(&app).script(entity).unwrap();
+        assert_eq!(
+            script.generation(),
+            Some(2),
+            "{name}: the new generation runs"
+        );
+        assert_eq!(
+            (script.stats().faults, script.stats().restarts),
+            (1, 1),
+            "{name}: one fault, one restart"
+        );
+        assert_eq!(
+            seen(&app).failed.len(),
+            1,
+            "{name}: {:?}",
+            seen(&app).failed
+        );
+        assert!(
+            seen(&app).lines_of(entity).len() > lines_before,
+            "{name}: the new generation ticks"
+        );
+    }
 }
 
 #[test]
@@ -219,4 +282,76 @@ fn a_module_loaded_again_with_bytes_it_had_is_not_compiled_again() {
     assert_eq!(generation(&app, entities[0]), Some(3));
     assert_eq!(compiles(&app), 2);
     assert_eq!(seen(&app).lines_of(entities[0]).last(), Some(&"starts=3"));
+}
+
+/// What the runtime had applied of `counter.wasm` at the end of each frame:
+/// (its newest read applied, its generation, the read in `Assets`).
+#[derive(Resource, Default)]
+struct Applied(Vec<(u64, u32, u64)>);
+
+#[test]
+fn the_last_save_wins_however_the_loads_finish() {
+    let counter = guest_bytes("counter");
+    let (assets, mut app, entities) = start_scripts_with_fake_watcher("counter.wasm", &counter, 2);
+    let module = app.world().get::<WasmScript>(entities[0]).unwrap().0.id();
+    app.init_resource::<Applied>().add_systems(
+        Last,
+        move |runtime: Res<WasmRuntime>,
+              modules: Res<Assets<WasmModule>>,
+              mut applied: ResMut<Applied>| {
+            let status = runtime.module(module).unwrap();
+            let in_assets = modules.get(module).map_or(0, WasmModule::read);
+            applied
+                .0
+                .push((status.applied_read(), status.generation(), in_assets));
+        },
+    );
+
+    let builds: Vec<Vec<u8>> = (1..=30).map(|build| rebuilt(&counter, build)).collect();
+    for build in &builds {
+        assets.save(&app, "counter.wasm", build);
+        app.update();
+    }
+    // The first load and the 30 saves: 31 reads.
+    update_until(&mut app, "the newest read applied and running", |app| {
+        let status = runtime(app).module(module).unwrap();
+        status.applied_read() == 31
+            && (entities.iter())
+                .all(|&entity| generation(app, entity) == Some(status.loaded_generation()))
+    });
+    run_frames(&mut app, 30);
+
+    let engine = app.world().resource::<WasmEngine>().clone();
+    let last = WasmModule::from_bytes(&engine, "last", &builds[29]).unwrap();
+    let modules = app.world().resource::<Assets<WasmModule>>();
+    let running = modules.get(module).unwrap();
+    assert_eq!(
+        running.content_hash(),
+        last.content_hash(),
+        "the last saved bytes"
+    );
+    assert_eq!(running.read(), 31);
+    let status = runtime(&app).module(module).unwrap();
+    for &entity in &entities {
+        assert_eq!(generation(&app, entity), Some(status.loaded_generation()));
+    }
+    // Each new version read is one generation, and nothing older ever came
+    // back.
+    let applied = &app.world().resource::<Applied>().0;
+    for pair in applied.windows(2) {
+        let [
+            (read, generation, in_assets),
+            (next_read, next_generation, next_in_assets),
+        ] = pair
+        else {
+            unreachable!()
+        };
+        assert!(next_read >= read && next_in_assets >= in_assets, "{pair:?}");
+        // A read of bytes the one before had (the file was saved again
+        // before the read began) is a repeat: no generation.
+        assert!(
+            next_generation - generation <= u32::from(next_read != read),
+            "at most one generation per read applied: {pair:?}"
+        );
+    }
 }

@@ -344,3 +344,121 @@ fn bad_names_and_oversized_values_are_refused_before_the_server() {
         Some(largest.len())
     );
 }
+
+#[test]
+fn writes_waiting_for_the_server_are_sent_before_the_game_exits_or_counted_lost() {
+    let mut server = NatsServer::start();
+    // NatsOptions::exit_wait: 2 s by default.
+    let store = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
+    let assets = AssetDir::new();
+    let mut app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
+        app.insert_resource(store);
+    });
+    server.kill();
+    wait_until("the connection to drop", || {
+        !app.world()
+            .resource::<KvStore>()
+            .shared_status()
+            .unwrap()
+            .connected
+    });
+    let mut store = app.world_mut().resource_mut::<KvStore>();
+    for n in 0..3 {
+        store.set("outage", &format!("key-{n}"), b"x").unwrap();
+    }
+    // The server stays away: the bounded wait gives up and counts them.
+    assert_eq!(app.world().resource::<KvStore>().wait_for_writes(), 3);
+
+    // It comes back while the game exits: the exit waits for the writes.
+    server.restart();
+    app.world_mut().write_message(AppExit::Success);
+    wait_until("the reconnection", || {
+        app.world()
+            .resource::<KvStore>()
+            .shared_status()
+            .unwrap()
+            .connected
+    });
+    app.update();
+    assert_eq!(
+        app.world()
+            .resource::<KvStore>()
+            .shared_status()
+            .unwrap()
+            .queued_writes,
+        0,
+        "sent before the exit"
+    );
+    let other = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
+    assert_eq!(
+        other.get("outage", "key-2").unwrap().as_deref(),
+        Some(&b"x"[..])
+    );
+}
+
+/// The `acknowledged N busy B` lines `entity` logged, as (N, B).
+fn increments_logged(app: &App, entity: Entity) -> Vec<(u64, bool)> {
+    (seen(app).lines_of(entity).iter())
+        .filter_map(|line| {
+            let rest = line.strip_prefix("acknowledged ")?;
+            let (count, busy) = rest.split_once(" busy ")?;
+            Some((count.parse().ok()?, busy == "true"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_guest_incrementing_on_a_slow_server_never_stalls_the_frame_and_loses_no_count() {
+    let server = NatsServer::start();
+    let relay = Relay::to(&server);
+    let store = KvStore::connect_nats(&relay.url(), NatsOptions::default()).unwrap();
+    let assets = AssetDir::new();
+    assets.write("increment-loop.wasm", &guest_bytes("mischief"));
+    assets.write("ticker.wasm", &guest_bytes("ticker"));
+    let mut app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
+        app.insert_resource(store);
+    });
+    let ticker = spawn_script(&mut app, "ticker.wasm");
+    let looper = spawn_script(&mut app, "increment-loop.wasm");
+    update_until(&mut app, "both scripts to start", |app| {
+        generation(app, ticker).is_some() && generation(app, looper).is_some()
+    });
+
+    // Every reply of the server 200 ms late: a swap takes 400 ms or more.
+    relay.delay_replies(std::time::Duration::from_millis(200));
+    // NatsOptions::max_frame_wait (4 ms) plus one call's CPU budget (200 ms).
+    let bound = std::time::Duration::from_millis(204);
+    for frame in 0..30 {
+        let ticks = seen(&app).lines_of(ticker).len();
+        app.update();
+        let guest_time = runtime(&app).last_frame_guest_time();
+        assert!(guest_time < bound, "frame {frame}: {guest_time:?}");
+        assert!(
+            seen(&app).lines_of(ticker).len() > ticks,
+            "frame {frame}: the ticker ran"
+        );
+    }
+    let logged = increments_logged(&app, looper);
+    assert!(
+        logged.iter().any(|&(_, busy)| busy),
+        "answered busy: {logged:?}"
+    );
+    assert_eq!(runtime(&app).script(looper).unwrap().stats().faults, 0);
+
+    // The server answers at once again: the looper collects what it was
+    // owed, and what it counted as acknowledged is exactly the count.
+    relay.delay_replies(std::time::Duration::ZERO);
+    update_until(&mut app, "a tick that ends with nothing owed", |app| {
+        let logged = increments_logged(app, looper);
+        let acknowledged = logged.last().map_or(0, |&(count, _)| count);
+        logged.last().is_some_and(|&(_, busy)| !busy) && acknowledged > 30
+    });
+    let (acknowledged, _) = *increments_logged(&app, looper).last().unwrap();
+    let count = app
+        .world()
+        .resource::<KvStore>()
+        .get("counters", "count")
+        .unwrap()
+        .unwrap();
+    assert_eq!(String::from_utf8(count).unwrap(), acknowledged.to_string());
+}

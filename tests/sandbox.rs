@@ -129,7 +129,13 @@ fn a_looping_handler_is_interrupted_restarted_then_quarantined() {
 #[test]
 fn a_looping_init_is_interrupted_at_every_start() {
     let assets = AssetDir::new();
-    let (mut app, good, bad) = good_beside_bad(&assets, "loop-init", Sandbox::default());
+    // Each start spends a call's 200 ms, over the frame's budget, which
+    // would put the good one off to the next frame (tested further down).
+    let sandbox = Sandbox {
+        frame_budget: None,
+        ..default()
+    };
+    let (mut app, good, bad) = good_beside_bad(&assets, "loop-init", sandbox);
 
     until_quarantined(&mut app, good, bad);
 
@@ -138,19 +144,24 @@ fn a_looping_init_is_interrupted_at_every_start() {
         faults_of(&app, bad),
         vec![(FailureStage::Init, Some(FaultKind::OutOfCpu)); 3]
     );
+    // Three starts: the first and two retries, each counted.
+    let stats = runtime(&app).script(bad).unwrap().stats().clone();
+    assert_eq!((stats.faults, stats.restarts), (3, 2), "{stats:?}");
 }
 
 #[test]
 fn a_memory_bomb_stops_at_the_limit() {
-    let assets = AssetDir::new();
-    let sandbox = Sandbox {
-        limits: GuestLimits {
-            max_memory_bytes: 16 * 1024 * 1024,
-            ..default()
-        },
+    drop(memory_bomb_under_16_mib(&AssetDir::new()));
+}
+
+/// Runs `grow` beside `ticker` with the game's memory limit at 16 MiB
+/// until it is quarantined, and checks it faulted at that limit each time.
+fn memory_bomb_under_16_mib(assets: &AssetDir) -> App {
+    let sandbox = with_limits(GuestLimits {
+        max_memory_bytes: 16 * 1024 * 1024,
         ..default()
-    };
-    let (mut app, good, bad) = good_beside_bad(&assets, "grow", sandbox);
+    });
+    let (mut app, good, bad) = good_beside_bad(assets, "grow", sandbox);
 
     until_quarantined(&mut app, good, bad);
 
@@ -160,21 +171,28 @@ fn a_memory_bomb_stops_at_the_limit() {
     );
     let cause = &seen(&app).failed[0].cause;
     assert!(cause.contains("memory limit of 16777216 bytes"), "{cause}");
+    app
 }
 
-#[test]
-fn a_module_limit_in_its_meta_file_replaces_the_plugins() {
-    let assets = AssetDir::new();
-    assets.write(
-        "grow.wasm.meta",
-        br#"(
+/// Writes `<file>.meta` beside a module: the loader's settings with
+/// `limits` (a `MetaLimits` in RON).
+fn write_meta_limits(assets: &AssetDir, file: &str, limits: &str) {
+    let meta = format!(
+        r#"(
             meta_format_version: "1.0",
             asset: Load(
                 loader: "bevy_hotwasm::asset::WasmModuleLoader",
-                settings: (limits: Some((max_memory_bytes: 4194304))),
+                settings: (limits: Some(({limits}))),
             ),
-        )"#,
+        )"#
     );
+    assets.write(&format!("{file}.meta"), meta.as_bytes());
+}
+
+#[test]
+fn a_meta_file_asking_for_less_gets_less() {
+    let assets = AssetDir::new();
+    write_meta_limits(&assets, "grow.wasm", "max_memory_bytes: Some(4194304)");
     let (mut app, good, bad) = good_beside_bad(&assets, "grow", Sandbox::default());
 
     update_until(&mut app, "the first fault", |app| {
@@ -185,6 +203,116 @@ fn a_module_limit_in_its_meta_file_replaces_the_plugins() {
     let cause = &seen(&app).failed[0].cause;
     assert!(cause.contains("memory limit of 4194304 bytes"), "{cause}");
     assert!(ticks(&app, good) > 0);
+}
+
+#[test]
+fn a_meta_file_asking_for_more_memory_is_held_to_the_games_limit() {
+    let assets = AssetDir::new();
+    write_meta_limits(&assets, "grow.wasm", "max_memory_bytes: Some(1073741824)");
+    let app = memory_bomb_under_16_mib(&assets);
+
+    let module = app
+        .world()
+        .resource::<Assets<WasmModule>>()
+        .iter()
+        .find(|(_, module)| module.path() == "modules/grow.wasm")
+        .map(|(_, module)| *module.limits());
+    assert_eq!(
+        module.map(|limits| limits.max_memory_bytes),
+        Some(16 * 1024 * 1024)
+    );
+}
+
+#[test]
+fn a_meta_file_asking_for_no_cpu_budget_is_still_interrupted() {
+    let assets = AssetDir::new();
+    write_meta_limits(
+        &assets,
+        "loop-handler.wasm",
+        "cpu_budget_ms: Some(18446744073709551615), fuel_per_call: None",
+    );
+    let (mut app, good, bad) = good_beside_bad(&assets, "loop-handler", Sandbox::default());
+
+    until_quarantined(&mut app, good, bad);
+
+    assert_eq!(
+        faults_of(&app, bad),
+        vec![(FailureStage::Run, Some(FaultKind::OutOfCpu)); 3]
+    );
+}
+
+#[test]
+fn a_meta_file_asking_for_more_keys_or_entities_is_held_to_the_games_totals() {
+    let assets = AssetDir::new();
+    write_meta_limits(
+        &assets,
+        "kv-flood.wasm",
+        "max_kv_keys: Some(100000000), max_kv_keys_per_bucket: Some(100000000)",
+    );
+    let limits = GuestLimits {
+        max_kv_keys_per_bucket: 2_500,
+        ..default()
+    };
+    let (mut app, _, flood) = good_beside_bad(&assets, "kv-flood", with_limits(limits));
+    run_ticks(&mut app, flood, 5);
+    assert_eq!(key_count(&app, "flood"), 2_500, "the game's total holds");
+
+    let assets = AssetDir::new();
+    write_meta_limits(
+        &assets,
+        "spawn-flood.wasm",
+        "max_spawned_entities: Some(100000000)",
+    );
+    let limits = GuestLimits {
+        max_spawned_entities: 2_500,
+        ..default()
+    };
+    let (mut app, _, flood) = good_beside_bad(&assets, "spawn-flood", with_limits(limits));
+    run_ticks(&mut app, flood, 5);
+    assert_eq!(spawned_by(&mut app, "modules/spawn-flood.wasm"), 2_500);
+}
+
+#[test]
+fn the_games_no_cpu_limit_runs_guests_without_a_deadline() {
+    let assets = AssetDir::new();
+    let sandbox = with_limits(GuestLimits {
+        cpu_budget_ms: None,
+        ..default()
+    });
+    let (mut app, good, fine) = good_beside_bad(&assets, "fine", sandbox);
+    let before = (ticks(&app, good), seen(&app).lines_of(fine).len());
+
+    run_frames(&mut app, 50);
+
+    assert_eq!(ticks(&app, good), before.0 + 50, "no tick interrupted");
+    assert!(seen(&app).lines_of(fine).len() > before.1);
+    for entity in [good, fine] {
+        assert_eq!(runtime(&app).script(entity).unwrap().stats().faults, 0);
+    }
+}
+
+#[test]
+fn the_game_gives_one_module_more_in_code() {
+    let assets = AssetDir::new();
+    let mut sandbox = with_limits(GuestLimits {
+        max_memory_bytes: 4 * 1024 * 1024,
+        ..default()
+    });
+    let more = GuestLimits {
+        max_memory_bytes: 8 * 1024 * 1024,
+        ..default()
+    };
+    sandbox
+        .module_limits
+        .insert("modules/grow.wasm".into(), more);
+    let (mut app, _, bad) = good_beside_bad(&assets, "grow", sandbox);
+
+    update_until(&mut app, "the first fault", |app| {
+        !faults_of(app, bad).is_empty()
+    });
+
+    let cause = &seen(&app).failed[0].cause;
+    assert!(cause.contains("memory limit of 8388608 bytes"), "{cause}");
 }
 
 #[test]
@@ -535,4 +663,134 @@ fn a_guest_that_despawns_every_entity_it_finds_breaks_nothing() {
     // It despawned its own entity, which ends its script.
     assert!(app.world().get_entity(bad).is_err());
     assert!(runtime(&app).script(bad).is_none());
+}
+
+/// `count` scripts of `busy` (a million spins every tick, one tick a frame
+/// here) under `sandbox`, once every one has started.
+fn busy_scripts(assets: &AssetDir, count: usize, sandbox: Sandbox) -> (App, Vec<Entity>) {
+    assets.write("busy.wasm", &guest_bytes("mischief"));
+    let plugin = HotWasmPlugin {
+        sandbox,
+        ..unsigned_plugin()
+    };
+    let mut app = app_with_fake_watcher(assets, plugin);
+    let busy: Vec<Entity> = (0..count)
+        .map(|_| spawn_script(&mut app, "busy.wasm"))
+        .collect();
+    update_until(&mut app, "every busy script to start", |app| {
+        busy.iter().all(|&entity| generation(app, entity).is_some())
+    });
+    (app, busy)
+}
+
+/// How many ticks each of `scripts` has run.
+fn busy_ticks(app: &App, scripts: &[Entity]) -> Vec<usize> {
+    let seen = seen(app);
+    scripts
+        .iter()
+        .map(|&entity| seen.lines_of(entity).len())
+        .collect()
+}
+
+#[test]
+fn the_frame_budget_bounds_every_frame_and_puts_scripts_off_in_turn() {
+    let assets = AssetDir::new();
+    let budget = std::time::Duration::from_millis(10);
+    let call_budget = std::time::Duration::from_millis(50);
+    let sandbox = Sandbox {
+        frame_budget: Some(budget),
+        limits: GuestLimits {
+            cpu_budget_ms: Some(call_budget.as_millis() as u64),
+            ..default()
+        },
+        ..default()
+    };
+    let (mut app, busy) = busy_scripts(&assets, 200, sandbox);
+
+    let mut frames = 0;
+    let mut postponed = 0;
+    while busy_ticks(&app, &busy).into_iter().min() < Some(3) {
+        app.update();
+        frames += 1;
+        assert!(frames < 2_000, "some script starved");
+        let runtime = runtime(&app);
+        let spent = runtime.last_frame_guest_time();
+        assert!(spent < budget + call_budget, "frame {frames}: {spent:?}");
+        postponed += runtime.last_frame_postponed();
+        let ticks = busy_ticks(&app, &busy);
+        let (least, most) = (ticks.iter().min(), ticks.iter().max());
+        assert!(
+            most.zip(least)
+                .is_some_and(|(most, least)| most - least <= 1),
+            "frame {frames}: scripts run in turn, none twice before another once: {least:?}..{most:?}"
+        );
+    }
+    assert!(postponed > 0, "the budget put scripts off");
+    let stats: u64 = busy
+        .iter()
+        .map(|&entity| runtime(&app).script(entity).unwrap().stats().postponed)
+        .sum();
+    assert_eq!(stats, postponed, "each put-off call counted on its script");
+    let diagnostics = app.world().resource::<DiagnosticsStore>();
+    let measured = diagnostics.get(&WasmDiagnostics::POSTPONED).unwrap();
+    assert!(measured.values().any(|&value| value > 0.0));
+}
+
+#[test]
+fn without_a_frame_budget_every_script_runs_every_frame() {
+    let assets = AssetDir::new();
+    let sandbox = Sandbox {
+        frame_budget: None,
+        ..default()
+    };
+    let (mut app, busy) = busy_scripts(&assets, 50, sandbox);
+    let before = busy_ticks(&app, &busy);
+
+    run_frames(&mut app, 5);
+
+    let after = busy_ticks(&app, &busy);
+    assert!(
+        before
+            .iter()
+            .zip(&after)
+            .all(|(before, after)| after - before == 5)
+    );
+    assert_eq!(runtime(&app).last_frame_postponed(), 0);
+}
+
+/// This process's resident memory, in bytes (Linux's `/proc/self/statm`).
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[test]
+fn key_value_handles_stop_at_their_bounds_and_host_memory_stays_flat() {
+    let assets = AssetDir::new();
+    assets.write("cas-handles.wasm", &guest_bytes("mischief"));
+    let (mut app, _, buckets) = good_beside_bad(&assets, "kv-handles", Sandbox::default());
+    let swaps = spawn_script(&mut app, "cas-handles.wasm");
+    run_ticks(&mut app, swaps, 100);
+    let before = resident_bytes();
+
+    run_frames(&mut app, 900);
+
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 8 * 1024 * 1024, "the host grew {grown} bytes");
+    let refusal = last_refusal(&app, buckets);
+    assert!(
+        refusal.contains("64 buckets already open, the most one instance may hold"),
+        "{refusal}"
+    );
+    let refusal = last_refusal(&app, swaps);
+    assert!(
+        refusal.contains("16 compare-and-swap handles already held, the most one instance"),
+        "{refusal}"
+    );
+    for entity in [buckets, swaps] {
+        let stats = runtime(&app).script(entity).unwrap().stats();
+        assert_eq!(stats.faults, 0, "refused, not faulted");
+        assert!(stats.refused_host_calls >= 900 * 84, "{stats:?}");
+    }
 }

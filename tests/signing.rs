@@ -160,6 +160,47 @@ fn keys_rotate_and_a_revoked_key_is_refused() {
     assert_eq!(generation(&app, entity), Some(2));
 }
 
+#[test]
+fn a_module_running_under_a_revoked_key_stops() {
+    let assets = AssetDir::new();
+    let key = signing_key(1);
+    write_signed(&assets, &guest_bytes("counter"), &key);
+    let mut app = signed_app(&assets, &[("2025", &key)]);
+    let entity = start(&mut app);
+    assert_eq!(generation(&app, entity), Some(1));
+
+    app.world()
+        .resource::<ModuleTrust>()
+        .write()
+        .remove_key("2025");
+    update_until(&mut app, "the module loaded again and refused", |app| {
+        !seen(app).refused.is_empty()
+    });
+
+    assert_eq!(generation(&app, entity), None, "its script stopped");
+    let revoked = SignatureError::RevokedKey {
+        key_id: "2025".to_owned(),
+    };
+    assert_eq!(seen(&app).refused, [revoked]);
+    let lines = seen(&app).lines_of(entity).len();
+    run_frames(&mut app, 10);
+    assert_eq!(generation(&app, entity), None, "it stays stopped");
+    assert_eq!(seen(&app).lines_of(entity).len(), lines, "nothing more ran");
+
+    // Signed again by a trusted key, it runs again.
+    let new_key = signing_key(2);
+    (app.world().resource::<ModuleTrust>().write()).trust_key("2026", trusted(&new_key));
+    save_signed(
+        &app,
+        &assets,
+        &rebuilt(&guest_bytes("counter"), 1),
+        &new_key,
+    );
+    update_until(&mut app, "the module signed by the new key", |app| {
+        generation(app, entity).is_some()
+    });
+}
+
 /// Whether the `openssl` command runs (tests that need it say when it
 /// does not, and skip).
 fn openssl_installed() -> bool {

@@ -24,7 +24,6 @@ use bevy_egui::{EguiContext, EguiPrimaryContextPass, PrimaryEguiContext, egui};
 use crate::asset::WasmModule;
 use crate::capabilities::Grant;
 use crate::diagnostics::WasmDiagnostics;
-use crate::engine::WasmEngine;
 use crate::host::TaskDetails;
 use crate::kv::{KEYS_PER_PAGE, KeyPage, KvChanged, KvOrigin, KvStore, SharedStatus};
 use crate::messages::{
@@ -184,6 +183,10 @@ pub struct KvBrowser {
     pub key: Option<String>,
     /// The value being edited, as text.
     pub edit: String,
+    /// The key's value when the edit began: Save writes only over that.
+    pub read: Option<Vec<u8>>,
+    /// Why the last Save did not save, shown until the next key or Save.
+    pub notice: Option<String>,
     /// How the value is shown.
     pub view: ValueView,
 }
@@ -225,12 +228,16 @@ pub enum PanelAction {
     ClearFaults,
     /// Forgets the Events tab's records.
     ClearEvents,
-    /// Sets a key's value ([`KvOrigin::Tool`]).
-    KvSet {
+    /// Saves an edited value ([`KvOrigin::Tool`]) if the key still holds
+    /// what it held when it was read; otherwise the tab says so, shows the
+    /// value now and keeps the edit (a second Save overwrites it).
+    KvSave {
         /// The bucket.
         bucket: String,
         /// The key.
         key: String,
+        /// What the key held when the edit began (`None`: unset).
+        read: Option<Vec<u8>>,
         /// The new value.
         value: Vec<u8>,
     },
@@ -735,13 +742,12 @@ pub fn apply_actions(world: &mut World) {
             PanelAction::ClearConsole => world.resource_mut::<PanelConsole>().lines.clear(),
             PanelAction::ClearFaults => world.resource_mut::<PanelFaults>().records.clear(),
             PanelAction::ClearEvents => world.resource_mut::<PanelEvents>().records.clear(),
-            PanelAction::KvSet { bucket, key, value } => {
-                let written =
-                    world
-                        .resource_mut::<KvStore>()
-                        .set_as(KvOrigin::Tool, &bucket, &key, &value);
-                report_kv(written.map(drop), &bucket, &key);
-            }
+            PanelAction::KvSave {
+                bucket,
+                key,
+                read,
+                value,
+            } => save_kv_edit(world, &bucket, &key, read, &value),
             PanelAction::KvDelete { bucket, key } => {
                 let deleted =
                     world
@@ -763,6 +769,27 @@ pub fn apply_actions(world: &mut World) {
 }
 
 /// Logs a key-value edit the store refused.
+/// Saves an edit of `bucket/key` if the key still holds `read`; says in
+/// the tab why not otherwise.
+fn save_kv_edit(world: &mut World, bucket: &str, key: &str, read: Option<Vec<u8>>, value: &[u8]) {
+    let mut store = world.resource_mut::<KvStore>();
+    let saved = store.compare_and_swap_as(KvOrigin::Tool, bucket, key, read.as_deref(), value);
+    let now = store.get(bucket, key).ok().flatten();
+    let notice = match saved {
+        Ok(true) => None,
+        Ok(false) => Some(format!(
+            "Not saved: {bucket}/{key} changed since it was read. Its value now is above; \
+             Save again to overwrite it with your edit."
+        )),
+        Err(error) => Some(format!("Not saved: {error}")),
+    };
+    let browser = &mut world.resource_mut::<PanelState>().kv;
+    if browser.bucket.as_deref() == Some(bucket) && browser.key.as_deref() == Some(key) {
+        browser.read = now;
+        browser.notice = notice;
+    }
+}
+
 fn report_kv(result: Result<(), crate::kv::KvError>, bucket: &str, key: &str) {
     if let Err(error) = result {
         warn!("debug panel: the edit of {bucket}/{key} was refused: {error}");
@@ -892,10 +919,6 @@ fn module_light(
 /// its limits and an Unload button.
 pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
     let mut selected = world.resource::<PanelState>().selected_module;
-    let default_limits = world
-        .get_resource::<WasmEngine>()
-        .map(|engine| engine.sandbox().limits)
-        .unwrap_or_default();
     let runtime = world.resource::<WasmRuntime>();
     let loaded = world.resource::<Assets<WasmModule>>();
     let mut modules: Vec<_> = runtime.modules().collect();
@@ -983,9 +1006,13 @@ pub fn ui_for_modules(world: &mut World, ui: &mut egui::Ui) {
         && let Some(module) = runtime.module(id)
     {
         ui.separator();
-        let limits = |wasm: &WasmModule| match wasm.limits() {
-            Some(limits) => format!("{} (its .wasm.meta)", describe_limits(limits)),
-            None => format!("{} (the plugin's)", describe_limits(&default_limits)),
+        let limits = |wasm: &WasmModule| {
+            let whose = if wasm.has_narrowed_limits() {
+                "the game's, lowered by its .wasm.meta"
+            } else {
+                "the game's"
+            };
+            format!("{} ({whose})", describe_limits(wasm.limits()))
         };
         ui_for_module_details(ui, id, module, loaded.get(id), limits, &mut actions);
     }
@@ -1093,7 +1120,7 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
                             "gen",
                             "state",
                             "",
-                            "calls / faults / denied / restarts",
+                            "calls / faults / denied / restarts / put off",
                             "guest time",
                             "last 300 frames",
                             "memory",
@@ -1131,8 +1158,12 @@ pub fn ui_for_instances(world: &mut World, ui: &mut egui::Ui) {
                             ui.label("");
                         }
                         ui.label(format!(
-                            "{} / {} / {} / {}",
-                            stats.calls, stats.faults, stats.denied_host_calls, stats.restarts
+                            "{} / {} / {} / {} / {}",
+                            stats.calls,
+                            stats.faults,
+                            stats.denied_host_calls,
+                            stats.restarts,
+                            stats.postponed
                         ));
                         // Padded, so a changing time does not change the column's width.
                         ui.monospace(format!("{:>9.1?}", stats.last_frame_time));
@@ -1502,8 +1533,8 @@ pub fn ui_for_key_value(world: &mut World, ui: &mut egui::Ui) {
                     let chosen = browser.key.as_ref() == Some(key);
                     if ui.selectable_label(chosen, key).clicked() && !chosen {
                         browser.key = Some(key.clone());
-                        let value = store.get(&bucket, key).ok().flatten();
-                        browser.edit = String::from_utf8_lossy(&value.unwrap_or_default()).into();
+                        browser.notice = None;
+                        browser.begin_edit(store.get(&bucket, key).ok().flatten());
                     }
                 }
             });
@@ -1538,13 +1569,24 @@ pub fn ui_for_key_value(world: &mut World, ui: &mut egui::Ui) {
             ui.selectable_value(&mut browser.view, ValueView::Json, "JSON");
             ui.selectable_value(&mut browser.view, ValueView::Hex, "Hex");
         });
+        // An untouched edit follows the value as others change it.
+        if !browser.is_edited() && browser.read != value {
+            browser.begin_edit(value.clone());
+        }
         let Some(value) = value else {
             ui.label("(not set)");
             return;
         };
+        let text = std::str::from_utf8(&value).is_ok();
         match browser.view {
-            ValueView::Text => {
+            ValueView::Text if text => {
                 ui.add(egui::TextEdit::multiline(&mut browser.edit).code_editor());
+            }
+            ValueView::Text => {
+                ui.label(format!(
+                    "Binary, {} bytes: not text, so not editable here (see Hex).",
+                    value.len()
+                ));
             }
             ValueView::Json => {
                 let pretty = serde_json::from_slice::<serde_json::Value>(&value)
@@ -1559,12 +1601,19 @@ pub fn ui_for_key_value(world: &mut World, ui: &mut egui::Ui) {
         }
         ui.horizontal(|ui| {
             let (bucket, key) = (bucket.clone(), key.clone());
-            let save = ui.button("Save").clicked();
+            let editable = text && browser.is_edited();
+            let save = ui
+                .add_enabled(editable, egui::Button::new("Save"))
+                .clicked();
             let delete = ui.button("Delete").clicked();
             let add_one = ui.button("+1").clicked();
             if save {
-                let value = browser.edit.clone().into_bytes();
-                actions.push(PanelAction::KvSet { bucket, key, value });
+                actions.push(PanelAction::KvSave {
+                    bucket,
+                    key,
+                    read: browser.read.clone(),
+                    value: browser.edit.clone().into_bytes(),
+                });
             } else if delete {
                 actions.push(PanelAction::KvDelete { bucket, key });
             } else if add_one {
@@ -1575,9 +1624,32 @@ pub fn ui_for_key_value(world: &mut World, ui: &mut egui::Ui) {
                 });
             }
         });
+        if let Some(notice) = &browser.notice {
+            ui.colored_label(egui::Color32::LIGHT_RED, notice);
+        }
     });
     world.resource_mut::<PanelState>().kv = browser;
     world.resource_mut::<PanelActions>().0.extend(actions);
+}
+
+impl KvBrowser {
+    /// Starts editing `value` as read now: as text when it is UTF-8 (a
+    /// binary value is never turned into text, and cannot be saved here).
+    fn begin_edit(&mut self, value: Option<Vec<u8>>) {
+        self.edit = value
+            .as_deref()
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .unwrap_or_default()
+            .to_owned();
+        self.read = value;
+    }
+
+    /// Whether the text differs from the value it was read from (a
+    /// binary value is never edited).
+    fn is_edited(&self) -> bool {
+        let read = (self.read.as_deref()).and_then(|bytes| std::str::from_utf8(bytes).ok());
+        read.unwrap_or_default() != self.edit
+    }
 }
 
 /// A shared store's connection, one line: red while it is down.
@@ -1682,9 +1754,13 @@ pub fn ui_for_diagnostics(world: &mut World, ui: &mut egui::Ui) {
         ui.label("No diagnostics store.");
         return;
     };
-    let plotted: [(DiagnosticPath, &str); 3] = [
+    let plotted: [(DiagnosticPath, &str); 4] = [
         (WasmDiagnostics::GUEST_TIME, "guest time per frame (ms)"),
         (WasmDiagnostics::FAULTS, "faults per frame"),
+        (
+            WasmDiagnostics::POSTPONED,
+            "scripts put off per frame (frame budget spent)",
+        ),
         (WasmDiagnostics::QUARANTINED, "scripts quarantined"),
     ];
     for (path, label) in plotted {

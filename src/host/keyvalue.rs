@@ -29,7 +29,7 @@ use super::access::Access;
 use super::bindings::wasi::keyvalue::atomics::{self, CasError};
 use super::bindings::wasi::keyvalue::batch;
 use super::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
-use super::quota::{CallQuota, HostWork};
+use super::quota::{CallQuota, HostWork, Limiter};
 use crate::capabilities::BucketReach;
 use crate::capabilities::Right;
 use crate::kv::{self, KvError, KvOrigin, KvStore, Writer};
@@ -51,6 +51,27 @@ pub struct KvCas {
     bucket: String,
     key: String,
     current: Option<Vec<u8>>,
+}
+
+/// The most bucket handles one instance may hold open at once.
+pub const MAX_OPEN_BUCKETS: usize = 64;
+/// The most compare-and-swap handles one instance may hold at once.
+pub const MAX_CAS_HANDLES: usize = 16;
+
+/// The key-value handles an instance holds in its resource table, and the
+/// bytes its compare-and-swap handles keep, counted so a guest cannot grow
+/// the host's memory outside its own limit.
+#[derive(Default)]
+pub(crate) struct KvHandles {
+    buckets: usize,
+    swaps: usize,
+}
+
+impl KvCas {
+    /// What the host keeps for it, against the instance's memory limit.
+    fn bytes(&self) -> usize {
+        self.key.len() + self.current.as_ref().map_or(0, Vec::len)
+    }
 }
 
 /// Why a `wasi:keyvalue` call failed on the host.
@@ -93,6 +114,9 @@ pub(crate) struct KvView<'a> {
     writer: Writer,
     /// What the module was granted.
     access: &'a mut Access,
+    handles: &'a mut KvHandles,
+    /// Counts what compare-and-swap handles keep against the memory limit.
+    limiter: &'a mut Limiter,
 }
 
 impl KvView<'_> {
@@ -107,7 +131,82 @@ impl KvView<'_> {
                 limits: state.limits,
             },
             access: &mut state.access,
+            handles: &mut state.kv_handles,
+            limiter: &mut state.limiter,
         }
+    }
+
+    /// Refuses a request past a bound on what the host keeps, counted as a
+    /// refused request.
+    fn refuse(&mut self, message: String) -> KvFailure {
+        self.quota.refused += 1;
+        KvFailure::Refused(message)
+    }
+
+    fn push_bucket(&mut self, bucket: KvBucket) -> Result<Resource<KvBucket>, KvFailure> {
+        if self.handles.buckets >= MAX_OPEN_BUCKETS {
+            return Err(self.refuse(format!(
+                "{MAX_OPEN_BUCKETS} buckets already open, the most one instance may hold: drop \
+                 one first"
+            )));
+        }
+        let handle = self.table.push(bucket)?;
+        self.handles.buckets += 1;
+        Ok(handle)
+    }
+
+    fn delete_bucket(&mut self, bucket: Resource<KvBucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        self.handles.buckets -= 1;
+        Ok(())
+    }
+
+    fn push_cas(&mut self, cas: KvCas) -> Result<Resource<KvCas>, KvFailure> {
+        if self.handles.swaps >= MAX_CAS_HANDLES {
+            return Err(self.refuse(format!(
+                "{MAX_CAS_HANDLES} compare-and-swap handles already held, the most one instance \
+                 may hold: swap or drop one first"
+            )));
+        }
+        if let Err(refusal) = self.limiter.reserve_host_bytes(cas.bytes()) {
+            return Err(self.refuse(refusal));
+        }
+        let bytes = cas.bytes();
+        let handle = self.table.push(cas).inspect_err(|_| {
+            self.limiter.release_host_bytes(bytes);
+        })?;
+        self.handles.swaps += 1;
+        Ok(handle)
+    }
+
+    fn delete_cas(&mut self, cas: Resource<KvCas>) -> wasmtime::Result<()> {
+        let cas = self.table.delete(cas)?;
+        self.limiter.release_host_bytes(cas.bytes());
+        self.handles.swaps -= 1;
+        Ok(())
+    }
+
+    /// Gives `cas` the key's value `now`, counting the change in what the
+    /// host keeps; refused past the memory limit.
+    fn refresh_cas(
+        &mut self,
+        cas: &Resource<KvCas>,
+        now: Option<Vec<u8>>,
+    ) -> Result<(), KvFailure> {
+        let held = self.table.get(cas)?;
+        let (held, wanted) = (
+            held.bytes(),
+            held.key.len() + now.as_ref().map_or(0, Vec::len),
+        );
+        if wanted > held {
+            if let Err(refusal) = self.limiter.reserve_host_bytes(wanted - held) {
+                return Err(self.refuse(refusal));
+            }
+        } else {
+            self.limiter.release_host_bytes(held - wanted);
+        }
+        self.table.get_mut(cas)?.current = now;
+        Ok(())
     }
 
     /// Refuses a use of `key` in `bucket` that the grant's `right` does
@@ -179,10 +278,10 @@ impl store::Host for KvView<'_> {
     fn open(&mut self, identifier: String) -> Result<Resource<KvBucket>, KvFailure> {
         kv::check_bucket(&identifier)?;
         let reach = BUCKET_RIGHTS.map(|right| self.access.bucket_reach(right, &identifier));
-        Ok(self.table.push(KvBucket {
+        self.push_bucket(KvBucket {
             name: identifier,
             reach,
-        })?)
+        })
     }
 
     fn convert_error(&mut self, failure: KvFailure) -> wasmtime::Result<Error> {
@@ -258,8 +357,7 @@ impl store::HostBucket for KvView<'_> {
     }
 
     fn drop(&mut self, bucket: Resource<KvBucket>) -> wasmtime::Result<()> {
-        self.table.delete(bucket)?;
-        Ok(())
+        self.delete_bucket(bucket)
     }
 }
 
@@ -287,13 +385,13 @@ impl atomics::Host for KvView<'_> {
     ) -> wasmtime::Result<Result<(), CasError>> {
         match self.try_swap(&cas, &value) {
             Ok(true) => {
-                self.table.delete(cas)?;
+                self.delete_cas(cas)?;
                 Ok(Ok(()))
             }
             Ok(false) => Ok(Err(CasError::CasFailed(cas))),
             Err(failure) => {
                 // The guest handed the handle over; a failed swap drops it.
-                self.table.delete(cas)?;
+                self.delete_cas(cas)?;
                 let error = store::Host::convert_error(self, failure)?;
                 Ok(Err(CasError::StoreError(error)))
             }
@@ -319,7 +417,7 @@ impl KvView<'_> {
             return Ok(true);
         }
         let now = self.store()?.get(&bucket, &key)?;
-        self.table.get_mut(cas)?.current = now;
+        self.refresh_cas(cas, now)?;
         Ok(false)
     }
 }
@@ -333,11 +431,11 @@ impl atomics::HostCas for KvView<'_> {
         self.granted(Right::KvAtomics, &bucket, &key)?;
         let name = self.bucket_name(&bucket)?;
         let current = self.with_bucket(&bucket, |store, name, _| store.get(name, &key))?;
-        Ok(self.table.push(KvCas {
+        self.push_cas(KvCas {
             bucket: name,
             key,
             current,
-        })?)
+        })
     }
 
     fn current(&mut self, cas: Resource<KvCas>) -> Result<Option<Vec<u8>>, KvFailure> {
@@ -345,8 +443,7 @@ impl atomics::HostCas for KvView<'_> {
     }
 
     fn drop(&mut self, cas: Resource<KvCas>) -> wasmtime::Result<()> {
-        self.table.delete(cas)?;
-        Ok(())
+        self.delete_cas(cas)
     }
 }
 

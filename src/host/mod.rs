@@ -36,6 +36,7 @@ pub(crate) use self::details::DetailsStamp;
 pub use self::details::{InstanceDetails, KeyWatch, TaskDetails};
 pub use self::ecs::MAX_PREFETCHED;
 use self::keyvalue::{Kv, KvView};
+pub use self::keyvalue::{MAX_CAS_HANDLES, MAX_OPEN_BUCKETS};
 pub(crate) use self::keyvalue::{link_pairs_get_many, wants_pairs_get_many};
 pub(crate) use self::log::GuestLine;
 use self::messaging::Mailbox;
@@ -124,6 +125,8 @@ pub(crate) struct HostState {
     pub world: Option<Box<World>>,
     /// Enforces the instance's memory and table limits.
     pub limiter: Limiter,
+    /// The key-value handles the guest holds.
+    kv_handles: keyvalue::KvHandles,
     /// The module's limits, its totals (key-value, spawned entities) among them.
     pub limits: GuestLimits,
     /// What the host did for the current call, against the quotas.
@@ -167,6 +170,7 @@ impl HostState {
             script_component: game.script_component,
             world: None,
             limiter: Limiter::new(limits),
+            kv_handles: keyvalue::KvHandles::default(),
             limits: *limits,
             quota,
             access: Access::new(grant),

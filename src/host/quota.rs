@@ -86,6 +86,9 @@ pub(crate) struct Limiter {
     hit: bool,
     /// The instance's linear memories, all together.
     memory_bytes: usize,
+    /// What the host holds for the instance (the values in its
+    /// compare-and-swap handles), counted against the same limit.
+    host_bytes: usize,
 }
 
 impl Limiter {
@@ -95,6 +98,7 @@ impl Limiter {
             max_table_elements: limits.max_table_elements,
             hit: false,
             memory_bytes: 0,
+            host_bytes: 0,
         }
     }
 
@@ -105,6 +109,28 @@ impl Limiter {
 
     pub fn take_hit(&mut self) -> bool {
         std::mem::take(&mut self.hit)
+    }
+
+    /// Counts `bytes` the host keeps for the instance against its memory
+    /// limit, or refuses them, saying why.
+    pub fn reserve_host_bytes(&mut self, bytes: usize) -> Result<(), String> {
+        let total = (self.memory_bytes)
+            .saturating_add(self.host_bytes)
+            .saturating_add(bytes);
+        if total > self.max_memory_bytes {
+            return Err(format!(
+                "memory limit of {} bytes reached: {} in linear memory and {} held by the host \
+                 for this instance (wanted {bytes} more)",
+                self.max_memory_bytes, self.memory_bytes, self.host_bytes
+            ));
+        }
+        self.host_bytes += bytes;
+        Ok(())
+    }
+
+    /// Gives back what [`Limiter::reserve_host_bytes`] counted.
+    pub fn release_host_bytes(&mut self, bytes: usize) {
+        self.host_bytes = self.host_bytes.saturating_sub(bytes);
     }
 }
 
@@ -133,7 +159,8 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let grown = self.grow(desired, self.max_memory_bytes, "memory", "bytes")?;
+        let with_host = desired.saturating_add(self.host_bytes);
+        let grown = self.grow(with_host, self.max_memory_bytes, "memory", "bytes")?;
         self.memory_bytes += desired.saturating_sub(current);
         Ok(grown)
     }
@@ -167,5 +194,28 @@ mod tests {
         assert_eq!(refused, "more than 10 bytes handed to the host in one call");
         assert_eq!(quota.start_call(), 2);
         assert!(quota.take(HostWork::Message, 10).is_ok());
+    }
+
+    #[test]
+    fn what_the_host_holds_shares_the_memory_limit() {
+        let mut limiter = Limiter::new(&GuestLimits {
+            max_memory_bytes: 1000,
+            ..GuestLimits::default()
+        });
+        assert!(limiter.memory_growing(0, 600, None).unwrap());
+        assert!(limiter.reserve_host_bytes(300).is_ok());
+        let refused = limiter.reserve_host_bytes(200).unwrap_err();
+        assert!(
+            refused.starts_with(
+                "memory limit of 1000 bytes reached: 600 in linear memory and 300 held by the host"
+            ),
+            "{refused}"
+        );
+        assert!(
+            limiter.memory_growing(600, 800, None).is_err(),
+            "the host's 300 count"
+        );
+        limiter.release_host_bytes(300);
+        assert!(limiter.memory_growing(600, 800, None).unwrap());
     }
 }

@@ -133,6 +133,22 @@ pub enum KvError {
         /// Which total, e.g. `10000 keys in one bucket (GuestLimits::max_kv_keys_per_bucket)`.
         total: String,
     },
+    /// A guest's `increment` or compare-and-swap on a shared store that
+    /// the server has not answered, while this frame's wait for the server
+    /// is spent (`NatsOptions::max_frame_wait`). The swap goes on: the same
+    /// call made again, in this frame or a later one, gets its answer, and
+    /// is never made twice. Retry it.
+    #[error(
+        "busy: the server has not answered a compare-and-swap of {bucket}/{key} yet, and this \
+         frame's wait for it is spent: make the same call again, now or in a later frame, for \
+         its answer (it is not made twice)"
+    )]
+    Busy {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
     /// Other processes changed the key every time an `increment` tried.
     #[error("key {key:?} in bucket {bucket} changed under each of {tries} tries to increment it")]
     Contended {
@@ -260,18 +276,32 @@ trait Backend: Send + Sync {
     fn shared_status(&self) -> Option<SharedStatus> {
         None
     }
+    /// How long the game's exit waits for writes not sent yet.
+    fn exit_wait(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Sets `key` to `value` if it holds `expected`, atomically for every
     /// process sharing the store; `None` for a store this game has alone,
-    /// which the store compares and sets itself.
+    /// which the store compares and sets itself. A guest's swap waits at
+    /// most `wait` (then [`KvError::Busy`]); the game's, the backend's own
+    /// bound.
     fn swap(
         &mut self,
         _bucket: &str,
         _key: &str,
         _expected: Option<&[u8]>,
         _value: &[u8],
+        _wait: Option<Duration>,
     ) -> Option<Result<Swap, KvError>> {
         None
     }
+    /// The most all guests' swaps may wait for a server in one frame.
+    fn max_frame_wait(&self) -> Duration {
+        Duration::ZERO
+    }
+    /// Swaps whose caller stopped waiting, found landed since the last
+    /// call: (bucket, key, value, length of the value replaced).
+    fn take_abandoned(&mut self, _out: &mut Vec<(String, String, Vec<u8>, Option<u64>)>) {}
 }
 
 /// The connection of a store shared with other processes
@@ -323,6 +353,9 @@ pub struct KvStore {
     max_bytes: u64,
     /// The module whose instance is writing now, if one is.
     writer: Option<Writer>,
+    /// What is left this frame of the time guests' swaps may wait for a
+    /// shared store's server.
+    guest_wait_left: Duration,
 }
 
 impl KvStore {
@@ -359,6 +392,7 @@ impl KvStore {
             usage,
             max_bytes: DEFAULT_MAX_STORE_BYTES,
             writer: None,
+            guest_wait_left: Duration::ZERO,
         })
     }
 
@@ -376,6 +410,24 @@ impl KvStore {
     /// has alone.
     pub fn shared_status(&self) -> Option<SharedStatus> {
         self.backend.shared_status()
+    }
+
+    /// Waits for the writes a shared store has not yet had acknowledged
+    /// (made while the server was slow or gone, which live only in this
+    /// process's memory), at most its `NatsOptions::exit_wait`; returns how
+    /// many still wait (0 for a store this game has alone). The plugin
+    /// calls it when the app exits ([`AppExit`]) and logs what was lost.
+    pub fn wait_for_writes(&self) -> usize {
+        let deadline = std::time::Instant::now() + self.backend.exit_wait();
+        loop {
+            let waiting = self
+                .shared_status()
+                .map_or(0, |status| status.queued_writes);
+            if waiting == 0 || std::time::Instant::now() >= deadline {
+                return waiting;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// The ceiling set by [`KvStore::with_max_bytes`].
@@ -397,6 +449,12 @@ impl KvStore {
 
     /// Runs `op` with `writer` as the module writing: its writes count
     /// against, and are refused past, its totals.
+    /// Gives guests' swaps this frame's wait for a shared store's server
+    /// (`NatsOptions::max_frame_wait`); the runtime calls it every frame.
+    pub(crate) fn start_frame(&mut self) {
+        self.guest_wait_left = self.backend.max_frame_wait();
+    }
+
     pub(crate) fn written_by<T>(&mut self, writer: Writer, op: impl FnOnce(&mut Self) -> T) -> T {
         self.writer = Some(writer);
         let done = op(self);
@@ -506,14 +564,13 @@ impl KvStore {
         if let Some(writer) = &self.writer {
             self.usage.check(writer, bucket, key, len)?;
         }
-        if !self.buckets.contains(bucket) {
-            if self.buckets.len() >= MAX_BUCKETS {
-                return Err(KvError::TooManyBuckets {
-                    bucket: bucket.to_owned(),
-                    max: MAX_BUCKETS,
-                });
-            }
-            self.buckets.insert(bucket.to_owned());
+        // The bucket is recorded when the write lands (`record_set`): a
+        // refused or failed write leaves no bucket behind.
+        if !self.buckets.contains(bucket) && self.buckets.len() >= MAX_BUCKETS {
+            return Err(KvError::TooManyBuckets {
+                bucket: bucket.to_owned(),
+                max: MAX_BUCKETS,
+            });
         }
         Ok(())
     }
@@ -527,6 +584,9 @@ impl KvStore {
         old: Option<u64>,
         value: &[u8],
     ) {
+        if !self.buckets.contains(bucket) {
+            self.buckets.insert(bucket.to_owned());
+        }
         self.usage
             .set(self.writer.as_ref(), bucket, key, old, value.len() as u64);
         self.changes.push(KvChanged {
@@ -550,7 +610,19 @@ impl KvStore {
         value: &[u8],
     ) -> Result<Result<(), Option<Vec<u8>>>, KvError> {
         self.check_write(bucket, key, value)?;
-        let swapped = match self.backend.swap(bucket, key, expected, value) {
+        let guest = self.writer.is_some();
+        let started = std::time::Instant::now();
+        let wait = guest.then_some(self.guest_wait_left);
+        let answer = self.backend.swap(bucket, key, expected, value, wait);
+        if guest {
+            self.guest_wait_left = self.guest_wait_left.saturating_sub(started.elapsed());
+        }
+        let mut abandoned = Vec::new();
+        self.backend.take_abandoned(&mut abandoned);
+        for (bucket, key, value, old) in abandoned {
+            self.record_set(origin, &bucket, &key, old, &value);
+        }
+        let swapped = match answer {
             Some(swapped) => swapped?,
             None => match self.backend.get(bucket, key)? {
                 current if current.as_deref() != expected => Swap::Holds(current),
@@ -651,6 +723,33 @@ impl KvStore {
             self.usage.bytes = self.backend.total_bytes().unwrap_or(self.usage.bytes);
         }
         changes
+    }
+}
+
+/// When the app exits, waits (bounded) for a shared store's writes not yet
+/// sent, and says how many were lost if the server never answered.
+pub(crate) fn send_writes_on_exit(mut exits: MessageReader<AppExit>, store: Option<Res<KvStore>>) {
+    let (Some(store), Some(_)) = (store, exits.read().last()) else {
+        return;
+    };
+    let Some(status) = store.shared_status() else {
+        return;
+    };
+    if status.queued_writes == 0 {
+        return;
+    }
+    let lost = store.wait_for_writes();
+    if lost == 0 {
+        info!(
+            "sent the {} writes that waited for {} before exiting",
+            status.queued_writes, status.url
+        );
+    } else {
+        warn!(
+            "{lost} writes to the shared store on {} were never sent: the server did not \
+             answer within NatsOptions::exit_wait; they are lost",
+            status.url
+        );
     }
 }
 

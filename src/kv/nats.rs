@@ -41,6 +41,19 @@ pub struct NatsOptions {
     /// unreachable) before more are refused with
     /// [`KvError::Remote`](super::KvError::Remote). Default 10 000.
     pub max_queued_writes: usize,
+    /// How long the game's exit waits for writes still waiting for the
+    /// server ([`KvStore::wait_for_writes`](super::KvStore::wait_for_writes));
+    /// those it cannot send by then are lost, and the log says how many.
+    /// Default 2 s.
+    pub exit_wait: Duration,
+    /// The most time all scripts' `increment` and compare-and-swap calls
+    /// together may wait for the server in one frame. Past it (and for a
+    /// call that would wait longer), a call answers at once with
+    /// [`KvError::Busy`](super::KvError::Busy), a guest's `error::other`
+    /// starting `busy:`: the swap goes on, and the same call made again,
+    /// in the same frame or a later one, gets its answer; it is never made
+    /// twice. The game's own calls wait up to 5 s. Default 4 ms.
+    pub max_frame_wait: Duration,
 }
 
 impl Default for NatsOptions {
@@ -49,6 +62,8 @@ impl Default for NatsOptions {
             bucket: "hotwasm".to_owned(),
             connect_timeout: Duration::from_secs(10),
             max_queued_writes: 10_000,
+            exit_wait: Duration::from_secs(2),
+            max_frame_wait: Duration::from_millis(4),
         }
     }
 }
@@ -64,7 +79,7 @@ enum Command {
         expected: Option<Vec<u8>>,
         value: Vec<u8>,
         deadline: Instant,
-        reply: mpsc::Sender<Result<Swapped, String>>,
+        reply: crossbeam_channel::Sender<Result<Swapped, String>>,
     },
 }
 
@@ -95,6 +110,21 @@ enum Swapped {
     At(u64),
     /// The server holds this instead (`None`: unset).
     Holds(Option<Vec<u8>>),
+}
+
+/// A guest's swap sent to the server, its answer not yet taken.
+struct Unanswered {
+    expected: Option<Vec<u8>>,
+    value: Vec<u8>,
+    answer: crossbeam_channel::Receiver<Result<Swapped, String>>,
+}
+
+/// The answer to a guest's swap that this frame cannot wait for.
+fn busy(bucket: &str, key: &str) -> KvError {
+    KvError::Busy {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    }
 }
 
 /// The longest a compare-and-swap waits for the server: the one store
@@ -153,6 +183,14 @@ pub(super) struct NatsBackend {
     url: String,
     status: Arc<StatusCell>,
     max_queued_writes: usize,
+    exit_wait: Duration,
+    max_frame_wait: Duration,
+    /// Per key, a guest's swap sent to the server whose answer it did not
+    /// wait for: the same call made again collects it.
+    unanswered: HashMap<(String, String), Unanswered>,
+    /// Answers to unanswered swaps that a different call of their key
+    /// found landed: the store records them.
+    abandoned: Vec<(String, String, Vec<u8>, Option<u64>)>,
     replica: Replica,
     /// Per key, this process's writes sent and not yet come back through
     /// the watch: until they have, older changes from elsewhere are not
@@ -218,6 +256,10 @@ impl NatsBackend {
             url: url.to_owned(),
             status,
             max_queued_writes: options.max_queued_writes,
+            exit_wait: options.exit_wait,
+            max_frame_wait: options.max_frame_wait,
+            unanswered: HashMap::new(),
+            abandoned: Vec::new(),
             replica,
             pending: HashMap::new(),
             swapped_at: HashMap::new(),
@@ -228,6 +270,28 @@ impl NatsBackend {
     }
 
     /// Refuses a write when too many wait for the server already.
+    /// Puts what the server said of a swap of `value` into the replica:
+    /// the newest this process knows.
+    fn apply_swap(&mut self, bucket: &str, key: &str, value: &[u8], swapped: Swapped) -> Swap {
+        if let Swapped::At(revision) = swapped {
+            self.swapped_at
+                .insert((bucket.to_owned(), key.to_owned()), revision);
+        }
+        let keys = self.replica.entry(bucket.to_owned()).or_default();
+        match swapped {
+            Swapped::At(_) => Swap::Done(
+                (keys.insert(key.to_owned(), value.to_vec())).map(|old| old.len() as u64),
+            ),
+            Swapped::Holds(current) => {
+                match &current {
+                    Some(current) => keys.insert(key.to_owned(), current.clone()),
+                    None => keys.remove(key),
+                };
+                Swap::Holds(current)
+            }
+        }
+    }
+
     fn check_queue(&self, bucket: &str, key: &str) -> Result<(), KvError> {
         let queued = self.status.queued_writes.load(Ordering::Relaxed);
         if queued < self.max_queued_writes {
@@ -328,10 +392,16 @@ async fn run(url: String, bucket: String, channels: Channels) {
                         // The store gave up waiting for it: not tried.
                         if Instant::now() < deadline {
                             let swapped = swap(&worker.store, &key, expected.as_deref(), value).await;
-                            if let Ok(Swapped::At(revision)) = &swapped {
-                                worker.swap_revisions.insert(*revision);
+                            let landed = match &swapped {
+                                Ok(Swapped::At(revision)) => Some(*revision),
+                                _ => None,
+                            };
+                            // Its echo is this process's own only if the
+                            // store takes the answer; else the watch brings
+                            // the change like any other.
+                            if reply.send(swapped).is_ok() && let Some(revision) = landed {
+                                worker.swap_revisions.insert(revision);
                             }
-                            let _ = reply.send(swapped);
                         }
                         worker.status.queued_writes.fetch_sub(1, Ordering::Relaxed);
                         None
@@ -740,6 +810,10 @@ impl Backend for NatsBackend {
             .sum())
     }
 
+    fn exit_wait(&self) -> Duration {
+        self.exit_wait
+    }
+
     fn shared_status(&self) -> Option<SharedStatus> {
         Some(SharedStatus {
             url: self.url.clone(),
@@ -757,18 +831,44 @@ impl Backend for NatsBackend {
         key: &str,
         expected: Option<&[u8]>,
         value: &[u8],
+        wait: Option<Duration>,
     ) -> Option<Result<Swap, KvError>> {
-        let remote = |reason: String| KvError::Remote {
-            url: self.url.clone(),
+        let until = Instant::now() + wait.unwrap_or(SWAP_TIMEOUT);
+        let left = || until.saturating_duration_since(Instant::now());
+        let remote = |url: &str, reason: String| KvError::Remote {
+            url: url.to_owned(),
             reason,
         };
+        let id = (bucket.to_owned(), key.to_owned());
+        if let Some(earlier) = self.unanswered.remove(&id) {
+            let same_call = earlier.expected.as_deref() == expected && earlier.value == value;
+            match earlier.answer.recv_timeout(left()) {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    self.unanswered.insert(id, earlier);
+                    return Some(Err(busy(bucket, key)));
+                }
+                // Skipped: its caller stopped waiting before it began.
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {}
+                Ok(Err(reason)) if same_call => return Some(Err(remote(&self.url, reason))),
+                Ok(Err(_)) => {}
+                Ok(Ok(swapped)) => {
+                    let outcome = self.apply_swap(bucket, key, &earlier.value, swapped);
+                    if same_call {
+                        return Some(Ok(outcome));
+                    }
+                    if let Swap::Done(old) = outcome {
+                        (self.abandoned).push((id.0.clone(), id.1.clone(), earlier.value, old));
+                    }
+                }
+            }
+        }
         // Without the server no answer can come: refused at once rather
         // than after a frame-stalling wait.
         if !self.status.connected.load(Ordering::Relaxed) {
             let reason = format!(
                 "not connected: a compare-and-swap or increment of {bucket}/{key} needs the server"
             );
-            return Some(Err(remote(reason)));
+            return Some(Err(remote(&self.url, reason)));
         }
         let nats_key = nats_key(bucket, key);
         if let Err(error) = self
@@ -777,41 +877,42 @@ impl Backend for NatsBackend {
         {
             return Some(Err(error));
         }
-        let (reply, answer) = mpsc::channel();
+        let (reply, answer) = crossbeam_channel::bounded(1);
         self.send(Command::Swap {
             key: nats_key,
             expected: expected.map(<[u8]>::to_vec),
             value: value.to_vec(),
-            deadline: Instant::now() + SWAP_TIMEOUT,
+            deadline: until,
             reply,
         });
-        let swapped = match answer.recv_timeout(SWAP_TIMEOUT) {
+        let swapped = match answer.recv_timeout(left()) {
             Ok(Ok(swapped)) => swapped,
-            Ok(Err(reason)) => return Some(Err(remote(reason))),
+            Ok(Err(reason)) => return Some(Err(remote(&self.url, reason))),
+            // A guest's call: the answer waits for the same call again.
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) if wait.is_some() => {
+                let earlier = Unanswered {
+                    expected: expected.map(<[u8]>::to_vec),
+                    value: value.to_vec(),
+                    answer,
+                };
+                self.unanswered.insert(id, earlier);
+                return Some(Err(busy(bucket, key)));
+            }
             Err(_) => {
                 let waited =
                     format!("no answer to a compare-and-swap of {key} in {SWAP_TIMEOUT:?}");
-                return Some(Err(remote(waited)));
+                return Some(Err(remote(&self.url, waited)));
             }
         };
-        // What the server said is the newest this process knows.
-        if let Swapped::At(revision) = swapped {
-            self.swapped_at
-                .insert((bucket.to_owned(), key.to_owned()), revision);
-        }
-        let keys = self.replica.entry(bucket.to_owned()).or_default();
-        Some(Ok(match swapped {
-            Swapped::At(_) => Swap::Done(
-                (keys.insert(key.to_owned(), value.to_vec())).map(|old| old.len() as u64),
-            ),
-            Swapped::Holds(current) => {
-                match &current {
-                    Some(current) => keys.insert(key.to_owned(), current.clone()),
-                    None => keys.remove(key),
-                };
-                Swap::Holds(current)
-            }
-        }))
+        Some(Ok(self.apply_swap(bucket, key, value, swapped)))
+    }
+
+    fn max_frame_wait(&self) -> Duration {
+        self.max_frame_wait
+    }
+
+    fn take_abandoned(&mut self, out: &mut Vec<(String, String, Vec<u8>, Option<u64>)>) {
+        out.append(&mut self.abandoned);
     }
 
     fn external_changes(&mut self, out: &mut Vec<super::KvChanged>) {

@@ -446,3 +446,19 @@ fn a_modules_keys_count_against_its_totals_until_someone_else_takes_them() {
     write(&mut store, "a.wasm", "b", "4", b"x").unwrap();
     write(&mut store, "a.wasm", "b", "5", b"x").unwrap();
 }
+
+#[test]
+fn writes_that_do_not_land_leave_no_bucket_behind() {
+    for (name, mut store, _dir) in stores() {
+        store.set("kept", "key", b"x").unwrap();
+        for n in 0..100 {
+            let bucket = format!("never-{n}");
+            let swapped = store.compare_and_swap(&bucket, "key", Some(b"x"), b"y");
+            assert!(!swapped.unwrap(), "{name}: nothing to swap");
+        }
+        assert_eq!(store.buckets().collect::<Vec<_>>(), ["kept"], "{name}");
+        // The room is still there for buckets that do get written.
+        store.set("later", "key", b"x").unwrap();
+        assert_eq!(store.buckets().count(), 2, "{name}");
+    }
+}

@@ -2,6 +2,9 @@
 //! batches) and what instances produce (log lines, messages), published as
 //! Bevy's log and messages.
 
+use std::ops::Bound;
+use std::time::Duration;
+
 use bevy::log::Level;
 use bevy::prelude::*;
 
@@ -78,8 +81,8 @@ fn hold_events(entity: Entity, script: &mut Script, limits: &QueueLimits) {
     if !script.dropping_events {
         script.dropping_events = true;
         warn!(
-            "dropping watch events for the paused script on {entity}: {} already wait for it, \
-             the most is {max} ({max_bytes} bytes)",
+            "dropping watch events for the script on {entity} (paused, or put off by the frame \
+             budget): {} already wait for it, the most is {max} ({max_bytes} bytes)",
             script.events.len()
         );
     }
@@ -182,45 +185,83 @@ impl Runner {
 
     /// One `handle-batch` call for every running instance with tasks due,
     /// messages waiting, watched changes, or the frame it asked for;
-    /// instances with nothing due are not called.
+    /// instances with nothing due are not called. Once the frame's budget
+    /// is spent, the rest keep their work for the next frame, which begins
+    /// with the first of them.
     pub(super) fn run_batches(&mut self, frame: &mut Frame) {
         let this_frame = frame.this_frame.clone();
-        for (order, script) in &mut self.scripts {
-            let Some(instance) = &mut script.instance else {
-                continue;
-            };
-            if script.paused {
-                if !script.events.is_empty() {
-                    hold_events(order.0, script, &self.queues);
-                    self.queued_to.push(*order);
+        // Starts and hot swaps this frame spent part of the budget.
+        let mut spent: Duration = (self.charged.iter())
+            .filter_map(|order| self.scripts.get(order))
+            .map(|script| script.this_frame.time)
+            .sum();
+        let first = self.resume_at.take();
+        let passes = match first {
+            Some(first) => [
+                (Bound::Included(first), Bound::Unbounded),
+                (Bound::Unbounded, Bound::Excluded(first)),
+            ],
+            None => [(Bound::Unbounded, Bound::Unbounded); 2],
+        };
+        let Runner {
+            scripts,
+            charged,
+            queued_to,
+            sent,
+            restarts,
+            queues,
+            resume_at,
+            ..
+        } = self;
+        let passes = if first.is_some() {
+            &passes[..]
+        } else {
+            &passes[..1]
+        };
+        for &range in passes {
+            for (order, script) in scripts.range_mut(range) {
+                if script.paused {
+                    if !script.events.is_empty() {
+                        hold_events(order.0, script, queues);
+                        queued_to.push(*order);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            if script.inbox.is_empty()
-                && script.events.is_empty()
-                && !instance.wants_call(frame.now, this_frame.as_ref())
-            {
-                continue;
-            }
-            self.charged.push(*order);
-            let messages = script.inbox.take();
-            let events = std::mem::take(&mut script.events);
-            let result = instance.handle_batch(
-                &mut frame.world,
-                frame.now,
-                messages,
-                events,
-                this_frame.clone(),
-            );
-            publish(&mut frame.world, instance, &mut self.sent);
-            let cost = instance.take_cost();
-            // Only a fault needs the name, after the instance is gone.
-            let failed = result.map_err(|error| (error, instance.script_ref().clone()));
-            script.charge(cost);
-            if let Err((error, script_ref)) = failed
-                && let Some(at) = faulted(frame, script, &script_ref, FailureStage::Run, error)
-            {
-                self.restarts.insert(*order, at);
+                if !script.has_work(frame.now, this_frame.as_ref()) {
+                    continue;
+                }
+                if frame.budget.is_some_and(|budget| spent >= budget) {
+                    resume_at.get_or_insert(*order);
+                    script.this_frame.postponed += 1;
+                    // Its events wait, bounded as a paused script's are.
+                    hold_events(order.0, script, queues);
+                    queued_to.push(*order);
+                    continue;
+                }
+                charged.push(*order);
+                let Some(instance) = &mut script.instance else {
+                    continue;
+                };
+                let messages = script.inbox.take();
+                let events = std::mem::take(&mut script.events);
+                let result = instance.handle_batch(
+                    &mut frame.world,
+                    frame.now,
+                    messages,
+                    events,
+                    this_frame.clone(),
+                );
+                publish(&mut frame.world, instance, sent);
+                let cost = instance.take_cost();
+                spent += cost.time;
+                // Only a fault needs the name, after the instance is gone.
+                let failed = result.map_err(|error| (error, instance.script_ref().clone()));
+                script.charge(cost);
+                if let Err((error, script_ref)) = failed
+                    && let Some(at) = faulted(frame, script, &script_ref, FailureStage::Run, error)
+                {
+                    restarts.insert(*order, at);
+                }
             }
         }
     }
@@ -267,12 +308,13 @@ impl Runner {
             }
             // A script charged twice in a frame is closed at its first turn.
             let cost = std::mem::take(&mut script.this_frame);
-            if cost == CallCost::default() {
+            status.last_frame.postponed += cost.postponed;
+            script_status.stats.close_frame(cost);
+            if cost.calls == 0 && cost.faults == 0 {
                 continue;
             }
             status.last_frame.time += cost.time;
             status.last_frame.faults += cost.faults;
-            script_status.stats.close_frame(cost);
             let recent = &mut script_status.recent;
             while recent
                 .front()

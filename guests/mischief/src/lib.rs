@@ -13,7 +13,19 @@
 //! - `kv-hoard`: sets 8 new 64 KiB values of bucket `hoard` every tick;
 //! - `spawn-flood`: spawns 1 000 entities every tick;
 //! - `despawn-all`: despawns every entity it can find, every tick, and
-//!   logs `despawned N, refused M`.
+//!   logs `despawned N, refused M`;
+//! - `save-trap`, `save-loop`, `save-grow`, `save-recurse`: behaves, but
+//!   panics, loops forever, keeps 1 GiB or recurses without end when asked
+//!   to save its state for a hot reload;
+//! - `busy`: spins a million times every tick, then logs `busy N` (its
+//!   ticks so far);
+//! - `kv-handles`: opens 100 more buckets every tick and keeps them open;
+//! - `cas-handles`: makes 100 more compare-and-swap handles (each holding
+//!   a 64 KiB value) every tick and keeps them;
+//! - `increment-loop`: increments key `count` of bucket `counters` up to 5
+//!   times every tick, stopping at a `busy` answer, and logs `acknowledged
+//!   N busy B`: its increments the store acknowledged so far, and whether
+//!   its last call was answered busy (and so waits to be made again).
 //!
 //! Any other name behaves: it logs `fine` every tick. The floods log the
 //! first refusal of each tick as `refused: <error>`.
@@ -22,13 +34,19 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use hotwasm_sdk::ecs::raw as ecs;
-use hotwasm_sdk::{Cx, Error, Script, Tick, info};
+use hotwasm_sdk::{Cx, Error, Script, Tick, info, kv};
 
 #[derive(Default)]
 struct Mischief {
     hoard: Vec<Vec<u8>>,
     /// Ticks of `kv-flood` and `kv-hoard`, so every tick writes new keys.
     written: u64,
+    /// Ticks of `busy`.
+    busy: u64,
+    /// Increments of `increment-loop` the store acknowledged.
+    acknowledged: u64,
+    buckets: Vec<kv::store::Bucket>,
+    swaps: Vec<kv::atomics::Cas>,
 }
 
 /// Despawns every entity a query without filters returns (its own
@@ -53,7 +71,56 @@ fn despawn_all() {
     info!("despawned {despawned}, refused {refused}");
 }
 
+/// The name of the file this module was loaded from, without `.wasm`.
+fn name() -> String {
+    let path = hotwasm_sdk::module_path();
+    let file = path.rsplit('/').next().unwrap_or_default();
+    file.trim_end_matches(".wasm").to_owned()
+}
+
 impl Mischief {
+    /// Opens 100 more buckets and keeps them.
+    fn open_buckets(&mut self) {
+        let opened = (0..100).map(|n| kv::store::open(&format!("open-{n}")));
+        let kept = log_first_refusal(opened);
+        self.buckets.extend(kept);
+    }
+
+    /// Makes 100 more compare-and-swap handles on a 64 KiB value, and keeps
+    /// them.
+    fn make_swaps(&mut self) {
+        let Ok(bucket) = kv::store::open("swaps") else {
+            return;
+        };
+        // Set once: a change a frame would grow what the tests collect.
+        if !bucket.exists("big").unwrap_or(true) && bucket.set("big", &[1; 64 * 1024]).is_err() {
+            return;
+        }
+        let made = (0..100).map(|_| kv::atomics::Cas::new(&bucket, "big"));
+        let kept = log_first_refusal(made);
+        self.swaps.extend(kept);
+    }
+
+    /// Increments `counters/count` up to 5 times, stopping at the first
+    /// increment the store answers `busy` (the next tick's first one makes
+    /// the same call again, for its answer), counting what it acknowledged.
+    fn increment_loop(&mut self) {
+        let Ok(bucket) = kv::store::open("counters") else {
+            return;
+        };
+        let mut busy = false;
+        for _ in 0..5 {
+            match kv::atomics::increment(&bucket, "count", 1) {
+                Ok(_) => self.acknowledged += 1,
+                Err(error) => {
+                    busy = Error::from(error).is_busy();
+                    break;
+                }
+            }
+        }
+        info!("acknowledged {} busy {busy}", self.acknowledged);
+    }
+
     /// Sets `count` keys of `bucket` never written before to `value`.
     fn write_new_keys(&mut self, bucket: &str, count: u32, value: &[u8]) {
         let Ok(bucket) = hotwasm_sdk::kv::store::open(bucket) else {
@@ -65,17 +132,25 @@ impl Mischief {
     }
 }
 
-/// Runs every attempt and logs the first one refused.
-fn log_first_refusal<T, E: std::fmt::Debug>(attempts: impl Iterator<Item = Result<T, E>>) {
+/// Runs every attempt, logs the first one refused and returns what the
+/// others gave.
+fn log_first_refusal<T, E: std::fmt::Debug>(
+    attempts: impl Iterator<Item = Result<T, E>>,
+) -> Vec<T> {
     let mut first = None;
+    let mut given = Vec::new();
     for attempt in attempts {
-        if let Err(error) = attempt {
-            first.get_or_insert(error);
+        match attempt {
+            Ok(value) => given.push(value),
+            Err(error) => {
+                first.get_or_insert(error);
+            }
         }
     }
     if let Some(error) = first {
         info!("refused: {error:?}");
     }
+    given
 }
 
 fn depth(n: u64) -> u64 {
@@ -100,13 +175,7 @@ fn spin() -> ! {
 }
 
 fn tick(me: &mut Mischief, _: &mut Cx<Mischief>, _: Tick) -> Result<(), Error> {
-    let path = hotwasm_sdk::module_path();
-    let name = path
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches(".wasm");
-    match name {
+    match name().as_str() {
         "loop-handler" => spin(),
         "grow" => me.hoard.push(black_box(vec![1; 1024 * 1024])),
         "recurse" => {
@@ -119,8 +188,20 @@ fn tick(me: &mut Mischief, _: &mut Cx<Mischief>, _: Tick) -> Result<(), Error> {
         }),
         "kv-flood" => me.write_new_keys("flood", 2_000, b"x"),
         "kv-hoard" => me.write_new_keys("hoard", 8, &[7; 64 * 1024]),
-        "spawn-flood" => log_first_refusal((0..1_000).map(|_| ecs::spawn(&[]))),
+        "spawn-flood" => {
+            log_first_refusal((0..1_000).map(|_| ecs::spawn(&[])));
+        }
         "despawn-all" => despawn_all(),
+        "busy" => {
+            (0..1_000_000u64).for_each(|n| {
+                black_box(n);
+            });
+            me.busy += 1;
+            info!("busy {}", me.busy);
+        }
+        "kv-handles" => me.open_buckets(),
+        "cas-handles" => me.make_swaps(),
+        "increment-loop" => me.increment_loop(),
         _ => info!("fine"),
     }
     Ok(())
@@ -133,6 +214,16 @@ impl Script for Mischief {
         }
         cx.every(Duration::from_millis(100), tick)?;
         Ok(())
+    }
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        match name().as_str() {
+            "save-trap" => trap_on_purpose(),
+            "save-loop" => spin(),
+            "save-grow" => Some(black_box(vec![1; 1 << 30])),
+            "save-recurse" => Some(black_box(depth(0)).to_le_bytes().to_vec()),
+            _ => None,
+        }
     }
 }
 

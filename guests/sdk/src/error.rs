@@ -109,6 +109,15 @@ impl Error {
                 | Self::KeyValue(KvError::AccessDenied)
         )
     }
+
+    /// Whether a key-value `increment` or compare-and-swap on a store
+    /// shared with other processes was answered `busy:`: the server has not
+    /// answered yet and this frame's wait for it is spent. The swap goes
+    /// on; make the same call again (now or in a later frame) for its
+    /// answer: it is not made twice.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::KeyValue(KvError::Other(why)) if why.starts_with("busy:"))
+    }
 }
 
 impl std::error::Error for Error {}
