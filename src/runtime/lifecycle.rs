@@ -661,6 +661,8 @@ fn start_generation(
     script: &mut Script,
     script_ref: ScriptRef,
 ) -> Result<(), (FailureStage, CallError)> {
+    let applied =
+        (frame.status.modules.get(&script_ref.module)).map_or(0, |status| status.applied_loaded);
     let world = &mut frame.world;
     let saved = match &mut script.instance {
         Some(old) => {
@@ -673,10 +675,21 @@ fn start_generation(
         None => None,
     };
     let engine = world.resource::<WasmEngine>().clone();
-    let Some(module) = world
-        .resource::<Assets<WasmModule>>()
-        .get(script_ref.module)
-    else {
+    let assets = world.resource::<Assets<WasmModule>>();
+    let in_assets = assets.get(script_ref.module);
+    // Bevy may have applied an older read of the file this frame, after the
+    // runtime applied a newer one (its event comes next frame): the newer
+    // one runs.
+    let newest = in_assets
+        .filter(|module| module.read() < applied)
+        .and_then(|_| {
+            world
+                .get_resource::<LoadOrder>()?
+                .newest(&script_ref.path)?
+                .loaded
+        })
+        .filter(|newest| newest.read() == applied);
+    let Some(module) = newest.as_ref().or(in_assets) else {
         return Err((
             FailureStage::Instantiate,
             CallError {
