@@ -280,6 +280,9 @@ fn the_games_no_cpu_limit_runs_guests_without_a_deadline() {
         ..default()
     });
     let (mut app, good, fine) = good_beside_bad(&assets, "fine", sandbox);
+    update_until(&mut app, "the second module to start", |app| {
+        generation(app, fine).is_some()
+    });
     let before = (ticks(&app, good), seen(&app).lines_of(fine).len());
 
     run_frames(&mut app, 50);
@@ -767,6 +770,10 @@ fn resident_bytes() -> usize {
 
 #[test]
 fn key_value_handles_stop_at_their_bounds_and_host_memory_stays_flat() {
+    // Resident memory is the whole process's: measured with no other test beside it.
+    if !alone_in_a_process("key_value_handles_stop_at_their_bounds_and_host_memory_stays_flat") {
+        return;
+    }
     let assets = AssetDir::new();
     assets.write("cas-handles.wasm", &guest_bytes("mischief"));
     let (mut app, _, buckets) = good_beside_bad(&assets, "kv-handles", Sandbox::default());

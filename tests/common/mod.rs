@@ -345,6 +345,30 @@ pub fn generation(app: &App, entity: Entity) -> Option<u32> {
         .and_then(|script| script.generation())
 }
 
+/// Runs the test named `test` again in a process of its own, with no other
+/// test beside it, and fails if it fails there. True in that process, where
+/// the test's body goes on: for measurements of the whole process, such as
+/// its resident memory, that tests running in parallel would disturb.
+pub fn alone_in_a_process(test: &str) -> bool {
+    const ALONE: &str = "HOTWASM_TEST_ALONE";
+    if std::env::var_os(ALONE).is_some() {
+        return true;
+    }
+    let run = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--test-threads=1", "--nocapture"])
+        .env(ALONE, test)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success() && stdout.contains("1 passed"),
+        "{test} in its own process: {}\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    false
+}
+
 /// Updates the app `frames` times.
 pub fn run_frames(app: &mut App, frames: usize) {
     for _ in 0..frames {
