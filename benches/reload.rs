@@ -6,7 +6,7 @@
 //! cargo bench --bench reload
 //! ```
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

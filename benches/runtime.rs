@@ -47,7 +47,7 @@
 //! cargo bench --bench runtime
 //! ```
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 
 use bevy::asset::io::AssetSourceId;

@@ -2,10 +2,9 @@
 //! window), over a headless app running real guests: each tab shows what
 //! the runtime knows, and its buttons act on the game.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::debug_panel::{
@@ -16,7 +15,6 @@ use bevy_hotwasm::debug_panel::{
 use bevy_hotwasm::{
     Capabilities, CapabilityPolicy, HostMessage, HotWasmPlugin, KvStore, Sandbox, WasmModule,
 };
-use common::*;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
@@ -677,8 +675,8 @@ fn the_panel_switches_tabs() {
 #[cfg(feature = "nats")]
 #[test]
 fn the_key_value_tab_shows_a_shared_stores_connection() {
+    use crate::common::nats_server::{NatsServer, wait_until};
     use bevy_hotwasm::NatsOptions;
-    use common::nats_server::{NatsServer, wait_until};
 
     let mut server = NatsServer::start();
     let store = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();

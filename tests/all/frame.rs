@@ -2,11 +2,9 @@
 //! after its tasks, messages and events, every frame the game is not
 //! paused; one that does not ask is not called at all.
 
-mod common;
-
+use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use common::*;
 use game_types::{Position, Speed, Target};
 
 /// An app running `mover` on an entity at the origin heading east.

@@ -4,14 +4,10 @@
 //! in one game is a watch event in the other's guest, reported once, with
 //! the origin that says where it came from.
 
-#![cfg(feature = "nats")]
-
-mod common;
-
+use crate::common::nats_server::*;
+use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::{KvError, KvOrigin, KvStore, NatsOptions};
-use common::nats_server::*;
-use common::*;
 
 /// A game whose store is the server's, running the `watcher` guest.
 fn game_on(server: &NatsServer) -> (AssetDir, App, Entity) {

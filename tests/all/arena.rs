@@ -3,18 +3,16 @@
 //! steer enemies, score kills into a high score kept on disk, read tuning a
 //! person edits by hand, and a new `enemy_ai` turns every enemy at once.
 
-#[path = "../examples/arena/logic.rs"]
+#[path = "../../examples/arena/logic.rs"]
 #[allow(dead_code, reason = "the windowed game uses what the tests do not")]
 mod logic;
-
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::*;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
-use common::*;
 use game_types::{Position, Team, Velocity};
 use logic::{ArenaLogicPlugin, ArenaModules, Player, PlayerInput, Scoreboard};
 
@@ -199,8 +197,8 @@ fn a_hand_edited_tuning_file_changes_every_enemys_speed() {
 #[cfg(feature = "nats")]
 #[test]
 fn a_tuning_tool_on_a_shared_store_changes_every_enemys_speed() {
+    use crate::common::nats_server::{NatsServer, wait_until};
     use bevy_hotwasm::{KvStore, NatsOptions};
-    use common::nats_server::{NatsServer, wait_until};
 
     let server = NatsServer::start();
     let connect = || KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();

@@ -2,19 +2,17 @@
 //! for changes, cached, and replaced by an embedded default when there is
 //! nothing better. Every refusal is checked by its kind.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::http::{TestServer, dead_url, stalled_url};
+use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{
     FailureStage, ModuleOrigin, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource,
     ServedFrom, SignatureError, TrustedKey, Verified, sign_module,
 };
-use common::http::{TestServer, dead_url, stalled_url};
-use common::*;
 use ed25519_dalek::SigningKey;
 
 const POLL: Duration = Duration::from_millis(50);

@@ -4,16 +4,14 @@
 //! `Event::cloud_event`) and from the game (`KvChanged::cloud_event`,
 //! `WatchedChange::cloud_event`).
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
+use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{CloudEvent, WatchedChange};
 use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, Data, Event};
-use common::*;
 
 /// A generic component: its type path has `<` and `>`.
 #[derive(Component, Reflect, Default)]
@@ -270,7 +268,7 @@ fn component_and_resource_changes_read_the_same_from_the_guest_and_from_the_game
 #[test]
 fn a_generic_types_source_is_a_uri_reference() {
     let type_path = Wrapper::<u32>::type_path();
-    assert_eq!(type_path, "cloudevents::Wrapper<u32>");
+    assert_eq!(type_path, "all::cloudevents::Wrapper<u32>");
     assert!(!is_absolute_path(&format!("/ecs/component/{type_path}")));
     let store_dir = tempfile::tempdir().unwrap();
     let (_assets, mut app, watcher) = watcher(store_dir.path(), Some(("component", type_path)));
@@ -278,7 +276,7 @@ fn a_generic_types_source_is_a_uri_reference() {
     run_frames(&mut app, 2);
     let events = guest_events(&app, watcher);
     let sources: Vec<_> = events.iter().map(|event| event.source()).collect();
-    assert_eq!(sources, ["/ecs/component/cloudevents::Wrapper%3Cu32%3E"]);
+    assert_eq!(sources, ["/ecs/component/all::cloudevents::Wrapper%3Cu32%3E"]);
     assert_eq!(events[0].data(), Some(&Data::Json(7.into())));
 }
 

@@ -2,8 +2,7 @@
 //! `.wasm.sig` in the loader, before anything is compiled, and a refused
 //! update never replaces the running generation.
 
-mod common;
-
+use crate::common::*;
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
@@ -11,7 +10,6 @@ use bevy_hotwasm::{
     FailureStage, ModuleOrigin, SignatureError, Signatures, Verified, WasmModule, private_key_pem,
     sign_module,
 };
-use common::*;
 use ed25519_dalek::SigningKey;
 
 fn signing_key(seed: u8) -> SigningKey {

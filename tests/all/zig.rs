@@ -5,11 +5,9 @@
 //! (`counter`); they talk to Rust guests. The Zig `ticker`'s twin runs
 //! every test of `tests/scheduler.rs`.
 
-mod common;
-
+use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::{FailureStage, FaultKind};
-use common::*;
 
 /// The lines `entity` logged that count starts.
 fn starts(app: &App, entity: Entity) -> Vec<String> {

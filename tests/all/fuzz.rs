@@ -3,10 +3,8 @@
 //! panic. 32 cases per property by default; `PROPTEST_CASES=20000 cargo
 //! test --test fuzz` runs for minutes.
 
-mod common;
-
+use crate::common::guest_bytes;
 use bevy_hotwasm::{WasmEngine, WasmModule};
-use common::guest_bytes;
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {

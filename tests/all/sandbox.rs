@@ -3,8 +3,7 @@
 //! finally quarantined, while a well-behaved one (`ticker`, one line per
 //! 100 ms tick, one tick per frame here) keeps working every frame.
 
-mod common;
-
+use crate::common::*;
 use bevy::diagnostic::DiagnosticsStore;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
@@ -12,7 +11,6 @@ use bevy_hotwasm::{
     Compilation, Compiler, FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined,
     SpawnedBy, WasmDiagnostics,
 };
-use common::*;
 
 /// Quarantine messages, collected.
 #[derive(Resource, Default)]

@@ -2,12 +2,10 @@
 //! it logs every change to `tuning/speed` and to `scores` keys under
 //! `player/`.
 
-mod common;
-
+use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{ChangeKind, WatchedChange};
-use common::*;
 
 fn watcher_with_store() -> (AssetDir, tempfile::TempDir, App, Entity) {
     let store_dir = tempfile::tempdir().unwrap();

@@ -3,8 +3,7 @@
 //! every host import refuses what was not granted with an error naming
 //! the capability, leaving the game as it was.
 
-mod common;
-
+use crate::common::*;
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
@@ -12,7 +11,6 @@ use bevy_hotwasm::{
     CAPABILITIES_SECTION, FailureStage, KvStore, ModuleStatus, Signatures,
     find_capabilities_section, sign_module,
 };
-use common::*;
 use ed25519_dalek::SigningKey;
 use game_types::{Boost, Health, Position};
 
