@@ -6,10 +6,12 @@ The order is the one in the README's Layout section, from the top:
     lib -> debug_panel -> diagnostics -> runtime -> instance -> messages -> asset -> engine
         -> host -> kv -> files
     remote -> trust, files      (beside the chain; only lib uses it)
-    leaves, usable from anywhere: sandbox, trust, source, capabilities
+    leaves, usable from anywhere: sandbox, trust, source, capabilities, stamps
 
-A module may use any module below it in the chain and any leaf; a child
-module may use its parent (`super::`), which this check does not look at.
+A module may use any module below it in the chain and any leaf (`stamps`,
+the event stamps of key-value and component changes alike, is one); a leaf
+uses no other module of the crate. A child module may use its parent
+(`super::`), which this check does not look at.
 Reads every `crate::<module>` path outside comments.
 """
 import pathlib
@@ -18,7 +20,7 @@ import sys
 
 CHAIN = ["lib", "debug_panel", "diagnostics", "runtime", "instance", "messages", "asset",
          "engine", "host", "kv", "files"]
-LEAVES = {"sandbox", "trust", "source", "capabilities"}
+LEAVES = {"sandbox", "trust", "source", "capabilities", "stamps"}
 BESIDE = {"remote": {"trust", "files"}}
 
 

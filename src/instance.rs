@@ -14,9 +14,9 @@ use crate::host::{
     Batch, CallQuota, DetailsStamp, Frame, GameTypes, GuestLine, GuestOutput, HostState,
     InstanceDetails, InstanceIdentity, Message, Script, ScriptPre, TaskDue, Watches,
 };
-use crate::kv::EventStamp;
 use crate::messages::{FailureStage, ScriptRef};
 use crate::sandbox::{FaultKind, GuestLimits, Sandbox};
+use crate::stamps::EventStamp;
 
 /// The game's [`World`] for the length of a frame's script work, boxed so
 /// that lending it to one instance's host imports for a call moves a

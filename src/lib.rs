@@ -189,6 +189,7 @@ mod remote;
 mod runtime;
 mod sandbox;
 mod source;
+mod stamps;
 mod trust;
 
 use bevy::asset::AssetApp;
@@ -208,9 +209,8 @@ pub use host::{
 };
 pub use hotwasm_events::{ChangeKind, CloudEvent};
 pub use kv::{
-    DEFAULT_MAX_STORE_BYTES, EventStamp, KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin,
-    KvStore, KvUsage, MAX_BUCKET_NAME_BYTES, MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES,
-    SharedStatus,
+    DEFAULT_MAX_STORE_BYTES, KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin, KvStore,
+    KvUsage, MAX_BUCKET_NAME_BYTES, MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES, SharedStatus,
 };
 #[cfg(feature = "nats")]
 pub use kv::{NatsOptions, nats_key};
@@ -233,6 +233,7 @@ pub use sandbox::{
     QueueLimits, RaisedLimit, Sandbox,
 };
 pub use source::{ModuleOrigin, file_source_with_debounce};
+pub use stamps::EventStamp;
 pub use trust::{
     KeyError, ModuleTrust, SIGNATURE_KEY_PREFIX, SignatureError, Signatures, TrustPolicy,
     TrustedKey, Verified, private_key_pem, sign_module, signature_path,
@@ -322,7 +323,7 @@ impl Plugin for HotWasmPlugin {
             .add_message::<HostMessage>()
             .add_message::<KvChanged>()
             .add_message::<WatchedChange>()
-            .init_resource::<kv::EventIds>()
+            .init_resource::<stamps::EventIds>()
             .init_resource::<host::SpawnCounts>()
             .add_systems(
                 Update,

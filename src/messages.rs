@@ -14,8 +14,8 @@ use hotwasm_events::{ChangeKind, CloudEvent, Source};
 
 use crate::asset::{WasmModule, WasmModuleLoaderError};
 use crate::host::{MessageError, check_message};
-use crate::kv::EventStamp;
 use crate::sandbox::FaultKind;
+use crate::stamps::EventStamp;
 
 /// The `tracing` target of every line a guest logs, so a game can filter
 /// guest output apart from the host's (`LogPlugin { filter: "hotwasm_guest=debug", .. }`).

@@ -13,6 +13,7 @@ use super::details::{KeyWatch, type_name};
 use super::reflect::{ReflectError, TypeKind, lookup};
 use crate::capabilities::Right;
 use crate::kv::{self, KvChanged, KvOrigin};
+use crate::stamps::EventStamp;
 use hotwasm_events::ChangeKind;
 
 /// The most watches one instance may hold.
@@ -289,7 +290,7 @@ mod tests {
 
     fn change(bucket: &str, key: &str, origin: KvOrigin) -> KvChanged {
         KvChanged {
-            stamp: kv::EventStamp::UNPUBLISHED,
+            stamp: EventStamp::UNPUBLISHED,
             bucket: bucket.into(),
             key: key.into(),
             value: None,

@@ -11,9 +11,11 @@ use bevy::log::warn;
 use crossbeam_channel::Receiver;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
+use super::backend::Backend;
 use super::names::{self, decode, encode};
-use super::{Backend, KvChanged, KvError, KvOrigin};
+use super::{KvChanged, KvError, KvOrigin};
 use crate::files::{content_hash, create_dir_durably, replace_file, sync_dir};
+use crate::stamps::EventStamp;
 
 /// Temporary files start with this; encoded names never do (`.` is encoded).
 const TEMP_PREFIX: char = '.';
@@ -128,7 +130,7 @@ impl DirectoryBackend {
         let mut parts = relative.iter();
         let bucket = decode(parts.next()?.to_str()?)?;
         let name = parts.next()?.to_str()?;
-        if parts.next().is_some() || super::check_bucket(&bucket).is_err() {
+        if parts.next().is_some() || names::check_bucket(&bucket).is_err() {
             return None;
         }
         Some((bucket, decode(name)?))
@@ -266,7 +268,7 @@ impl Backend for DirectoryBackend {
             let bucket = entry.file_name().to_str().and_then(decode);
             if let Some(bucket) = bucket
                 && entry.path().is_dir()
-                && super::check_bucket(&bucket).is_ok()
+                && names::check_bucket(&bucket).is_ok()
             {
                 buckets.push(bucket);
             }
@@ -323,7 +325,7 @@ impl Backend for DirectoryBackend {
             }
             let (bucket, key) = entry;
             out.push(KvChanged {
-                stamp: super::EventStamp::UNPUBLISHED,
+                stamp: EventStamp::UNPUBLISHED,
                 bucket,
                 key,
                 value,

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::{Backend, KvError};
+use super::KvError;
+use super::backend::Backend;
 
 /// Hash maps: a write is a lookup and a copy of the value into the buffer
 /// the key already has; listing keys sorts them.

@@ -6,30 +6,36 @@
 //! does a file edited by hand in a bucket directory (a designer live-tuning
 //! a value).
 
+mod backend;
+mod change;
 mod directory;
+mod error;
 mod memory;
 mod names;
 #[cfg(feature = "nats")]
 mod nats;
 mod usage;
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::time::Duration;
 
 use bevy::prelude::*;
-use hotwasm_events::{ChangeKind, CloudEvent, Source};
-use thiserror::Error;
 
+pub use self::backend::SharedStatus;
+use self::backend::{Backend, Swap};
+pub(crate) use self::change::publish_kv_changes;
+pub use self::change::{KvChanged, KvOrigin};
 use self::directory::DirectoryBackend;
+pub use self::error::KvError;
 use self::memory::MemoryBackend;
+pub(crate) use self::names::{check_bucket, check_key};
 #[cfg(feature = "nats")]
 pub use self::nats::{NatsOptions, nats_key};
 pub use self::usage::KvUsage;
 use self::usage::Usage;
 pub(crate) use self::usage::Writer;
+use crate::stamps::EventStamp;
 
 /// The longest key, in bytes (a key's file name is at most three times as long).
 pub const MAX_KEY_BYTES: usize = 80;
@@ -45,208 +51,6 @@ pub const DEFAULT_MAX_STORE_BYTES: u64 = 1024 * 1024 * 1024;
 /// How many keys one [`KvStore::list_keys`] page holds.
 pub const KEYS_PER_PAGE: usize = 1000;
 
-/// Why the store refused or failed an operation. Every variant names what it
-/// was about.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum KvError {
-    /// A bucket name outside `[A-Za-z0-9_.-]`, empty, `.`/`..`, or too long.
-    #[error("bucket name {bucket:?} is not allowed: {reason}")]
-    InvalidBucket {
-        /// The bucket name.
-        bucket: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// An empty key, or one that could escape its bucket directory (a `.` or
-    /// `..` segment between slashes, a NUL or a backslash).
-    #[error("key {key:?} is not allowed: {reason}")]
-    InvalidKey {
-        /// The key.
-        key: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A key longer than [`MAX_KEY_BYTES`].
-    #[error("key of {len} bytes is longer than the limit of {max}")]
-    KeyTooLong {
-        /// The key's length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A value larger than [`MAX_VALUE_BYTES`].
-    #[error("value of {len} bytes for key {key:?} is larger than the limit of {max}")]
-    ValueTooLarge {
-        /// The key.
-        key: String,
-        /// The value's length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Creating the bucket would exceed [`MAX_BUCKETS`].
-    #[error("bucket {bucket:?} would be bucket number {}, over the limit of {max}", max + 1)]
-    TooManyBuckets {
-        /// The bucket that was to be created.
-        bucket: String,
-        /// The limit.
-        max: usize,
-    },
-    /// `increment` on a value that is not a decimal integer.
-    #[error("value of {bucket}/{key} is not a decimal integer, so it cannot be incremented")]
-    NotANumber {
-        /// The bucket.
-        bucket: String,
-        /// The key.
-        key: String,
-    },
-    /// `increment` would overflow a signed 64-bit integer.
-    #[error("incrementing {bucket}/{key} would overflow")]
-    Overflow {
-        /// The bucket.
-        bucket: String,
-        /// The key.
-        key: String,
-    },
-    /// The write would take the store past its ceiling
-    /// ([`KvStore::with_max_bytes`]), whoever writes.
-    #[error("writing {bucket}/{key} would take the store past its ceiling of {max} bytes")]
-    StoreFull {
-        /// The bucket.
-        bucket: String,
-        /// The key.
-        key: String,
-        /// The ceiling.
-        max: u64,
-    },
-    /// A module's write would take it past one of its key-value totals
-    /// ([`GuestLimits`](crate::GuestLimits)).
-    #[error("module {module} writing {bucket}/{key} would keep more than {total}")]
-    ModuleTotal {
-        /// The module's asset path.
-        module: String,
-        /// The bucket.
-        bucket: String,
-        /// The key.
-        key: String,
-        /// Which total, e.g. `10000 keys in one bucket (GuestLimits::max_kv_keys_per_bucket)`.
-        total: String,
-    },
-    /// A guest's `increment` or compare-and-swap on a shared store that
-    /// the server has not answered, while this frame's wait for the server
-    /// is spent (`NatsOptions::max_frame_wait`). The swap goes on: the same
-    /// call made again, in this frame or a later one, gets its answer, and
-    /// is never made twice. Retry it.
-    #[error(
-        "busy: the server has not answered a compare-and-swap of {bucket}/{key} yet, and this \
-         frame's wait for it is spent: make the same call again, now or in a later frame, for \
-         its answer (it is not made twice)"
-    )]
-    Busy {
-        /// The bucket.
-        bucket: String,
-        /// The key.
-        key: String,
-    },
-    /// Other processes changed the key every time an `increment` tried.
-    #[error("key {key:?} in bucket {bucket} changed under each of {tries} tries to increment it")]
-    Contended {
-        /// The bucket.
-        bucket: String,
-        /// The key.
-        key: String,
-        /// How many times it tried.
-        tries: usize,
-    },
-    /// The server of a shared store could not be reached or refused it.
-    #[error("key-value server {url}: {reason}")]
-    Remote {
-        /// The server.
-        url: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The disk failed.
-    #[error("key-value store I/O on {path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What the OS said.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Who changed a value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KvOrigin {
-    /// A Bevy system, through [`KvStore`].
-    Host,
-    /// The script instance on this entity.
-    Guest(Entity),
-    /// Someone outside the game: a file in a bucket directory was edited.
-    External,
-    /// A developer tool inside the game, such as the debug panel: written
-    /// with [`KvStore::set_as`] and its siblings.
-    Tool,
-    /// Another process sharing the store (`KvStore::connect_nats`, feature
-    /// `nats`), at the server's `revision` of the change.
-    Remote {
-        /// The change's revision on the server.
-        revision: u64,
-        /// Changes before this one that this store will never see: made
-        /// while it was disconnected and replaced by newer changes of
-        /// their keys before it was back (the server keeps the newest
-        /// value of each key). Their keys' newest values arrive as
-        /// changes of their own; 0 almost always.
-        skipped: u64,
-    },
-}
-
-impl KvOrigin {
-    /// Whether the change was made outside this game: its store learns of
-    /// it rather than making it.
-    pub fn is_outside(self) -> bool {
-        matches!(self, KvOrigin::External | KvOrigin::Remote { .. })
-    }
-}
-
-/// A value was set or deleted. Written once per frame, before
-/// [`WasmSystems::Run`](crate::WasmSystems::Run), for every change since
-/// the last one.
-#[derive(Message, Clone, Debug, PartialEq, Eq)]
-pub struct KvChanged {
-    /// Its CloudEvents `id` and times, the ones watching guests get. Given
-    /// when the change is published.
-    pub stamp: EventStamp,
-    /// The bucket.
-    pub bucket: String,
-    /// The key.
-    pub key: String,
-    /// The new value, or `None` when the key was deleted.
-    pub value: Option<Vec<u8>>,
-    /// Who changed it.
-    pub origin: KvOrigin,
-}
-
-impl KvChanged {
-    /// The change as the CloudEvent watching guests get
-    /// ([`CloudEvent::to_json`] writes its JSON form).
-    pub fn cloud_event(&self) -> CloudEvent<'_> {
-        let (kind, data) = match &self.value {
-            Some(value) => (ChangeKind::KvSet, value.as_slice()),
-            None => (ChangeKind::KvDelete, &[][..]),
-        };
-        self.stamp.cloud_event(
-            Source::Bucket(&self.bucket).to_string().into(),
-            kind,
-            self.key.as_str().into(),
-            data,
-        )
-    }
-}
-
 /// One page of a bucket's keys, in sorted order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyPage {
@@ -254,83 +58,6 @@ pub struct KeyPage {
     pub keys: Vec<String>,
     /// Where the next page starts, or `None` after the last page.
     pub cursor: Option<u64>,
-}
-
-/// Where the values live.
-trait Backend: Send + Sync {
-    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
-    /// Returns the length of the value it replaced, if there was one.
-    fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<Option<u64>, KvError>;
-    /// Returns the length of the value it deleted, if the key existed.
-    fn delete(&mut self, bucket: &str, key: &str) -> Result<Option<u64>, KvError>;
-    /// Every key of the bucket, sorted.
-    fn keys(&self, bucket: &str) -> Result<Vec<String>, KvError>;
-    fn buckets(&self) -> Result<Vec<String>, KvError>;
-    /// The length of the value at `key`, if set.
-    fn value_len(&self, bucket: &str, key: &str) -> Result<Option<u64>, KvError>;
-    /// The bytes of every value.
-    fn total_bytes(&self) -> Result<u64, KvError>;
-    /// Changes made from outside since the last call.
-    fn external_changes(&mut self, _out: &mut Vec<KvChanged>) {}
-    /// The connection of a store shared with other processes.
-    fn shared_status(&self) -> Option<SharedStatus> {
-        None
-    }
-    /// How long the game's exit waits for writes not sent yet.
-    fn exit_wait(&self) -> Duration {
-        Duration::ZERO
-    }
-    /// Sets `key` to `value` if it holds `expected`, atomically for every
-    /// process sharing the store; `None` for a store this game has alone,
-    /// which the store compares and sets itself. A guest's swap waits at
-    /// most `wait` (then [`KvError::Busy`]); the game's, the backend's own
-    /// bound.
-    fn swap(
-        &mut self,
-        _bucket: &str,
-        _key: &str,
-        _expected: Option<&[u8]>,
-        _value: &[u8],
-        _wait: Option<Duration>,
-    ) -> Option<Result<Swap, KvError>> {
-        None
-    }
-    /// The most all guests' swaps may wait for a server in one frame.
-    fn max_frame_wait(&self) -> Duration {
-        Duration::ZERO
-    }
-    /// Swaps whose caller stopped waiting, found landed since the last
-    /// call: (bucket, key, value, length of the value replaced).
-    fn take_abandoned(&mut self, _out: &mut Vec<(String, String, Vec<u8>, Option<u64>)>) {}
-}
-
-/// The connection of a store shared with other processes
-/// ([`KvStore::shared_status`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SharedStatus {
-    /// The server.
-    pub url: String,
-    /// Whether the connection is up now.
-    pub connected: bool,
-    /// The newest revision of the shared bucket this store has applied.
-    pub last_revision: u64,
-    /// Writes sent to the server and not yet acknowledged.
-    pub queued_writes: usize,
-    /// Changes this store never saw since it connected: replaced on the
-    /// server while it was disconnected ([`KvOrigin::Remote`]'s
-    /// `skipped`).
-    pub skipped_changes: u64,
-    /// The lag: changes on the server this store had not received when it
-    /// received its last (0 once it has caught up).
-    pub behind: u64,
-}
-
-/// How a shared store's compare-and-swap went.
-enum Swap {
-    /// It swapped; the length of the value it replaced, if any.
-    Done(Option<u64>),
-    /// The key holds this instead (`None`: unset).
-    Holds(Option<Vec<u8>>),
 }
 
 /// How many times `increment` tries again when another process changed
@@ -751,173 +478,6 @@ pub(crate) fn send_writes_on_exit(mut exits: MessageReader<AppExit>, store: Opti
             status.url
         );
     }
-}
-
-/// Writes every change since the last frame as a [`KvChanged`] message,
-/// each with its event id and the frame's clocks.
-pub(crate) fn publish_kv_changes(
-    mut store: ResMut<KvStore>,
-    ids: Res<EventIds>,
-    time: Option<Res<Time<Virtual>>>,
-    mut changed: MessageWriter<KvChanged>,
-) {
-    // Taking the change log is bookkeeping, not a change of the store.
-    let mut changes = store.bypass_change_detection().take_changes();
-    if changes.is_empty() {
-        return;
-    }
-    let clocks = FrameClocks::now(time.map(|time| time.elapsed()));
-    for change in &mut changes {
-        change.stamp = ids.stamp(clocks);
-    }
-    changed.write_batch(changes);
-}
-
-/// What every CloudEvent of one change shares, whoever gets it: its `id`,
-/// its `time` and its `virtualtime`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EventStamp {
-    /// The CloudEvents `id`: one counter for key-value and component
-    /// changes, starting at a random number in each run, so unique across
-    /// runs over one store and across processes.
-    pub id: u64,
-    /// The wall clock of the frame that published the change.
-    pub time: SystemTime,
-    /// The game's virtual time of that frame.
-    pub virtual_time: Duration,
-}
-
-impl EventStamp {
-    /// The stamp of a change not published yet.
-    pub(crate) const UNPUBLISHED: Self = Self {
-        id: 0,
-        time: SystemTime::UNIX_EPOCH,
-        virtual_time: Duration::ZERO,
-    };
-
-    /// The change's CloudEvent.
-    pub(crate) fn cloud_event<'a>(
-        &self,
-        source: Cow<'a, str>,
-        kind: ChangeKind,
-        subject: Cow<'a, str>,
-        data: &'a [u8],
-    ) -> CloudEvent<'a> {
-        CloudEvent {
-            id: self.id,
-            source,
-            kind,
-            subject,
-            time: self.time,
-            virtual_time: self.virtual_time,
-            data,
-        }
-    }
-}
-
-/// The clocks of the frame that publishes changes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct FrameClocks {
-    time: SystemTime,
-    virtual_time: Duration,
-}
-
-impl FrameClocks {
-    /// The wall clock now, and the game's virtual time (zero without one).
-    pub(crate) fn now(virtual_time: Option<Duration>) -> Self {
-        Self {
-            time: SystemTime::now(),
-            virtual_time: virtual_time.unwrap_or_default(),
-        }
-    }
-}
-
-/// The CloudEvents ids of change events, key-value and component alike: a
-/// resource. The first is a random number, so ids stay unique across runs
-/// over one store and across processes (two runs' ranges would overlap
-/// only after about 2^61 events).
-#[derive(Resource)]
-pub(crate) struct EventIds(AtomicU64);
-
-impl Default for EventIds {
-    fn default() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        // std's RandomState is seeded from the OS's randomness once per
-        // process; the time and the process id set runs apart further.
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        let since_1970 = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        hasher.write_u128(since_1970.as_nanos());
-        hasher.write_u32(std::process::id());
-        // Room to count up without wrapping.
-        Self(AtomicU64::new(hasher.finish() >> 2))
-    }
-}
-
-impl EventIds {
-    /// The next change's stamp: the next id, at the frame's `clocks`.
-    pub(crate) fn stamp(&self, clocks: FrameClocks) -> EventStamp {
-        EventStamp {
-            id: self.0.fetch_add(1, Ordering::Relaxed) + 1,
-            time: clocks.time,
-            virtual_time: clocks.virtual_time,
-        }
-    }
-}
-
-/// Bucket names become directory names, so only a safe alphabet is allowed.
-pub(crate) fn check_bucket(bucket: &str) -> Result<(), KvError> {
-    let refuse = |reason| {
-        Err(KvError::InvalidBucket {
-            bucket: bucket.to_owned(),
-            reason,
-        })
-    };
-    if bucket.is_empty() {
-        return refuse("it is empty");
-    }
-    if bucket.len() > MAX_BUCKET_NAME_BYTES {
-        return refuse("it is longer than 64 bytes");
-    }
-    if bucket == "." || bucket == ".." || bucket.contains(['/', '\\', '\0']) {
-        return refuse("it would escape the store's directory");
-    }
-    if !bucket
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-    {
-        return refuse("only ASCII letters, digits, `_`, `-` and `.` are allowed");
-    }
-    Ok(())
-}
-
-/// Keys are encoded into file names, so any text is safe on disk; keys that
-/// look like an attempt to leave the bucket are refused all the same.
-pub(crate) fn check_key(key: &str) -> Result<(), KvError> {
-    let refuse = |reason| {
-        Err(KvError::InvalidKey {
-            key: key.to_owned(),
-            reason,
-        })
-    };
-    if key.is_empty() {
-        return refuse("it is empty");
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(KvError::KeyTooLong {
-            len: key.len(),
-            max: MAX_KEY_BYTES,
-        });
-    }
-    if key.contains(['\0', '\\'])
-        || key
-            .split('/')
-            .any(|segment| segment == ".." || segment == ".")
-    {
-        return refuse("it would escape the bucket directory");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

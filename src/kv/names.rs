@@ -1,4 +1,5 @@
-//! Key and bucket names as file names that mean the same on every
+//! Key and bucket names: which the store allows ([`check_bucket`],
+//! [`check_key`]), and their file names, which mean the same on every
 //! filesystem a game ships to: lower-case ASCII letters, digits, `-` and `_`
 //! stay, every other byte becomes `%XX` (upper-case hex). So `A` and `a` stay
 //! apart where names are compared ignoring case (macOS, Windows), no name
@@ -9,6 +10,62 @@
 //! Stores written before this encoding kept upper-case letters and bucket
 //! names as they were; [`legacy_key`] and [`legacy_bucket`] read those names,
 //! so opening an old store renames its files once.
+
+use super::{KvError, MAX_BUCKET_NAME_BYTES, MAX_KEY_BYTES};
+
+/// Bucket names become directory names, so only a safe alphabet is allowed.
+pub(crate) fn check_bucket(bucket: &str) -> Result<(), KvError> {
+    let refuse = |reason| {
+        Err(KvError::InvalidBucket {
+            bucket: bucket.to_owned(),
+            reason,
+        })
+    };
+    if bucket.is_empty() {
+        return refuse("it is empty");
+    }
+    if bucket.len() > MAX_BUCKET_NAME_BYTES {
+        return refuse("it is longer than 64 bytes");
+    }
+    if bucket == "." || bucket == ".." || bucket.contains(['/', '\\', '\0']) {
+        return refuse("it would escape the store's directory");
+    }
+    if !bucket
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return refuse("only ASCII letters, digits, `_`, `-` and `.` are allowed");
+    }
+    Ok(())
+}
+
+/// Keys are encoded into file names, so any text is safe on disk; keys that
+/// look like an attempt to leave the bucket are refused all the same.
+pub(crate) fn check_key(key: &str) -> Result<(), KvError> {
+    let refuse = |reason| {
+        Err(KvError::InvalidKey {
+            key: key.to_owned(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return refuse("it is empty");
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(KvError::KeyTooLong {
+            len: key.len(),
+            max: MAX_KEY_BYTES,
+        });
+    }
+    if key.contains(['\0', '\\'])
+        || key
+            .split('/')
+            .any(|segment| segment == ".." || segment == ".")
+    {
+        return refuse("it would escape the bucket directory");
+    }
+    Ok(())
+}
 
 /// Device names Windows reserves, whatever the case or extension.
 const RESERVED: [&str; 4] = ["con", "prn", "aux", "nul"];
@@ -74,7 +131,7 @@ pub(super) fn legacy_key(name: &str) -> Option<String> {
 /// The bucket an old store's directory name is: bucket names were their
 /// own directory names.
 pub(super) fn legacy_bucket(name: &str) -> Option<String> {
-    super::check_bucket(name).is_ok().then(|| name.to_owned())
+    check_bucket(name).is_ok().then(|| name.to_owned())
 }
 
 /// `name` with each `marker` and two hex digits turned into its byte, if

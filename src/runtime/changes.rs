@@ -18,8 +18,9 @@ use hotwasm_events::ChangeKind;
 
 use super::Runner;
 use crate::host::{ComponentChanges, event_json, selected_by};
-use crate::kv::{EventIds, EventStamp, FrameClocks, KvChanged};
+use crate::kv::KvChanged;
 use crate::messages::WatchedChange;
+use crate::stamps::{EventIds, EventStamp, FrameClocks};
 
 /// One component or resource change, with its CloudEvents id and times.
 struct EcsChange {
