@@ -1,3 +1,5 @@
+use bevy::asset::io::AssetSourceId;
+
 use super::*;
 
 fn parse(manifest: &str) -> Capabilities {
@@ -209,25 +211,32 @@ fn a_meta_file_narrows_and_never_widens() {
 
 /// `bytes` with a custom section `name` holding `data` appended.
 fn with_custom_section(bytes: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
-    fn leb(mut value: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (value & 0x7f) as u8;
-            value >>= 7;
-            out.push(if value == 0 { byte } else { byte | 0x80 });
-            if value == 0 {
-                break;
-            }
-        }
-    }
     let mut payload = Vec::new();
     leb(name.len(), &mut payload);
     payload.extend_from_slice(name.as_bytes());
     payload.extend_from_slice(data);
+    with_section(bytes, 0, &payload)
+}
+
+/// `bytes` with a section `id` holding `payload` appended.
+fn with_section(bytes: &[u8], id: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
-    out.push(0);
+    out.push(id);
     leb(payload.len(), &mut out);
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
     out
+}
+
+/// `value` as unsigned LEB128, appended to `out`.
+fn leb(mut value: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        out.push(if value == 0 { byte } else { byte | 0x80 });
+        if value == 0 {
+            break;
+        }
+    }
 }
 
 #[test]
@@ -240,6 +249,11 @@ fn sections_are_found_at_the_top_and_in_nested_modules() {
     .unwrap();
     assert_eq!(find_section(&component).as_deref(), Some(&b"tasks 2\n"[..]));
     let both = with_custom_section(&component, SECTION, b"frame\n");
+    // The component's own sections first, then its nested modules'.
+    assert_eq!(
+        find_section(&both).as_deref(),
+        Some(&b"frame\n\ntasks 2\n"[..])
+    );
     let found = String::from_utf8(find_section(&both).unwrap()).unwrap();
     assert_eq!(parse(&found), parse("tasks 2\nframe"));
     let unrelated = with_custom_section(&component, "hotwasm:other", b"all");
@@ -257,4 +271,24 @@ fn sections_are_found_at_the_top_and_in_nested_modules() {
         find_section(b"\0asm\x0d\0\x01\0\0\xff\xff\xff\xff\xff"),
         None
     );
+}
+
+#[test]
+fn damage_in_a_nested_module_hides_only_what_follows_it_there() {
+    const CORE_MODULE: &[u8] = b"\0asm\x01\0\0\0";
+    const COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+    let frame = with_custom_section(CORE_MODULE, SECTION, b"frame");
+    // A malformed section id after its manifest.
+    let mut damaged = with_custom_section(CORE_MODULE, SECTION, b"tasks 1");
+    damaged.push(0xff);
+    let component = with_section(COMPONENT, 1, &frame);
+    let component = with_section(&component, 1, &damaged);
+    let component = with_custom_section(&component, SECTION, b"spawn *");
+    // The component's own section, then its modules, the last one first.
+    assert_eq!(
+        find_section(&component).as_deref(),
+        Some(&b"spawn *\ntasks 1\nframe"[..])
+    );
+    // Bytes that are not Wasm hold no section.
+    assert_eq!(find_section(b"not wasm, though long enough"), None);
 }
