@@ -13,7 +13,6 @@ use super::details::{KeyWatch, type_name};
 use super::reflect::{ReflectError, TypeKind, lookup};
 use crate::capabilities::Right;
 use crate::kv::{self, KvChanged, KvOrigin};
-use crate::stamps::EventStamp;
 use hotwasm_events::ChangeKind;
 
 /// The most watches one instance may hold.
@@ -287,6 +286,7 @@ impl Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stamps::EventStamp;
 
     fn change(bucket: &str, key: &str, origin: KvOrigin) -> KvChanged {
         KvChanged {

@@ -276,7 +276,10 @@ fn a_generic_types_source_is_a_uri_reference() {
     run_frames(&mut app, 2);
     let events = guest_events(&app, watcher);
     let sources: Vec<_> = events.iter().map(|event| event.source()).collect();
-    assert_eq!(sources, ["/ecs/component/all::cloudevents::Wrapper%3Cu32%3E"]);
+    assert_eq!(
+        sources,
+        ["/ecs/component/all::cloudevents::Wrapper%3Cu32%3E"]
+    );
     assert_eq!(events[0].data(), Some(&Data::Json(7.into())));
 }
 
