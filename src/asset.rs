@@ -92,7 +92,8 @@ impl WasmModule {
             .compile(bytes)
             .map_err(|error| WasmModuleLoaderError::Compile {
                 path: path.clone(),
-                cause: format!("{error:#}{}", describe_unprovided_imports(bytes)),
+                error: Arc::new(error),
+                imports: describe_unprovided_imports(bytes),
             })?;
         if let Some(export) = REQUIRED_EXPORTS
             .into_iter()
@@ -108,12 +109,12 @@ impl WasmModule {
             .instantiate_pre(&component)
             .map_err(|error| WasmModuleLoaderError::UnsatisfiedImport {
                 path: path.clone(),
-                cause: format!("{error:#}"),
+                error: Arc::new(error),
             })?;
         let pre = ScriptPre::new(instance_pre).map_err(|error| {
             WasmModuleLoaderError::ExportMismatch {
                 path: path.clone(),
-                cause: format!("{error:#}"),
+                error: Arc::new(error),
             }
         })?;
         Ok(Self {
@@ -344,12 +345,16 @@ pub enum WasmModuleLoaderError {
     },
     /// A component header, but wasmtime could not validate or compile it
     /// (truncated or corrupt bytes, an unsupported proposal, ...).
-    #[error("module {path} is not a valid component: {cause}")]
+    #[error("module {path} is not a valid component: {error:#}{imports}")]
     Compile {
         /// The module's asset path.
         path: String,
-        /// wasmtime's explanation.
-        cause: String,
+        /// wasmtime's error (shared, so a failed load can be kept and cloned).
+        #[source]
+        error: Arc<wasmtime::Error>,
+        /// The imports this host does not provide, when they explain the
+        /// refusal (a component over the validator's limits); else empty.
+        imports: String,
     },
     /// The component lacks an export of the `hotwasm:script` world.
     #[error(
@@ -363,12 +368,13 @@ pub enum WasmModuleLoaderError {
     },
     /// The component imports something this host does not provide, or
     /// provides with another type.
-    #[error("module {path} cannot be linked: {cause}")]
+    #[error("module {path} cannot be linked: {error:#}")]
     UnsatisfiedImport {
         /// The module's asset path.
         path: String,
-        /// wasmtime's explanation, which names the import.
-        cause: String,
+        /// wasmtime's error, which names the import.
+        #[source]
+        error: Arc<wasmtime::Error>,
     },
     /// The module's `hotwasm:capabilities` section, or the capabilities
     /// of its `.wasm.meta`, could not be read.
@@ -391,12 +397,13 @@ pub enum WasmModuleLoaderError {
         error: NarrowingError,
     },
     /// An export of the `hotwasm:script` world has the wrong type.
-    #[error("module {path} has an export of the wrong type: {cause}")]
+    #[error("module {path} has an export of the wrong type: {error:#}")]
     ExportMismatch {
         /// The module's asset path.
         path: String,
-        /// wasmtime's explanation, which names the export.
-        cause: String,
+        /// wasmtime's error, which names the export.
+        #[source]
+        error: Arc<wasmtime::Error>,
     },
 }
 
@@ -414,17 +421,22 @@ impl Clone for WasmModuleLoaderError {
             },
             Self::NotWasm { path } => Self::NotWasm { path: path.clone() },
             Self::CoreModule { path } => Self::CoreModule { path: path.clone() },
-            Self::Compile { path, cause } => Self::Compile {
+            Self::Compile {
+                path,
+                error,
+                imports,
+            } => Self::Compile {
                 path: path.clone(),
-                cause: cause.clone(),
+                error: error.clone(),
+                imports: imports.clone(),
             },
             Self::MissingExport { path, export } => Self::MissingExport {
                 path: path.clone(),
                 export: export.clone(),
             },
-            Self::UnsatisfiedImport { path, cause } => Self::UnsatisfiedImport {
+            Self::UnsatisfiedImport { path, error } => Self::UnsatisfiedImport {
                 path: path.clone(),
-                cause: cause.clone(),
+                error: error.clone(),
             },
             Self::Capabilities { path, error } => Self::Capabilities {
                 path: path.clone(),
@@ -434,9 +446,9 @@ impl Clone for WasmModuleLoaderError {
                 path: path.clone(),
                 error: error.clone(),
             },
-            Self::ExportMismatch { path, cause } => Self::ExportMismatch {
+            Self::ExportMismatch { path, error } => Self::ExportMismatch {
                 path: path.clone(),
-                cause: cause.clone(),
+                error: error.clone(),
             },
         }
     }
@@ -575,15 +587,21 @@ async fn on_compile_threads(
             let message = (panic.downcast_ref::<&str>().copied())
                 .or(panic.downcast_ref::<String>().map(String::as_str))
                 .unwrap_or("no message");
-            Err(WasmModuleLoaderError::Compile {
+            Err(compile_error(
                 path,
-                cause: format!("the compiler panicked: {message}"),
-            })
+                format!("the compiler panicked: {message}"),
+            ))
         }
-        Err(_) => Err(WasmModuleLoaderError::Compile {
-            path,
-            cause: "the compile thread stopped".to_owned(),
-        }),
+        Err(_) => Err(compile_error(path, "the compile thread stopped")),
+    }
+}
+
+/// A compile error of the host's own making (no wasmtime error behind it).
+fn compile_error(path: String, message: impl Into<String>) -> WasmModuleLoaderError {
+    WasmModuleLoaderError::Compile {
+        path,
+        error: Arc::new(wasmtime::Error::msg(message.into())),
+        imports: String::new(),
     }
 }
 
@@ -720,11 +738,13 @@ mod tests {
     fn a_compile_that_panics_is_an_error_naming_the_module() {
         let compile = || -> Result<WasmModule, WasmModuleLoaderError> { panic!("on purpose") };
         let result = bevy::tasks::block_on(on_compile_threads(compile, "modules/x.wasm".into()));
-        let Err(WasmModuleLoaderError::Compile { path, cause }) = result else {
+        let Err(error @ WasmModuleLoaderError::Compile { .. }) = result else {
             panic!("expected a compile error");
         };
-        assert_eq!(path, "modules/x.wasm");
-        assert_eq!(cause, "the compiler panicked: on purpose");
+        assert_eq!(
+            error.to_string(),
+            "module modules/x.wasm is not a valid component: the compiler panicked: on purpose"
+        );
     }
 
     #[test]
@@ -734,18 +754,22 @@ mod tests {
             .collect();
         let bytes = wat::parse_str(format!("(component {imports})")).unwrap();
         let engine = WasmEngine::build(Default::default(), &Default::default()).unwrap();
-        let Err(WasmModuleLoaderError::Compile { path, cause }) =
-            WasmModule::from_bytes(&engine, "modules/many.wasm", &bytes)
+        let Err(WasmModuleLoaderError::Compile {
+            path,
+            error,
+            imports,
+        }) = WasmModule::from_bytes(&engine, "modules/many.wasm", &bytes)
         else {
             panic!("expected a compile error");
         };
         assert_eq!(path, "modules/many.wasm");
+        assert!(format!("{error:#}").contains("exceeds limit"), "{error:#}");
         assert!(
-            cause.contains(
+            imports.contains(
                 "it imports 10000 items; this host provides none of `mod:missing/thing-0`, \
                  `mod:missing/thing-1`, `mod:missing/thing-2` and 9997 more"
             ),
-            "{cause}"
+            "{imports}"
         );
     }
 
@@ -754,14 +778,11 @@ mod tests {
         let caller = std::thread::current().id();
         let compile = move || {
             assert_ne!(std::thread::current().id(), caller);
-            Err(WasmModuleLoaderError::Compile {
-                path: "modules/x.wasm".into(),
-                cause: "checked".into(),
-            })
+            Err(compile_error("modules/x.wasm".into(), "checked"))
         };
         let result = bevy::tasks::block_on(on_compile_threads(compile, "modules/x.wasm".into()));
         assert!(
-            matches!(result, Err(WasmModuleLoaderError::Compile { cause, .. }) if cause == "checked")
+            matches!(result, Err(WasmModuleLoaderError::Compile { error, .. }) if error.to_string() == "checked")
         );
     }
 }

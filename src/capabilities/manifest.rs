@@ -108,6 +108,7 @@ fn parse_value(right: Right, value: &str) -> Result<Pattern, String> {
 /// A manifest that could not be read.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[error("line {line}: {message}")]
+#[non_exhaustive]
 pub struct ManifestError {
     /// Its line, from 1.
     pub line: usize,

@@ -172,6 +172,7 @@ fn source_name(source: &AssetSourceId) -> String {
     "its .wasm.meta may only narrow what the module is granted, and asks for more: {}",
     widening.join("; ")
 )]
+#[non_exhaustive]
 pub struct NarrowingError {
     /// The lines it asked for beyond the grant.
     pub widening: Vec<String>,

@@ -31,6 +31,7 @@ pub use self::error::KvError;
 use self::memory::MemoryBackend;
 pub(crate) use self::names::{check_bucket, check_key};
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use self::nats::{NatsOptions, nats_key};
 pub use self::usage::KvUsage;
 use self::usage::Usage;
@@ -106,6 +107,7 @@ impl KvStore {
     /// server and the current values; after that no frame waits on the
     /// network.
     #[cfg(feature = "nats")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
     pub fn connect_nats(url: &str, options: NatsOptions) -> Result<Self, KvError> {
         Self::with_backend(Box::new(nats::NatsBackend::connect(url, &options)?))
     }
