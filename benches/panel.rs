@@ -10,14 +10,11 @@
 //! cargo bench --features debug_panel --bench panel
 //! ```
 
-#[path = "../tests/all/common/mod.rs"]
-mod common;
-
 use bevy::prelude::*;
 use bevy_hotwasm::KvStore;
 use bevy_hotwasm::debug_panel::{HotWasmPanelPlugin, PanelState, PanelTab, ui_for_panel};
-use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
+use hotwasm_test_support::*;
 
 const INSTANCES: usize = 1000;
 const KEYS: usize = 10_000;

@@ -6,13 +6,10 @@
 //! cargo bench --bench reload
 //! ```
 
-#[path = "../tests/all/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use hotwasm_test_support::*;
 
 fn file_write_to_new_generation(c: &mut Criterion) {
     let mut group = c.benchmark_group("hot_reload");

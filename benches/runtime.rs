@@ -47,9 +47,6 @@
 //! cargo bench --bench runtime
 //! ```
 
-#[path = "../tests/all/common/mod.rs"]
-mod common;
-
 use bevy::asset::io::AssetSourceId;
 use bevy::ecs::message::Messages;
 use bevy::ecs::reflect::AppTypeRegistry;
@@ -58,9 +55,9 @@ use bevy::prelude::*;
 use bevy::reflect::serde::TypedReflectSerializer;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{COMPILED_KEPT, Compilation, Compiler, Sandbox, WasmEngine};
-use common::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use game_types::Position;
+use hotwasm_test_support::*;
 
 const INSTANCES: usize = 100;
 const MESSAGES: usize = 10_000;

@@ -17,9 +17,9 @@ mkdir -p "$(dirname "$out")"
 # A fresh save, so the picture does not depend on earlier games.
 save=$(mktemp -d)
 trap 'rm -rf "$save"' EXIT
-cargo build --locked --example arena --features arena
+cargo build --locked -p arena
 WGPU_BACKEND=${WGPU_BACKEND:-vulkan} timeout 300 \
     xvfb-run -a -s "-screen 0 1280x720x24" \
-    cargo run --locked --example arena --features arena -- \
+    cargo run --locked -p arena -- \
     --autoplay --screenshot "$out" --save-dir "$save" "$@"
 echo "screenshot: $out"

@@ -3,7 +3,6 @@
 //! every host import refuses what was not granted with an error naming
 //! the capability, leaving the game as it was.
 
-use crate::common::*;
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
@@ -13,6 +12,7 @@ use bevy_hotwasm::{
 };
 use ed25519_dalek::SigningKey;
 use game_types::{Boost, Health, Position};
+use hotwasm_test_support::*;
 
 /// What the narrow intruder is allowed, and does.
 const ALLOWED: [&str; 4] = [

@@ -6,12 +6,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{CloudEvent, WatchedChange};
 use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, Data, Event};
+use hotwasm_test_support::*;
 
 /// A generic component: its type path has `<` and `>`.
 #[derive(Component, Reflect, Default)]

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use crate::common::*;
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::debug_panel::{
@@ -17,6 +16,7 @@ use bevy_hotwasm::{
 };
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
+use hotwasm_test_support::*;
 
 /// An app running `modules/<file>` on one entity, with the panel's state
 /// and actions (no window), once the script has started or failed to.
@@ -675,8 +675,8 @@ fn the_panel_switches_tabs() {
 #[cfg(feature = "nats")]
 #[test]
 fn the_key_value_tab_shows_a_shared_stores_connection() {
-    use crate::common::nats_server::{NatsServer, wait_until};
     use bevy_hotwasm::NatsOptions;
+    use hotwasm_test_support::nats_server::{NatsServer, wait_until};
 
     let mut server = NatsServer::start();
     let store = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();

@@ -1,9 +1,9 @@
 //! Guests reading and writing the game's ECS by type path, through the
 //! `inspector` guest, which logs what each request returned.
 
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
+use hotwasm_test_support::*;
 
 /// Changed healths, as a game system sees them.
 #[derive(Resource, Default)]

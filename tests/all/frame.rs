@@ -2,10 +2,10 @@
 //! after its tasks, messages and events, every frame the game is not
 //! paused; one that does not ask is not called at all.
 
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use game_types::{Position, Speed, Target};
+use hotwasm_test_support::*;
 
 /// An app running `mover` on an entity at the origin heading east.
 fn mover_app() -> (AssetDir, App, Entity) {

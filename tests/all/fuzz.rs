@@ -3,8 +3,8 @@
 //! panic. 32 cases per property by default; `PROPTEST_CASES=20000 cargo
 //! test --test fuzz` runs for minutes.
 
-use crate::common::guest_bytes;
 use bevy_hotwasm::{WasmEngine, WasmModule};
+use hotwasm_test_support::guest_bytes;
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {

@@ -2,10 +2,10 @@
 //! through Bevy's real file watcher (`notify` underneath), the others with a
 //! [`FakeWatcher`] that reports each save the moment the test makes it.
 
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{FailureStage, FaultKind, ModuleFailed, WasmEngine};
+use hotwasm_test_support::*;
 
 /// Saves `bytes` over `modules/counter.wasm` and waits for the runtime to
 /// act on it: a reload or a failure.

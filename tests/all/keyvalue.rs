@@ -3,10 +3,10 @@
 //! `pairs_kv` against the other shape of `get-many` some SDKs ship, and
 //! their writes reach other guests' watches like any change.
 
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{FailureStage, KvOrigin};
+use hotwasm_test_support::*;
 
 /// An app with a store in `store_dir` running `modules` (each on its own
 /// entity, in order), returned once every instance has started.

@@ -2,9 +2,9 @@
 //! messages, hand edits in a bucket directory are seen through the real
 //! file watcher, and the store outlives the app.
 
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::{KvChanged, KvOrigin, KvStore};
+use hotwasm_test_support::*;
 
 fn app_with_store(assets: &AssetDir, dir: &std::path::Path) -> App {
     let mut app = app(assets, None);

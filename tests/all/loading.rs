@@ -1,11 +1,11 @@
 //! Loading modules and running instances, without hot reload.
 
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::{
     Compilation, DEFAULT_MAX_WASM_STACK, FailureStage, HotWasmPlugin, Sandbox, WasmEngine,
     WasmModule, WasmModuleLoaderError, WasmScript,
 };
+use hotwasm_test_support::*;
 
 #[test]
 fn a_module_loads_and_init_runs() {

@@ -2,9 +2,6 @@
 //! crate (wasmtime's `tests/all` shape). One binary links Bevy and wasmtime
 //! once instead of once per area, and `cargo test -- sandbox::` runs one area.
 
-mod common;
-
-mod arena;
 mod capabilities;
 mod cloudevents;
 #[cfg(feature = "debug_panel")]

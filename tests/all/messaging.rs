@@ -2,13 +2,13 @@
 //! logs every `ping` and answers with a `pong`; the `ticker` guest sends a
 //! `ping` when it starts.
 
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{
     FailureStage, MAX_PAYLOAD_BYTES, MAX_QUEUED_BYTES, MessageError, QueueLimits, Sandbox,
     WasmEngine,
 };
+use hotwasm_test_support::*;
 
 /// A system that sends `ping` to the entity in it, once.
 #[derive(Resource, Default)]

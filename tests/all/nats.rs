@@ -4,14 +4,19 @@
 //! in one game is a watch event in the other's guest, reported once, with
 //! the origin that says where it came from.
 
-use crate::common::nats_server::*;
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::{KvError, KvOrigin, KvStore, NatsOptions};
+use hotwasm_test_support::nats_server::*;
+use hotwasm_test_support::*;
 
 /// A game whose store is the server's, running the `watcher` guest.
 fn game_on(server: &NatsServer) -> (AssetDir, App, Entity) {
     game_at(&server.url())
+}
+
+/// A game whose store is the one at `url`, running the `watcher` guest.
+fn game_at(url: &str) -> (AssetDir, App, Entity) {
+    game_with_store(KvStore::connect_nats(url, NatsOptions::default()).unwrap())
 }
 
 #[test]

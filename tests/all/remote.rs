@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::http::{TestServer, dead_url, stalled_url};
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{
@@ -14,6 +12,8 @@ use bevy_hotwasm::{
     ServedFrom, SignatureError, TrustedKey, Verified, sign_module,
 };
 use ed25519_dalek::SigningKey;
+use hotwasm_test_support::http::{TestServer, dead_url, stalled_url};
+use hotwasm_test_support::*;
 
 const POLL: Duration = Duration::from_millis(50);
 const COUNTER: &str = "remote://counter.wasm";

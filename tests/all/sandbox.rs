@@ -3,7 +3,6 @@
 //! finally quarantined, while a well-behaved one (`ticker`, one line per
 //! 100 ms tick, one tick per frame here) keeps working every frame.
 
-use crate::common::*;
 use bevy::diagnostic::DiagnosticsStore;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
@@ -11,6 +10,7 @@ use bevy_hotwasm::{
     Compilation, Compiler, FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined,
     SpawnedBy, WasmDiagnostics,
 };
+use hotwasm_test_support::*;
 
 /// Quarantine messages, collected.
 #[derive(Resource, Default)]

@@ -2,7 +2,6 @@
 //! `.wasm.sig` in the loader, before anything is compiled, and a refused
 //! update never replaces the running generation.
 
-use crate::common::*;
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
@@ -11,6 +10,7 @@ use bevy_hotwasm::{
     sign_module,
 };
 use ed25519_dalek::SigningKey;
+use hotwasm_test_support::*;
 
 fn signing_key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])

@@ -2,10 +2,10 @@
 //! it logs every change to `tuning/speed` and to `scores` keys under
 //! `player/`.
 
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{ChangeKind, WatchedChange};
+use hotwasm_test_support::*;
 
 fn watcher_with_store() -> (AssetDir, tempfile::TempDir, App, Entity) {
     let store_dir = tempfile::tempdir().unwrap();

@@ -5,9 +5,9 @@
 //! (`counter`); they talk to Rust guests. The Zig `ticker`'s twin runs
 //! every test of `tests/scheduler.rs`.
 
-use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::{FailureStage, FaultKind};
+use hotwasm_test_support::*;
 
 /// The lines `entity` logged that count starts.
 fn starts(app: &App, entity: Entity) -> Vec<String> {

@@ -14,7 +14,7 @@ use bevy_egui::input::{EguiWantsInput, egui_wants_any_keyboard_input};
 use bevy_hotwasm::prelude::*;
 use game_types::{ARENA_HALF_HEIGHT, ARENA_HALF_WIDTH, Position, Powerup, Team};
 
-use crate::logic::{
+use arena::logic::{
     ArenaModules, BULLET_RADIUS, Bullet, ENEMY_RADIUS, PLAYER_RADIUS, POWERUP_RADIUS, PlayerInput,
     Scoreboard,
 };

@@ -1,6 +1,6 @@
 //! The arena's game side, headless: the player's movement and gun, moving
 //! everything by its `Velocity`, collisions, and the guests that make the
-//! rules. No drawing and no keyboard here (`render.rs` does both),
+//! rules. No drawing and no keyboard here (`main.rs` and `render.rs` do both),
 //! so the tests run this plugin with `MinimalPlugins`.
 //!
 //! The rules are guests (`guests/waves`, `enemy-ai`, `scoring`,

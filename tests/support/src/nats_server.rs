@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use bevy_hotwasm::{KvStore, NatsOptions};
+use bevy_hotwasm::KvStore;
 
 use super::*;
 
@@ -200,9 +200,9 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// A game whose store is the one at `url`, running the `watcher` guest.
-pub fn game_at(url: &str) -> (AssetDir, App, Entity) {
-    let store = KvStore::connect_nats(url, NatsOptions::default()).unwrap();
+/// A game over `store` (one on a NATS server, made by the caller with the
+/// `nats` feature), running the `watcher` guest.
+pub fn game_with_store(store: KvStore) -> (AssetDir, App, Entity) {
     let assets = AssetDir::new();
     assets.write("watcher.wasm", &guest_bytes("watcher"));
     let mut app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {

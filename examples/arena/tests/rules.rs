@@ -3,18 +3,14 @@
 //! steer enemies, score kills into a high score kept on disk, read tuning a
 //! person edits by hand, and a new `enemy_ai` turns every enemy at once.
 
-#[path = "../../examples/arena/logic.rs"]
-#[allow(dead_code, reason = "the windowed game uses what the tests do not")]
-mod logic;
-
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::*;
+use arena::logic::{ArenaLogicPlugin, ArenaModules, Player, PlayerInput, Scoreboard};
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use game_types::{Position, Team, Velocity};
-use logic::{ArenaLogicPlugin, ArenaModules, Player, PlayerInput, Scoreboard};
+use hotwasm_test_support::*;
 
 /// The game over a temporary asset directory holding the four rule guests,
 /// saving into `save`.
@@ -194,11 +190,11 @@ fn a_hand_edited_tuning_file_changes_every_enemys_speed() {
 /// The README's two-process example: the `tune` tool, another process
 /// with its own connection, changes the tuning of an arena whose store is
 /// shared on a NATS server (`--nats`).
-#[cfg(feature = "nats")]
+#[cfg(feature = "nats_server_tests")]
 #[test]
 fn a_tuning_tool_on_a_shared_store_changes_every_enemys_speed() {
-    use crate::common::nats_server::{NatsServer, wait_until};
     use bevy_hotwasm::{KvStore, NatsOptions};
+    use hotwasm_test_support::nats_server::{NatsServer, wait_until};
 
     let server = NatsServer::start();
     let connect = || KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();

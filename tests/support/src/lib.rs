@@ -1,11 +1,9 @@
-//! Helpers shared by the integration tests: a headless app over a temporary
+//! What bevy_hotwasm's integration tests, the arena's tests and the
+//! benchmarks share: a headless app over a temporary
 //! asset directory (watched by Bevy's file watcher or by a [`FakeWatcher`]),
 //! message collection, bounded update loops and inline-WAT script components.
 
-#![allow(dead_code, reason = "each test binary uses a different subset")]
-
 pub mod http;
-#[cfg(feature = "nats")]
 pub mod nats_server;
 mod watcher;
 
@@ -23,9 +21,14 @@ use tempfile::TempDir;
 
 pub use watcher::FakeWatcher;
 
+/// The repository's `assets/` (this crate is `tests/support` in it).
+pub fn repository_assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
+}
+
 /// The committed build of a guest under `guests/`.
 pub fn guest_bytes(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("assets/modules/{name}.wasm"));
+    let path = repository_assets().join(format!("modules/{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -2,7 +2,7 @@
 //! it runs.
 //!
 //! ```sh
-//! cargo run --example arena --features arena
+//! cargo run -p arena
 //! ```
 //!
 //! WASD or the arrows move, Space shoots at the nearest enemy. The rules live
@@ -24,7 +24,6 @@
 //! arena, the player, enemies and the HUD, and exits (non-zero if it does
 //! not).
 
-mod logic;
 mod render;
 
 use std::path::PathBuf;
@@ -39,12 +38,20 @@ use bevy_hotwasm::NatsOptions;
 use bevy_hotwasm::debug_panel::{HotWasmPanelPlugin, PanelState, PanelTab};
 use bevy_hotwasm::prelude::*;
 
-use crate::logic::{ArenaLogicPlugin, PlayerInput};
 use crate::render::ArenaRenderPlugin;
+use arena::logic::{ArenaLogicPlugin, PlayerInput};
 
 /// Game time after which `--screenshot` captures the window, unless
 /// `--screenshot-at` says otherwise: wave 1 is in.
 const SCREENSHOT_AT: Duration = Duration::from_secs(7);
+
+/// The repository this crate lives in (two folders up), in full: its
+/// `assets/` hold the guests, and Bevy's file watcher matches the paths it
+/// is told of against this one, so it carries no `..`.
+fn repository() -> PathBuf {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    std::fs::canonicalize(path).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
 
 /// What the command line asked for.
 #[derive(Resource, Clone, Default)]
@@ -66,7 +73,7 @@ struct Options {
 impl Options {
     fn from_args() -> Result<Self, String> {
         let mut options = Options {
-            save_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("saves/arena"),
+            save_dir: repository().join("saves/arena"),
             screenshot_at: SCREENSHOT_AT,
             ..default()
         };
@@ -124,7 +131,8 @@ fn main() -> AppExit {
     // Before AssetPlugin: the default asset source, with a file watcher
     // that reports a saved module after 50 ms instead of Bevy's 300 ms. The
     // repository's `assets/`, wherever the binary is started from.
-    let assets = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+    let assets = repository().join("assets");
+    let assets = assets.to_str().expect("the repository's path is UTF-8");
     app.register_asset_source(
         AssetSourceId::Default,
         bevy_hotwasm::file_source_with_debounce(assets, Duration::from_millis(50)),
@@ -156,9 +164,7 @@ fn main() -> AppExit {
                     Compiler::Optimizing
                 },
                 // Compiled modules kept for the next start.
-                cache_dir: Some(
-                    concat!(env!("CARGO_MANIFEST_DIR"), "/target/hotwasm-cache").into(),
-                ),
+                cache_dir: Some(repository().join("target/hotwasm-cache")),
             },
             ..default()
         },
