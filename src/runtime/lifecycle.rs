@@ -1,7 +1,7 @@
 //! A script's life: tracked when its entity gets a [`WasmScript`], a new
 //! generation for every new version of its module, started (first start,
-//! hot swap or restart after a fault: one path), faulted, quarantined,
-//! released, forgotten.
+//! hot swap or restart after a fault: one path), released, forgotten. What
+//! a fault does to it (a backoff, or quarantine) is decided in `faults`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,7 +11,8 @@ use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::*;
 
-use super::delivery::publish;
+use super::delivery::{Sent, publish};
+use super::faults::{fail, faulted, report};
 use super::{
     Frame, ModuleStatus, ReloadTiming, RunOrder, Runner, Script, ScriptStatus, WasmScript,
 };
@@ -20,8 +21,7 @@ use crate::capabilities::Grant;
 use crate::engine::WasmEngine;
 use crate::host::GameTypes;
 use crate::instance::{CallError, LiveInstance, PendingEvents};
-use crate::messages::{FailureStage, ModuleFailed, ModuleReloaded, ScriptQuarantined, ScriptRef};
-use crate::sandbox::FaultKind;
+use crate::messages::{FailureStage, ModuleFailed, ModuleReloaded, ScriptRef};
 use crate::trust::{ModuleTrust, Verified};
 
 /// What the newest generation of a module was, to recognise a repeat.
@@ -118,12 +118,6 @@ impl LoadFailure {
             by_loader: false,
         }
     }
-}
-
-/// Writes a failure as a message and a warning.
-fn report(world: &mut World, failure: ModuleFailed) {
-    warn!("{failure}");
-    world.write_message(failure);
 }
 
 impl Runner {
@@ -594,70 +588,12 @@ fn record_reload(frame: &mut Frame, module: AssetId<WasmModule>, generation: u32
     }
 }
 
-/// Records and reports that `script_ref`'s generation failed on its script.
-fn fail(frame: &mut Frame, script_ref: &ScriptRef, stage: FailureStage, error: CallError) {
-    let failure = ModuleFailed::of_script(script_ref, stage, error.cause, error.fault);
-    if let Some(status) = frame.script_status(RunOrder(script_ref.entity)) {
-        status.last_failure = Some(failure.clone());
-    }
-    report(&mut frame.world, failure);
-}
-
-/// The instance of `script_ref`'s generation faulted (and is gone):
-/// reports it, then returns when to restart it (virtual time, ns) after a
-/// backoff, or quarantines the script after too many recent faults.
-#[must_use = "the restart must be scheduled"]
-pub(super) fn faulted(
-    frame: &mut Frame,
-    script: &mut Script,
-    script_ref: &ScriptRef,
-    stage: FailureStage,
-    error: CallError,
-) -> Option<u64> {
-    script.instance = None;
-    script.this_frame.faults += 1;
-    let fault = error.fault.clone();
-    if let Some(status) = frame.script_status(RunOrder(script_ref.entity)) {
-        status.generation = None;
-        status.stats.faults += 1;
-        status.last_fault.clone_from(&fault);
-    }
-    fail(frame, script_ref, stage, error);
-    let (now, policy) = (frame.now, frame.policy);
-    let window = policy.window.as_nanos() as u64;
-    script.recent_faults.push_back(now);
-    while script
-        .recent_faults
-        .front()
-        .is_some_and(|&at| at.saturating_add(window) < now)
-    {
-        script.recent_faults.pop_front();
-    }
-    let recent = script.recent_faults.len() as u32;
-    if recent < policy.max_faults {
-        return Some(now + policy.backoff(recent).as_nanos() as u64);
-    }
-    if let Some(status) = frame.script_status(RunOrder(script_ref.entity)) {
-        status.quarantined = true;
-    }
-    let quarantined = ScriptQuarantined {
-        script: script_ref.clone(),
-        fault: fault.unwrap_or(FaultKind::OutOfCpu),
-    };
-    warn!(
-        "quarantined {script_ref} after {recent} faults; the last: {}",
-        quarantined.fault
-    );
-    frame.world.write_message(quarantined);
-    None
-}
-
 /// Runs `save-state` on the running generation (if any), then instantiates
 /// the new one, restores the state into it and calls `init`. Only when every
 /// step succeeds does the new instance replace the old.
 fn start_generation(
     frame: &mut Frame,
-    sent: &mut Vec<super::Sent>,
+    sent: &mut Vec<Sent>,
     script: &mut Script,
     script_ref: ScriptRef,
 ) -> Result<(), (FailureStage, CallError)> {

@@ -4,9 +4,14 @@
 //!
 //! The live instances belong to the system alone (a `Local`); the status is
 //! plain data, readable through `&World`.
+//!
+//! Its parts use one another one way: `lifecycle` → `delivery` → `faults`
+//! (and `lifecycle` → `faults`); `changes` stands apart. Each may use this
+//! file's types.
 
 mod changes;
 mod delivery;
+mod faults;
 mod lifecycle;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
