@@ -7,16 +7,16 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::*;
 
 use super::delivery::{Sent, publish};
 use super::faults::{fail, faulted, report};
+use super::script_changes::{LoadFailure, ScriptChanges};
 use super::{
     Frame, ModuleStatus, ReloadTiming, RunOrder, Runner, Script, ScriptStatus, WasmScript,
 };
-use crate::asset::{FileLoads, LoadOrder, WasmModule, WasmModuleLoaderError};
+use crate::asset::{FileLoads, LoadOrder, WasmModule};
 use crate::capabilities::Grant;
 use crate::engine::WasmEngine;
 use crate::host::GameTypes;
@@ -33,91 +33,6 @@ pub(super) enum Version {
         grant: Arc<Grant>,
     },
     Failed(String),
-}
-
-/// What changed since the last frame for the scripts and their modules.
-pub(super) struct ScriptChanges {
-    removed: Vec<Entity>,
-    changed: Vec<(Entity, AssetId<WasmModule>)>,
-    load_failures: Vec<LoadFailure>,
-    new_versions: Vec<AssetId<WasmModule>>,
-    gone_modules: Vec<AssetId<WasmModule>>,
-}
-
-/// A failed load of a module, as Bevy reported it.
-struct LoadFailure {
-    module: AssetId<WasmModule>,
-    path: String,
-    stage: FailureStage,
-    cause: String,
-    /// Whether our loader failed it (a read it numbered), rather than Bevy
-    /// before the loader ran.
-    by_loader: bool,
-}
-
-impl ScriptChanges {
-    pub fn read(
-        asset_events: &mut MessageReader<AssetEvent<WasmModule>>,
-        load_failures: &mut MessageReader<AssetLoadFailedEvent<WasmModule>>,
-        removed: &mut RemovedComponents<WasmScript>,
-        changed: &Query<(Entity, &WasmScript), Changed<WasmScript>>,
-    ) -> Self {
-        Self {
-            removed: removed.read().collect(),
-            changed: changed
-                .iter()
-                .map(|(entity, script)| (entity, script.0.id()))
-                .collect(),
-            load_failures: load_failures
-                .read()
-                .map(|failed| LoadFailure::of(failed.id, failed.path.to_string(), &failed.error))
-                .collect(),
-            new_versions: Vec::new(),
-            gone_modules: Vec::new(),
-        }
-        .with_asset_events(asset_events)
-    }
-
-    fn with_asset_events(
-        mut self,
-        asset_events: &mut MessageReader<AssetEvent<WasmModule>>,
-    ) -> Self {
-        for event in asset_events.read() {
-            match *event {
-                AssetEvent::Added { id } | AssetEvent::Modified { id } => {
-                    self.new_versions.push(id);
-                }
-                AssetEvent::Removed { id } => self.gone_modules.push(id),
-                _ => {}
-            }
-        }
-        self
-    }
-}
-
-impl LoadFailure {
-    /// The stage and cause of a failed asset load, from our loader's error
-    /// when that is what failed.
-    fn of(module: AssetId<WasmModule>, path: String, error: &AssetLoadError) -> Self {
-        if let AssetLoadError::AssetLoaderError(loader_error) = error
-            && let Some(error) = loader_error.error().downcast_ref::<WasmModuleLoaderError>()
-        {
-            return Self {
-                module,
-                path,
-                stage: error.into(),
-                cause: error.to_string(),
-                by_loader: true,
-            };
-        }
-        Self {
-            module,
-            path,
-            stage: FailureStage::Read,
-            cause: error.to_string(),
-            by_loader: false,
-        }
-    }
 }
 
 impl Runner {
