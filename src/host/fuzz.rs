@@ -4,68 +4,14 @@
 //!
 //! `PROPTEST_CASES=100000 cargo test --lib fuzz` runs them for minutes.
 
-use std::sync::Arc;
-
-use bevy::ecs::reflect::AppTypeRegistry;
-use bevy::prelude::*;
 use proptest::prelude::*;
 use wasmtime::component::Resource;
 
 use super::bindings::hotwasm::script::{ecs, messaging, scheduler, watch};
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::fixture::{HEALTH, host_granted};
 use super::keyvalue::KvView;
-use super::quota::CallQuota;
-use super::{GameTypes, GuestOutput, HostState, InstanceIdentity};
 use crate::capabilities::{Capabilities, Grant};
-use crate::kv::KvStore;
-use crate::sandbox::{GuestLimits, HostQuotas};
-
-#[derive(Component, Reflect, Default)]
-#[reflect(Component)]
-pub(super) struct Health {
-    pub hp: u32,
-    name: String,
-}
-
-const HEALTH: &str = "bevy_hotwasm::host::fuzz::Health";
-
-/// A host state with a world lent to it, as during a guest call, that may
-/// do everything.
-pub(super) fn host() -> HostState {
-    host_granted(Grant::everything())
-}
-
-/// A host state with a world lent to it, as during a guest call, that may
-/// do what `grant` allows.
-pub(super) fn host_granted(grant: Grant) -> HostState {
-    let registry = AppTypeRegistry::default();
-    registry.write().register::<Health>();
-    let mut world = World::new();
-    world.insert_resource(registry.clone());
-    world.insert_resource(KvStore::in_memory());
-    world.spawn(Health {
-        hp: 3,
-        name: "a".into(),
-    });
-    let identity = InstanceIdentity {
-        entity: world.spawn_empty().id(),
-        generation: 1,
-        module_path: "fuzz.wasm".into(),
-    };
-    let mut state = HostState::new(
-        identity,
-        GuestOutput::default(),
-        GameTypes {
-            registry,
-            script_component: None,
-        },
-        &GuestLimits::default(),
-        CallQuota::new(HostQuotas::default()),
-        Arc::new(grant),
-    );
-    state.world = Some(Box::new(world));
-    state
-}
 
 /// Text a guest might send: short strings, path-like strings, type paths,
 /// JSON-ish text, and anything at all.
@@ -88,9 +34,9 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
 
 /// Everything, nothing, or some of each kind of capability.
 fn grant() -> impl Strategy<Value = Grant> {
-    let some = "component.read bevy_hotwasm::host::fuzz::*\ncomponent.write a\n\
+    let some = "component.read bevy_hotwasm::host::fixture::*\ncomponent.write a\n\
                 resource.read *\nspawn bevy_hotwasm::*\nentities spawned\n\
-                despawn own marked:bevy_hotwasm::host::fuzz::*\nkv.read a b/c*\n\
+                despawn own marked:bevy_hotwasm::host::fixture::*\nkv.read a b/c*\n\
                 kv.write a\nkv.atomics a/b\nkv.watch a/\nmessages.send a*\n\
                 messages.subscribe a\ntasks 1";
     let some = Capabilities::parse(some).expect("a manifest");

@@ -25,26 +25,21 @@ use wasmtime::component::{
 use wasmtime::{Engine, StoreContextMut};
 
 use super::HostState;
-use super::access::Access;
+use super::access::{Access, BucketRights};
 use super::bindings::wasi::keyvalue::atomics::{self, CasError};
 use super::bindings::wasi::keyvalue::batch;
 use super::bindings::wasi::keyvalue::store::{self, Error, KeyResponse};
 use super::quota::{CallQuota, HostWork, Limiter};
-use crate::capabilities::BucketReach;
 use crate::capabilities::Right;
 use crate::kv::{self, KvError, KvOrigin, KvStore, Writer};
 
 /// What a `bucket` handle holds.
 pub struct KvBucket {
     name: String,
-    /// How much of it each `kv.*` right of the grant reaches (read, write,
-    /// atomics), resolved when the guest opens it: most uses are then
-    /// allowed or refused without looking at the key.
-    reach: [BucketReach; 3],
+    /// How much of it each `kv.*` right of the grant reaches, resolved when
+    /// the guest opens it.
+    rights: BucketRights,
 }
-
-/// The `kv.*` rights a bucket handle resolves, in [`KvBucket::reach`]'s order.
-const BUCKET_RIGHTS: [Right; 3] = [Right::KvRead, Right::KvWrite, Right::KvAtomics];
 
 /// What a `cas` handle holds: the key, and the value it was read with.
 pub struct KvCas {
@@ -217,14 +212,9 @@ impl KvView<'_> {
         bucket: &Resource<KvBucket>,
         key: &str,
     ) -> Result<(), KvFailure> {
-        if self.access.is_everything() {
-            return Ok(());
-        }
         let bucket = self.table.get(bucket)?;
-        let index = BUCKET_RIGHTS.iter().position(|&r| r == right);
-        let reach = index.map_or(BucketReach::Some, |index| bucket.reach[index]);
         (self.access)
-            .check_key_in(reach, right, &bucket.name, key)
+            .check_bucket_key(bucket.rights, right, &bucket.name, key)
             .map_err(|_| KvFailure::Denied)
     }
 
@@ -277,10 +267,10 @@ impl KvView<'_> {
 impl store::Host for KvView<'_> {
     fn open(&mut self, identifier: String) -> Result<Resource<KvBucket>, KvFailure> {
         kv::check_bucket(&identifier)?;
-        let reach = BUCKET_RIGHTS.map(|right| self.access.bucket_reach(right, &identifier));
+        let rights = self.access.bucket_rights(&identifier);
         self.push_bucket(KvBucket {
             name: identifier,
-            reach,
+            rights,
         })
     }
 
@@ -346,10 +336,7 @@ impl store::HostBucket for KvView<'_> {
         let page = self.with_bucket(&bucket, |store, name, _| store.list_keys(name, cursor))?;
         // Keys out of the grant's reach are left out, not refused.
         let mut keys = page.keys;
-        if !self.access.is_everything() {
-            let access = &*self.access;
-            keys.retain(|key| access.allows_key(Right::KvRead, &name, key));
-        }
+        self.access.retain_readable(&name, &mut keys);
         Ok(KeyResponse {
             keys,
             cursor: page.cursor.map(|next| next.to_string()),

@@ -7,6 +7,8 @@ mod access;
 mod details;
 mod ecs;
 #[cfg(test)]
+mod fixture;
+#[cfg(test)]
 mod fuzz;
 mod instance;
 mod keyvalue;

@@ -112,15 +112,9 @@ impl TaskQueue {
 
 impl HostState {
     fn schedule(&mut self, due: u64, interval: Option<u64>) -> Result<u64, Error> {
-        let granted = self.access.tasks();
-        let pending = self.tasks.tasks.len();
-        if pending >= granted as usize {
-            let refusal = self.access.deny(format!(
-                "tasks {} (granted {granted}, {pending} pending)",
-                pending + 1
-            ));
-            return Err(Error::Denied(refusal));
-        }
+        (self.access)
+            .check_task(self.tasks.tasks.len())
+            .map_err(Error::Denied)?;
         let result = self.tasks.schedule(due, interval);
         if let Err(Error::TooManyTasks(cap)) = result
             && !std::mem::replace(&mut self.warned_task_cap, true)
@@ -165,8 +159,8 @@ impl Host for HostState {
     }
 
     fn every_frame(&mut self, on: bool) -> Result<(), Error> {
-        if on && !self.access.frame() {
-            return Err(Error::Denied(self.access.deny("frame".to_owned())));
+        if on {
+            self.access.check_frame().map_err(Error::Denied)?;
         }
         self.every_frame = on;
         Ok(())

@@ -200,9 +200,8 @@ impl HostState {
             TypeKind::Component => Right::ComponentWatch,
             TypeKind::Resource => Right::ResourceWatch,
         };
-        let full_path = registered.registration.type_info().type_path();
         (self.access)
-            .check_type(right, registered.type_id, full_path)
+            .check_registered(right, &registered)
             .map_err(Error::Denied)?;
         registered.check_serializable()?;
         Ok(registered.type_id)
@@ -211,17 +210,9 @@ impl HostState {
     /// A checked watch of `watched`, if the grant's `kv.watch` reaches it.
     fn kv_watch(&mut self, watched: KeyWatch, skip_own_writes: bool) -> Result<u64, Error> {
         let watch = checked_kv_watch(watched, skip_own_writes)?;
-        let KeyWatch {
-            bucket,
-            key,
-            prefix,
-        } = &watch.watched;
-        let allowed = if *prefix {
-            self.access.check_key_prefix(Right::KvWatch, bucket, key)
-        } else {
-            self.access.check_key(Right::KvWatch, bucket, key)
-        };
-        allowed.map_err(Error::Denied)?;
+        (self.access)
+            .check_kv_watch(&watch.watched)
+            .map_err(Error::Denied)?;
         self.watches.add_kv(watch)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bevy::log::Level;
 use bevy::prelude::*;
 
-use super::lifecycle::faulted;
+use super::faults::faulted;
 use super::{Frame, RECENT_RUNS, RunOrder, Runner, Script, WasmRuntime};
 use crate::host::{GuestLine, InstanceDetails, check_message};
 use crate::instance::{CallCost, LiveInstance, PendingMessages, Produced};

@@ -1,27 +1,27 @@
 //! A script's life: tracked when its entity gets a [`WasmScript`], a new
 //! generation for every new version of its module, started (first start,
-//! hot swap or restart after a fault: one path), faulted, quarantined,
-//! released, forgotten.
+//! hot swap or restart after a fault: one path), released, forgotten. What
+//! a fault does to it (a backoff, or quarantine) is decided in `faults`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::*;
 
-use super::delivery::publish;
+use super::delivery::{Sent, publish};
+use super::faults::{fail, faulted, report};
+use super::script_changes::{LoadFailure, ScriptChanges};
 use super::{
     Frame, ModuleStatus, ReloadTiming, RunOrder, Runner, Script, ScriptStatus, WasmScript,
 };
-use crate::asset::{FileLoads, LoadOrder, WasmModule, WasmModuleLoaderError};
+use crate::asset::{FileLoads, LoadOrder, WasmModule};
 use crate::capabilities::Grant;
 use crate::engine::WasmEngine;
 use crate::host::GameTypes;
 use crate::instance::{CallError, LiveInstance, PendingEvents};
-use crate::messages::{FailureStage, ModuleFailed, ModuleReloaded, ScriptQuarantined, ScriptRef};
-use crate::sandbox::FaultKind;
+use crate::messages::{FailureStage, ModuleFailed, ModuleReloaded, ScriptRef};
 use crate::trust::{ModuleTrust, Verified};
 
 /// What the newest generation of a module was, to recognise a repeat.
@@ -33,97 +33,6 @@ pub(super) enum Version {
         grant: Arc<Grant>,
     },
     Failed(String),
-}
-
-/// What changed since the last frame for the scripts and their modules.
-pub(super) struct ScriptChanges {
-    removed: Vec<Entity>,
-    changed: Vec<(Entity, AssetId<WasmModule>)>,
-    load_failures: Vec<LoadFailure>,
-    new_versions: Vec<AssetId<WasmModule>>,
-    gone_modules: Vec<AssetId<WasmModule>>,
-}
-
-/// A failed load of a module, as Bevy reported it.
-struct LoadFailure {
-    module: AssetId<WasmModule>,
-    path: String,
-    stage: FailureStage,
-    cause: String,
-    /// Whether our loader failed it (a read it numbered), rather than Bevy
-    /// before the loader ran.
-    by_loader: bool,
-}
-
-impl ScriptChanges {
-    pub fn read(
-        asset_events: &mut MessageReader<AssetEvent<WasmModule>>,
-        load_failures: &mut MessageReader<AssetLoadFailedEvent<WasmModule>>,
-        removed: &mut RemovedComponents<WasmScript>,
-        changed: &Query<(Entity, &WasmScript), Changed<WasmScript>>,
-    ) -> Self {
-        Self {
-            removed: removed.read().collect(),
-            changed: changed
-                .iter()
-                .map(|(entity, script)| (entity, script.0.id()))
-                .collect(),
-            load_failures: load_failures
-                .read()
-                .map(|failed| LoadFailure::of(failed.id, failed.path.to_string(), &failed.error))
-                .collect(),
-            new_versions: Vec::new(),
-            gone_modules: Vec::new(),
-        }
-        .with_asset_events(asset_events)
-    }
-
-    fn with_asset_events(
-        mut self,
-        asset_events: &mut MessageReader<AssetEvent<WasmModule>>,
-    ) -> Self {
-        for event in asset_events.read() {
-            match *event {
-                AssetEvent::Added { id } | AssetEvent::Modified { id } => {
-                    self.new_versions.push(id);
-                }
-                AssetEvent::Removed { id } => self.gone_modules.push(id),
-                _ => {}
-            }
-        }
-        self
-    }
-}
-
-impl LoadFailure {
-    /// The stage and cause of a failed asset load, from our loader's error
-    /// when that is what failed.
-    fn of(module: AssetId<WasmModule>, path: String, error: &AssetLoadError) -> Self {
-        if let AssetLoadError::AssetLoaderError(loader_error) = error
-            && let Some(error) = loader_error.error().downcast_ref::<WasmModuleLoaderError>()
-        {
-            return Self {
-                module,
-                path,
-                stage: error.into(),
-                cause: error.to_string(),
-                by_loader: true,
-            };
-        }
-        Self {
-            module,
-            path,
-            stage: FailureStage::Read,
-            cause: error.to_string(),
-            by_loader: false,
-        }
-    }
-}
-
-/// Writes a failure as a message and a warning.
-fn report(world: &mut World, failure: ModuleFailed) {
-    warn!("{failure}");
-    world.write_message(failure);
 }
 
 impl Runner {
@@ -594,70 +503,12 @@ fn record_reload(frame: &mut Frame, module: AssetId<WasmModule>, generation: u32
     }
 }
 
-/// Records and reports that `script_ref`'s generation failed on its script.
-fn fail(frame: &mut Frame, script_ref: &ScriptRef, stage: FailureStage, error: CallError) {
-    let failure = ModuleFailed::of_script(script_ref, stage, error.cause, error.fault);
-    if let Some(status) = frame.script_status(RunOrder(script_ref.entity)) {
-        status.last_failure = Some(failure.clone());
-    }
-    report(&mut frame.world, failure);
-}
-
-/// The instance of `script_ref`'s generation faulted (and is gone):
-/// reports it, then returns when to restart it (virtual time, ns) after a
-/// backoff, or quarantines the script after too many recent faults.
-#[must_use = "the restart must be scheduled"]
-pub(super) fn faulted(
-    frame: &mut Frame,
-    script: &mut Script,
-    script_ref: &ScriptRef,
-    stage: FailureStage,
-    error: CallError,
-) -> Option<u64> {
-    script.instance = None;
-    script.this_frame.faults += 1;
-    let fault = error.fault.clone();
-    if let Some(status) = frame.script_status(RunOrder(script_ref.entity)) {
-        status.generation = None;
-        status.stats.faults += 1;
-        status.last_fault.clone_from(&fault);
-    }
-    fail(frame, script_ref, stage, error);
-    let (now, policy) = (frame.now, frame.policy);
-    let window = policy.window.as_nanos() as u64;
-    script.recent_faults.push_back(now);
-    while script
-        .recent_faults
-        .front()
-        .is_some_and(|&at| at.saturating_add(window) < now)
-    {
-        script.recent_faults.pop_front();
-    }
-    let recent = script.recent_faults.len() as u32;
-    if recent < policy.max_faults {
-        return Some(now + policy.backoff(recent).as_nanos() as u64);
-    }
-    if let Some(status) = frame.script_status(RunOrder(script_ref.entity)) {
-        status.quarantined = true;
-    }
-    let quarantined = ScriptQuarantined {
-        script: script_ref.clone(),
-        fault: fault.unwrap_or(FaultKind::OutOfCpu),
-    };
-    warn!(
-        "quarantined {script_ref} after {recent} faults; the last: {}",
-        quarantined.fault
-    );
-    frame.world.write_message(quarantined);
-    None
-}
-
 /// Runs `save-state` on the running generation (if any), then instantiates
 /// the new one, restores the state into it and calls `init`. Only when every
 /// step succeeds does the new instance replace the old.
 fn start_generation(
     frame: &mut Frame,
-    sent: &mut Vec<super::Sent>,
+    sent: &mut Vec<Sent>,
     script: &mut Script,
     script_ref: ScriptRef,
 ) -> Result<(), (FailureStage, CallError)> {

@@ -4,10 +4,16 @@
 //!
 //! The live instances belong to the system alone (a `Local`); the status is
 //! plain data, readable through `&World`.
+//!
+//! Its parts use one another one way: `lifecycle` → `delivery` → `faults`
+//! (and `lifecycle` → `faults`, `lifecycle` → `script_changes`); `changes`
+//! stands apart. Each may use this file's types.
 
 mod changes;
 mod delivery;
+mod faults;
 mod lifecycle;
+mod script_changes;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -567,7 +573,7 @@ pub(crate) fn run_scripts(
     mut host_messages: Local<MessageCursor<HostMessage>>,
 ) -> Result {
     let (mut asset_events, mut load_failures, mut removed, changed) = inputs.get_mut(world)?;
-    let script_changes = lifecycle::ScriptChanges::read(
+    let script_changes = script_changes::ScriptChanges::read(
         &mut asset_events,
         &mut load_failures,
         &mut removed,
