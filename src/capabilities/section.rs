@@ -20,19 +20,7 @@ pub fn find_section(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut pending = vec![bytes];
     while let Some(binary) = pending.pop() {
         let mut parser = Parser::new(0);
-        loop {
-            // The parser's offset counts from the start of `binary`, past
-            // what it skipped (a nested binary, a code section) as well as
-            // what it read; a skip beyond the end is damage.
-            let Some(rest) = usize::try_from(parser.offset())
-                .ok()
-                .and_then(|offset| binary.get(offset..))
-            else {
-                break;
-            };
-            let Ok(Chunk::Parsed { payload, .. }) = parser.parse(rest, true) else {
-                break;
-            };
+        while let Some(payload) = next_payload(&mut parser, binary) {
             match payload {
                 Payload::CustomSection(reader) if reader.name() == SECTION => {
                     let manifest = found.get_or_insert_with(Vec::new);
@@ -61,4 +49,16 @@ pub fn find_section(bytes: &[u8]) -> Option<Vec<u8>> {
         }
     }
     found
+}
+
+/// The next section of `binary`, or `None` at damage.
+fn next_payload<'a>(parser: &mut Parser, binary: &'a [u8]) -> Option<Payload<'a>> {
+    // The parser's offset counts from the start of `binary`, past what it
+    // skipped (a nested binary, a code section) as well as what it read; a
+    // skip beyond the end is damage.
+    let offset = usize::try_from(parser.offset()).ok()?;
+    match parser.parse(binary.get(offset..)?, true) {
+        Ok(Chunk::Parsed { payload, .. }) => Some(payload),
+        _ => None,
+    }
 }

@@ -51,6 +51,10 @@ pub struct AssetDir {
 }
 
 impl AssetDir {
+    #[expect(
+        clippy::new_without_default,
+        reason = "each is a new temporary directory, not a default value"
+    )]
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir(dir.path().join("modules")).unwrap();
