@@ -23,7 +23,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use bevy_hotwasm::{KvStore, NatsOptions};
+use bevy_hotwasm::KvStore;
+use bevy_hotwasm::kv::NatsOptions;
 use common::nats_server::{NatsServer, game_at};
 use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};

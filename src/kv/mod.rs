@@ -5,6 +5,12 @@
 //! [`KvStore`] resource directly. Either way a write becomes a change, and so
 //! does a file edited by hand in a bucket directory (a designer live-tuning
 //! a value).
+//!
+//! [`KvStore`] and [`KvChanged`] are also at the crate root; here are the
+//! rest: the store's errors ([`KvError`]), who made a change
+//! ([`KvOrigin`]), a page of keys ([`KeyPage`]), what a module keeps
+//! ([`KvUsage`]), the limits on keys, values and buckets, and with the
+//! `nats` feature the shared store's options and status.
 
 mod backend;
 mod change;
@@ -31,6 +37,7 @@ pub use self::error::KvError;
 use self::memory::MemoryBackend;
 pub(crate) use self::names::{check_bucket, check_key};
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub use self::nats::{NatsOptions, nats_key};
 pub use self::usage::KvUsage;
 use self::usage::Usage;
@@ -106,6 +113,7 @@ impl KvStore {
     /// server and the current values; after that no frame waits on the
     /// network.
     #[cfg(feature = "nats")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
     pub fn connect_nats(url: &str, options: NatsOptions) -> Result<Self, KvError> {
         Self::with_backend(Box::new(nats::NatsBackend::connect(url, &options)?))
     }

@@ -198,7 +198,8 @@ fn a_hand_edited_tuning_file_changes_every_enemys_speed() {
 #[test]
 fn a_tuning_tool_on_a_shared_store_changes_every_enemys_speed() {
     use crate::common::nats_server::{NatsServer, wait_until};
-    use bevy_hotwasm::{KvStore, NatsOptions};
+    use bevy_hotwasm::KvStore;
+    use bevy_hotwasm::kv::NatsOptions;
 
     let server = NatsServer::start();
     let connect = || KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();

@@ -676,7 +676,7 @@ fn the_panel_switches_tabs() {
 #[test]
 fn the_key_value_tab_shows_a_shared_stores_connection() {
     use crate::common::nats_server::{NatsServer, wait_until};
-    use bevy_hotwasm::NatsOptions;
+    use bevy_hotwasm::kv::NatsOptions;
 
     let mut server = NatsServer::start();
     let store = KvStore::connect_nats(&server.url(), NatsOptions::default()).unwrap();

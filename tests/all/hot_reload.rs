@@ -5,7 +5,8 @@
 use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{FailureStage, FaultKind, ModuleFailed, WasmEngine};
+use bevy_hotwasm::sandbox::FaultKind;
+use bevy_hotwasm::{FailureStage, ModuleFailed, WasmEngine};
 
 /// Saves `bytes` over `modules/counter.wasm` and waits for the runtime to
 /// act on it: a reload or a failure.

@@ -5,8 +5,9 @@
 
 use crate::common::*;
 use bevy::prelude::*;
+use bevy_hotwasm::FailureStage;
+use bevy_hotwasm::kv::KvOrigin;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{FailureStage, KvOrigin};
 
 /// An app with a store in `store_dir` running `modules` (each on its own
 /// entity, in order), returned once every instance has started.

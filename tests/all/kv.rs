@@ -4,7 +4,8 @@
 
 use crate::common::*;
 use bevy::prelude::*;
-use bevy_hotwasm::{KvChanged, KvOrigin, KvStore};
+use bevy_hotwasm::kv::KvOrigin;
+use bevy_hotwasm::{KvChanged, KvStore};
 
 fn app_with_store(assets: &AssetDir, dir: &std::path::Path) -> App {
     let mut app = app(assets, None);

@@ -2,9 +2,10 @@
 
 use crate::common::*;
 use bevy::prelude::*;
+use bevy_hotwasm::sandbox::DEFAULT_MAX_WASM_STACK;
 use bevy_hotwasm::{
-    Compilation, DEFAULT_MAX_WASM_STACK, FailureStage, HotWasmPlugin, Sandbox, WasmEngine,
-    WasmModule, WasmModuleLoaderError, WasmScript,
+    Compilation, FailureStage, HotWasmPlugin, Sandbox, WasmEngine, WasmModule,
+    WasmModuleLoaderError, WasmScript,
 };
 
 #[test]

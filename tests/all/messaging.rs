@@ -5,10 +5,8 @@
 use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{
-    FailureStage, MAX_PAYLOAD_BYTES, MAX_QUEUED_BYTES, MessageError, QueueLimits, Sandbox,
-    WasmEngine,
-};
+use bevy_hotwasm::sandbox::{MAX_PAYLOAD_BYTES, MAX_QUEUED_BYTES, QueueLimits};
+use bevy_hotwasm::{FailureStage, MessageError, ModuleLogged, Sandbox, ScriptSender, WasmEngine};
 
 /// A system that sends `ping` to the entity in it, once.
 #[derive(Resource, Default)]

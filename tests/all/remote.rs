@@ -8,11 +8,12 @@ use std::time::Duration;
 use crate::common::http::{TestServer, dead_url, stalled_url};
 use crate::common::*;
 use bevy::prelude::*;
+use bevy_hotwasm::FailureStage;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{
-    FailureStage, ModuleOrigin, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource,
-    ServedFrom, SignatureError, TrustedKey, Verified, sign_module,
+use bevy_hotwasm::remote::{
+    RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
 };
+use bevy_hotwasm::trust::{ModuleOrigin, SignatureError, Verified, sign_module};
 use ed25519_dalek::SigningKey;
 
 const POLL: Duration = Duration::from_millis(50);

@@ -7,9 +7,9 @@ use crate::common::*;
 use bevy::diagnostic::DiagnosticsStore;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::sandbox::{FaultKind, SpawnedBy};
 use bevy_hotwasm::{
-    Compilation, Compiler, FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined,
-    SpawnedBy, WasmDiagnostics,
+    Compilation, Compiler, FailureStage, GuestLimits, Sandbox, ScriptQuarantined, WasmDiagnostics,
 };
 
 /// Quarantine messages, collected.

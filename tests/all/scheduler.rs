@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::common::*;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
+use bevy_hotwasm::diagnostics::{RECENT_RUNS, TaskDetails};
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{RECENT_RUNS, TaskDetails};
 
 /// The Rust `ticker` and its Zig twin.
 const TICKERS: [&str; 2] = ["ticker", "zig_ticker"];

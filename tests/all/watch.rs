@@ -5,7 +5,7 @@
 use crate::common::*;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{ChangeKind, WatchedChange};
+use bevy_hotwasm::watch::{ChangeKind, WatchedChange};
 
 fn watcher_with_store() -> (AssetDir, tempfile::TempDir, App, Entity) {
     let store_dir = tempfile::tempdir().unwrap();

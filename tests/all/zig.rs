@@ -7,7 +7,8 @@
 
 use crate::common::*;
 use bevy::prelude::*;
-use bevy_hotwasm::{FailureStage, FaultKind};
+use bevy_hotwasm::FailureStage;
+use bevy_hotwasm::sandbox::FaultKind;
 
 /// The lines `entity` logged that count starts.
 fn starts(app: &App, entity: Entity) -> Vec<String> {

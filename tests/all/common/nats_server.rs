@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use bevy_hotwasm::{KvStore, NatsOptions};
+use bevy_hotwasm::KvStore;
+use bevy_hotwasm::kv::NatsOptions;
 
 use super::*;
 
