@@ -20,7 +20,8 @@
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use bevy_hotwasm::{KvStore, NatsOptions};
+use bevy_hotwasm::KvStore;
+use bevy_hotwasm::kv::NatsOptions;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hotwasm_test_support::nats_server::{NatsServer, game_with_store};
 use hotwasm_test_support::*;

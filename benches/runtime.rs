@@ -54,7 +54,7 @@ use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
 use bevy::reflect::serde::TypedReflectSerializer;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{COMPILED_KEPT, Compilation, Compiler, Sandbox, WasmEngine};
+use bevy_hotwasm::{Capabilities, CapabilityPolicy, Compilation, Compiler, Sandbox, WasmEngine};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use game_types::Position;
 use hotwasm_test_support::*;
@@ -554,7 +554,7 @@ fn sandbox(c: &mut Criterion) {
 /// More versions of `component` than the engine keeps compiled, so each,
 /// taken in turn, is new to it.
 fn new_versions(component: &[u8]) -> Vec<Vec<u8>> {
-    (0..=COMPILED_KEPT as u8)
+    (0..=WasmEngine::COMPILED_KEPT as u8)
         .map(|n| rebuilt(component, n))
         .collect()
 }

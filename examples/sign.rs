@@ -18,10 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bevy::asset::io::AssetSourceId;
-use bevy_hotwasm::{
-    Capabilities, Signatures, TrustPolicy, TrustedKey, find_capabilities_section, private_key_pem,
-    sign_module, signature_path,
-};
+use bevy_hotwasm::capabilities::find_section;
+use bevy_hotwasm::trust::{Signatures, private_key_pem, sign_module, signature_path};
+use bevy_hotwasm::{Capabilities, TrustPolicy, TrustedKey};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePublicKey};
@@ -86,7 +85,7 @@ fn sign(private_key: &Path, module: &Path) -> Result<(), String> {
 
 /// What `module` asks for, as a sentence and its manifest.
 fn requested(module: &Path, bytes: &[u8]) -> Result<String, String> {
-    let Some(section) = find_capabilities_section(bytes) else {
+    let Some(section) = find_section(bytes) else {
         return Ok(format!(
             "{} asks for no capabilities: signed, it gets none (see CapabilityPolicy)",
             module.display()

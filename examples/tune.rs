@@ -13,7 +13,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bevy_hotwasm::{KvStore, NatsOptions};
+use bevy_hotwasm::KvStore;
+use bevy_hotwasm::kv::NatsOptions;
 
 /// The server the arena's README command starts.
 const DEFAULT_URL: &str = "nats://127.0.0.1:4222";

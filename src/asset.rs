@@ -538,7 +538,13 @@ impl LoadOrder {
 /// ([`WasmModule::read`]): a read that loads after a newer one of the
 /// same file loaded gives that newer module instead of its own, so an older
 /// version never replaces a newer one, however the loads interleave.
+///
+/// Its type path, `bevy_hotwasm::asset::WasmModuleLoader`, is the loader's
+/// name in every `.wasm.meta` file; it is spelled out here so that it stays
+/// the same wherever the type lives.
 #[derive(TypePath)]
+#[type_path = "bevy_hotwasm::asset"]
+#[type_name = "WasmModuleLoader"]
 pub struct WasmModuleLoader {
     order: LoadOrder,
     engine: WasmEngine,
@@ -733,6 +739,20 @@ impl WasmModuleLoader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loader_keeps_the_name_meta_files_give_it() {
+        // Bevy writes the loader's type path into every `.wasm.meta` and
+        // finds the loader by it: a change orphans every meta file.
+        assert_eq!(
+            <WasmModuleLoader as TypePath>::type_path(),
+            "bevy_hotwasm::asset::WasmModuleLoader"
+        );
+        assert_eq!(
+            <WasmModuleLoader as TypePath>::short_type_path(),
+            "WasmModuleLoader"
+        );
+    }
 
     #[test]
     fn a_compile_that_panics_is_an_error_naming_the_module() {

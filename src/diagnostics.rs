@@ -1,10 +1,22 @@
-//! Bevy diagnostics of the runtime, for Bevy's `LogDiagnosticsPlugin` or a
-//! debug panel.
+//! What the runtime measures and records of its scripts, for Bevy's
+//! `LogDiagnosticsPlugin`, a debug panel or a game's own tools.
+//!
+//! [`WasmDiagnostics`] (also at the crate root) names the Bevy diagnostics.
+//! The rest is what a [`ScriptStatus`](crate::ScriptStatus) and a
+//! [`ModuleStatus`](crate::ModuleStatus) hand out in detail: what an
+//! instance registered ([`InstanceDetails`], its [`TaskDetails`] and
+//! [`KeyWatch`]es), the last hot reload ([`ReloadTiming`]) and how many
+//! runs of guest time are kept ([`RECENT_RUNS`]); and the log target of
+//! guest output ([`GUEST_LOG_TARGET`]).
 
 use bevy::diagnostic::{Diagnostic, DiagnosticPath, Diagnostics, RegisterDiagnostic};
 use bevy::prelude::*;
 
 use crate::runtime::WasmRuntime;
+
+pub use crate::host::{InstanceDetails, KeyWatch, TaskDetails};
+pub use crate::messages::GUEST_LOG_TARGET;
+pub use crate::runtime::{RECENT_RUNS, ReloadTiming};
 
 /// Bevy diagnostics of the runtime, measured after every run of
 /// [`WasmSystems::Run`](crate::WasmSystems::Run) when Bevy's

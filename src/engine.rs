@@ -15,9 +15,6 @@ use wasmtime::{Cache, CacheConfig, Config, Engine, Strategy};
 use crate::host::{self, HostState};
 use crate::sandbox::Sandbox;
 
-/// How many compiled components the engine keeps for bytes loaded again.
-pub const COMPILED_KEPT: usize = 32;
-
 /// How often the epoch ticks: the unit of [`GuestLimits::cpu_budget_ms`](crate::GuestLimits::cpu_budget_ms).
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
@@ -84,9 +81,9 @@ pub struct WasmEngine {
     disk_cache: Option<Cache>,
 }
 
-/// The latest [`COMPILED_KEPT`] compiled components by the SHA-256 of their
-/// bytes, most recently used last, and how many components wasmtime made
-/// (compiled, or read from the disk cache).
+/// The latest [`WasmEngine::COMPILED_KEPT`] compiled components by the
+/// SHA-256 of their bytes, most recently used last, and how many components
+/// wasmtime made (compiled, or read from the disk cache).
 #[derive(Default)]
 struct Compiled {
     kept: Mutex<VecDeque<([u8; 32], Component)>>,
@@ -112,6 +109,9 @@ impl Compiled {
 }
 
 impl WasmEngine {
+    /// How many compiled components the engine keeps for bytes loaded again.
+    pub const COMPILED_KEPT: usize = 32;
+
     /// An engine with the default [`Sandbox`] and [`Compilation`].
     pub fn new() -> wasmtime::Result<Self> {
         Self::build(Sandbox::default(), &Compilation::default())
@@ -176,7 +176,7 @@ impl WasmEngine {
 
     /// `bytes` compiled, or the component compiled from the same bytes
     /// before (a module under two paths, a reload back to a version it had):
-    /// the last [`COMPILED_KEPT`] are kept, found by a SHA-256 of the bytes.
+    /// the last [`Self::COMPILED_KEPT`] are kept, found by a SHA-256 of the bytes.
     pub(crate) fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         {
@@ -194,7 +194,7 @@ impl WasmEngine {
         self.compiled.loads.fetch_add(1, Ordering::Relaxed);
         let mut kept = self.compiled.kept();
         kept.push_back((digest, component.clone()));
-        if kept.len() > COMPILED_KEPT {
+        if kept.len() > Self::COMPILED_KEPT {
             kept.pop_front();
         }
         Ok(component)
@@ -264,22 +264,19 @@ mod tests {
 
     #[test]
     fn bytes_compiled_before_are_not_compiled_again_within_the_kept_few() {
+        let kept = WasmEngine::COMPILED_KEPT;
         let engine = WasmEngine::new().unwrap();
         engine.compile(&component(0)).unwrap();
         engine.compile(&component(0)).unwrap();
         assert_eq!(engine.compiles(), 1, "the same bytes again");
-        for n in 1..=COMPILED_KEPT {
+        for n in 1..=kept {
             engine.compile(&component(n)).unwrap();
         }
-        assert_eq!(engine.compiles(), 1 + COMPILED_KEPT as u64);
-        engine.compile(&component(COMPILED_KEPT)).unwrap();
-        assert_eq!(engine.compiles(), 1 + COMPILED_KEPT as u64, "kept");
+        assert_eq!(engine.compiles(), 1 + kept as u64);
+        engine.compile(&component(kept)).unwrap();
+        assert_eq!(engine.compiles(), 1 + kept as u64, "kept");
         engine.compile(&component(0)).unwrap();
-        assert_eq!(
-            engine.compiles(),
-            2 + COMPILED_KEPT as u64,
-            "the oldest was let go"
-        );
+        assert_eq!(engine.compiles(), 2 + kept as u64, "the oldest was let go");
     }
 
     fn cached_in(dir: &std::path::Path, sandbox: Sandbox) -> WasmEngine {

@@ -29,6 +29,31 @@
 //!     .run();
 //! ```
 //!
+//! # Where names live
+//!
+//! The API comes in three tiers, like `bevy_asset`'s:
+//!
+//! - [`prelude`]: what `use bevy_hotwasm::prelude::*;` gives a game: the
+//!   plugin, modules and scripts, the runtime and its system set, the
+//!   messages most games read and send, the key-value store and the trust
+//!   policy with its keys.
+//! - The crate root: every name a game uses day to day: the prelude's, the
+//!   plugin's configuration ([`Sandbox`], [`GuestLimits`],
+//!   [`Compilation`], [`CapabilityPolicy`], [`TrustPolicy`]), the rest of
+//!   the runtime's messages and status ([`ScriptStatus`], [`ScriptStats`],
+//!   [`ModuleStatus`]), and [`WasmEngine`] for modules made from bytes.
+//! - A public module per area for the rest: [`kv`] (the store's errors,
+//!   origins, pages, limits and NATS options), [`trust`] (signing,
+//!   signature errors, where a module came from), [`capabilities`]
+//!   (manifests, rights, patterns and grants), [`sandbox`] (faults,
+//!   quotas, queue limits and every fixed bound on an instance),
+//!   [`diagnostics`] (what the runtime records of each instance, and the
+//!   guest log target), [`watch`] (change events as CloudEvents), and with
+//!   their features `remote` (modules from a URL) and `debug_panel`.
+//!
+//! A root name is there on purpose: `.ci/check-api.py` fails when the
+//! root's names differ from the list in `.ci/api-root.txt`.
+//!
 //! # Loading
 //!
 //! [`WasmModuleLoader`] compiles the component and links it against the host
@@ -83,12 +108,13 @@
 //! thread, with [`ScriptSender`]; guests' sends arrive as [`ModuleMessage`]s
 //! and reach other subscribed instances next frame. Tasks and subscriptions
 //! belong to a generation and are dropped on hot reload; queued messages are
-//! delivered to the new generation. Limits: [`MAX_TASKS`], [`MAX_TOPIC_BYTES`],
-//! [`MAX_PAYLOAD_BYTES`], [`MAX_SUBSCRIPTIONS`], and per script
-//! [`MAX_QUEUED_MESSAGES`] and [`MAX_QUEUED_BYTES`] waiting, whether it runs,
-//! loads, is quarantined or is paused ([`WasmRuntime::pause`], which also
-//! holds its watch events, up to [`MAX_HELD_EVENTS`] and
-//! [`MAX_HELD_EVENT_BYTES`]).
+//! delivered to the new generation. Limits: [`sandbox::MAX_TASKS`],
+//! [`sandbox::MAX_TOPIC_BYTES`], [`sandbox::MAX_PAYLOAD_BYTES`],
+//! [`sandbox::MAX_SUBSCRIPTIONS`], and per script
+//! [`sandbox::MAX_QUEUED_MESSAGES`] and [`sandbox::MAX_QUEUED_BYTES`]
+//! waiting, whether it runs, loads, is quarantined or is paused
+//! ([`WasmRuntime::pause`], which also holds its watch events, up to
+//! [`sandbox::MAX_HELD_EVENTS`] and [`sandbox::MAX_HELD_EVENT_BYTES`]).
 //!
 //! # Key-value store
 //!
@@ -101,26 +127,26 @@
 //! by hand in a bucket directory (watched with `notify`), is written as a
 //! [`KvChanged`] message each frame before [`WasmSystems::Run`]. Keys that
 //! would escape their bucket (`..` segments, NUL, backslash) and bad bucket
-//! names are refused; see [`KvError`] for every limit.
+//! names are refused; see [`kv::KvError`] for every limit.
 //!
 //! With the `nats` feature, `KvStore::connect_nats` keeps the store on a
 //! NATS JetStream server, shared by every process connected to it: reads
 //! from a local replica, writes sent from the store's own thread and held
 //! while the server is away, other processes' changes as [`KvChanged`]
-//! with [`KvOrigin::Remote`], the connection in [`KvStore::shared_status`]
+//! with [`kv::KvOrigin::Remote`], the connection in [`KvStore::shared_status`]
 //! (the README's "Sharing state across processes").
 //!
 //! # Watch events
 //!
 //! Guests watch a key or key prefix of a bucket, a component type or a
 //! resource type (`watch` in `wit/`) and get every change as a
-//! CloudEvents 1.0 event in their batch, the same [`CloudEvent`] that
-//! [`KvChanged::cloud_event`] and [`WatchedChange::cloud_event`] give the
-//! game ([`CloudEvent::to_json`] writes the JSON format): key-value changes from the
-//! store's change log, component and resource changes from Bevy's change
-//! ticks and removal messages, data as JSON through `bevy_reflect`. Types
-//! are named by type path and checked against the `AppTypeRegistry` when
-//! watched. Watches belong to a generation.
+//! CloudEvents 1.0 event in their batch, the same [`watch::CloudEvent`]
+//! that [`KvChanged::cloud_event`] and [`watch::WatchedChange::cloud_event`]
+//! give the game ([`watch::CloudEvent::to_json`] writes the JSON format):
+//! key-value changes from the store's change log, component and resource
+//! changes from Bevy's change ticks and removal messages, data as JSON
+//! through `bevy_reflect`. Types are named by type path and checked against
+//! the `AppTypeRegistry` when watched. Watches belong to a generation.
 //!
 //! # The game's ECS from a guest
 //!
@@ -139,114 +165,110 @@
 //! [`HotWasmPlugin::trust`] (the [`ModuleTrust`] resource at run time) says
 //! which ed25519 keys are trusted and which asset sources must be signed;
 //! the loader checks `<module>.wasm.sig` before compiling and refuses with a
-//! [`SignatureError`] kind. Every module must be signed unless the game
-//! allows unsigned local files ([`TrustPolicy::allow_unsigned_local`]).
-//! `RemoteSource` (feature `remote`) registers an asset source that fetches
+//! [`trust::SignatureError`] kind. Every module must be signed unless the
+//! game allows unsigned local files ([`TrustPolicy::allow_unsigned_local`]).
+//! `remote::RemoteSource` (feature `remote`) registers an asset source that fetches
 //! modules and signatures over HTTP, polls them for changes, caches verified
-//! copies and falls back to embedded defaults; `RemoteModules` shows each
-//! download's state. `examples/sign.rs` makes keys and signatures in
-//! OpenSSL's formats.
+//! copies and falls back to embedded defaults; `remote::RemoteModules` shows
+//! each download's state. `examples/sign.rs` makes keys and signatures in
+//! OpenSSL's formats ([`trust::sign_module`], [`trust::private_key_pem`]).
 //!
 //! # The sandbox
 //!
 //! [`HotWasmPlugin::sandbox`] bounds every guest call: a CPU budget (epoch
 //! interruption, optional fuel), memory, table and stack limits (the
 //! game's are the ceiling: a module's `.wasm.meta` may only lower them,
-//! [`MetaLimits`]; [`Sandbox::module_limits`] gives one module more, in
-//! code), per-call host quotas ([`HostQuotas`]), and all guest work of a
-//! frame together ([`Sandbox::frame_budget`]: past it, scripts take turns
-//! across frames). A faulting instance is reported with its [`FaultKind`],
-//! restarted after a backoff and quarantined after repeated faults
-//! ([`FaultPolicy`], [`ScriptQuarantined`], [`WasmRuntime::release`]);
-//! [`ScriptStats`] counts calls, faults, restarts, time and fuel.
+//! [`sandbox::MetaLimits`]; [`Sandbox::module_limits`] gives one module
+//! more, in code), per-call host quotas ([`sandbox::HostQuotas`]), and all
+//! guest work of a frame together ([`Sandbox::frame_budget`]: past it,
+//! scripts take turns across frames). A faulting instance is reported with
+//! its [`sandbox::FaultKind`], restarted after a backoff and quarantined
+//! after repeated faults ([`sandbox::FaultPolicy`], [`ScriptQuarantined`],
+//! [`WasmRuntime::release`]); [`ScriptStats`] counts calls, faults,
+//! restarts, time and fuel. [`sandbox`] also holds the fixed bounds on
+//! every instance (tasks, watches, subscriptions, message sizes) and
+//! [`sandbox::SpawnedBy`], which marks what a guest spawned.
 //!
 //! # Guests
 //!
 //! Guest crates use `guests/sdk` (the `hotwasm-sdk` crate), which wraps the
 //! `wit-bindgen` bindings so that a script is a `Default` type with an `init`
 //! method. Guest logs (the `log` interface, and stdout / stderr of std guests)
-//! go to Bevy's log under the module's path, target [`GUEST_LOG_TARGET`], and
-//! are written as [`ModuleLogged`] messages. WASI is linked for std guests with
-//! nothing granted: no filesystem, no network, no environment.
+//! go to Bevy's log under the module's path, target
+//! [`diagnostics::GUEST_LOG_TARGET`], and are written as [`ModuleLogged`]
+//! messages. WASI is linked for std guests with nothing granted: no
+//! filesystem, no network, no environment.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod asset;
-mod capabilities;
+pub mod capabilities;
 #[cfg(feature = "debug_panel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "debug_panel")))]
 pub mod debug_panel;
-mod diagnostics;
+pub mod diagnostics;
 mod engine;
 mod files;
 mod host;
 mod instance;
-mod kv;
+pub mod kv;
 mod messages;
 #[cfg(feature = "remote")]
-mod remote;
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+pub mod remote;
 mod runtime;
-mod sandbox;
+pub mod sandbox;
 mod source;
 mod stamps;
-mod trust;
+pub mod trust;
 
 use bevy::asset::AssetApp;
 use bevy::prelude::*;
 
+// The crate root: the names a game uses day to day. `.ci/check-api.py`
+// holds it to `.ci/api-root.txt`; everything else lives in its module.
 pub use asset::{WasmModule, WasmModuleLoader, WasmModuleLoaderError, WasmModuleSettings};
-pub use capabilities::{
-    BucketReach, Capabilities, CapabilityPolicy, Grant, ManifestError, NarrowingError, Pattern,
-    Right, SECTION as CAPABILITIES_SECTION, Vouched, find_section as find_capabilities_section,
-};
+pub use capabilities::{Capabilities, CapabilityPolicy};
 pub use diagnostics::WasmDiagnostics;
-pub use engine::{COMPILED_KEPT, Compilation, Compiler, WasmEngine};
-pub use host::{
-    InstanceDetails, KeyWatch, MAX_CAS_HANDLES, MAX_OPEN_BUCKETS, MAX_PAYLOAD_BYTES,
-    MAX_PREFETCHED, MAX_SUBSCRIPTIONS, MAX_TASKS, MAX_TOPIC_BYTES, MAX_WATCHES, MessageError,
-    SpawnedBy, TaskDetails,
-};
-pub use hotwasm_events::{ChangeKind, CloudEvent};
-pub use kv::{
-    DEFAULT_MAX_STORE_BYTES, KEYS_PER_PAGE, KeyPage, KvChanged, KvError, KvOrigin, KvStore,
-    KvUsage, MAX_BUCKET_NAME_BYTES, MAX_BUCKETS, MAX_KEY_BYTES, MAX_VALUE_BYTES, SharedStatus,
-};
-#[cfg(feature = "nats")]
-pub use kv::{NatsOptions, nats_key};
+pub use engine::{Compilation, Compiler, WasmEngine};
+pub use host::MessageError;
+pub use kv::{KvChanged, KvStore};
 pub use messages::{
-    FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage,
-    ModuleReloaded, Recipient, ScriptQuarantined, ScriptRef, ScriptSender, WatchedChange,
+    FailureStage, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded,
+    Recipient, ScriptQuarantined, ScriptRef, ScriptSender,
 };
-#[cfg(feature = "remote")]
-#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
-pub use remote::{
-    MAX_SIGNATURE_BYTES, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
-};
-pub use runtime::{
-    ModuleStatus, RECENT_RUNS, ReloadTiming, ScriptStats, ScriptStatus, WasmRuntime, WasmScript,
-    WasmSystems,
-};
-pub use sandbox::{
-    DEFAULT_FRAME_BUDGET, DEFAULT_MAX_WASM_STACK, FaultKind, FaultPolicy, GuestLimits, HostQuotas,
-    MAX_HELD_EVENT_BYTES, MAX_HELD_EVENTS, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, MetaLimits,
-    QueueLimits, RaisedLimit, Sandbox,
-};
-pub use source::{ModuleOrigin, file_source_with_debounce};
-pub use stamps::EventStamp;
-pub use trust::{
-    KeyError, ModuleTrust, SIGNATURE_KEY_PREFIX, SignatureError, Signatures, TrustPolicy,
-    TrustedKey, Verified, private_key_pem, sign_module, signature_path,
-};
+pub use runtime::{ModuleStatus, ScriptStats, ScriptStatus, WasmRuntime, WasmScript, WasmSystems};
+pub use sandbox::{GuestLimits, Sandbox};
+pub use source::file_source_with_debounce;
+pub use trust::{ModuleTrust, TrustPolicy, TrustedKey};
 
-/// The types a game needs to run scripts: `use bevy_hotwasm::prelude::*;`.
-#[doc(hidden)]
+pub mod watch {
+    //! What watching guests get, as the game can read it: every change as a
+    //! CloudEvents 1.0 event ([`CloudEvent`], of a [`ChangeKind`]), with the
+    //! [`EventStamp`] (its `id` and clocks) that key-value and component
+    //! changes share.
+    //!
+    //! Key-value changes are [`KvChanged`](crate::KvChanged) messages anyway;
+    //! component and resource changes that matched a watch are
+    //! [`WatchedChange`] messages once
+    //! [`WasmRuntime::record_watched_changes`](crate::WasmRuntime::record_watched_changes)
+    //! is on. Each gives its CloudEvent with `cloud_event()`.
+
+    pub use crate::messages::WatchedChange;
+    pub use crate::stamps::EventStamp;
+    pub use hotwasm_events::{ChangeKind, CloudEvent};
+}
+
+/// What `use bevy_hotwasm::prelude::*;` gives a game: the plugin, script
+/// modules and the component that runs them, the runtime and its system
+/// set, the messages most games read and send, the key-value store, and
+/// the trust policy with its keys. Everything else is at the crate root or
+/// in its module.
 pub mod prelude {
     pub use crate::{
-        Capabilities, CapabilityPolicy, Compilation, Compiler, HostMessage, HotWasmPlugin,
-        KvChanged, KvStore, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded, ModuleTrust,
-        Recipient, ScriptSender, TrustPolicy, TrustedKey, WasmModule, WasmRuntime, WasmScript,
-        WasmSystems,
+        HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed, ModuleMessage,
+        ModuleReloaded, TrustPolicy, TrustedKey, WasmModule, WasmRuntime, WasmScript, WasmSystems,
     };
 }
 
@@ -262,8 +284,6 @@ pub mod prelude {
 /// ```no_run
 /// # use bevy::prelude::*;
 /// # use bevy_hotwasm::prelude::*;
-/// # use bevy_hotwasm::{Signatures, TrustPolicy, TrustedKey};
-/// # use bevy::asset::io::AssetSourceId;
 /// let pem = std::fs::read("keys/release.pub.pem").expect("the release key");
 /// let key = TrustedKey::from_bytes(&pem).expect("an ed25519 public key");
 /// App::new().add_plugins((
@@ -322,7 +342,7 @@ impl Plugin for HotWasmPlugin {
             .add_message::<ModuleMessage>()
             .add_message::<HostMessage>()
             .add_message::<KvChanged>()
-            .add_message::<WatchedChange>()
+            .add_message::<watch::WatchedChange>()
             .init_resource::<stamps::EventIds>()
             .init_resource::<host::SpawnCounts>()
             .add_systems(

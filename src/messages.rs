@@ -156,7 +156,7 @@ impl fmt::Display for ModuleFailed {
     }
 }
 
-/// An instance faulted [`FaultPolicy::max_faults`](crate::FaultPolicy::max_faults)
+/// An instance faulted [`FaultPolicy::max_faults`](crate::sandbox::FaultPolicy::max_faults)
 /// times within the policy's window and stopped running: it stays visible
 /// in [`WasmRuntime`](crate::WasmRuntime) and starts again when its module
 /// changes or [`WasmRuntime::release`](crate::WasmRuntime::release) is

@@ -1,12 +1,29 @@
 //! What guest code may use, and what happens when it uses too much: CPU
 //! budgets (epoch interruption, optional fuel), memory and table limits,
 //! and the restart / quarantine policy for instances that fault.
+//!
+//! [`Sandbox`] and [`GuestLimits`] are also at the crate root; the rest of
+//! the sandbox is here: how a fault is told ([`FaultKind`]) and handled
+//! ([`FaultPolicy`]), per-call host quotas ([`HostQuotas`]), what may wait
+//! for a script ([`QueueLimits`]), what a `.wasm.meta` may lower
+//! ([`MetaLimits`], [`RaisedLimit`]), the defaults, the fixed bounds on
+//! every instance ([`MAX_TASKS`], [`MAX_WATCHES`], [`MAX_SUBSCRIPTIONS`],
+//! [`MAX_TOPIC_BYTES`], [`MAX_PAYLOAD_BYTES`], [`MAX_PREFETCHED`],
+//! [`MAX_OPEN_BUCKETS`], [`MAX_CAS_HANDLES`]), and [`SpawnedBy`], the mark
+//! on every entity a guest spawned.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wasmtime::{Trap, WasmBacktrace};
+
+// The host enforces these bounds where it implements each import; they are
+// part of the sandbox a game reads about.
+pub use crate::host::{
+    MAX_CAS_HANDLES, MAX_OPEN_BUCKETS, MAX_PAYLOAD_BYTES, MAX_PREFETCHED, MAX_SUBSCRIPTIONS,
+    MAX_TASKS, MAX_TOPIC_BYTES, MAX_WATCHES, SpawnedBy,
+};
 
 /// How the engine meters and bounds guest code; set on
 /// [`HotWasmPlugin::sandbox`](crate::HotWasmPlugin::sandbox).
@@ -189,7 +206,7 @@ pub struct GuestLimits {
     pub max_kv_bytes_per_bucket: u64,
     /// The most entities the module's instances, all together, may have
     /// spawned that are still alive (each carries a
-    /// [`SpawnedBy`](crate::SpawnedBy); a despawn gives the quota back).
+    /// [`SpawnedBy`]; a despawn gives the quota back).
     /// Default 10 000.
     pub max_spawned_entities: u64,
 }

@@ -7,6 +7,12 @@
 //! `.wasm.meta` may narrow what is left, never widen it. The grant is what
 //! all of them allow, and the host checks it in every import.
 //!
+//! [`Capabilities`] and [`CapabilityPolicy`] are also at the crate root;
+//! here are the rest: each [`Right`] and its [`Pattern`]s, what a module was
+//! granted ([`Grant`]), the manifest's errors ([`ManifestError`],
+//! [`NarrowingError`]), who vouches for a module ([`Vouched`]), and the
+//! section itself ([`SECTION`], [`find_section`]) for tools that read it.
+//!
 //! The manifest's grammar is in `manifest`, the ceilings and narrowing in
 //! `policy`, and finding the section in a module's bytes in `section`.
 

@@ -5,6 +5,12 @@
 //! [`KvStore`] resource directly. Either way a write becomes a change, and so
 //! does a file edited by hand in a bucket directory (a designer live-tuning
 //! a value).
+//!
+//! [`KvStore`] and [`KvChanged`] are also at the crate root; here are the
+//! rest: the store's errors ([`KvError`]), who made a change
+//! ([`KvOrigin`]), a page of keys ([`KeyPage`]), what a module keeps
+//! ([`KvUsage`]), the limits on keys, values and buckets, and with the
+//! `nats` feature the shared store's options and status.
 
 mod backend;
 mod change;

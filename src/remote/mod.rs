@@ -2,6 +2,10 @@
 //! changes, with a disk cache of the last verified copy and embedded
 //! defaults to fall back on.
 //!
+//! [`RemoteSource`] registers such a source; the [`RemoteModules`] resource
+//! shows each download's state ([`RemoteModuleStatus`]: where the module
+//! was served from, [`ServedFrom`], and the last [`RemoteError`]).
+//!
 //! `fetch` makes one bounded download; `poll` asks the server what changed.
 //! Besides Bevy and ehttp, this depends only on `trust` and `files`.
 
@@ -138,7 +142,7 @@ impl RemoteModules {
 /// ```no_run
 /// # use bevy::prelude::*;
 /// # use bevy_hotwasm::prelude::*;
-/// # use bevy_hotwasm::RemoteSource;
+/// # use bevy_hotwasm::remote::RemoteSource;
 /// let mut app = App::new();
 /// // Before DefaultPlugins: asset sources must exist when AssetPlugin starts.
 /// RemoteSource::new("https://mods.example.com/v1")

@@ -77,7 +77,7 @@ pub struct ScriptStats {
     /// Fuel burnt in all those frames.
     pub total_fuel: u64,
     /// Host requests refused over the per-call quotas
-    /// ([`HostQuotas`](crate::HostQuotas)), dropped log lines included.
+    /// ([`HostQuotas`](crate::sandbox::HostQuotas)), dropped log lines included.
     pub refused_host_calls: u64,
     /// Host calls refused because the module was not granted the
     /// capability they need (see [`CapabilityPolicy`](crate::CapabilityPolicy));

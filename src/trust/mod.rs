@@ -3,6 +3,13 @@
 //! A signature is ed25519 over the module's exact bytes, stored beside it as
 //! `<name>.wasm.sig`. The loader checks it before compiling anything, so a
 //! tampered update never replaces a trusted module.
+//!
+//! [`TrustPolicy`], [`TrustedKey`] and [`ModuleTrust`] are also at the
+//! crate root; here are the rest: signing ([`sign_module`],
+//! [`private_key_pem`], [`signature_path`]), the rules per asset source
+//! ([`Signatures`]), the errors ([`KeyError`], [`SignatureError`]), and a
+//! loaded module's provenance: who signed it ([`Verified`]) and where its
+//! bytes came from ([`ModuleOrigin`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -19,6 +26,8 @@ use ed25519_dalek::pkcs8::{Document, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+pub use crate::source::ModuleOrigin;
 
 /// The line a text signature may start with to name its key, followed by
 /// the key's [fingerprint](TrustedKey::fingerprint).

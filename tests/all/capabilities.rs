@@ -5,11 +5,10 @@
 
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
+use bevy_hotwasm::capabilities;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{
-    CAPABILITIES_SECTION, FailureStage, KvStore, ModuleStatus, Signatures,
-    find_capabilities_section, sign_module,
-};
+use bevy_hotwasm::trust::{Signatures, sign_module};
+use bevy_hotwasm::{Capabilities, CapabilityPolicy, FailureStage, KvStore, ModuleStatus};
 use ed25519_dalek::SigningKey;
 use game_types::{Boost, Health, Position};
 use hotwasm_test_support::*;
@@ -184,7 +183,7 @@ fn the_same_guest_asking_for_more_is_granted_it() {
 fn a_ceiling_takes_away_what_a_module_asks_beyond_it() {
     // What the narrow intruder asks for, as the game's ceiling for local files.
     let narrow = guest_bytes("intruder");
-    let narrow = String::from_utf8(find_capabilities_section(&narrow).unwrap()).unwrap();
+    let narrow = String::from_utf8(capabilities::find_section(&narrow).unwrap()).unwrap();
     let ceiling = Capabilities::parse(&narrow).unwrap();
     let plugin = HotWasmPlugin {
         capabilities: CapabilityPolicy::new().limit_source(AssetSourceId::Default, ceiling),
@@ -231,7 +230,7 @@ fn what_a_signed_module_asks_for_cannot_change_without_signing_it_again() {
     let mut widened = original.clone();
     widened[position..position + 7].copy_from_slice(b"tasks 9");
     assert!(
-        String::from_utf8(find_capabilities_section(&widened).unwrap())
+        String::from_utf8(capabilities::find_section(&widened).unwrap())
             .unwrap()
             .contains("tasks 9")
     );
@@ -317,7 +316,7 @@ fn a_reload_changes_the_grant_and_an_unreadable_manifest_keeps_the_old_generatio
 /// `component` with a `hotwasm:capabilities` section holding `manifest`
 /// appended: read together with the one inside it.
 fn with_section(component: &[u8], manifest: &[u8]) -> Vec<u8> {
-    let name = CAPABILITIES_SECTION.as_bytes();
+    let name = capabilities::SECTION.as_bytes();
     let mut payload = vec![name.len() as u8];
     payload.extend(name);
     payload.extend(manifest);

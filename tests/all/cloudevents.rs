@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{CloudEvent, WatchedChange};
+use bevy_hotwasm::watch::{CloudEvent, WatchedChange};
 use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, Data, Event};
 use hotwasm_test_support::*;

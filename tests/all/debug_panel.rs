@@ -675,7 +675,7 @@ fn the_panel_switches_tabs() {
 #[cfg(feature = "nats")]
 #[test]
 fn the_key_value_tab_shows_a_shared_stores_connection() {
-    use bevy_hotwasm::NatsOptions;
+    use bevy_hotwasm::kv::NatsOptions;
     use hotwasm_test_support::nats_server::{NatsServer, wait_until};
 
     let mut server = NatsServer::start();

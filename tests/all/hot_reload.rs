@@ -4,7 +4,8 @@
 
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{FailureStage, FaultKind, ModuleFailed, WasmEngine};
+use bevy_hotwasm::sandbox::FaultKind;
+use bevy_hotwasm::{FailureStage, ModuleFailed, WasmEngine};
 use hotwasm_test_support::*;
 
 /// Saves `bytes` over `modules/counter.wasm` and waits for the runtime to

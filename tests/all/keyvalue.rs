@@ -4,8 +4,9 @@
 //! their writes reach other guests' watches like any change.
 
 use bevy::prelude::*;
+use bevy_hotwasm::FailureStage;
+use bevy_hotwasm::kv::KvOrigin;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{FailureStage, KvOrigin};
 use hotwasm_test_support::*;
 
 /// An app with a store in `store_dir` running `modules` (each on its own

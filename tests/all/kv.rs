@@ -3,7 +3,8 @@
 //! file watcher, and the store outlives the app.
 
 use bevy::prelude::*;
-use bevy_hotwasm::{KvChanged, KvOrigin, KvStore};
+use bevy_hotwasm::kv::KvOrigin;
+use bevy_hotwasm::{KvChanged, KvStore};
 use hotwasm_test_support::*;
 
 fn app_with_store(assets: &AssetDir, dir: &std::path::Path) -> App {

@@ -1,9 +1,10 @@
 //! Loading modules and running instances, without hot reload.
 
 use bevy::prelude::*;
+use bevy_hotwasm::sandbox::DEFAULT_MAX_WASM_STACK;
 use bevy_hotwasm::{
-    Compilation, DEFAULT_MAX_WASM_STACK, FailureStage, HotWasmPlugin, Sandbox, WasmEngine,
-    WasmModule, WasmModuleLoaderError, WasmScript,
+    Compilation, FailureStage, HotWasmPlugin, Sandbox, WasmEngine, WasmModule,
+    WasmModuleLoaderError, WasmScript,
 };
 use hotwasm_test_support::*;
 

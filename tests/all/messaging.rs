@@ -4,10 +4,8 @@
 
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{
-    FailureStage, MAX_PAYLOAD_BYTES, MAX_QUEUED_BYTES, MessageError, QueueLimits, Sandbox,
-    WasmEngine,
-};
+use bevy_hotwasm::sandbox::{MAX_PAYLOAD_BYTES, MAX_QUEUED_BYTES, QueueLimits};
+use bevy_hotwasm::{FailureStage, MessageError, ModuleLogged, Sandbox, ScriptSender, WasmEngine};
 use hotwasm_test_support::*;
 
 /// A system that sends `ping` to the entity in it, once.

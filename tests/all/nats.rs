@@ -5,7 +5,8 @@
 //! the origin that says where it came from.
 
 use bevy::prelude::*;
-use bevy_hotwasm::{KvError, KvOrigin, KvStore, NatsOptions};
+use bevy_hotwasm::KvStore;
+use bevy_hotwasm::kv::{KvError, KvOrigin, NatsOptions};
 use hotwasm_test_support::nats_server::*;
 use hotwasm_test_support::*;
 
@@ -322,7 +323,7 @@ fn bad_names_and_oversized_values_are_refused_before_the_server() {
         Err(KvError::InvalidKey { .. })
     ));
     // The store's own limit is 1 MiB; a default server takes 1 MB messages.
-    let largest = vec![b'x'; bevy_hotwasm::MAX_VALUE_BYTES];
+    let largest = vec![b'x'; bevy_hotwasm::kv::MAX_VALUE_BYTES];
     let refused = store.set("saves", "slot", &largest).unwrap_err();
     assert!(refused.to_string().contains("max_payload"), "{refused}");
     assert_eq!(store.get("saves", "slot").unwrap(), None);

@@ -6,11 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use bevy::prelude::*;
+use bevy_hotwasm::FailureStage;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{
-    FailureStage, ModuleOrigin, RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource,
-    ServedFrom, SignatureError, TrustedKey, Verified, sign_module,
+use bevy_hotwasm::remote::{
+    RemoteError, RemoteModuleStatus, RemoteModules, RemoteSource, ServedFrom,
 };
+use bevy_hotwasm::trust::{ModuleOrigin, SignatureError, Verified, sign_module};
 use ed25519_dalek::SigningKey;
 use hotwasm_test_support::http::{TestServer, dead_url, stalled_url};
 use hotwasm_test_support::*;

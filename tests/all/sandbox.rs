@@ -6,9 +6,9 @@
 use bevy::diagnostic::DiagnosticsStore;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::sandbox::{FaultKind, SpawnedBy};
 use bevy_hotwasm::{
-    Compilation, Compiler, FailureStage, FaultKind, GuestLimits, Sandbox, ScriptQuarantined,
-    SpawnedBy, WasmDiagnostics,
+    Compilation, Compiler, FailureStage, GuestLimits, Sandbox, ScriptQuarantined, WasmDiagnostics,
 };
 use hotwasm_test_support::*;
 

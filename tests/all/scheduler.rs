@@ -3,13 +3,13 @@
 //! guest ticks every 100 ms and logs once 250 ms after it starts; every
 //! test runs it and its Zig twin `zig_ticker`, which must behave the same.
 
+use hotwasm_test_support::*;
 use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
+use bevy_hotwasm::diagnostics::{RECENT_RUNS, TaskDetails};
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{RECENT_RUNS, TaskDetails};
-use hotwasm_test_support::*;
 
 /// The Rust `ticker` and its Zig twin.
 const TICKERS: [&str; 2] = ["ticker", "zig_ticker"];

@@ -5,10 +5,10 @@
 use bevy::asset::io::AssetSourceId;
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{
-    FailureStage, ModuleOrigin, SignatureError, Signatures, Verified, WasmModule, private_key_pem,
-    sign_module,
+use bevy_hotwasm::trust::{
+    ModuleOrigin, SignatureError, Signatures, Verified, private_key_pem, sign_module,
 };
+use bevy_hotwasm::{FailureStage, ModuleTrust};
 use ed25519_dalek::SigningKey;
 use hotwasm_test_support::*;
 

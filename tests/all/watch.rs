@@ -4,7 +4,7 @@
 
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{ChangeKind, WatchedChange};
+use bevy_hotwasm::watch::{ChangeKind, WatchedChange};
 use hotwasm_test_support::*;
 
 fn watcher_with_store() -> (AssetDir, tempfile::TempDir, App, Entity) {

@@ -6,7 +6,8 @@
 //! every test of `tests/scheduler.rs`.
 
 use bevy::prelude::*;
-use bevy_hotwasm::{FailureStage, FaultKind};
+use bevy_hotwasm::FailureStage;
+use bevy_hotwasm::sandbox::FaultKind;
 use hotwasm_test_support::*;
 
 /// The lines `entity` logged that count starts.

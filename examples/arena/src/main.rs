@@ -34,9 +34,10 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
 use bevy::window::WindowResolution;
 use bevy_egui::EguiPlugin;
-use bevy_hotwasm::NatsOptions;
 use bevy_hotwasm::debug_panel::{HotWasmPanelPlugin, PanelState, PanelTab};
+use bevy_hotwasm::kv::NatsOptions;
 use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::{Compilation, Compiler};
 
 use crate::render::ArenaRenderPlugin;
 use arena::logic::{ArenaLogicPlugin, PlayerInput};

@@ -193,7 +193,8 @@ fn a_hand_edited_tuning_file_changes_every_enemys_speed() {
 #[cfg(feature = "nats_server_tests")]
 #[test]
 fn a_tuning_tool_on_a_shared_store_changes_every_enemys_speed() {
-    use bevy_hotwasm::{KvStore, NatsOptions};
+    use bevy_hotwasm::KvStore;
+    use bevy_hotwasm::kv::NatsOptions;
     use hotwasm_test_support::nats_server::{NatsServer, wait_until};
 
     let server = NatsServer::start();

@@ -16,7 +16,8 @@ use bevy::asset::{AssetLoadError, AssetLoadFailedEvent};
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bevy_hotwasm::prelude::*;
-use bevy_hotwasm::{SignatureError, WasmModuleLoaderError};
+use bevy_hotwasm::trust::SignatureError;
+use bevy_hotwasm::{ModuleLogged, WasmModuleLoaderError};
 use tempfile::TempDir;
 
 pub use watcher::FakeWatcher;
