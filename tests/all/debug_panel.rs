@@ -716,3 +716,11 @@ fn the_key_value_tab_shows_a_shared_stores_connection() {
     harness.get_by_label("disconnected");
     harness.get_by_label("revision 1, 1 writes waiting for the server");
 }
+
+#[test]
+#[should_panic(expected = "add bevy_egui's EguiPlugin::default() to the app")]
+fn the_panels_window_without_egui_says_how_to_add_it() {
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, HotWasmPanelPlugin::default()));
+    app.finish();
+}
