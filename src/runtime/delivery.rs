@@ -9,7 +9,7 @@ use bevy::log::Level;
 use bevy::prelude::*;
 
 use super::faults::faulted;
-use super::{Frame, RECENT_RUNS, RunOrder, Runner, Script, WasmRuntime};
+use super::{FrameContext, RECENT_RUNS, RunOrder, Runner, TrackedScript, WasmRuntime};
 use crate::host::{GuestLine, InstanceDetails, check_message};
 use crate::instance::{CallCost, LiveInstance, PendingMessages, Produced};
 use crate::messages::{
@@ -72,7 +72,7 @@ struct Outgoing<'a> {
 /// Keeps a paused script's watch events for when it resumes, within
 /// `limits`; counts the rest as dropped, with a warning at the first drop
 /// of each pause.
-fn hold_events(entity: Entity, script: &mut Script, limits: &QueueLimits) {
+fn hold_events(entity: Entity, script: &mut TrackedScript, limits: &QueueLimits) {
     let (max, max_bytes) = (limits.max_held_events, limits.max_held_event_bytes);
     let dropped = script.events.keep_first(max, max_bytes);
     if dropped == 0 {
@@ -188,7 +188,7 @@ impl Runner {
     /// instances with nothing due are not called. Once the frame's budget
     /// is spent, the rest keep their work for the next frame, which begins
     /// with the first of them.
-    pub(super) fn run_batches(&mut self, frame: &mut Frame) {
+    pub(super) fn run_batches(&mut self, frame: &mut FrameContext) {
         let this_frame = frame.this_frame.clone();
         // Starts and hot swaps this frame spent part of the budget.
         let mut spent: Duration = (self.charged.iter())

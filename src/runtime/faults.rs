@@ -5,7 +5,7 @@
 
 use bevy::prelude::*;
 
-use super::{Frame, RunOrder, Script};
+use super::{FrameContext, RunOrder, TrackedScript};
 use crate::instance::CallError;
 use crate::messages::{FailureStage, ModuleFailed, ScriptQuarantined, ScriptRef};
 use crate::sandbox::FaultKind;
@@ -18,7 +18,7 @@ pub(super) fn report(world: &mut World, failure: ModuleFailed) {
 
 /// Records and reports that `script_ref`'s generation failed on its script.
 pub(super) fn fail(
-    frame: &mut Frame,
+    frame: &mut FrameContext,
     script_ref: &ScriptRef,
     stage: FailureStage,
     error: CallError,
@@ -35,8 +35,8 @@ pub(super) fn fail(
 /// backoff, or quarantines the script after too many recent faults.
 #[must_use = "the restart must be scheduled"]
 pub(super) fn faulted(
-    frame: &mut Frame,
-    script: &mut Script,
+    frame: &mut FrameContext,
+    script: &mut TrackedScript,
     script_ref: &ScriptRef,
     stage: FailureStage,
     error: CallError,

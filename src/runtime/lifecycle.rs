@@ -14,7 +14,8 @@ use super::delivery::{Sent, publish};
 use super::faults::{fail, faulted, report};
 use super::script_changes::{LoadFailure, ScriptChanges};
 use super::{
-    Frame, ModuleStatus, ReloadTiming, RunOrder, Runner, Script, ScriptStatus, WasmScript,
+    FrameContext, ModuleStatus, ReloadTiming, RunOrder, Runner, ScriptStatus, TrackedScript,
+    WasmScript,
 };
 use crate::asset::{FileLoads, LoadOrder, WasmModule};
 use crate::capabilities::Grant;
@@ -38,7 +39,7 @@ pub(super) enum Version {
 impl Runner {
     /// Applies released quarantines, asked-for restarts, removed and new
     /// scripts, failed loads and new module versions.
-    pub(super) fn apply(&mut self, frame: &mut Frame, changes: ScriptChanges) {
+    pub(super) fn apply(&mut self, frame: &mut FrameContext, changes: ScriptChanges) {
         for entity in std::mem::take(&mut frame.status.released) {
             if let Some(script) = self.scripts.get_mut(&RunOrder(entity)) {
                 script.recent_faults.clear();
@@ -125,7 +126,12 @@ impl Runner {
     /// older than one of its kind already applied is never applied, so the
     /// newest read of a file wins, whatever order the loads finished in.
     /// Returns `false` when the loader never read `path`.
-    fn settle(&mut self, frame: &mut Frame, module: AssetId<WasmModule>, path: &str) -> bool {
+    fn settle(
+        &mut self,
+        frame: &mut FrameContext,
+        module: AssetId<WasmModule>,
+        path: &str,
+    ) -> bool {
         let Some(order) = frame.world.get_resource::<LoadOrder>() else {
             return false;
         };
@@ -170,7 +176,7 @@ impl Runner {
     /// ([`TrustPolicy::remove_key`](crate::TrustPolicy::remove_key)) and
     /// loads it again: the loader refuses it, or a fallback that passes
     /// (a cached or embedded copy) takes its place.
-    pub(super) fn stop_revoked(&mut self, frame: &mut Frame) {
+    pub(super) fn stop_revoked(&mut self, frame: &mut FrameContext) {
         let Some(trust) = frame.world.get_resource::<ModuleTrust>() else {
             return;
         };
@@ -204,7 +210,7 @@ impl Runner {
 
     /// Drops the instances of `module`'s scripts, which then wait for its
     /// next version ([`WasmRuntime::unload`]).
-    fn unload(&mut self, frame: &mut Frame, module: AssetId<WasmModule>) {
+    fn unload(&mut self, frame: &mut FrameContext, module: AssetId<WasmModule>) {
         for (order, script) in &mut self.scripts {
             if script.module != module {
                 continue;
@@ -218,14 +224,14 @@ impl Runner {
         }
     }
 
-    fn forget(&mut self, frame: &mut Frame, order: RunOrder) {
+    fn forget(&mut self, frame: &mut FrameContext, order: RunOrder) {
         self.scripts.remove(&order);
         self.stale.remove(&order);
         self.restarts.remove(&order);
         frame.status.scripts.remove(&order);
     }
 
-    fn track(&mut self, frame: &mut Frame, order: RunOrder, module: AssetId<WasmModule>) {
+    fn track(&mut self, frame: &mut FrameContext, order: RunOrder, module: AssetId<WasmModule>) {
         if self
             .scripts
             .get(&order)
@@ -254,7 +260,7 @@ impl Runner {
                 recent: default(),
             },
         );
-        let script = Script {
+        let script = TrackedScript {
             module,
             attempted: 0,
             instance: None,
@@ -277,7 +283,7 @@ impl Runner {
     /// several changes, and rewriting identical bytes changes nothing.
     fn new_generation<'s>(
         &mut self,
-        frame: &'s mut Frame,
+        frame: &'s mut FrameContext,
         module: AssetId<WasmModule>,
         path: &str,
         version: Version,
@@ -319,7 +325,7 @@ impl Runner {
 
     fn module_failed(
         &mut self,
-        frame: &mut Frame,
+        frame: &mut FrameContext,
         module: AssetId<WasmModule>,
         path: &str,
         stage: FailureStage,
@@ -344,7 +350,7 @@ impl Runner {
 
     /// Starts or swaps every stale script whose module has loaded, then
     /// starts again every faulted script whose backoff is over.
-    pub(super) fn start_due(&mut self, frame: &mut Frame) {
+    pub(super) fn start_due(&mut self, frame: &mut FrameContext) {
         for order in std::mem::take(&mut self.stale) {
             let Some(script) = self.scripts.get_mut(&order) else {
                 continue;
@@ -396,7 +402,7 @@ impl Runner {
 
     /// Starts the script's `attempted` generation, reports how it went, and
     /// schedules a restart or quarantines it when a first start faulted.
-    fn start(&mut self, frame: &mut Frame, order: RunOrder, why: Start) {
+    fn start(&mut self, frame: &mut FrameContext, order: RunOrder, why: Start) {
         let Some(script) = self.scripts.get_mut(&order) else {
             return;
         };
@@ -482,7 +488,7 @@ enum Start {
 
 /// Records when `generation` of `module` first replaced a running one and
 /// how long that took from its file being read.
-fn record_reload(frame: &mut Frame, module: AssetId<WasmModule>, generation: u32) {
+fn record_reload(frame: &mut FrameContext, module: AssetId<WasmModule>, generation: u32) {
     let read_at = frame
         .world
         .resource::<Assets<WasmModule>>()
@@ -507,9 +513,9 @@ fn record_reload(frame: &mut Frame, module: AssetId<WasmModule>, generation: u32
 /// the new one, restores the state into it and calls `init`. Only when every
 /// step succeeds does the new instance replace the old.
 fn start_generation(
-    frame: &mut Frame,
+    frame: &mut FrameContext,
     sent: &mut Vec<Sent>,
-    script: &mut Script,
+    script: &mut TrackedScript,
     script_ref: ScriptRef,
 ) -> Result<(), (FailureStage, CallError)> {
     let applied =

@@ -463,7 +463,7 @@ impl PartialOrd for RunOrder {
 
 /// One script as the runtime runs it: its live instance and what waits for
 /// it. Its public face is its [`ScriptStatus`].
-struct Script {
+struct TrackedScript {
     module: AssetId<WasmModule>,
     /// The newest module generation this script tried to start or swap to.
     attempted: u32,
@@ -484,7 +484,7 @@ struct Script {
     recent_faults: VecDeque<u64>,
 }
 
-impl Script {
+impl TrackedScript {
     fn charge(&mut self, cost: CallCost) {
         self.this_frame.calls += cost.calls;
         self.this_frame.time += cost.time;
@@ -507,7 +507,7 @@ impl Script {
 /// The runtime's own state, owned by the exclusive system.
 #[derive(Default)]
 pub(crate) struct Runner {
-    scripts: BTreeMap<RunOrder, Script>,
+    scripts: BTreeMap<RunOrder, TrackedScript>,
     /// Scripts whose module has a generation they have not tried yet.
     stale: BTreeSet<RunOrder>,
     /// Faulted scripts waiting to start again, with when (virtual time, ns).
@@ -531,7 +531,7 @@ pub(crate) struct Runner {
 /// What a frame's work needs besides the runner: the game's world, the
 /// status to keep up to date, the frame's virtual time (ns) and the fault
 /// policy.
-struct Frame<'a> {
+struct FrameContext<'a> {
     world: WorldLoan<'a>,
     status: &'a mut WasmRuntime,
     now: u64,
@@ -543,8 +543,8 @@ struct Frame<'a> {
     this_frame: Option<GuestFrame>,
 }
 
-impl Frame<'_> {
-    /// The status of the script `order`; it exists as long as its [`Script`].
+impl FrameContext<'_> {
+    /// The status of the script `order`; it exists as long as its [`TrackedScript`].
     fn script_status(&mut self, order: RunOrder) -> Option<&mut ScriptStatus> {
         self.status.scripts.get_mut(&order)
     }
@@ -602,7 +602,7 @@ pub(crate) fn run_scripts(
     }
 
     world.resource_scope(|world, mut status: Mut<WasmRuntime>| -> Result {
-        let frame = &mut Frame {
+        let frame = &mut FrameContext {
             world: WorldLoan::new(world, &mut spare_world),
             status: &mut status,
             now,
