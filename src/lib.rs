@@ -43,13 +43,14 @@
 //!   the runtime's messages and status ([`ScriptStatus`], [`ScriptStats`],
 //!   [`ModuleStatus`]), and [`WasmEngine`] for modules made from bytes.
 //! - A public module per area for the rest: [`kv`] (the store's errors,
-//!   origins, pages, limits and NATS options), [`trust`] (signing,
-//!   signature errors, where a module came from), [`capabilities`]
-//!   (manifests, rights, patterns and grants), [`sandbox`] (faults,
-//!   quotas, queue limits and every fixed bound on an instance),
-//!   [`diagnostics`] (what the runtime records of each instance, and the
-//!   guest log target), [`watch`] (change events as CloudEvents), and with
-//!   their features `remote` (modules from a URL) and `debug_panel`.
+//!   origins and [`KvWriter`](kv::KvWriter), which writes as one, pages,
+//!   limits and NATS options), [`trust`] (signing, signature errors,
+//!   where a module came from), [`capabilities`] (manifests, rights,
+//!   patterns and grants), [`sandbox`] (faults, quotas, queue limits and
+//!   every fixed bound on an instance), [`diagnostics`] (what the runtime
+//!   records of each instance, and the guest log target), [`watch`]
+//!   (change events as CloudEvents), and with their features `remote`
+//!   (modules from a URL) and `debug_panel`.
 //!
 //! A root name is there on purpose: `.ci/check-api.py` fails when the
 //! root's names differ from the list in `.ci/api-root.txt`.

@@ -119,19 +119,17 @@ pub fn apply_actions(world: &mut World) {
                 value,
             } => save_kv_edit(world, &bucket, &key, read, &value),
             PanelAction::KvDelete { bucket, key } => {
-                let deleted =
-                    world
-                        .resource_mut::<KvStore>()
-                        .delete_as(KvOrigin::Tool, &bucket, &key);
+                let deleted = world
+                    .resource_mut::<KvStore>()
+                    .by(KvOrigin::Tool)
+                    .delete(&bucket, &key);
                 report_kv(deleted, &bucket, &key);
             }
             PanelAction::KvIncrement { bucket, key, delta } => {
-                let added = world.resource_mut::<KvStore>().increment_as(
-                    KvOrigin::Tool,
-                    &bucket,
-                    &key,
-                    delta,
-                );
+                let added = world
+                    .resource_mut::<KvStore>()
+                    .by(KvOrigin::Tool)
+                    .increment(&bucket, &key, delta);
                 report_kv(added.map(drop), &bucket, &key);
             }
         }
@@ -142,7 +140,9 @@ pub fn apply_actions(world: &mut World) {
 /// the tab why not otherwise.
 fn save_kv_edit(world: &mut World, bucket: &str, key: &str, read: Option<Vec<u8>>, value: &[u8]) {
     let mut store = world.resource_mut::<KvStore>();
-    let saved = store.compare_and_swap_as(KvOrigin::Tool, bucket, key, read.as_deref(), value);
+    let saved = store
+        .by(KvOrigin::Tool)
+        .compare_and_swap(bucket, key, read.as_deref(), value);
     let now = store.get(bucket, key).ok().flatten();
     let notice = match saved {
         Ok(true) => None,

@@ -302,7 +302,7 @@ impl store::HostBucket for KvView<'_> {
         self.granted(Right::KvWrite, &bucket, &key)?;
         self.count_write(key.len() + value.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
-            store.set_as(origin, name, &key, &value)
+            store.by(origin).set(name, &key, &value)
         })
     }
 
@@ -310,7 +310,7 @@ impl store::HostBucket for KvView<'_> {
         self.granted(Right::KvWrite, &bucket, &key)?;
         self.count_write(key.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
-            store.delete_as(origin, name, &key)
+            store.by(origin).delete(name, &key)
         })
     }
 
@@ -358,7 +358,7 @@ impl atomics::Host for KvView<'_> {
         self.granted(Right::KvAtomics, &bucket, &key)?;
         self.count_write(key.len())?;
         self.with_bucket(&bucket, |store, name, origin| {
-            store.increment_as(origin, name, &key, delta)
+            store.by(origin).increment(name, &key, delta)
         })
     }
 
@@ -398,7 +398,9 @@ impl KvView<'_> {
         } = self.table.get(cas)?;
         let (bucket, key, expected) = (bucket.clone(), key.clone(), current.clone());
         let swapped = self.write(|store, origin| {
-            store.compare_and_swap_as(origin, &bucket, &key, expected.as_deref(), value)
+            store
+                .by(origin)
+                .compare_and_swap(&bucket, &key, expected.as_deref(), value)
         })?;
         if swapped {
             return Ok(true);
@@ -486,7 +488,7 @@ impl batch::Host for KvView<'_> {
         self.with_bucket(&bucket, |store, name, origin| {
             key_values
                 .iter()
-                .try_for_each(|(key, value)| store.set_as(origin, name, key, value))
+                .try_for_each(|(key, value)| store.by(origin).set(name, key, value))
         })
     }
 
@@ -502,7 +504,7 @@ impl batch::Host for KvView<'_> {
         }
         self.with_bucket(&bucket, |store, name, origin| {
             keys.iter()
-                .try_for_each(|key| store.delete_as(origin, name, key))
+                .try_for_each(|key| store.by(origin).delete(name, key))
         })
     }
 }

@@ -17,7 +17,7 @@ pub enum KvOrigin {
     /// Someone outside the game: a file in a bucket directory was edited.
     External,
     /// A developer tool inside the game, such as the debug panel: written
-    /// with [`KvStore::set_as`] and its siblings.
+    /// through [`KvStore::by`].
     Tool,
     /// Another process sharing the store (`KvStore::connect_nats`, feature
     /// `nats`), at the server's `revision` of the change.

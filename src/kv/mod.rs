@@ -8,7 +8,8 @@
 //!
 //! [`KvStore`] and [`KvChanged`] are also at the crate root; here are the
 //! rest: the store's errors ([`KvError`]), who made a change
-//! ([`KvOrigin`]), a page of keys ([`KeyPage`]), what a module keeps
+//! ([`KvOrigin`]) and writes made as one ([`KvWriter`], from
+//! [`KvStore::by`]), a page of keys ([`KeyPage`]), what a module keeps
 //! ([`KvUsage`]), the limits on keys, values and buckets, and with the
 //! `nats` feature the shared store's options and status.
 
@@ -21,6 +22,7 @@ mod names;
 #[cfg(feature = "nats")]
 mod nats;
 mod usage;
+mod writer;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -28,8 +30,8 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
+use self::backend::Backend;
 pub use self::backend::SharedStatus;
-use self::backend::{Backend, Swap};
 pub(crate) use self::change::publish_kv_changes;
 pub use self::change::{KvChanged, KvOrigin};
 use self::directory::DirectoryBackend;
@@ -42,7 +44,7 @@ pub use self::nats::{NatsOptions, nats_key};
 pub use self::usage::KvUsage;
 use self::usage::Usage;
 pub(crate) use self::usage::Writer;
-use crate::stamps::EventStamp;
+pub use self::writer::KvWriter;
 
 /// The longest key, in bytes (a key's file name is at most three times as long).
 pub const MAX_KEY_BYTES: usize = 80;
@@ -66,10 +68,6 @@ pub struct KeyPage {
     /// Where the next page starts, or `None` after the last page.
     pub cursor: Option<u64>,
 }
-
-/// How many times `increment` tries again when another process changed
-/// the key between its read and its write.
-const INCREMENT_TRIES: usize = 64;
 
 /// The key-value store, a resource.
 ///
@@ -182,14 +180,14 @@ impl KvStore {
         self.usage.of(module)
     }
 
-    /// Runs `op` with `writer` as the module writing: its writes count
-    /// against, and are refused past, its totals.
     /// Gives guests' swaps this frame's wait for a shared store's server
     /// (`NatsOptions::max_frame_wait`); the runtime calls it every frame.
     pub(crate) fn start_frame(&mut self) {
         self.guest_wait_left = self.backend.max_frame_wait();
     }
 
+    /// Runs `op` with `writer` as the module writing: its writes count
+    /// against, and are refused past, its totals.
     pub(crate) fn written_by<T>(&mut self, writer: Writer, op: impl FnOnce(&mut Self) -> T) -> T {
         self.writer = Some(writer);
         let done = op(self);
@@ -209,14 +207,24 @@ impl KvStore {
         Ok(self.get(bucket, key)?.is_some())
     }
 
+    /// Writes made as `origin`, which every change they make carries
+    /// ([`KvWriter`]): `store.by(KvOrigin::Tool).set(..)` for a developer
+    /// tool's. [`KvStore::set`], [`delete`](KvStore::delete),
+    /// [`increment`](KvStore::increment) and
+    /// [`compare_and_swap`](KvStore::compare_and_swap) write as
+    /// [`KvOrigin::Host`].
+    pub fn by(&mut self, origin: KvOrigin) -> KvWriter<'_> {
+        KvWriter::new(self, origin)
+    }
+
     /// Sets `key` to `value`, creating the bucket if needed.
     pub fn set(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.set_as(KvOrigin::Host, bucket, key, value)
+        self.by(KvOrigin::Host).set(bucket, key, value)
     }
 
     /// Deletes `key`; deleting a key that is not set is not an error.
     pub fn delete(&mut self, bucket: &str, key: &str) -> Result<(), KvError> {
-        self.delete_as(KvOrigin::Host, bucket, key)
+        self.by(KvOrigin::Host).delete(bucket, key)
     }
 
     /// Every bucket, sorted by name.
@@ -242,7 +250,7 @@ impl KvStore {
     /// and returns the new value. Counters are stored as decimal text, so a
     /// person can read and edit them.
     pub fn increment(&mut self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
-        self.increment_as(KvOrigin::Host, bucket, key, delta)
+        self.by(KvOrigin::Host).increment(bucket, key, delta)
     }
 
     /// Sets `key` to `new` only if its value is `expected` (`None`: only if
@@ -254,190 +262,8 @@ impl KvStore {
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool, KvError> {
-        self.compare_and_swap_as(KvOrigin::Host, bucket, key, expected, new)
-    }
-
-    /// [`KvStore::set`], recorded as a change made by `origin` (e.g.
-    /// [`KvOrigin::Tool`] for an editor's writes, which watches see like any
-    /// other).
-    pub fn set_as(
-        &mut self,
-        origin: KvOrigin,
-        bucket: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), KvError> {
-        self.check_write(bucket, key, value)?;
-        let old = self.backend.set(bucket, key, value)?;
-        self.record_set(origin, bucket, key, old, value);
-        Ok(())
-    }
-
-    /// Refuses a write of `value` the store's limits do not allow.
-    fn check_write(&mut self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        check_bucket(bucket)?;
-        check_key(key)?;
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(KvError::ValueTooLarge {
-                key: key.to_owned(),
-                len: value.len(),
-                max: MAX_VALUE_BYTES,
-            });
-        }
-        let len = value.len() as u64;
-        // Only near the ceiling does the value replaced matter.
-        if self.usage.bytes + len > self.max_bytes {
-            let old = self.backend.value_len(bucket, key)?.unwrap_or(0);
-            if self.usage.bytes.saturating_sub(old) + len > self.max_bytes {
-                return Err(KvError::StoreFull {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    max: self.max_bytes,
-                });
-            }
-        }
-        if let Some(writer) = &self.writer {
-            self.usage.check(writer, bucket, key, len)?;
-        }
-        // The bucket is recorded when the write lands (`record_set`): a
-        // refused or failed write leaves no bucket behind.
-        if !self.buckets.contains(bucket) && self.buckets.len() >= MAX_BUCKETS {
-            return Err(KvError::TooManyBuckets {
-                bucket: bucket.to_owned(),
-                max: MAX_BUCKETS,
-            });
-        }
-        Ok(())
-    }
-
-    /// Counts and reports a write of `value` that replaced `old` bytes.
-    fn record_set(
-        &mut self,
-        origin: KvOrigin,
-        bucket: &str,
-        key: &str,
-        old: Option<u64>,
-        value: &[u8],
-    ) {
-        if !self.buckets.contains(bucket) {
-            self.buckets.insert(bucket.to_owned());
-        }
-        self.usage
-            .set(self.writer.as_ref(), bucket, key, old, value.len() as u64);
-        self.changes.push(KvChanged {
-            stamp: EventStamp::UNPUBLISHED,
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            value: Some(value.to_vec()),
-            origin,
-        });
-    }
-
-    /// Sets `key` to `value` if it holds `expected`: `Err` with what it
-    /// holds instead when it does not. Atomic for every process sharing
-    /// the store (a round trip to its server); within this game otherwise.
-    fn swap_as(
-        &mut self,
-        origin: KvOrigin,
-        bucket: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        value: &[u8],
-    ) -> Result<Result<(), Option<Vec<u8>>>, KvError> {
-        self.check_write(bucket, key, value)?;
-        let guest = self.writer.is_some();
-        let started = std::time::Instant::now();
-        let wait = guest.then_some(self.guest_wait_left);
-        let answer = self.backend.swap(bucket, key, expected, value, wait);
-        if guest {
-            self.guest_wait_left = self.guest_wait_left.saturating_sub(started.elapsed());
-        }
-        let mut abandoned = Vec::new();
-        self.backend.take_abandoned(&mut abandoned);
-        for (bucket, key, value, old) in abandoned {
-            self.record_set(origin, &bucket, &key, old, &value);
-        }
-        let swapped = match answer {
-            Some(swapped) => swapped?,
-            None => match self.backend.get(bucket, key)? {
-                current if current.as_deref() != expected => Swap::Holds(current),
-                _ => Swap::Done(self.backend.set(bucket, key, value)?),
-            },
-        };
-        match swapped {
-            Swap::Done(old) => {
-                self.record_set(origin, bucket, key, old, value);
-                Ok(Ok(()))
-            }
-            Swap::Holds(current) => Ok(Err(current)),
-        }
-    }
-
-    /// [`KvStore::delete`], recorded as a change made by `origin`.
-    pub fn delete_as(&mut self, origin: KvOrigin, bucket: &str, key: &str) -> Result<(), KvError> {
-        check_bucket(bucket)?;
-        check_key(key)?;
-        if let Some(old) = self.backend.delete(bucket, key)? {
-            self.usage.delete(bucket, key, old);
-            self.changes.push(KvChanged {
-                stamp: EventStamp::UNPUBLISHED,
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                value: None,
-                origin,
-            });
-        }
-        Ok(())
-    }
-
-    /// [`KvStore::increment`], recorded as a change made by `origin`.
-    pub fn increment_as(
-        &mut self,
-        origin: KvOrigin,
-        bucket: &str,
-        key: &str,
-        delta: i64,
-    ) -> Result<i64, KvError> {
-        let mut current = self.get(bucket, key)?;
-        for _ in 0..INCREMENT_TRIES {
-            let number = match &current {
-                None => 0,
-                Some(bytes) => std::str::from_utf8(bytes)
-                    .ok()
-                    .and_then(|text| text.trim().parse::<i64>().ok())
-                    .ok_or_else(|| KvError::NotANumber {
-                        bucket: bucket.to_owned(),
-                        key: key.to_owned(),
-                    })?,
-            };
-            let new = number.checked_add(delta).ok_or_else(|| KvError::Overflow {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-            })?;
-            let text = new.to_string();
-            match self.swap_as(origin, bucket, key, current.as_deref(), text.as_bytes())? {
-                Ok(()) => return Ok(new),
-                // Another process changed it between the read and the write.
-                Err(now) => current = now,
-            }
-        }
-        Err(KvError::Contended {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            tries: INCREMENT_TRIES,
-        })
-    }
-
-    /// [`KvStore::compare_and_swap`], recorded as a change made by `origin`.
-    pub fn compare_and_swap_as(
-        &mut self,
-        origin: KvOrigin,
-        bucket: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, KvError> {
-        Ok(self.swap_as(origin, bucket, key, expected, new)?.is_ok())
+        self.by(KvOrigin::Host)
+            .compare_and_swap(bucket, key, expected, new)
     }
 
     /// Every change since the last call: the store's own writes, then edits

@@ -382,7 +382,8 @@ fn the_store_refuses_writes_past_its_ceiling_whoever_writes() {
         store.set("b", "two", &[0; 40]).unwrap();
         assert_eq!(store.used_bytes(), 100, "{name}");
         let full = store
-            .set_as(KvOrigin::Tool, "b", "three", &[0; 1])
+            .by(KvOrigin::Tool)
+            .set("b", "three", &[0; 1])
             .unwrap_err();
         assert!(
             matches!(full, KvError::StoreFull { max: 100, .. }),
@@ -421,7 +422,7 @@ fn a_modules_keys_count_against_its_totals_until_someone_else_takes_them() {
     };
     let write = |store: &mut KvStore, module: &str, bucket: &str, key: &str, value: &[u8]| {
         store.written_by(writer(module), |store| {
-            store.set_as(KvOrigin::Tool, bucket, key, value)
+            store.by(KvOrigin::Tool).set(bucket, key, value)
         })
     };
     write(&mut store, "a.wasm", "b", "1", b"x").unwrap();
