@@ -110,12 +110,12 @@ pub(crate) struct HostState {
     identity: InstanceIdentity,
     output: GuestOutput,
     /// The current frame's virtual time, in nanoseconds; set before each call.
-    pub now: u64,
-    pub tasks: TaskQueue,
-    pub mailbox: Mailbox,
-    pub watches: Watches,
+    now: u64,
+    tasks: TaskQueue,
+    mailbox: Mailbox,
+    watches: Watches,
     /// Whether the guest asked for `handle-batch` in every frame.
-    pub every_frame: bool,
+    every_frame: bool,
     /// Its own components the guest asked to have with every frame
     /// (`ecs.prefetch`).
     prefetched: Vec<ecs::Prefetched>,
@@ -124,15 +124,15 @@ pub(crate) struct HostState {
     /// The component on every entity that runs a script.
     script_component: Option<ComponentId>,
     /// The game's world, lent for the length of each call (see `WorldLoan`).
-    pub world: Option<Box<World>>,
+    world: Option<Box<World>>,
     /// Enforces the instance's memory and table limits.
-    pub limiter: Limiter,
+    limiter: Limiter,
     /// The key-value handles the guest holds.
     kv_handles: keyvalue::KvHandles,
     /// The module's limits, its totals (key-value, spawned entities) among them.
-    pub limits: GuestLimits,
+    limits: GuestLimits,
     /// What the host did for the current call, against the quotas.
-    pub quota: CallQuota,
+    quota: CallQuota,
     /// What the module was granted, checked in every import.
     access: Access,
     warned_task_cap: bool,
@@ -184,6 +184,69 @@ impl HostState {
     /// refusal as the guest was told.
     pub fn take_denied(&mut self) -> (u64, Option<String>) {
         self.access.take_denied()
+    }
+
+    /// Lends the instance the game's world for the length of a call
+    /// (`WorldLoan`).
+    pub(crate) fn lend_world(&mut self, world: Option<Box<World>>) {
+        self.world = world;
+    }
+
+    /// Takes back the world lent for the call that ended.
+    pub(crate) fn take_world(&mut self) -> Option<Box<World>> {
+        self.world.take()
+    }
+
+    /// Sets the current frame's virtual time, in nanoseconds, before a call.
+    pub(crate) fn set_now(&mut self, now: u64) {
+        self.now = now;
+    }
+
+    /// What enforces the instance's memory and table limits, for the store.
+    pub(crate) fn limiter(&mut self) -> &mut dyn wasmtime::ResourceLimiter {
+        &mut self.limiter
+    }
+
+    /// Whether a memory or table growth was refused since the last time.
+    pub(crate) fn take_limit_hit(&mut self) -> bool {
+        self.limiter.take_hit()
+    }
+
+    /// Starts the quotas over for the next call; returns how many requests
+    /// they refused since the last start.
+    pub(crate) fn start_call(&mut self) -> u64 {
+        self.quota.start_call()
+    }
+
+    /// The instance's watches, to match changes against.
+    pub(crate) fn watches(&self) -> &Watches {
+        &self.watches
+    }
+
+    /// Whether the instance subscribed to `topic`.
+    pub(crate) fn is_subscribed(&self, topic: &str) -> bool {
+        self.mailbox.is_subscribed(topic)
+    }
+
+    /// Whether the guest asked for `handle-batch` in every frame.
+    pub(crate) fn every_frame(&self) -> bool {
+        self.every_frame
+    }
+
+    /// Whether any task is due at `now`.
+    pub(crate) fn has_due_tasks(&self, now: u64) -> bool {
+        self.tasks.has_due(now)
+    }
+
+    /// Moves every task due at `now` into `out`, in order (see
+    /// `TaskQueue::take_due`).
+    pub(crate) fn take_due_tasks(&mut self, now: u64, out: &mut Vec<TaskDue>) {
+        self.tasks.take_due(now, out);
+    }
+
+    /// The messages the guest sent since the last time, in order.
+    pub(crate) fn take_sent(&mut self) -> Vec<(String, Vec<u8>)> {
+        std::mem::take(&mut self.mailbox.sent)
     }
 }
 
