@@ -1,7 +1,10 @@
 //! The host side of the `hotwasm:script` world: one file per WIT interface.
 //!
-//! Each instance's [`Store`](wasmtime::Store) holds a [`HostState`]; the
-//! `Host` trait of every imported interface is implemented on it.
+//! Each instance's [`Store`](wasmtime::Store) holds a [`HostState`]. An
+//! interface moved to a view of its own (`wasi:keyvalue`, `types`) has its
+//! `Host` trait implemented on that view, which borrows only the fields it
+//! touches, and is linked with a `HasData` marker; the others are still
+//! implemented on the whole state.
 
 mod access;
 mod details;
@@ -53,6 +56,7 @@ pub(crate) use self::spawned::SpawnCounts;
 pub use self::spawned::SpawnedBy;
 pub(crate) use self::stdio::GuestOutput;
 use self::stdio::{GuestStdio, StdioStream};
+use self::types::Types;
 pub use self::watch::MAX_WATCHES;
 pub(crate) use self::watch::{Watches, selected_by};
 pub(crate) use bindings::hotwasm::script::watch::ComponentChanges;
@@ -260,8 +264,8 @@ impl WasiView for HostState {
 }
 
 /// Links WASI p2 (what a std guest for `wasm32-wasip2` imports) and every
-/// interface of the `hotwasm:script` world: `wasi:keyvalue` on its own view
-/// of the state, the world's own interfaces on the whole state.
+/// interface of the `hotwasm:script` world: `wasi:keyvalue` and `types` on
+/// views of their own, the world's other interfaces on the whole state.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     use bindings::hotwasm::script::{ecs, instance, log, messaging, scheduler, types, watch};
     use bindings::wasi::keyvalue::{atomics, batch, store};
@@ -272,7 +276,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     fn whole(state: &mut HostState) -> &mut HostState {
         state
     }
-    types::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    types::add_to_linker::<HostState, Types>(linker, |_| ())?;
     log::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
     instance::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
     scheduler::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
