@@ -1,10 +1,10 @@
 //! The host side of the `hotwasm:script` world: one file per WIT interface.
 //!
 //! Each instance's [`Store`](wasmtime::Store) holds a [`HostState`]. An
-//! interface moved to a view of its own (`wasi:keyvalue`, `types`) has its
-//! `Host` trait implemented on that view, which borrows only the fields it
-//! touches, and is linked with a `HasData` marker; the others are still
-//! implemented on the whole state.
+//! interface on a view of its own (`KvView`, `LogView`, ...) has its `Host`
+//! trait implemented on that view, which borrows only the fields of the
+//! state it touches, and is linked with a `HasData` marker whose data is
+//! the view; `add_to_linker` shows which interface sees what.
 
 mod access;
 mod details;
@@ -44,6 +44,7 @@ use self::keyvalue::{Kv, KvView};
 pub use self::keyvalue::{MAX_CAS_HANDLES, MAX_OPEN_BUCKETS};
 pub(crate) use self::keyvalue::{link_pairs_get_many, wants_pairs_get_many};
 pub(crate) use self::log::GuestLine;
+use self::log::{Log, LogView};
 use self::messaging::Mailbox;
 pub(crate) use self::messaging::check_message;
 pub use self::messaging::{MAX_PAYLOAD_BYTES, MAX_SUBSCRIPTIONS, MAX_TOPIC_BYTES, MessageError};
@@ -264,8 +265,9 @@ impl WasiView for HostState {
 }
 
 /// Links WASI p2 (what a std guest for `wasm32-wasip2` imports) and every
-/// interface of the `hotwasm:script` world: `wasi:keyvalue` and `types` on
-/// views of their own, the world's other interfaces on the whole state.
+/// interface of the `hotwasm:script` world, each with the view of the state
+/// it is implemented on (the ones not moved to a view yet, on the whole
+/// state).
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     use bindings::hotwasm::script::{ecs, instance, log, messaging, scheduler, types, watch};
     use bindings::wasi::keyvalue::{atomics, batch, store};
@@ -277,7 +279,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         state
     }
     types::add_to_linker::<HostState, Types>(linker, |_| ())?;
-    log::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    log::add_to_linker::<HostState, Log>(linker, LogView::of)?;
     instance::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
     scheduler::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
     messaging::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
