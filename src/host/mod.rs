@@ -40,6 +40,7 @@ use self::access::Access;
 pub(crate) use self::details::DetailsStamp;
 pub use self::details::{InstanceDetails, KeyWatch, TaskDetails};
 pub use self::ecs::MAX_PREFETCHED;
+use self::instance::{Instance, InstanceView};
 use self::keyvalue::{Kv, KvView};
 pub use self::keyvalue::{MAX_CAS_HANDLES, MAX_OPEN_BUCKETS};
 pub(crate) use self::keyvalue::{link_pairs_get_many, wants_pairs_get_many};
@@ -280,7 +281,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     }
     types::add_to_linker::<HostState, Types>(linker, |_| ())?;
     log::add_to_linker::<HostState, Log>(linker, LogView::of)?;
-    instance::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    instance::add_to_linker::<HostState, Instance>(linker, InstanceView::of)?;
     scheduler::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
     messaging::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
     watch::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
