@@ -11,6 +11,7 @@ use super::bindings::hotwasm::script::{ecs, messaging, scheduler, watch};
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
 use super::fixture::{HEALTH, host_granted};
 use super::keyvalue::KvView;
+use super::scheduler::SchedulerView;
 use crate::capabilities::{Capabilities, Grant};
 
 /// Text a guest might send: short strings, path-like strings, type paths,
@@ -55,11 +56,12 @@ proptest! {
         skip in any::<bool>(), flags in any::<u8>(), grant in grant(),
     ) {
         let mut host = host_granted(grant);
-        let _ = scheduler::Host::after(&mut host, delay);
-        let _ = scheduler::Host::at(&mut host, time);
-        let _ = scheduler::Host::every(&mut host, delay, first);
-        let _ = scheduler::Host::cancel(&mut host, id);
-        let _ = scheduler::Host::every_frame(&mut host, skip);
+        let mut scheduler = SchedulerView::of(&mut host);
+        let _ = scheduler::Host::after(&mut scheduler, delay);
+        let _ = scheduler::Host::at(&mut scheduler, time);
+        let _ = scheduler::Host::every(&mut scheduler, delay, first);
+        let _ = scheduler::Host::cancel(&mut scheduler, id);
+        let _ = scheduler::Host::every_frame(&mut scheduler, skip);
         let _ = messaging::Host::send(&mut host, topic.clone(), payload);
         let _ = messaging::Host::subscribe(&mut host, topic.clone());
         let _ = messaging::Host::unsubscribe(&mut host, topic.clone());

@@ -53,7 +53,7 @@ pub(crate) use self::quota::CallQuota;
 use self::quota::Limiter;
 pub(crate) use self::reflect::event_json;
 pub use self::scheduler::MAX_TASKS;
-use self::scheduler::TaskQueue;
+use self::scheduler::{Scheduler, SchedulerView, TaskQueue};
 pub(crate) use self::spawned::SpawnCounts;
 pub use self::spawned::SpawnedBy;
 pub(crate) use self::stdio::GuestOutput;
@@ -282,7 +282,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     types::add_to_linker::<HostState, Types>(linker, |_| ())?;
     log::add_to_linker::<HostState, Log>(linker, LogView::of)?;
     instance::add_to_linker::<HostState, Instance>(linker, InstanceView::of)?;
-    scheduler::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    scheduler::add_to_linker::<HostState, Scheduler>(linker, SchedulerView::of)?;
     messaging::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
     watch::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
     ecs::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)
