@@ -11,6 +11,7 @@ use super::bindings::hotwasm::script::{ecs, messaging, scheduler, watch};
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
 use super::fixture::{HEALTH, host_granted};
 use super::keyvalue::KvView;
+use super::messaging::MessagingView;
 use super::scheduler::SchedulerView;
 use crate::capabilities::{Capabilities, Grant};
 
@@ -62,9 +63,10 @@ proptest! {
         let _ = scheduler::Host::every(&mut scheduler, delay, first);
         let _ = scheduler::Host::cancel(&mut scheduler, id);
         let _ = scheduler::Host::every_frame(&mut scheduler, skip);
-        let _ = messaging::Host::send(&mut host, topic.clone(), payload);
-        let _ = messaging::Host::subscribe(&mut host, topic.clone());
-        let _ = messaging::Host::unsubscribe(&mut host, topic.clone());
+        let mut messaging = MessagingView::of(&mut host);
+        let _ = messaging::Host::send(&mut messaging, topic.clone(), payload);
+        let _ = messaging::Host::subscribe(&mut messaging, topic.clone());
+        let _ = messaging::Host::unsubscribe(&mut messaging, topic.clone());
         let _ = watch::Host::watch_key(&mut host, bucket.clone(), key.clone(), skip);
         let _ = watch::Host::watch_prefix(&mut host, bucket, key, skip);
         let mut changes = watch::ComponentChanges::empty();

@@ -46,9 +46,9 @@ pub use self::keyvalue::{MAX_CAS_HANDLES, MAX_OPEN_BUCKETS};
 pub(crate) use self::keyvalue::{link_pairs_get_many, wants_pairs_get_many};
 pub(crate) use self::log::GuestLine;
 use self::log::{Log, LogView};
-use self::messaging::Mailbox;
 pub(crate) use self::messaging::check_message;
 pub use self::messaging::{MAX_PAYLOAD_BYTES, MAX_SUBSCRIPTIONS, MAX_TOPIC_BYTES, MessageError};
+use self::messaging::{Mailbox, Messaging, MessagingView};
 pub(crate) use self::quota::CallQuota;
 use self::quota::Limiter;
 pub(crate) use self::reflect::event_json;
@@ -283,7 +283,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     log::add_to_linker::<HostState, Log>(linker, LogView::of)?;
     instance::add_to_linker::<HostState, Instance>(linker, InstanceView::of)?;
     scheduler::add_to_linker::<HostState, Scheduler>(linker, SchedulerView::of)?;
-    messaging::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    messaging::add_to_linker::<HostState, Messaging>(linker, MessagingView::of)?;
     watch::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
     ecs::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)
 }
