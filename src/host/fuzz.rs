@@ -13,6 +13,7 @@ use super::fixture::{HEALTH, host_granted};
 use super::keyvalue::KvView;
 use super::messaging::MessagingView;
 use super::scheduler::SchedulerView;
+use super::watch::WatchView;
 use crate::capabilities::{Capabilities, Grant};
 
 /// Text a guest might send: short strings, path-like strings, type paths,
@@ -57,18 +58,19 @@ proptest! {
         skip in any::<bool>(), flags in any::<u8>(), grant in grant(),
     ) {
         let mut host = host_granted(grant);
-        let mut scheduler = SchedulerView::of(&mut host);
-        let _ = scheduler::Host::after(&mut scheduler, delay);
-        let _ = scheduler::Host::at(&mut scheduler, time);
-        let _ = scheduler::Host::every(&mut scheduler, delay, first);
-        let _ = scheduler::Host::cancel(&mut scheduler, id);
-        let _ = scheduler::Host::every_frame(&mut scheduler, skip);
-        let mut messaging = MessagingView::of(&mut host);
-        let _ = messaging::Host::send(&mut messaging, topic.clone(), payload);
-        let _ = messaging::Host::subscribe(&mut messaging, topic.clone());
-        let _ = messaging::Host::unsubscribe(&mut messaging, topic.clone());
-        let _ = watch::Host::watch_key(&mut host, bucket.clone(), key.clone(), skip);
-        let _ = watch::Host::watch_prefix(&mut host, bucket, key, skip);
+        let mut scheduler_view = SchedulerView::of(&mut host);
+        let _ = scheduler::Host::after(&mut scheduler_view, delay);
+        let _ = scheduler::Host::at(&mut scheduler_view, time);
+        let _ = scheduler::Host::every(&mut scheduler_view, delay, first);
+        let _ = scheduler::Host::cancel(&mut scheduler_view, id);
+        let _ = scheduler::Host::every_frame(&mut scheduler_view, skip);
+        let mut messaging_view = MessagingView::of(&mut host);
+        let _ = messaging::Host::send(&mut messaging_view, topic.clone(), payload);
+        let _ = messaging::Host::subscribe(&mut messaging_view, topic.clone());
+        let _ = messaging::Host::unsubscribe(&mut messaging_view, topic.clone());
+        let mut watch_view = WatchView::of(&mut host);
+        let _ = watch::Host::watch_key(&mut watch_view, bucket.clone(), key.clone(), skip);
+        let _ = watch::Host::watch_prefix(&mut watch_view, bucket, key, skip);
         let mut changes = watch::ComponentChanges::empty();
         for (bit, flag) in [
             watch::ComponentChanges::ADDED,
@@ -82,9 +84,9 @@ proptest! {
                 changes |= flag;
             }
         }
-        let _ = watch::Host::watch_component(&mut host, topic.clone(), changes);
-        let _ = watch::Host::watch_resource(&mut host, topic);
-        let _ = watch::Host::unwatch(&mut host, id);
+        let _ = watch::Host::watch_component(&mut watch_view, topic.clone(), changes);
+        let _ = watch::Host::watch_resource(&mut watch_view, topic);
+        let _ = watch::Host::unwatch(&mut watch_view, id);
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub(crate) use self::stdio::GuestOutput;
 use self::stdio::{GuestStdio, StdioStream};
 use self::types::Types;
 pub use self::watch::MAX_WATCHES;
+use self::watch::{Watch, WatchView};
 pub(crate) use self::watch::{Watches, selected_by};
 pub(crate) use bindings::hotwasm::script::watch::ComponentChanges;
 
@@ -284,6 +285,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     instance::add_to_linker::<HostState, Instance>(linker, InstanceView::of)?;
     scheduler::add_to_linker::<HostState, Scheduler>(linker, SchedulerView::of)?;
     messaging::add_to_linker::<HostState, Messaging>(linker, MessagingView::of)?;
-    watch::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
+    watch::add_to_linker::<HostState, Watch>(linker, WatchView::of)?;
     ecs::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)
 }
