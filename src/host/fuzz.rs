@@ -9,6 +9,7 @@ use wasmtime::component::Resource;
 
 use super::bindings::hotwasm::script::{ecs, messaging, scheduler, watch};
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::ecs::EcsView;
 use super::fixture::{HEALTH, host_granted};
 use super::keyvalue::KvView;
 use super::messaging::MessagingView;
@@ -123,17 +124,21 @@ proptest! {
         changed in proptest::collection::vec((0u32..4, bytes()), 0..3), grant in grant(),
     ) {
         let mut host = host_granted(grant);
-        let _ = ecs::Host::prefetch(&mut host, vec![HEALTH.to_owned(), type_path.clone()]);
+        let _ = ecs::Host::prefetch(
+            &mut EcsView::of(&mut host),
+            vec![HEALTH.to_owned(), type_path.clone()],
+        );
         let _ = host.read_prefetched();
         let _ = host.write_prefetched(changed);
-        let _ = ecs::Host::get_component(&mut host, entity, type_path.clone());
-        let _ = ecs::Host::set_component(&mut host, entity, type_path.clone(), json.clone());
-        let _ = ecs::Host::get_resource(&mut host, type_path.clone());
-        let _ = ecs::Host::set_resource(&mut host, type_path.clone(), json);
-        let _ = ecs::Host::spawn(&mut host, components);
-        let _ = ecs::Host::query(&mut host, vec![type_path.clone()], vec![HEALTH.to_owned()], cursor);
-        let _ = ecs::Host::query_field(&mut host, type_path, field);
-        let _ = ecs::Host::despawn(&mut host, entity);
+        let mut ecs_view = EcsView::of(&mut host);
+        let _ = ecs::Host::get_component(&mut ecs_view, entity, type_path.clone());
+        let _ = ecs::Host::set_component(&mut ecs_view, entity, type_path.clone(), json.clone());
+        let _ = ecs::Host::get_resource(&mut ecs_view, type_path.clone());
+        let _ = ecs::Host::set_resource(&mut ecs_view, type_path.clone(), json);
+        let _ = ecs::Host::spawn(&mut ecs_view, components);
+        let _ = ecs::Host::query(&mut ecs_view, vec![type_path.clone()], vec![HEALTH.to_owned()], cursor);
+        let _ = ecs::Host::query_field(&mut ecs_view, type_path, field);
+        let _ = ecs::Host::despawn(&mut ecs_view, entity);
         prop_assert!(host.world.is_some());
     }
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use bevy::ecs::component::ComponentId;
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::{Entity, World};
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::capabilities::Grant;
@@ -40,6 +40,7 @@ use self::access::Access;
 pub(crate) use self::details::DetailsStamp;
 pub use self::details::{InstanceDetails, KeyWatch, TaskDetails};
 pub use self::ecs::MAX_PREFETCHED;
+use self::ecs::{Ecs, EcsView};
 use self::instance::{Instance, InstanceView};
 use self::keyvalue::{Kv, KvView};
 pub use self::keyvalue::{MAX_CAS_HANDLES, MAX_OPEN_BUCKETS};
@@ -110,7 +111,9 @@ pub(crate) struct GameTypes {
     pub script_component: Option<ComponentId>,
 }
 
-/// The data in each instance's store.
+/// The data in each instance's store. Its fields are the host's own: each
+/// interface sees the ones it touches through its view (`LogView`,
+/// `EcsView`, ...), the rest of the crate calls the methods below.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -267,9 +270,8 @@ impl WasiView for HostState {
 }
 
 /// Links WASI p2 (what a std guest for `wasm32-wasip2` imports) and every
-/// interface of the `hotwasm:script` world, each with the view of the state
-/// it is implemented on (the ones not moved to a view yet, on the whole
-/// state).
+/// interface of the `hotwasm:script` world, each with its marker and the
+/// view of the state it is implemented on.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     use bindings::hotwasm::script::{ecs, instance, log, messaging, scheduler, types, watch};
     use bindings::wasi::keyvalue::{atomics, batch, store};
@@ -277,14 +279,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     store::add_to_linker::<HostState, Kv>(linker, KvView::of)?;
     atomics::add_to_linker::<HostState, Kv>(linker, KvView::of)?;
     batch::add_to_linker::<HostState, Kv>(linker, KvView::of)?;
-    fn whole(state: &mut HostState) -> &mut HostState {
-        state
-    }
     types::add_to_linker::<HostState, Types>(linker, |_| ())?;
     log::add_to_linker::<HostState, Log>(linker, LogView::of)?;
     instance::add_to_linker::<HostState, Instance>(linker, InstanceView::of)?;
     scheduler::add_to_linker::<HostState, Scheduler>(linker, SchedulerView::of)?;
     messaging::add_to_linker::<HostState, Messaging>(linker, MessagingView::of)?;
     watch::add_to_linker::<HostState, Watch>(linker, WatchView::of)?;
-    ecs::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)
+    ecs::add_to_linker::<HostState, Ecs>(linker, EcsView::of)
 }
