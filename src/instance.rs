@@ -47,9 +47,9 @@ impl<'a> WorldLoan<'a> {
         store: &mut Store<HostState>,
         call: impl FnOnce(&mut Store<HostState>) -> R,
     ) -> R {
-        store.data_mut().world = self.game.take();
+        store.data_mut().lend_world(self.game.take());
         let result = call(store);
-        self.game = store.data_mut().world.take();
+        self.game = store.data_mut().take_world();
         result
     }
 }
@@ -329,13 +329,13 @@ impl LiveInstance {
             CallQuota::new(quotas),
             grant,
         );
-        state.now = now;
+        state.set_now(now);
         let mut store = Store::new(pre.engine(), state);
-        store.limiter(|state| &mut state.limiter);
+        store.limiter(|state| state.limiter());
         let meter = Meter::new(engine.sandbox(), limits);
         meter.arm(&mut store);
         let script = pre.instantiate(&mut store).map_err(|error| {
-            let limit_hit = store.data_mut().limiter.take_hit();
+            let limit_hit = store.data_mut().take_limit_hit();
             fault(&error, limit_hit)
         })?;
         Ok(Self {
@@ -381,7 +381,7 @@ impl LiveInstance {
             self.cost.fuel += fuel.saturating_sub(self.store.get_fuel().unwrap_or(0));
         }
         let state = self.store.data_mut();
-        let refused = state.quota.start_call();
+        let refused = state.start_call();
         self.cost.refused += refused;
         self.unreported_refusals += refused;
         let (denied, last_denied) = state.take_denied();
@@ -390,7 +390,7 @@ impl LiveInstance {
         if last_denied.is_some() {
             self.last_denied = last_denied;
         }
-        let limit_hit = state.limiter.take_hit();
+        let limit_hit = state.take_limit_hit();
         result.map_err(|error| fault(&error, limit_hit))
     }
 
@@ -417,11 +417,11 @@ impl LiveInstance {
     }
 
     pub fn watches(&self) -> &Watches {
-        &self.store.data().watches
+        self.store.data().watches()
     }
 
     pub fn is_subscribed(&self, topic: &str) -> bool {
-        self.store.data().mailbox.is_subscribed(topic)
+        self.store.data().is_subscribed(topic)
     }
 
     /// Whether `handle-batch` has anything to do at `now` besides messages
@@ -429,7 +429,7 @@ impl LiveInstance {
     /// is not paused) for a guest that asked for every frame.
     pub fn wants_call(&self, now: u64, frame: Option<&Frame>) -> bool {
         let state = self.store.data();
-        (state.every_frame && frame.is_some()) || state.tasks.has_due(now)
+        (state.every_frame() && frame.is_some()) || state.has_due_tasks(now)
     }
 
     /// Hands the instance its due tasks, `messages`, `events` and, if it
@@ -442,10 +442,10 @@ impl LiveInstance {
         events: PendingEvents,
         frame: Option<Frame>,
     ) -> Result<(), CallError> {
-        self.store.data_mut().now = now;
-        let frame = frame.filter(|_| self.store.data().every_frame);
+        self.store.data_mut().set_now(now);
+        let frame = frame.filter(|_| self.store.data().every_frame());
         let mut tasks = std::mem::take(&mut self.due_tasks);
-        self.store.data_mut().tasks.take_due(now, &mut tasks);
+        self.store.data_mut().take_due_tasks(now, &mut tasks);
         let only_the_frame = tasks.is_empty() && messages.is_empty() && events.is_empty();
         let refused = match frame {
             Some(mut frame) if only_the_frame => {
@@ -529,7 +529,7 @@ impl LiveInstance {
         }
         Produced {
             lines: self.output.take_lines(),
-            sent: std::mem::take(&mut self.store.data_mut().mailbox.sent),
+            sent: self.store.data_mut().take_sent(),
         }
     }
 }

@@ -9,8 +9,12 @@ use wasmtime::component::Resource;
 
 use super::bindings::hotwasm::script::{ecs, messaging, scheduler, watch};
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::ecs::EcsView;
 use super::fixture::{HEALTH, host_granted};
 use super::keyvalue::KvView;
+use super::messaging::MessagingView;
+use super::scheduler::SchedulerView;
+use super::watch::WatchView;
 use crate::capabilities::{Capabilities, Grant};
 
 /// Text a guest might send: short strings, path-like strings, type paths,
@@ -55,16 +59,19 @@ proptest! {
         skip in any::<bool>(), flags in any::<u8>(), grant in grant(),
     ) {
         let mut host = host_granted(grant);
-        let _ = scheduler::Host::after(&mut host, delay);
-        let _ = scheduler::Host::at(&mut host, time);
-        let _ = scheduler::Host::every(&mut host, delay, first);
-        let _ = scheduler::Host::cancel(&mut host, id);
-        let _ = scheduler::Host::every_frame(&mut host, skip);
-        let _ = messaging::Host::send(&mut host, topic.clone(), payload);
-        let _ = messaging::Host::subscribe(&mut host, topic.clone());
-        let _ = messaging::Host::unsubscribe(&mut host, topic.clone());
-        let _ = watch::Host::watch_key(&mut host, bucket.clone(), key.clone(), skip);
-        let _ = watch::Host::watch_prefix(&mut host, bucket, key, skip);
+        let mut scheduler_view = SchedulerView::of(&mut host);
+        let _ = scheduler::Host::after(&mut scheduler_view, delay);
+        let _ = scheduler::Host::at(&mut scheduler_view, time);
+        let _ = scheduler::Host::every(&mut scheduler_view, delay, first);
+        let _ = scheduler::Host::cancel(&mut scheduler_view, id);
+        let _ = scheduler::Host::every_frame(&mut scheduler_view, skip);
+        let mut messaging_view = MessagingView::of(&mut host);
+        let _ = messaging::Host::send(&mut messaging_view, topic.clone(), payload);
+        let _ = messaging::Host::subscribe(&mut messaging_view, topic.clone());
+        let _ = messaging::Host::unsubscribe(&mut messaging_view, topic.clone());
+        let mut watch_view = WatchView::of(&mut host);
+        let _ = watch::Host::watch_key(&mut watch_view, bucket.clone(), key.clone(), skip);
+        let _ = watch::Host::watch_prefix(&mut watch_view, bucket, key, skip);
         let mut changes = watch::ComponentChanges::empty();
         for (bit, flag) in [
             watch::ComponentChanges::ADDED,
@@ -78,9 +85,9 @@ proptest! {
                 changes |= flag;
             }
         }
-        let _ = watch::Host::watch_component(&mut host, topic.clone(), changes);
-        let _ = watch::Host::watch_resource(&mut host, topic);
-        let _ = watch::Host::unwatch(&mut host, id);
+        let _ = watch::Host::watch_component(&mut watch_view, topic.clone(), changes);
+        let _ = watch::Host::watch_resource(&mut watch_view, topic);
+        let _ = watch::Host::unwatch(&mut watch_view, id);
     }
 
     #[test]
@@ -117,17 +124,21 @@ proptest! {
         changed in proptest::collection::vec((0u32..4, bytes()), 0..3), grant in grant(),
     ) {
         let mut host = host_granted(grant);
-        let _ = ecs::Host::prefetch(&mut host, vec![HEALTH.to_owned(), type_path.clone()]);
+        let _ = ecs::Host::prefetch(
+            &mut EcsView::of(&mut host),
+            vec![HEALTH.to_owned(), type_path.clone()],
+        );
         let _ = host.read_prefetched();
         let _ = host.write_prefetched(changed);
-        let _ = ecs::Host::get_component(&mut host, entity, type_path.clone());
-        let _ = ecs::Host::set_component(&mut host, entity, type_path.clone(), json.clone());
-        let _ = ecs::Host::get_resource(&mut host, type_path.clone());
-        let _ = ecs::Host::set_resource(&mut host, type_path.clone(), json);
-        let _ = ecs::Host::spawn(&mut host, components);
-        let _ = ecs::Host::query(&mut host, vec![type_path.clone()], vec![HEALTH.to_owned()], cursor);
-        let _ = ecs::Host::query_field(&mut host, type_path, field);
-        let _ = ecs::Host::despawn(&mut host, entity);
+        let mut ecs_view = EcsView::of(&mut host);
+        let _ = ecs::Host::get_component(&mut ecs_view, entity, type_path.clone());
+        let _ = ecs::Host::set_component(&mut ecs_view, entity, type_path.clone(), json.clone());
+        let _ = ecs::Host::get_resource(&mut ecs_view, type_path.clone());
+        let _ = ecs::Host::set_resource(&mut ecs_view, type_path.clone(), json);
+        let _ = ecs::Host::spawn(&mut ecs_view, components);
+        let _ = ecs::Host::query(&mut ecs_view, vec![type_path.clone()], vec![HEALTH.to_owned()], cursor);
+        let _ = ecs::Host::query_field(&mut ecs_view, type_path, field);
+        let _ = ecs::Host::despawn(&mut ecs_view, entity);
         prop_assert!(host.world.is_some());
     }
 }

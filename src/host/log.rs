@@ -1,9 +1,10 @@
 //! `hotwasm:script/log`: guest log lines.
 
 use bevy::log::Level;
+use wasmtime::component::HasData;
 
-use super::HostState;
 use super::bindings::hotwasm::script::log::{Host, Level as WitLevel};
+use super::{GuestOutput, HostState};
 
 /// Longest log line the host keeps, in bytes; longer lines are cut.
 pub(crate) const MAX_LINE_BYTES: usize = 4096;
@@ -44,7 +45,27 @@ impl From<WitLevel> for Level {
     }
 }
 
-impl Host for HostState {
+/// The marker `log` is linked with: its host is a [`LogView`].
+pub(super) struct Log;
+
+impl HasData for Log {
+    type Data<'a> = LogView<'a>;
+}
+
+/// What `log` sees of an instance's state: where its lines go.
+pub(crate) struct LogView<'a> {
+    output: &'a GuestOutput,
+}
+
+impl LogView<'_> {
+    pub fn of(state: &mut HostState) -> LogView<'_> {
+        LogView {
+            output: &state.output,
+        }
+    }
+}
+
+impl Host for LogView<'_> {
     fn log(&mut self, level: WitLevel, message: String) {
         self.output.push(GuestLine::new(level.into(), message));
     }

@@ -4,10 +4,12 @@
 use std::collections::HashSet;
 
 use thiserror::Error;
+use wasmtime::component::HasData;
 
 use super::HostState;
+use super::access::Access;
 use super::bindings::hotwasm::script::messaging::{Error as WitError, Host};
-use super::quota::HostWork;
+use super::quota::{CallQuota, HostWork};
 use crate::capabilities::Right;
 
 /// The longest topic, in bytes.
@@ -110,7 +112,32 @@ impl From<MessageError> for WitError {
     }
 }
 
-impl Host for HostState {
+/// The marker `messaging` is linked with: its host is a [`MessagingView`].
+pub(super) struct Messaging;
+
+impl HasData for Messaging {
+    type Data<'a> = MessagingView<'a>;
+}
+
+/// What `messaging` sees of an instance's state: what it was granted, the
+/// call's quota, and its mailbox.
+pub(crate) struct MessagingView<'a> {
+    access: &'a mut Access,
+    quota: &'a mut CallQuota,
+    mailbox: &'a mut Mailbox,
+}
+
+impl MessagingView<'_> {
+    pub fn of(state: &mut HostState) -> MessagingView<'_> {
+        MessagingView {
+            access: &mut state.access,
+            quota: &mut state.quota,
+            mailbox: &mut state.mailbox,
+        }
+    }
+}
+
+impl Host for MessagingView<'_> {
     fn send(&mut self, topic: String, payload: Vec<u8>) -> Result<(), WitError> {
         check_message(&topic, &payload)?;
         self.access

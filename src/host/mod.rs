@@ -1,7 +1,10 @@
 //! The host side of the `hotwasm:script` world: one file per WIT interface.
 //!
-//! Each instance's [`Store`](wasmtime::Store) holds a [`HostState`]; the
-//! `Host` trait of every imported interface is implemented on it.
+//! Each instance's [`Store`](wasmtime::Store) holds a [`HostState`]. An
+//! interface on a view of its own (`KvView`, `LogView`, ...) has its `Host`
+//! trait implemented on that view, which borrows only the fields of the
+//! state it touches, and is linked with a `HasData` marker whose data is
+//! the view; `add_to_linker` shows which interface sees what.
 
 mod access;
 mod details;
@@ -27,7 +30,7 @@ use std::sync::Arc;
 use bevy::ecs::component::ComponentId;
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::{Entity, World};
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::capabilities::Grant;
@@ -37,23 +40,28 @@ use self::access::Access;
 pub(crate) use self::details::DetailsStamp;
 pub use self::details::{InstanceDetails, KeyWatch, TaskDetails};
 pub use self::ecs::MAX_PREFETCHED;
+use self::ecs::{Ecs, EcsView};
+use self::instance::{Instance, InstanceView};
 use self::keyvalue::{Kv, KvView};
 pub use self::keyvalue::{MAX_CAS_HANDLES, MAX_OPEN_BUCKETS};
 pub(crate) use self::keyvalue::{link_pairs_get_many, wants_pairs_get_many};
 pub(crate) use self::log::GuestLine;
-use self::messaging::Mailbox;
+use self::log::{Log, LogView};
 pub(crate) use self::messaging::check_message;
 pub use self::messaging::{MAX_PAYLOAD_BYTES, MAX_SUBSCRIPTIONS, MAX_TOPIC_BYTES, MessageError};
+use self::messaging::{Mailbox, Messaging, MessagingView};
 pub(crate) use self::quota::CallQuota;
 use self::quota::Limiter;
 pub(crate) use self::reflect::event_json;
 pub use self::scheduler::MAX_TASKS;
-use self::scheduler::TaskQueue;
+use self::scheduler::{Scheduler, SchedulerView, TaskQueue};
 pub(crate) use self::spawned::SpawnCounts;
 pub use self::spawned::SpawnedBy;
 pub(crate) use self::stdio::GuestOutput;
 use self::stdio::{GuestStdio, StdioStream};
+use self::types::Types;
 pub use self::watch::MAX_WATCHES;
+use self::watch::{Watch, WatchView};
 pub(crate) use self::watch::{Watches, selected_by};
 pub(crate) use bindings::hotwasm::script::watch::ComponentChanges;
 
@@ -103,19 +111,21 @@ pub(crate) struct GameTypes {
     pub script_component: Option<ComponentId>,
 }
 
-/// The data in each instance's store.
+/// The data in each instance's store. Its fields are the host's own: each
+/// interface sees the ones it touches through its view (`LogView`,
+/// `EcsView`, ...), the rest of the crate calls the methods below.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     identity: InstanceIdentity,
     output: GuestOutput,
     /// The current frame's virtual time, in nanoseconds; set before each call.
-    pub now: u64,
-    pub tasks: TaskQueue,
-    pub mailbox: Mailbox,
-    pub watches: Watches,
+    now: u64,
+    tasks: TaskQueue,
+    mailbox: Mailbox,
+    watches: Watches,
     /// Whether the guest asked for `handle-batch` in every frame.
-    pub every_frame: bool,
+    every_frame: bool,
     /// Its own components the guest asked to have with every frame
     /// (`ecs.prefetch`).
     prefetched: Vec<ecs::Prefetched>,
@@ -124,15 +134,15 @@ pub(crate) struct HostState {
     /// The component on every entity that runs a script.
     script_component: Option<ComponentId>,
     /// The game's world, lent for the length of each call (see `WorldLoan`).
-    pub world: Option<Box<World>>,
+    world: Option<Box<World>>,
     /// Enforces the instance's memory and table limits.
-    pub limiter: Limiter,
+    limiter: Limiter,
     /// The key-value handles the guest holds.
     kv_handles: keyvalue::KvHandles,
     /// The module's limits, its totals (key-value, spawned entities) among them.
-    pub limits: GuestLimits,
+    limits: GuestLimits,
     /// What the host did for the current call, against the quotas.
-    pub quota: CallQuota,
+    quota: CallQuota,
     /// What the module was granted, checked in every import.
     access: Access,
     warned_task_cap: bool,
@@ -185,6 +195,69 @@ impl HostState {
     pub fn take_denied(&mut self) -> (u64, Option<String>) {
         self.access.take_denied()
     }
+
+    /// Lends the instance the game's world for the length of a call
+    /// (`WorldLoan`).
+    pub(crate) fn lend_world(&mut self, world: Option<Box<World>>) {
+        self.world = world;
+    }
+
+    /// Takes back the world lent for the call that ended.
+    pub(crate) fn take_world(&mut self) -> Option<Box<World>> {
+        self.world.take()
+    }
+
+    /// Sets the current frame's virtual time, in nanoseconds, before a call.
+    pub(crate) fn set_now(&mut self, now: u64) {
+        self.now = now;
+    }
+
+    /// What enforces the instance's memory and table limits, for the store.
+    pub(crate) fn limiter(&mut self) -> &mut dyn wasmtime::ResourceLimiter {
+        &mut self.limiter
+    }
+
+    /// Whether a memory or table growth was refused since the last time.
+    pub(crate) fn take_limit_hit(&mut self) -> bool {
+        self.limiter.take_hit()
+    }
+
+    /// Starts the quotas over for the next call; returns how many requests
+    /// they refused since the last start.
+    pub(crate) fn start_call(&mut self) -> u64 {
+        self.quota.start_call()
+    }
+
+    /// The instance's watches, to match changes against.
+    pub(crate) fn watches(&self) -> &Watches {
+        &self.watches
+    }
+
+    /// Whether the instance subscribed to `topic`.
+    pub(crate) fn is_subscribed(&self, topic: &str) -> bool {
+        self.mailbox.is_subscribed(topic)
+    }
+
+    /// Whether the guest asked for `handle-batch` in every frame.
+    pub(crate) fn every_frame(&self) -> bool {
+        self.every_frame
+    }
+
+    /// Whether any task is due at `now`.
+    pub(crate) fn has_due_tasks(&self, now: u64) -> bool {
+        self.tasks.has_due(now)
+    }
+
+    /// Moves every task due at `now` into `out`, in order (see
+    /// `TaskQueue::take_due`).
+    pub(crate) fn take_due_tasks(&mut self, now: u64, out: &mut Vec<TaskDue>) {
+        self.tasks.take_due(now, out);
+    }
+
+    /// The messages the guest sent since the last time, in order.
+    pub(crate) fn take_sent(&mut self) -> Vec<(String, Vec<u8>)> {
+        std::mem::take(&mut self.mailbox.sent)
+    }
 }
 
 impl WasiView for HostState {
@@ -197,8 +270,8 @@ impl WasiView for HostState {
 }
 
 /// Links WASI p2 (what a std guest for `wasm32-wasip2` imports) and every
-/// interface of the `hotwasm:script` world: `wasi:keyvalue` on its own view
-/// of the state, the world's own interfaces on the whole state.
+/// interface of the `hotwasm:script` world, each with its marker and the
+/// view of the state it is implemented on.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     use bindings::hotwasm::script::{ecs, instance, log, messaging, scheduler, types, watch};
     use bindings::wasi::keyvalue::{atomics, batch, store};
@@ -206,14 +279,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     store::add_to_linker::<HostState, Kv>(linker, KvView::of)?;
     atomics::add_to_linker::<HostState, Kv>(linker, KvView::of)?;
     batch::add_to_linker::<HostState, Kv>(linker, KvView::of)?;
-    fn whole(state: &mut HostState) -> &mut HostState {
-        state
-    }
-    types::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
-    log::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
-    instance::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
-    scheduler::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
-    messaging::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
-    watch::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)?;
-    ecs::add_to_linker::<HostState, HasSelf<HostState>>(linker, whole)
+    types::add_to_linker::<HostState, Types>(linker, |_| ())?;
+    log::add_to_linker::<HostState, Log>(linker, LogView::of)?;
+    instance::add_to_linker::<HostState, Instance>(linker, InstanceView::of)?;
+    scheduler::add_to_linker::<HostState, Scheduler>(linker, SchedulerView::of)?;
+    messaging::add_to_linker::<HostState, Messaging>(linker, MessagingView::of)?;
+    watch::add_to_linker::<HostState, Watch>(linker, WatchView::of)?;
+    ecs::add_to_linker::<HostState, Ecs>(linker, EcsView::of)
 }

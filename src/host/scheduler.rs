@@ -4,7 +4,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use bevy::log::warn;
+use wasmtime::component::HasData;
 
+use super::access::Access;
 use super::bindings::hotwasm::script::scheduler::{Error, Host};
 use super::bindings::hotwasm::script::types::TaskDue;
 use super::details::TaskDetails;
@@ -110,20 +112,52 @@ impl TaskQueue {
     }
 }
 
-impl HostState {
+/// The marker `scheduler` is linked with: its host is a [`SchedulerView`].
+pub(super) struct Scheduler;
+
+impl HasData for Scheduler {
+    type Data<'a> = SchedulerView<'a>;
+}
+
+/// What `scheduler` sees of an instance's state: the time, its tasks, its
+/// per-frame hook, what it was granted, and who it is (for the warning at
+/// the cap of tasks).
+pub(crate) struct SchedulerView<'a> {
+    /// The current frame's virtual time, in nanoseconds.
+    now: u64,
+    tasks: &'a mut TaskQueue,
+    every_frame: &'a mut bool,
+    access: &'a mut Access,
+    /// Whether the cap of pending tasks was already warned about.
+    warned_task_cap: &'a mut bool,
+    identity: &'a InstanceIdentity,
+}
+
+impl SchedulerView<'_> {
+    pub fn of(state: &mut HostState) -> SchedulerView<'_> {
+        SchedulerView {
+            now: state.now,
+            tasks: &mut state.tasks,
+            every_frame: &mut state.every_frame,
+            access: &mut state.access,
+            warned_task_cap: &mut state.warned_task_cap,
+            identity: &state.identity,
+        }
+    }
+
     fn schedule(&mut self, due: u64, interval: Option<u64>) -> Result<u64, Error> {
         (self.access)
             .check_task(self.tasks.tasks.len())
             .map_err(Error::Denied)?;
         let result = self.tasks.schedule(due, interval);
         if let Err(Error::TooManyTasks(cap)) = result
-            && !std::mem::replace(&mut self.warned_task_cap, true)
+            && !std::mem::replace(self.warned_task_cap, true)
         {
             let InstanceIdentity {
                 entity,
                 module_path,
                 ..
-            } = &self.identity;
+            } = self.identity;
             warn!(
                 "[{module_path}] on {entity} reached the cap of {cap} pending tasks; further tasks are refused"
             );
@@ -132,7 +166,7 @@ impl HostState {
     }
 }
 
-impl Host for HostState {
+impl Host for SchedulerView<'_> {
     fn now(&mut self) -> u64 {
         self.now
     }
@@ -162,7 +196,7 @@ impl Host for HostState {
         if on {
             self.access.check_frame().map_err(Error::Denied)?;
         }
-        self.every_frame = on;
+        *self.every_frame = on;
         Ok(())
     }
 }

@@ -1,6 +1,16 @@
-//! `hotwasm:script/types`: only types, so nothing to implement.
+//! `hotwasm:script/types`: only types, so nothing to implement, and
+//! nothing of the instance's state to see.
 
-use super::HostState;
+use wasmtime::component::HasData;
+
 use super::bindings::hotwasm::script::types::Host;
 
-impl Host for HostState {}
+/// The marker `types` is linked with: it has no functions, so its host is
+/// `()`.
+pub(super) struct Types;
+
+impl HasData for Types {
+    type Data<'a> = ();
+}
+
+impl Host for () {}

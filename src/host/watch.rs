@@ -4,10 +4,13 @@
 use std::any::TypeId;
 use std::collections::BTreeMap;
 
+use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::Entity;
 use bevy::reflect::TypeRegistry;
+use wasmtime::component::HasData;
 
 use super::HostState;
+use super::access::Access;
 use super::bindings::hotwasm::script::watch::{ComponentChanges, Error, Host};
 use super::details::{KeyWatch, type_name};
 use super::reflect::{ReflectError, TypeKind, lookup};
@@ -189,11 +192,35 @@ impl From<ReflectError> for Error {
     }
 }
 
-impl HostState {
+/// The marker `watch` is linked with: its host is a [`WatchView`].
+pub(super) struct Watch;
+
+impl HasData for Watch {
+    type Data<'a> = WatchView<'a>;
+}
+
+/// What `watch` sees of an instance's state: the game's type registry,
+/// what it was granted, and its watches.
+pub(crate) struct WatchView<'a> {
+    /// The game's type registry, to check watched type paths.
+    registry: &'a AppTypeRegistry,
+    access: &'a mut Access,
+    watches: &'a mut Watches,
+}
+
+impl WatchView<'_> {
+    pub fn of(state: &mut HostState) -> WatchView<'_> {
+        WatchView {
+            registry: &state.registry,
+            access: &mut state.access,
+            watches: &mut state.watches,
+        }
+    }
+
     /// The registered, serializable type of `kind` under `type_path`, if
     /// the grant lets the module watch it.
     fn watched_type(&mut self, type_path: &str, kind: TypeKind) -> Result<TypeId, Error> {
-        let registry = self.registry.clone();
+        let registry = self.registry;
         let registry = registry.read();
         let registered = lookup(&registry, type_path, kind)?;
         let right = match kind {
@@ -217,7 +244,7 @@ impl HostState {
     }
 }
 
-impl Host for HostState {
+impl Host for WatchView<'_> {
     fn watch_component(
         &mut self,
         type_path: String,

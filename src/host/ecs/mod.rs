@@ -1,7 +1,8 @@
 //! `hotwasm:script/ecs`: the game's world, lent to the instance for the
 //! length of each call, read and written through `bevy_reflect`.
 //!
-//! This file holds the imports and the reads and writes they share;
+//! This file holds the imports, implemented on an [`EcsView`] of the
+//! instance's state, and the reads and writes they share;
 //! `queries` pages through entities, `prefetch` keeps the own components a
 //! guest asked for with every frame. What a guest may touch (its grant, and
 //! the entities that hold a resource or run another script, which no guest
@@ -12,17 +13,19 @@ mod queries;
 #[cfg(test)]
 mod tests;
 
+use bevy::ecs::component::ComponentId;
 use bevy::prelude::*;
 use bevy::reflect::TypeRegistry;
+use wasmtime::component::HasData;
 
 pub use self::prefetch::MAX_PREFETCHED;
 pub(super) use self::prefetch::Prefetched;
-use super::HostState;
-use super::access;
+use super::access::{self, Access};
 use super::bindings::hotwasm::script::ecs::{Error, Host, QueryPage};
-use super::quota::HostWork;
+use super::quota::{CallQuota, HostWork};
 use super::reflect::{ReflectError, Registered, TypeKind, lookup, resource_entity, to_json};
 use super::spawned::{SpawnCounts, SpawnedBy};
+use super::{HostState, InstanceIdentity};
 use crate::capabilities::Right;
 
 impl From<ReflectError> for Error {
@@ -49,7 +52,47 @@ fn not_lent() -> Error {
     Error::Missing("the game's world (only lent during calls)".to_owned())
 }
 
-impl HostState {
+/// The marker `ecs` is linked with: its host is an [`EcsView`].
+pub(super) struct Ecs;
+
+impl HasData for Ecs {
+    type Data<'a> = EcsView<'a>;
+}
+
+/// What `ecs` sees of an instance's state: the lent world, the game's
+/// types, who it is, what it was granted, the call's quota, its cap of
+/// spawned entities, and the components it asked for with every frame.
+pub(crate) struct EcsView<'a> {
+    /// The game's world, lent for the length of each call.
+    world: &'a mut Option<Box<World>>,
+    /// The game's type registry, for type paths.
+    registry: &'a AppTypeRegistry,
+    /// The component on every entity that runs a script.
+    script_component: Option<ComponentId>,
+    identity: &'a InstanceIdentity,
+    access: &'a mut Access,
+    quota: &'a mut CallQuota,
+    /// The most entities the module may have alive that it spawned
+    /// (`GuestLimits::max_spawned_entities`).
+    max_spawned_entities: u64,
+    /// Its own components the guest asked to have with every frame.
+    prefetched: &'a mut Vec<Prefetched>,
+}
+
+impl EcsView<'_> {
+    pub fn of(state: &mut HostState) -> EcsView<'_> {
+        EcsView {
+            world: &mut state.world,
+            registry: &state.registry,
+            script_component: state.script_component,
+            identity: &state.identity,
+            access: &mut state.access,
+            quota: &mut state.quota,
+            max_spawned_entities: state.limits.max_spawned_entities,
+            prefetched: &mut state.prefetched,
+        }
+    }
+
     /// The world lent for this call.
     fn world(&mut self) -> Result<&mut World, Error> {
         self.world.as_deref_mut().ok_or_else(not_lent)
@@ -62,7 +105,7 @@ impl HostState {
         let script_component = self.script_component;
         access::check_unprotected(
             world,
-            &self.identity,
+            self.identity,
             script_component,
             root,
             with_descendants,
@@ -82,7 +125,7 @@ impl HostState {
     fn check_entity(&mut self, entity: Entity) -> Result<(), Error> {
         let world = self.world.as_deref().ok_or_else(not_lent)?;
         (self.access)
-            .check_entity(&self.identity, world, entity)
+            .check_entity(self.identity, world, entity)
             .map_err(Error::Denied)
     }
 
@@ -90,13 +133,13 @@ impl HostState {
     fn check_despawn(&mut self, entity: Entity) -> Result<(), Error> {
         let world = self.world.as_deref().ok_or_else(not_lent)?;
         (self.access)
-            .check_despawn(&self.identity, world, &self.registry, entity)
+            .check_despawn(self.identity, world, self.registry, entity)
             .map_err(Error::Denied)
     }
 
     /// `entity`'s component `type_path` as JSON.
     fn component_json(&mut self, bits: u64, type_path: &str) -> Result<Vec<u8>, Error> {
-        let registry = self.registry.clone();
+        let registry = self.registry;
         let registry = registry.read();
         let component = component(&registry, type_path)?;
         self.check_type(Right::ComponentRead, &component)?;
@@ -118,7 +161,7 @@ impl HostState {
         self.quota
             .take(HostWork::Bytes, json.len())
             .map_err(Error::CallLimit)?;
-        let registry = self.registry.clone();
+        let registry = self.registry;
         let registry = registry.read();
         let component = component(&registry, type_path)?;
         self.check_type(Right::ComponentWrite, &component)?;
@@ -137,7 +180,7 @@ impl HostState {
     }
 }
 
-impl Host for HostState {
+impl Host for EcsView<'_> {
     fn get_component(&mut self, bits: u64, type_path: String) -> Result<Vec<u8>, Error> {
         self.component_json(bits, &type_path)
     }
@@ -151,7 +194,7 @@ impl Host for HostState {
     }
 
     fn get_resource(&mut self, type_path: String) -> Result<Vec<u8>, Error> {
-        let registry = self.registry.clone();
+        let registry = self.registry;
         let registry = registry.read();
         let resource = lookup(&registry, &type_path, TypeKind::Resource)?;
         self.check_type(Right::ResourceRead, &resource)?;
@@ -166,7 +209,7 @@ impl Host for HostState {
         self.quota
             .take(HostWork::Bytes, json.len())
             .map_err(Error::CallLimit)?;
-        let registry = self.registry.clone();
+        let registry = self.registry;
         let registry = registry.read();
         let resource = lookup(&registry, &type_path, TypeKind::Resource)?;
         self.check_type(Right::ResourceWrite, &resource)?;
@@ -189,7 +232,7 @@ impl Host for HostState {
             .take(HostWork::Spawn, bytes)
             .map_err(Error::CallLimit)?;
         let module = self.identity.module_path.clone();
-        let max = self.limits.max_spawned_entities;
+        let max = self.max_spawned_entities;
         if self
             .world()?
             .get_resource_or_init::<SpawnCounts>()
@@ -203,7 +246,7 @@ impl Host for HostState {
             )));
         }
         self.access.check_spawn().map_err(Error::Denied)?;
-        let registry = self.registry.clone();
+        let registry = self.registry;
         let registry = registry.read();
         let values = components
             .iter()

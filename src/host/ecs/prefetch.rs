@@ -8,7 +8,7 @@ use bevy::ecs::reflect::ReflectComponent;
 use bevy::prelude::*;
 use bevy::reflect::{ReflectDeserialize, ReflectSerialize, TypeRegistration};
 
-use super::component;
+use super::{EcsView, component};
 use crate::capabilities::Right;
 use crate::host::HostState;
 use crate::host::bindings::hotwasm::script::ecs::Error;
@@ -50,6 +50,20 @@ impl Prefetched {
 }
 
 impl HostState {
+    /// The own components asked for with `prefetch`, framed for the frame's
+    /// `components`: a little-endian length and the JSON for each, in order.
+    pub(crate) fn read_prefetched(&mut self) -> Option<Vec<u8>> {
+        EcsView::of(self).read_prefetched()
+    }
+
+    /// Writes the changes a guest returned to its prefetched components,
+    /// as `set-component` would; returns why each refused one was refused.
+    pub(crate) fn write_prefetched(&mut self, changed: Vec<(u32, Vec<u8>)>) -> Vec<String> {
+        EcsView::of(self).write_prefetched(changed)
+    }
+}
+
+impl EcsView<'_> {
     /// What `ecs.prefetch` asks for: the components `type_paths` with every
     /// frame, replacing what it asked for before; a refused ask changes
     /// nothing.
@@ -60,7 +74,7 @@ impl HostState {
                 type_paths.len()
             )));
         }
-        let registry = self.registry.clone();
+        let registry = self.registry;
         let registry = registry.read();
         let prefetched = type_paths
             .iter()
@@ -71,17 +85,16 @@ impl HostState {
                 Ok(Prefetched::new(&component))
             })
             .collect::<Result<_, Error>>()?;
-        self.prefetched = prefetched;
+        *self.prefetched = prefetched;
         Ok(())
     }
 
-    /// The own components asked for with `prefetch`, framed for the frame's
-    /// `components`: a little-endian length and the JSON for each, in order.
-    pub(crate) fn read_prefetched(&mut self) -> Option<Vec<u8>> {
+    /// What [`HostState::read_prefetched`] returns.
+    fn read_prefetched(&mut self) -> Option<Vec<u8>> {
         if self.prefetched.is_empty() {
             return None;
         }
-        let prefetched = std::mem::take(&mut self.prefetched);
+        let prefetched = std::mem::take(&mut *self.prefetched);
         let mut framed = Vec::with_capacity(64 * prefetched.len());
         for component in &prefetched {
             let start = framed.len();
@@ -93,7 +106,7 @@ impl HostState {
                 framed.truncate(start + 4);
             }
         }
-        self.prefetched = prefetched;
+        *self.prefetched = prefetched;
         Some(framed)
     }
 
@@ -116,10 +129,9 @@ impl HostState {
             .map_err(|error| Error::UnsupportedType(error.to_string()))
     }
 
-    /// Writes the changes a guest returned to its prefetched components,
-    /// as `set-component` would; returns why each refused one was refused.
-    pub(crate) fn write_prefetched(&mut self, changed: Vec<(u32, Vec<u8>)>) -> Vec<String> {
-        let prefetched = std::mem::take(&mut self.prefetched);
+    /// What [`HostState::write_prefetched`] does.
+    fn write_prefetched(&mut self, changed: Vec<(u32, Vec<u8>)>) -> Vec<String> {
+        let prefetched = std::mem::take(&mut *self.prefetched);
         let refused = changed
             .into_iter()
             .filter_map(|(index, json)| {
@@ -133,7 +145,7 @@ impl HostState {
                 Some(format!("{}: {}", component.type_path, describe(&error)))
             })
             .collect();
-        self.prefetched = prefetched;
+        *self.prefetched = prefetched;
         refused
     }
 

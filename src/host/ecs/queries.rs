@@ -5,9 +5,8 @@
 use bevy::prelude::*;
 use bevy::reflect::{ParsedPath, PartialReflect};
 
-use super::{component, not_lent};
+use super::{EcsView, component, not_lent};
 use crate::capabilities::Right;
-use crate::host::HostState;
 use crate::host::bindings::hotwasm::script::ecs::{Error, QueryPage, QueryRow};
 use crate::host::reflect::to_json;
 
@@ -27,7 +26,7 @@ fn number(value: &dyn PartialReflect) -> Option<f64> {
     None
 }
 
-impl HostState {
+impl EcsView<'_> {
     /// `ecs.query-field`: the number at `field` of every reachable entity's
     /// component `type_path`.
     pub(super) fn field_values(
@@ -35,7 +34,7 @@ impl HostState {
         type_path: &str,
         field: &str,
     ) -> Result<Vec<(u64, f64)>, Error> {
-        let registry = self.registry.clone();
+        let registry = self.registry;
         let registry = registry.read();
         let component = component(&registry, type_path)?;
         self.check_type(Right::ComponentRead, &component)?;
@@ -53,7 +52,7 @@ impl HostState {
         let world: &World = world;
         for entity in query.iter(world) {
             // Entities out of the grant's reach are left out, not refused.
-            if !self.access.reaches(&self.identity, world, entity) {
+            if !self.access.reaches(self.identity, world, entity) {
                 continue;
             }
             let Ok(value) = world.get_reflect(entity, type_id) else {
@@ -80,7 +79,7 @@ impl HostState {
         read: &[String],
         cursor: u64,
     ) -> Result<QueryPage, Error> {
-        let registry = self.registry.clone();
+        let registry = self.registry;
         let registry = registry.read();
         let mut type_ids = |paths: &[String]| {
             paths
@@ -115,7 +114,7 @@ impl HostState {
         let world: &World = world;
         // Entities out of the grant's reach are left out, not refused.
         let mut entities = (query.iter(world))
-            .filter(|&entity| self.access.reaches(&self.identity, world, entity))
+            .filter(|&entity| self.access.reaches(self.identity, world, entity))
             .skip(skip)
             .take(QUERY_PAGE_ROWS + 1);
         let mut rows = Vec::new();

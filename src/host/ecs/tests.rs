@@ -32,13 +32,18 @@ fn world(host: &mut HostState) -> &mut World {
     host.world.as_deref_mut().expect("lent")
 }
 
+/// What the `ecs` imports see of `host`, as in a guest's call.
+fn ecs(host: &mut HostState) -> EcsView<'_> {
+    EcsView::of(host)
+}
+
 #[test]
 fn resource_entities_cannot_be_despawned_or_changed() {
     let mut host = host();
     let holder = resource_entity(world(&mut host), std::any::TypeId::of::<KvStore>())
         .expect("the store is a resource");
     let bits = holder.to_bits();
-    let refused = Host::despawn(&mut host, bits).unwrap_err();
+    let refused = Host::despawn(&mut ecs(&mut host), bits).unwrap_err();
     assert!(
         matches!(&refused, Error::Protected(message) if message.contains("holds a resource")),
         "{refused:?}"
@@ -46,14 +51,14 @@ fn resource_entities_cannot_be_despawned_or_changed() {
     let health = r#"{"hp":1,"name":"x"}"#.as_bytes().to_vec();
     let type_path = HEALTH.to_owned();
     assert!(matches!(
-        Host::set_component(&mut host, bits, type_path, health),
+        Host::set_component(&mut ecs(&mut host), bits, type_path, health),
         Err(Error::Protected(_))
     ));
     // A parent whose child holds a resource is protected as a whole.
     let parent = world(&mut host).spawn_empty().id();
     world(&mut host).entity_mut(holder).insert(ChildOf(parent));
     assert!(matches!(
-        Host::despawn(&mut host, parent.to_bits()),
+        Host::despawn(&mut ecs(&mut host), parent.to_bits()),
         Err(Error::Protected(message)) if message.contains("descendant")
     ));
     assert!(world(&mut host).contains_resource::<KvStore>());
@@ -70,7 +75,7 @@ fn despawn_reaches_only_what_the_grant_names() {
     let marked = |host: &mut HostState| world(host).spawn(Health::default()).id();
     // Whether it was despawned; a refusal must leave it in the world.
     let despawn = |host: &mut HostState, entity: Entity| {
-        let result = Host::despawn(host, entity.to_bits());
+        let result = Host::despawn(&mut ecs(host), entity.to_bits());
         let gone = world(host).get_entity(entity).is_err();
         assert_eq!(gone, result.is_ok(), "{result:?}");
         result
@@ -98,7 +103,7 @@ fn despawn_reaches_only_what_the_grant_names() {
         despawn(&mut host, target).is_err(),
         "not marked: not granted"
     );
-    let spawned = Entity::from_bits(Host::spawn(&mut host, Vec::new()).unwrap());
+    let spawned = Entity::from_bits(Host::spawn(&mut ecs(&mut host), Vec::new()).unwrap());
     assert!(despawn(&mut host, spawned).is_ok());
     let own = host.identity.entity;
     assert!(despawn(&mut host, own).is_ok());
@@ -107,7 +112,7 @@ fn despawn_reaches_only_what_the_grant_names() {
     let target = stranger(&mut host);
     assert!(despawn(&mut host, target).is_ok());
     let mut host = granted("spawn *");
-    let spawned = Entity::from_bits(Host::spawn(&mut host, Vec::new()).unwrap());
+    let spawned = Entity::from_bits(Host::spawn(&mut ecs(&mut host), Vec::new()).unwrap());
     assert!(
         despawn(&mut host, spawned).is_err(),
         "spawning is not despawning"
@@ -139,9 +144,15 @@ fn prefetched_components_come_framed_and_changes_are_written_back() {
     host.registry.write().register::<Served>();
     let health = HEALTH.to_owned();
     assert_eq!(host.read_prefetched(), None, "nothing asked for");
-    let unknown = Host::prefetch(&mut host, vec![health.clone(), "no::Such".to_owned()]);
+    let unknown = Host::prefetch(
+        &mut ecs(&mut host),
+        vec![health.clone(), "no::Such".to_owned()],
+    );
     assert!(matches!(unknown, Err(Error::UnknownType(path)) if path == "no::Such"));
-    let too_many = Host::prefetch(&mut host, vec![health.clone(); MAX_PREFETCHED + 1]);
+    let too_many = Host::prefetch(
+        &mut ecs(&mut host),
+        vec![health.clone(); MAX_PREFETCHED + 1],
+    );
     assert!(matches!(too_many, Err(Error::CallLimit(_))), "{too_many:?}");
     assert_eq!(host.read_prefetched(), None, "refused asks change nothing");
 
@@ -150,7 +161,7 @@ fn prefetched_components_come_framed_and_changes_are_written_back() {
         .entity_mut(own)
         .insert((Opaque { level: 2 }, Served { speed: 1.5 }));
     let asked = vec![health.clone(), OPAQUE.to_owned(), SERVED.to_owned()];
-    Host::prefetch(&mut host, asked).unwrap();
+    Host::prefetch(&mut ecs(&mut host), asked).unwrap();
     let copies = unframe(&host.read_prefetched().expect("asked for three"));
     assert_eq!(
         copies,
@@ -206,15 +217,20 @@ fn a_type_that_cannot_be_built_from_json_is_refused_not_inserted() {
     host.registry.write().register::<Opaque>();
     let entity = world(&mut host).spawn_empty().id();
     let json = br#"{"level":3}"#.to_vec();
-    let refused = Host::set_component(&mut host, entity.to_bits(), OPAQUE.to_owned(), json.clone())
-        .unwrap_err();
+    let refused = Host::set_component(
+        &mut ecs(&mut host),
+        entity.to_bits(),
+        OPAQUE.to_owned(),
+        json.clone(),
+    )
+    .unwrap_err();
     assert!(
         matches!(&refused, Error::UnsupportedType(message) if message.contains("FromReflect")),
         "{refused:?}"
     );
     let entities = world(&mut host).entities().len();
     assert!(matches!(
-        Host::spawn(&mut host, vec![(OPAQUE.to_owned(), json)]),
+        Host::spawn(&mut ecs(&mut host), vec![(OPAQUE.to_owned(), json)]),
         Err(Error::UnsupportedType(_))
     ));
     assert_eq!(
