@@ -1,6 +1,6 @@
 //! A tuning tool for a running game whose store is shared on a NATS
 //! server: sets values in its `tuning` bucket, or lists them. Another
-//! process — `cargo run --example arena --features arena -- --nats
+//! process — `cargo run -p arena -- --nats
 //! nats://127.0.0.1:4222` — sees each change as a watch event in its
 //! guests within milliseconds.
 //!
