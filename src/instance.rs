@@ -11,8 +11,8 @@ use wasmtime::Store;
 use crate::capabilities::Grant;
 use crate::engine::{EPOCH_TICK, WasmEngine};
 use crate::host::{
-    Batch, CallQuota, DetailsStamp, Frame, GameTypes, GuestLine, GuestOutput, HostState,
-    InstanceDetails, InstanceIdentity, Message, Script, ScriptPre, TaskDue, Watches,
+    Batch, CallQuota, DetailsStamp, GameTypes, GuestFrame, GuestLine, GuestOutput, HostState,
+    InstanceDetails, InstanceIdentity, Message, ScriptWorld, ScriptWorldPre, TaskDue, Watches,
 };
 use crate::messages::{FailureStage, ScriptRef};
 use crate::sandbox::{FaultKind, GuestLimits, Sandbox};
@@ -207,7 +207,7 @@ const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(5);
 /// A running instance: its store, its exports, its output.
 pub(crate) struct LiveInstance {
     store: Store<HostState>,
-    script: Script,
+    script: ScriptWorld,
     output: GuestOutput,
     script_ref: ScriptRef,
     meter: Meter,
@@ -306,7 +306,7 @@ impl CallError {
 
 impl LiveInstance {
     pub fn instantiate(
-        pre: &ScriptPre<HostState>,
+        pre: &ScriptWorldPre<HostState>,
         engine: &WasmEngine,
         limits: &GuestLimits,
         grant: Arc<Grant>,
@@ -369,7 +369,7 @@ impl LiveInstance {
     fn call<R>(
         &mut self,
         loan: &mut WorldLoan,
-        call: impl FnOnce(&Script, &mut Store<HostState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&ScriptWorld, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         self.meter.arm(&mut self.store);
         let started = Instant::now();
@@ -427,7 +427,7 @@ impl LiveInstance {
     /// Whether `handle-batch` has anything to do at `now` besides messages
     /// and events: a task due, or the frame (when `frame` is given: the game
     /// is not paused) for a guest that asked for every frame.
-    pub fn wants_call(&self, now: u64, frame: Option<&Frame>) -> bool {
+    pub fn wants_call(&self, now: u64, frame: Option<&GuestFrame>) -> bool {
         let state = self.store.data();
         (state.every_frame() && frame.is_some()) || state.has_due_tasks(now)
     }
@@ -440,7 +440,7 @@ impl LiveInstance {
         now: u64,
         messages: PendingMessages,
         events: PendingEvents,
-        frame: Option<Frame>,
+        frame: Option<GuestFrame>,
     ) -> Result<(), CallError> {
         self.store.data_mut().set_now(now);
         let frame = frame.filter(|_| self.store.data().every_frame());

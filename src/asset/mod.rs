@@ -18,7 +18,7 @@ use bevy::prelude::*;
 use crate::capabilities::{Capabilities, Grant, ManifestError, find_section};
 use crate::engine::WasmEngine;
 use crate::files::content_hash;
-use crate::host::{HostState, REQUIRED_EXPORTS, ScriptPre};
+use crate::host::{HostState, REQUIRED_EXPORTS, ScriptWorldPre};
 use crate::sandbox::GuestLimits;
 use crate::source::ModuleOrigin;
 use crate::trust::Verified;
@@ -42,7 +42,7 @@ pub struct WasmModule {
     limits: GuestLimits,
     /// Whether its `.wasm.meta` lowered any of the game's limits.
     narrowed_limits: bool,
-    pre: ScriptPre<HostState>,
+    pre: ScriptWorldPre<HostState>,
     load_started: Instant,
     origin: ModuleOrigin,
     verified: Option<Verified>,
@@ -91,7 +91,7 @@ impl WasmModule {
                 path: path.clone(),
                 error: Arc::new(error),
             })?;
-        let pre = ScriptPre::new(instance_pre).map_err(|error| {
+        let pre = ScriptWorldPre::new(instance_pre).map_err(|error| {
             WasmModuleLoaderError::ExportMismatch {
                 path: path.clone(),
                 error: Arc::new(error),
@@ -174,7 +174,7 @@ impl WasmModule {
         &self.grant
     }
 
-    pub(crate) fn pre(&self) -> &ScriptPre<HostState> {
+    pub(crate) fn pre(&self) -> &ScriptWorldPre<HostState> {
         &self.pre
     }
 }

@@ -81,8 +81,10 @@ mod bindings {
     });
 }
 
-pub(crate) use bindings::hotwasm::script::types::{Batch, Frame, Message, TaskDue};
-pub(crate) use bindings::{Script, ScriptPre};
+pub(crate) use bindings::hotwasm::script::types::{Batch, Frame as GuestFrame, Message, TaskDue};
+// bindgen's names for the world and a frame, renamed apart from the SDK's
+// `Script` and `Frame` and from the runtime's tracked scripts.
+pub(crate) use bindings::{Script as ScriptWorld, ScriptPre as ScriptWorldPre};
 
 /// The exports every script module must have, by their WIT names.
 pub(crate) const REQUIRED_EXPORTS: [&str; 5] = [

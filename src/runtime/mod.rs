@@ -32,7 +32,7 @@ use self::lifecycle::Version;
 use crate::asset::WasmModule;
 use crate::capabilities::Grant;
 use crate::engine::WasmEngine;
-use crate::host::{Frame as GuestFrame, InstanceDetails};
+use crate::host::{GuestFrame, InstanceDetails};
 use crate::instance::{CallCost, LiveInstance, PendingEvents, WorldLoan};
 use crate::kv::{KvChanged, KvStore};
 use crate::messages::{HostMessage, ModuleFailed, ScriptReceiver};
