@@ -15,12 +15,14 @@ for manifest in guests/*/Cargo.toml; do
     grep -q 'crate-type = \["cdylib"\]' "$manifest" && guests+=("$(basename "$dir")")
 done
 
-export CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="--remap-path-prefix=$root=/hotwasm --remap-path-prefix=$cargo_home=/cargo"
+# cargo's build folder, wherever it is, reads as the repository's `target/`.
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+export CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="--remap-path-prefix=$root=/hotwasm --remap-path-prefix=$target_dir=/hotwasm/target --remap-path-prefix=$cargo_home=/cargo"
 cargo build --locked --profile guest --target wasm32-wasip2 $(printf -- '-p %s ' "${guests[@]}")
 
 mkdir -p assets/modules
 install_module() {
-    cp "target/wasm32-wasip2/guest/$1.wasm" "assets/modules/$2.wasm"
+    cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/guest/$1.wasm" "assets/modules/$2.wasm"
     echo "assets/modules/$2.wasm: $(wc -c < "assets/modules/$2.wasm") bytes"
 }
 for guest in "${guests[@]}"; do
