@@ -19,6 +19,12 @@ crate::...`. That is the module's public face, the names a game reaches
 through it (`sandbox::MAX_TASKS`, defined in `host`), not a use: nothing in
 the module depends on them.
 Reads every `crate::<module>` path outside comments.
+
+Inside a module folder, its files must not use each other in a circle
+either (`runtime/lifecycle.rs` uses `delivery.rs`, which never uses
+`lifecycle.rs`): a sibling is used through `super::<name>` (or
+`super::super::<name>` from a file one folder deeper) or
+`crate::<module>::<name>`.
 """
 import pathlib
 import re
@@ -50,8 +56,66 @@ def public_modules(src):
         pathlib.Path(name, "mod.rs") for name in names}
 
 
+def code_of(path):
+    """The file's text without `//` comments."""
+    return "\n".join(line.split("//", 1)[0] for line in path.read_text().splitlines())
+
+
+def sibling_uses(folder, sibling, siblings):
+    """The siblings that `sibling` (a file or a folder of `folder`) uses."""
+    own = folder / f"{sibling}.rs"
+    files = [own] if own.exists() else sorted((folder / sibling).rglob("*.rs"))
+    used = set()
+    for path in files:
+        depth = len(path.relative_to(folder).parts) - 1
+        up = "super::" * (depth + 1) if path.name != "mod.rs" else "super::" * depth
+        code = code_of(path)
+        prefixes = [re.escape(up)] if up else []
+        crate_path = "crate::" + "::".join(folder.relative_to(SRC).parts) + "::"
+        prefixes.append(re.escape(crate_path))
+        for prefix in prefixes:
+            for group in re.findall(prefix + r"\{([^}]*)\}", code):
+                used |= {name.strip().split("::")[0] for name in group.split(",")}
+            used |= set(re.findall(prefix + r"([a-z_]+)\b", code))
+    return (used & siblings) - {sibling}
+
+
+def sibling_circles(src):
+    """Files of one module folder that use each other in a circle."""
+    errors = []
+    for folder in sorted(path.parent for path in src.rglob("mod.rs")):
+        siblings = {p.stem for p in folder.glob("*.rs") if p.name != "mod.rs"}
+        siblings |= {p.name for p in folder.iterdir() if p.is_dir()}
+        uses = {name: sibling_uses(folder, name, siblings) for name in siblings}
+        for start in sorted(uses):
+            path = circle_from(start, uses)
+            if path and path[0] == min(path[:-1]):
+                where = folder.relative_to(src)
+                errors.append(f"{where}/: its files use each other in a circle: "
+                              + " -> ".join(path))
+    return errors
+
+
+def circle_from(start, uses):
+    """A circle of uses back to `start`, if there is one: [start, ..., start]."""
+    stack = [(start, [start])]
+    seen = set()
+    while stack:
+        name, path = stack.pop()
+        for used in sorted(uses.get(name, ())):
+            if used == start:
+                return path + [start]
+            if used not in seen:
+                seen.add(used)
+                stack.append((used, path + [used]))
+    return None
+
+
+SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
+
+
 def main():
-    src = pathlib.Path(__file__).resolve().parent.parent / "src"
+    src = SRC
     faces = public_modules(src)
     errors = []
     for path in sorted(src.rglob("*.rs")):
@@ -74,6 +138,7 @@ def main():
                 if not allowed(module, used):
                     errors.append(f"{relative}:{number}: `{module}` uses `{used}`, "
                                   f"which is not below it: {line.strip()}")
+    errors += sibling_circles(src)
     for error in errors:
         print(error, file=sys.stderr)
     if errors:

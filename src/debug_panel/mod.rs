@@ -32,10 +32,10 @@ use toasts::{collect_toasts, show_toasts};
 
 pub use actions::{PanelAction, PanelActions, apply_actions};
 pub use records::{
-    CONSOLE_LINES, EVENT_RECORDS, EventKind, EventRecord, FAULT_RECORDS, FaultRecord, PanelConsole,
+    CONSOLE_LINES, EVENT_RECORDS, EventRecord, FAULT_RECORDS, FaultRecord, PanelConsole,
     PanelEvents, PanelFaults, PanelKvWrites,
 };
-pub use state::{KvBrowser, PanelState, PanelTab, ValueView};
+pub use state::{EventKind, KvBrowser, PanelState, PanelTab, ValueView};
 pub use tabs::console::ui_for_console;
 pub use tabs::diagnostics::ui_for_diagnostics;
 pub use tabs::events::ui_for_events;

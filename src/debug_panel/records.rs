@@ -8,7 +8,7 @@ use bevy::diagnostic::FrameCount;
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 
-use super::state::PanelState;
+use super::state::{EventKind, PanelState};
 use crate::kv::{KvChanged, KvOrigin};
 use crate::messages::{
     HostMessage, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded, Recipient,
@@ -49,43 +49,6 @@ pub struct FaultRecord {
 pub struct PanelFaults {
     /// Oldest first; a repeat moves its record to the end.
     pub records: Vec<FaultRecord>,
-}
-
-/// What an [`EventRecord`] records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// A message a guest sent ([`ModuleMessage`]) or the game sent to
-    /// scripts ([`HostMessage`]).
-    Message,
-    /// A key-value change ([`KvChanged`]), as CloudEvents JSON.
-    KeyValue,
-    /// A component or resource change a script's watch got
-    /// ([`WatchedChange`]).
-    Watch,
-    /// A new generation running ([`ModuleReloaded`]).
-    Reload,
-    /// A failure ([`ModuleFailed`]) or a quarantine ([`ScriptQuarantined`]).
-    Failure,
-}
-
-impl EventKind {
-    pub(super) const ALL: [Self; 5] = [
-        Self::Message,
-        Self::KeyValue,
-        Self::Watch,
-        Self::Reload,
-        Self::Failure,
-    ];
-
-    pub(super) fn label(self) -> &'static str {
-        match self {
-            Self::Message => "messages",
-            Self::KeyValue => "key-value",
-            Self::Watch => "component watches",
-            Self::Reload => "reloads",
-            Self::Failure => "failures",
-        }
-    }
 }
 
 /// One line of the Events tab.

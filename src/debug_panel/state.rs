@@ -1,10 +1,9 @@
 //! The panel's own state: which tab is shown, the tabs' filters and
-//! choices, and where the Key-value tab is.
+//! choices (the kinds of events shown), and where the Key-value tab is.
 
 use bevy::log::Level;
 use bevy::prelude::*;
 
-use super::records::EventKind;
 use crate::asset::WasmModule;
 use crate::kv::KeyPage;
 
@@ -137,4 +136,42 @@ pub enum ValueView {
     Json,
     /// As hexadecimal bytes.
     Hex,
+}
+
+/// What an [`EventRecord`](super::EventRecord) records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A message a guest sent ([`ModuleMessage`](crate::ModuleMessage)) or the
+    /// game sent to scripts ([`HostMessage`](crate::HostMessage)).
+    Message,
+    /// A key-value change ([`KvChanged`](crate::KvChanged)), as CloudEvents JSON.
+    KeyValue,
+    /// A component or resource change a script's watch got
+    /// ([`WatchedChange`](crate::watch::WatchedChange)).
+    Watch,
+    /// A new generation running ([`ModuleReloaded`](crate::ModuleReloaded)).
+    Reload,
+    /// A failure ([`ModuleFailed`](crate::ModuleFailed)) or a quarantine
+    /// ([`ScriptQuarantined`](crate::ScriptQuarantined)).
+    Failure,
+}
+
+impl EventKind {
+    pub(super) const ALL: [Self; 5] = [
+        Self::Message,
+        Self::KeyValue,
+        Self::Watch,
+        Self::Reload,
+        Self::Failure,
+    ];
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Self::Message => "messages",
+            Self::KeyValue => "key-value",
+            Self::Watch => "component watches",
+            Self::Reload => "reloads",
+            Self::Failure => "failures",
+        }
+    }
 }

@@ -5,7 +5,8 @@ use bevy::prelude::*;
 use bevy_egui::egui;
 
 use crate::debug_panel::actions::{PanelAction, PanelActions};
-use crate::debug_panel::records::{EventKind, EventRecord, PanelEvents};
+use crate::debug_panel::records::{EventRecord, PanelEvents};
+use crate::debug_panel::state::EventKind;
 use crate::debug_panel::state::PanelState;
 use crate::debug_panel::widgets::shown_checkbox;
 
