@@ -66,7 +66,7 @@ pub use wit_bindgen as __wit_bindgen;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "script",
-        path: "../../wit",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "__export_bindings",
         default_bindings_module: "hotwasm_sdk::bindings",
