@@ -7,6 +7,8 @@
 use std::any::type_name;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt;
+use std::panic::Location;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -260,9 +262,40 @@ type RepeatingTask<S> = dyn FnMut(&mut S, &mut Cx<S>, Tick) -> Result<(), Error>
 type MessageHandler<S> = dyn for<'m> FnMut(&mut S, &mut Cx<S>, &Message<'m>) -> Result<(), Error>;
 type WatchHandler<S> = dyn for<'e> FnMut(&mut S, &mut Cx<S>, &Event<'e>) -> Result<(), Error>;
 
+/// What a handler is called in the line logged when it fails: its
+/// function's path (`mischief::tick`), or, for a closure, where it was
+/// registered (`the closure at guests/echo/src/lib.rs:31`): a closure's type
+/// name (`<echo::Echo as hotwasm_sdk::Script>::init::{{closure}}`) says
+/// little.
+#[derive(Clone, Copy)]
+struct HandlerName {
+    function: &'static str,
+    registered_at: &'static Location<'static>,
+}
+
+impl HandlerName {
+    fn of<F>(registered_at: &'static Location<'static>) -> Self {
+        Self {
+            function: type_name::<F>(),
+            registered_at,
+        }
+    }
+}
+
+impl fmt::Display for HandlerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.function.contains("{{closure}}") {
+            let at = self.registered_at;
+            write!(f, "the closure at {}:{}", at.file(), at.line())
+        } else {
+            f.write_str(self.function)
+        }
+    }
+}
+
 /// A handler and the name it is logged under when it fails.
 struct Named<F: ?Sized> {
-    name: &'static str,
+    name: HandlerName,
     handler: Shared<F>,
 }
 
@@ -276,7 +309,7 @@ impl<F: ?Sized> Clone for Named<F> {
 }
 
 enum Task<S> {
-    Once(&'static str, OnceTask<S>),
+    Once(HandlerName, OnceTask<S>),
     Repeating(Named<RepeatingTask<S>>),
 }
 
@@ -342,32 +375,37 @@ fn nanos(duration: Duration) -> u64 {
 
 impl<S: 'static> Cx<S> {
     /// Runs `task` once, `delay` from now.
+    #[track_caller]
     pub fn after<F>(&mut self, delay: Duration, task: F) -> Result<TaskId, Error>
     where
         F: FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error> + 'static,
     {
-        Ok(self.once(scheduler::after(nanos(delay))?, task))
+        let registered_at = Location::caller();
+        Ok(self.once(scheduler::after(nanos(delay))?, task, registered_at))
     }
 
     /// Runs `task` once, when the game's virtual time reaches `time`.
+    #[track_caller]
     pub fn at<F>(&mut self, time: Duration, task: F) -> Result<TaskId, Error>
     where
         F: FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error> + 'static,
     {
-        Ok(self.once(scheduler::at(nanos(time))?, task))
+        let registered_at = Location::caller();
+        Ok(self.once(scheduler::at(nanos(time))?, task, registered_at))
     }
 
     /// Keeps a one-shot task the host scheduled as `id`.
-    fn once<F>(&mut self, id: u64, task: F) -> TaskId
+    fn once<F>(&mut self, id: u64, task: F, registered_at: &'static Location<'static>) -> TaskId
     where
         F: FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error> + 'static,
     {
-        self.tasks
-            .insert(id, Task::Once(type_name::<F>(), Box::new(task)));
+        let name = HandlerName::of::<F>(registered_at);
+        self.tasks.insert(id, Task::Once(name, Box::new(task)));
         TaskId(id)
     }
 
     /// Runs `task` every `interval`, the first time one interval from now.
+    #[track_caller]
     pub fn every<F>(&mut self, interval: Duration, task: F) -> Result<TaskId, Error>
     where
         F: FnMut(&mut S, &mut Cx<S>, Tick) -> Result<(), Error> + 'static,
@@ -376,6 +414,7 @@ impl<S: 'static> Cx<S> {
     }
 
     /// Runs `task` every `interval`, the first time `first_delay` from now.
+    #[track_caller]
     pub fn every_after<F>(
         &mut self,
         first_delay: Duration,
@@ -385,12 +424,10 @@ impl<S: 'static> Cx<S> {
     where
         F: FnMut(&mut S, &mut Cx<S>, Tick) -> Result<(), Error> + 'static,
     {
+        let name = HandlerName::of::<F>(Location::caller());
         let id = scheduler::every(nanos(interval), Some(nanos(first_delay)))?;
         let handler: Shared<RepeatingTask<S>> = Rc::new(RefCell::new(task));
-        let task = Named {
-            name: type_name::<F>(),
-            handler,
-        };
+        let task = Named { name, handler };
         self.tasks.insert(id, Task::Repeating(task));
         Ok(TaskId(id))
     }
@@ -434,16 +471,15 @@ impl<S: 'static> Cx<S> {
 
     /// Subscribes to `topic` and calls `handler` for every message on it
     /// (also for messages the host sends straight to this entity).
+    #[track_caller]
     pub fn on_message<F>(&mut self, topic: &str, handler: F) -> Result<(), Error>
     where
         F: for<'m> FnMut(&mut S, &mut Cx<S>, &Message<'m>) -> Result<(), Error> + 'static,
     {
+        let name = HandlerName::of::<F>(Location::caller());
         messaging::subscribe(topic)?;
         let handler: Shared<MessageHandler<S>> = Rc::new(RefCell::new(handler));
-        let named = Named {
-            name: type_name::<F>(),
-            handler,
-        };
+        let named = Named { name, handler };
         let entry = self.topics.entry(topic.to_owned()).or_default();
         *entry = entry.iter().cloned().chain([named]).collect();
         self.topic_changes += 1;
@@ -459,16 +495,15 @@ impl<S: 'static> Cx<S> {
 
     /// Calls `handler` for every change `watch` covers, in the order the
     /// changes happened.
+    #[track_caller]
     pub fn watch<F>(&mut self, watch: Watch, handler: F) -> Result<WatchId, Error>
     where
         F: for<'e> FnMut(&mut S, &mut Cx<S>, &Event<'e>) -> Result<(), Error> + 'static,
     {
+        let name = HandlerName::of::<F>(Location::caller());
         let (id, source) = watch.register()?;
         let handler: Shared<WatchHandler<S>> = Rc::new(RefCell::new(handler));
-        let named = Named {
-            name: type_name::<F>(),
-            handler,
-        };
+        let named = Named { name, handler };
         self.watches.insert(id, (source.into(), named));
         self.watch_changes += 1;
         Ok(WatchId(id))
@@ -483,7 +518,7 @@ impl<S: 'static> Cx<S> {
 }
 
 /// Logs a handler's error through the host, which names the module.
-fn report(what: &str, result: Result<(), Error>) {
+fn report(what: impl fmt::Display, result: Result<(), Error>) {
     if let Err(error) = result {
         log(Level::Error, &format!("{what} failed: {error}"));
     }
@@ -614,5 +649,30 @@ impl<S: Script> Instance<S> {
             report("update", script.update(cx, frame));
         }
         own::end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_of<F>(_: &F, registered_at: &'static Location<'static>) -> String {
+        HandlerName::of::<F>(registered_at).to_string()
+    }
+
+    #[test]
+    fn a_function_is_named_by_its_path_and_a_closure_by_where_it_was_registered() {
+        fn tick() {}
+        let here = Location::caller();
+        assert!(
+            name_of(&tick, here).ends_with("::tick"),
+            "{}",
+            name_of(&tick, here)
+        );
+        let closure = || {};
+        assert_eq!(
+            name_of(&closure, here),
+            format!("the closure at {}:{}", file!(), here.line())
+        );
     }
 }
