@@ -1,10 +1,5 @@
-//! Signs modules for bevy_hotwasm's trust policy, without OpenSSL.
-//!
-//! ```text
-//! cargo run --example sign -- keygen keys/release           # keys/release.key.pem + keys/release.pub.pem
-//! cargo run --example sign -- sign keys/release.key.pem assets/modules/hello.wasm
-//! cargo run --example sign -- verify keys/release.pub.pem assets/modules/hello.wasm
-//! ```
+//! `hotwasm keygen`, `sign` and `verify`: ed25519 keys and module
+//! signatures for bevy_hotwasm's trust policy, without OpenSSL.
 //!
 //! Keys are the files OpenSSL uses (`openssl genpkey -algorithm ed25519`
 //! private keys in PKCS#8 PEM, `openssl pkey -pubout` public keys), so either
@@ -15,7 +10,6 @@
 //! `hotwasm:capabilities` section), which the signature covers.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use bevy::asset::io::AssetSourceId;
 use bevy_hotwasm::capabilities::find_section;
@@ -24,9 +18,6 @@ use bevy_hotwasm::{Capabilities, TrustPolicy, TrustedKey};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePublicKey};
-
-const USAGE: &str =
-    "usage: sign keygen <out prefix> | sign <private key> <module> | verify <public key> <module>";
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
@@ -37,7 +28,8 @@ fn write(path: &Path, contents: &[u8]) -> Result<(), String> {
         .map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
-fn keygen(prefix: &str) -> Result<(), String> {
+/// Writes a new key pair: `<prefix>.key.pem` (secret) and `<prefix>.pub.pem`.
+pub fn keygen(prefix: &str) -> Result<(), String> {
     let mut seed = [0; 32];
     getrandom::fill(&mut seed).map_err(|error| format!("no randomness: {error}"))?;
     let key = SigningKey::from_bytes(&seed);
@@ -66,7 +58,8 @@ fn keygen(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn sign(private_key: &Path, module: &Path) -> Result<(), String> {
+/// Signs `module` with the private key: writes `<module>.sig`.
+pub fn sign(private_key: &Path, module: &Path) -> Result<(), String> {
     let pem = String::from_utf8(read(private_key)?).map_err(|_| "the key is not PEM text")?;
     let key = SigningKey::from_pkcs8_pem(&pem).map_err(|error| {
         format!(
@@ -98,7 +91,8 @@ fn requested(module: &Path, bytes: &[u8]) -> Result<String, String> {
     Ok(format!("{} asks for:\n{capabilities}", module.display()))
 }
 
-fn verify(public_key: &Path, module: &Path) -> Result<(), String> {
+/// Checks `<module>.sig` against `module` and the public key, as the game does.
+pub fn verify(public_key: &Path, module: &Path) -> Result<(), String> {
     let key = TrustedKey::from_bytes(&read(public_key)?)
         .map_err(|error| format!("{}: {error}", public_key.display()))?;
     let signature = read(&signature_path(module))?;
@@ -111,22 +105,4 @@ fn verify(public_key: &Path, module: &Path) -> Result<(), String> {
     println!("{}: good signature", module.display());
     println!("{}", requested(module, &read(module)?)?);
     Ok(())
-}
-
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match args[..] {
-        ["keygen", prefix] => keygen(prefix),
-        ["sign", key, module] => sign(Path::new(key), Path::new(module)),
-        ["verify", key, module] => verify(Path::new(key), Path::new(module)),
-        _ => Err(USAGE.to_owned()),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{error}");
-            ExitCode::FAILURE
-        }
-    }
 }
