@@ -99,10 +99,11 @@ pub fn verify(public_key: &Path, module: &Path) -> Result<(), String> {
     let policy = TrustPolicy::new()
         .with_key(public_key.display().to_string(), key)
         .with_signatures(AssetSourceId::Default, Signatures::Required);
+    let bytes = read(module)?;
     policy
-        .verify(&AssetSourceId::Default, &read(module)?, Some(&signature))
+        .verify(&AssetSourceId::Default, &bytes, Some(&signature))
         .map_err(|error| format!("{}: {error}", module.display()))?;
     println!("{}: good signature", module.display());
-    println!("{}", requested(module, &read(module)?)?);
+    println!("{}", requested(module, &bytes)?);
     Ok(())
 }
