@@ -71,13 +71,16 @@ pub enum WasmModuleLoaderError {
     },
     /// The component imports something this host does not provide, or
     /// provides with another type.
-    #[error("module {path} cannot be linked: {error:#}")]
+    #[error("module {path} cannot be linked: {error:#}{world}")]
     UnsatisfiedImport {
         /// The module's asset path.
         path: String,
         /// wasmtime's error, which names the import.
         #[source]
         error: Arc<wasmtime::Error>,
+        /// When the module was built for another version of the
+        /// `hotwasm:script` world: which, and the one this host speaks.
+        world: String,
     },
     /// The module's `hotwasm:capabilities` section, or the capabilities
     /// of its `.wasm.meta`, could not be read.
@@ -137,9 +140,10 @@ impl Clone for WasmModuleLoaderError {
                 path: path.clone(),
                 export: export.clone(),
             },
-            Self::UnsatisfiedImport { path, error } => Self::UnsatisfiedImport {
+            Self::UnsatisfiedImport { path, error, world } => Self::UnsatisfiedImport {
                 path: path.clone(),
                 error: error.clone(),
+                world: world.clone(),
             },
             Self::Capabilities { path, error } => Self::Capabilities {
                 path: path.clone(),
@@ -165,6 +169,39 @@ const NAMED_IMPORTS: usize = 3;
 /// the host links is a `wasi:` or `hotwasm:` interface), so an error such
 /// as the validator's instance limit still names what is missing. Empty
 /// when every import is one the host may provide.
+/// The version of the `hotwasm:script` world this host speaks (`wit/world.wit`).
+const WORLD_VERSION: &str = "0.3.0";
+
+/// When a component imports `hotwasm:script` interfaces of another
+/// version: which, and the one this host speaks; else empty.
+pub(super) fn describe_other_world(bytes: &[u8]) -> String {
+    use wasmparser::{Parser, Payload};
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(Payload::ModuleSection { .. } | Payload::ComponentSection { .. }) => depth += 1,
+            Ok(Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Payload::ComponentImportSection(section)) if depth == 0 => {
+                let names = section.into_iter().flatten().map(|import| import.name.name);
+                let other = names
+                    .filter_map(|name| name.strip_prefix("hotwasm:script/")?.split_once('@'))
+                    .map(|(_, version)| version)
+                    .find(|version| *version != WORLD_VERSION);
+                if let Some(version) = other {
+                    return format!(
+                        " (it was built for hotwasm:script@{version}; this game speaks \
+                         hotwasm:script@{WORLD_VERSION}: rebuild it with the hotwasm-sdk \
+                         released with this bevy_hotwasm)"
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    String::new()
+}
+
 pub(super) fn describe_unprovided_imports(bytes: &[u8]) -> String {
     use wasmparser::{Parser, Payload};
     let (mut imports, mut unprovided, mut depth) = (0usize, Vec::new(), 0usize);
@@ -207,6 +244,53 @@ mod tests {
     use super::*;
     use crate::asset::WasmModule;
     use crate::engine::WasmEngine;
+
+    #[test]
+    fn the_world_version_is_the_one_in_wit() {
+        let world = include_str!("../../wit/world.wit");
+        assert!(world.contains(&format!("\npackage hotwasm:script@{WORLD_VERSION};\n")));
+    }
+
+    #[test]
+    fn a_module_built_for_another_world_version_says_which_and_what_the_game_speaks() {
+        let counter = include_bytes!("../../assets/modules/counter.wasm");
+        let old = replace_all(counter, b"@0.3.0", b"@0.2.0");
+        let engine = WasmEngine::build(Default::default(), &Default::default()).unwrap();
+        let Err(error) = WasmModule::from_bytes(&engine, "modules/old.wasm", &old) else {
+            panic!("a module built for hotwasm:script@0.2.0 loaded");
+        };
+        let said = error.to_string();
+        assert!(
+            said.starts_with("module modules/old.wasm cannot be linked: "),
+            "{said}"
+        );
+        assert!(
+            said.ends_with(
+                " (it was built for hotwasm:script@0.2.0; this game speaks \
+                 hotwasm:script@0.3.0: rebuild it with the hotwasm-sdk released with this \
+                 bevy_hotwasm)"
+            ),
+            "{said}"
+        );
+        assert_eq!(
+            describe_other_world(counter),
+            "",
+            "the same version says nothing"
+        );
+    }
+
+    fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        let mut at = 0;
+        while let Some(found) = out[at..]
+            .windows(from.len())
+            .position(|window| window == from)
+        {
+            out[at + found..at + found + from.len()].copy_from_slice(to);
+            at += found + from.len();
+        }
+        out
+    }
 
     #[test]
     fn a_component_over_the_validators_limits_is_refused_naming_its_imports() {

@@ -170,6 +170,9 @@ impl WasmModuleLoader {
             Verified::Signed { key_id, .. } => Vouched::Signed(key_id),
             Verified::Embedded | Verified::Unsigned => Vouched::Game,
         };
+        if let Some(warning) = signed_without_manifest(path, verified, requested.as_ref()) {
+            warn!("{warning}");
+        }
         let grant = self
             .capabilities
             .grant(requested.as_ref(), source, vouched, narrowed.as_ref())
@@ -269,9 +272,54 @@ impl WasmModuleLoader {
     }
 }
 
+/// The warning for a signed module that asks for no capabilities: signed,
+/// it is granted none, which its author rarely means.
+fn signed_without_manifest(
+    path: &str,
+    verified: &Verified,
+    requested: Option<&Capabilities>,
+) -> Option<String> {
+    let Verified::Signed { key_id, .. } = verified else {
+        return None;
+    };
+    requested.is_none().then(|| {
+        format!(
+            "module {path} is signed by key `{key_id}` but asks for no capabilities, so it is \
+             granted none: it can log and keep its state, and every ECS, key-value, message, \
+             watch and task call is denied. Declare what it needs with \
+             `hotwasm_sdk::capabilities!` and sign it again"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_signed_module_without_a_manifest_is_warned_about() {
+        let signed = Verified::Signed {
+            key_id: "release".into(),
+            fingerprint: String::new(),
+        };
+        let warning = signed_without_manifest("modules/spin.wasm", &signed, None).unwrap();
+        assert!(
+            warning.starts_with(
+                "module modules/spin.wasm is signed by key `release` but asks for no capabilities"
+            ),
+            "{warning}"
+        );
+        let manifest = Capabilities::parse("frame").unwrap();
+        assert_eq!(signed_without_manifest("m", &signed, Some(&manifest)), None);
+        assert_eq!(
+            signed_without_manifest("m", &Verified::Unsigned, None),
+            None
+        );
+        assert_eq!(
+            signed_without_manifest("m", &Verified::Embedded, None),
+            None
+        );
+    }
 
     #[test]
     fn the_loader_keeps_the_name_meta_files_give_it() {

@@ -22,7 +22,7 @@ use crate::host::{HostState, REQUIRED_EXPORTS, ScriptWorldPre};
 use crate::sandbox::GuestLimits;
 use crate::source::ModuleOrigin;
 use crate::trust::Verified;
-use error::describe_unprovided_imports;
+use error::{describe_other_world, describe_unprovided_imports};
 use std::sync::Arc;
 
 /// A compiled and pre-linked script component, ready to instantiate.
@@ -90,6 +90,7 @@ impl WasmModule {
             .map_err(|error| WasmModuleLoaderError::UnsatisfiedImport {
                 path: path.clone(),
                 error: Arc::new(error),
+                world: describe_other_world(bytes),
             })?;
         let pre = ScriptWorldPre::new(instance_pre).map_err(|error| {
             WasmModuleLoaderError::ExportMismatch {

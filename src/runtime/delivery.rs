@@ -2,6 +2,7 @@
 //! batches) and what instances produce (log lines, messages), published as
 //! Bevy's log and messages.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 use std::time::Duration;
 
@@ -89,6 +90,26 @@ fn hold_events(entity: Entity, script: &mut TrackedScript, limits: &QueueLimits)
     script.dropped_events += dropped as u64;
 }
 
+/// Topics a message found no listener on, so that is said once per topic
+/// (up to [`UnheardTopics::MAX`] topics, then no more).
+#[derive(Default)]
+pub(super) struct UnheardTopics {
+    said: HashSet<Box<str>>,
+}
+
+impl UnheardTopics {
+    /// Bounds the memory a guest inventing topics can take.
+    const MAX: usize = 1024;
+
+    /// Whether `topic` is one to say now: the first time it is unheard.
+    fn first_time(&mut self, topic: &str) -> bool {
+        if self.said.len() >= Self::MAX || self.said.contains(topic) {
+            return false;
+        }
+        self.said.insert(topic.into())
+    }
+}
+
 /// A message a guest sent, on its way to the other subscribers.
 pub(super) struct Sent {
     sender: Entity,
@@ -169,17 +190,30 @@ impl Runner {
     /// Queues `message` for every running script subscribed to its topic,
     /// except its sender.
     fn queue_for_subscribers(&mut self, message: &Outgoing) {
+        let mut heard = false;
         for (order, script) in &mut self.scripts {
             let subscribed = script
                 .instance
                 .as_ref()
                 .is_some_and(|instance| instance.is_subscribed(message.topic));
             if Some(order.0) != message.sender && subscribed {
+                heard = true;
                 let first = script.inbox.is_empty();
                 if script.inbox.push(order.0, message, &self.queues) && first {
                     self.queued_to.push(*order);
                 }
             }
+        }
+        if !heard && self.unheard.first_time(message.topic) {
+            let from = match message.sender {
+                Some(entity) => format!("the script on {entity}"),
+                None => "the game".to_owned(),
+            };
+            debug!(
+                "no script listens to topic {:?} (first sent by {from}); messages on it reach \
+                 only the game's ModuleMessage readers",
+                message.topic
+            );
         }
     }
 
@@ -324,5 +358,25 @@ impl Runner {
             }
             recent.push_back((run, cost.time));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unheard_topic_is_said_once_and_the_topics_kept_are_bounded() {
+        let mut unheard = UnheardTopics::default();
+        assert!(unheard.first_time("spin/pong"));
+        assert!(!unheard.first_time("spin/pong"), "said once");
+        for n in 1..UnheardTopics::MAX {
+            assert!(unheard.first_time(&format!("topic-{n}")));
+        }
+        assert!(
+            !unheard.first_time("one-more"),
+            "beyond the bound, nothing is kept"
+        );
+        assert_eq!(unheard.said.len(), UnheardTopics::MAX);
     }
 }

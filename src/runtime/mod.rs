@@ -526,6 +526,8 @@ pub(crate) struct Runner {
     resume_at: Option<RunOrder>,
     /// The trust policy's revocations the runtime has acted on.
     revocations: u64,
+    /// Topics a message found no script listening on, said once each.
+    unheard: delivery::UnheardTopics,
 }
 
 /// What a frame's work needs besides the runner: the game's world, the

@@ -2,3 +2,4 @@
 //! its rules, as a plugin the window (`main.rs`) and the tests share.
 
 pub mod logic;
+pub mod trust;

@@ -7,7 +7,7 @@
 //!
 //! WASD or the arrows move, Space shoots at the nearest enemy. The rules live
 //! in `guests/waves`, `guests/enemy-ai` (one instance per enemy), `guests/scoring`
-//! and `guests/powerups`; run `cargo run -p guest-watch` in a second terminal,
+//! and `guests/powerups`; run `cargo run -p hotwasm-cli -- watch` (`hotwasm watch`) in a second terminal,
 //! edit one, save, and the game picks the new module up while it runs. Tuning
 //! and the high score are files under `saves/arena/` (or `--save-dir DIR`):
 //! edit `saves/arena/tuning/enemy_speed` by hand and every enemy speeds up.
@@ -41,6 +41,7 @@ use bevy_hotwasm::{Compilation, Compiler};
 
 use crate::render::ArenaRenderPlugin;
 use arena::logic::{ArenaLogicPlugin, PlayerInput};
+use arena::trust::{RELEASE_NEEDS_A_KEY, arena_trust, read_key};
 
 /// Game time after which `--screenshot` captures the window, unless
 /// `--screenshot-at` says otherwise: wave 1 is in.
@@ -69,6 +70,10 @@ struct Options {
     panel_select: bool,
     /// A NATS server to keep the store on, shared with other processes.
     nats: Option<String>,
+    /// The folder the modules are loaded from (`modules/` in it).
+    assets: PathBuf,
+    /// The public key whose signatures the game trusts.
+    trust_key: Option<PathBuf>,
 }
 
 impl Options {
@@ -76,6 +81,7 @@ impl Options {
         let mut options = Options {
             save_dir: repository().join("saves/arena"),
             screenshot_at: SCREENSHOT_AT,
+            assets: repository().join("assets"),
             ..default()
         };
         let mut args = std::env::args().skip(1);
@@ -92,6 +98,11 @@ impl Options {
                 "--screenshot" => options.screenshot = Some(value("--screenshot")?.into()),
                 "--save-dir" => options.save_dir = value("--save-dir")?.into(),
                 "--nats" => options.nats = Some(value("--nats")?),
+                "--assets" => {
+                    options.assets = std::path::absolute(value("--assets")?)
+                        .map_err(|error| format!("--assets: {error}"))?
+                }
+                "--trust-key" => options.trust_key = Some(value("--trust-key")?.into()),
                 "--screenshot-at" => {
                     let secs = value("--screenshot-at")?;
                     let secs: f64 = secs.parse().map_err(|_| format!("not seconds: {secs}"))?;
@@ -101,7 +112,7 @@ impl Options {
                     return Err(format!(
                         "unknown argument {other}; arena [--autoplay] [--panel] \
                          [--panel-tab TAB] [--panel-select] [--screenshot FILE] [--screenshot-at SECS] \
-                         [--save-dir DIR] [--nats URL]"
+                         [--save-dir DIR] [--nats URL] [--assets DIR] [--trust-key PUBLIC_KEY]"
                     ));
                 }
             }
@@ -118,6 +129,18 @@ fn main() -> AppExit {
             return AppExit::error();
         }
     };
+    let release = !cfg!(debug_assertions);
+    let key = match options.trust_key.as_deref().map(read_key).transpose() {
+        Ok(key) => key,
+        Err(error) => {
+            eprintln!("--trust-key {error}");
+            return AppExit::error();
+        }
+    };
+    if release && key.is_none() {
+        eprintln!("{RELEASE_NEEDS_A_KEY}");
+        return AppExit::error();
+    }
     let mut app = App::new();
     if let Some(url) = &options.nats {
         // Before ArenaLogicPlugin, which keeps a store the app has.
@@ -131,9 +154,12 @@ fn main() -> AppExit {
     }
     // Before AssetPlugin: the default asset source, with a file watcher
     // that reports a saved module after 50 ms instead of Bevy's 300 ms. The
-    // repository's `assets/`, wherever the binary is started from.
-    let assets = repository().join("assets");
-    let assets = assets.to_str().expect("the repository's path is UTF-8");
+    // repository's `assets/`, wherever the binary is started from, unless
+    // `--assets` says otherwise.
+    let assets = options
+        .assets
+        .to_str()
+        .expect("the assets folder's path is UTF-8");
     app.register_asset_source(
         AssetSourceId::Default,
         bevy_hotwasm::file_source_with_debounce(assets, Duration::from_millis(50)),
@@ -155,7 +181,7 @@ fn main() -> AppExit {
             }),
         HotWasmPlugin {
             // Unsigned local modules in development builds only.
-            trust: TrustPolicy::new().allow_unsigned_local(cfg!(debug_assertions)),
+            trust: arena_trust(release, key),
             compilation: Compilation {
                 // Development builds start and reload sooner with the
                 // baseline compiler; releases get the fastest guest code.

@@ -1,14 +1,19 @@
 //! The arena example's rules, headless (`MinimalPlugins`, virtual time at
 //! 60 frames a second, input written by the test): its guests spawn waves,
 //! steer enemies, score kills into a high score kept on disk, read tuning a
-//! person edits by hand, and a new `enemy_ai` turns every enemy at once.
+//! person edits by hand, and a new `enemy_ai` turns every enemy at once;
+//! a release build runs the rules signed by its key.
 
 use std::path::Path;
 use std::time::Duration;
 
 use arena::logic::{ArenaLogicPlugin, ArenaModules, Player, PlayerInput, Scoreboard};
+use arena::trust::arena_trust;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
+use bevy_hotwasm::prelude::*;
+use bevy_hotwasm::trust::{SignatureError, sign_module};
+use ed25519_dalek::SigningKey;
 use game_types::{Position, Team, Velocity};
 use hotwasm_test_support::*;
 
@@ -22,10 +27,24 @@ fn arena(save: &Path) -> (AssetDir, App) {
 /// else in `save`.
 fn arena_with(save: &Path, store: Option<bevy_hotwasm::KvStore>) -> (AssetDir, App) {
     let assets = AssetDir::new();
-    for guest in ["waves", "enemy_ai", "scoring", "powerups"] {
+    for guest in RULES {
         assets.write(&format!("{guest}.wasm"), &guest_bytes(guest));
     }
-    let app = game_with_fake_watcher(&assets, unsigned_plugin(), |app| {
+    let app = arena_over(&assets, save, store, unsigned_plugin());
+    (assets, app)
+}
+
+/// The four rule guests.
+const RULES: [&str; 4] = ["waves", "enemy_ai", "scoring", "powerups"];
+
+/// The game over `assets` with `plugin`'s settings.
+fn arena_over(
+    assets: &AssetDir,
+    save: &Path,
+    store: Option<bevy_hotwasm::KvStore>,
+    plugin: HotWasmPlugin,
+) -> App {
+    game_with_fake_watcher(assets, plugin, |app| {
         if let Some(store) = store {
             app.insert_resource(store);
         }
@@ -36,8 +55,7 @@ fn arena_with(save: &Path, store: Option<bevy_hotwasm::KvStore>) -> (AssetDir, A
         .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
             1.0 / 60.0,
         )));
-    });
-    (assets, app)
+    })
 }
 
 fn board(app: &App) -> Scoreboard {
@@ -267,4 +285,34 @@ fn a_new_enemy_ai_turns_every_enemy_at_once_and_each_keeps_its_state() {
             .unwrap_or_else(|| panic!("{enemy} says how old it was: {lines:?}"));
         assert!(age >= 0.5, "{enemy} kept its age across the reload: {age}");
     }
+}
+
+#[test]
+fn a_release_arena_runs_the_rules_signed_by_its_key_and_refuses_an_unsigned_one() {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let trusted = TrustedKey::from_bytes(key.verifying_key().as_bytes()).unwrap();
+    let (save, assets) = (tempfile::tempdir().unwrap(), AssetDir::new());
+    for guest in RULES {
+        let bytes = guest_bytes(guest);
+        if guest != "powerups" {
+            let signature = sign_module(&key, &bytes);
+            assets.write(&format!("{guest}.wasm.sig"), signature.as_bytes());
+        }
+        assets.write(&format!("{guest}.wasm"), &bytes);
+    }
+    let plugin = HotWasmPlugin {
+        trust: arena_trust(true, Some(trusted)),
+        ..default()
+    };
+    let mut app = arena_over(&assets, save.path(), None, plugin);
+
+    // Signed: waves spawns, each enemy runs its own signed AI.
+    wait_for_first_wave(&mut app);
+    // Unsigned, in a release build: refused, saying how to sign it.
+    update_until(&mut app, "the unsigned powerups refused", |app| {
+        let refused = &app.world().resource::<Seen>().refused;
+        refused
+            .iter()
+            .any(|error| matches!(error, SignatureError::Unsigned { .. }))
+    });
 }

@@ -11,6 +11,17 @@ const KILLS_PER_DROP: u64 = 5;
 const BOOST_SECS: f32 = 5.0;
 const BOOST_FIRE_RATE: f32 = 3.0;
 
+// What powerups may touch: a signed build gets exactly this (README, Release builds).
+hotwasm_sdk::capabilities!(
+    "
+    messages.subscribe kill powerup-taken
+    messages.send      boost
+    spawn              game_types::Position game_types::Powerup
+    resource.write     game_types::Boost
+    resource.watch     game_types::Boost
+    "
+);
+
 #[derive(Default)]
 struct Powerups {
     kills: u64,

@@ -11,6 +11,19 @@ use game_types::{
 };
 use hotwasm_sdk::{Cx, Error, Script, TaskId, Watch, ecs, info};
 
+// What waves may touch: a signed build gets exactly this (README, Release builds).
+hotwasm_sdk::capabilities!(
+    "
+    kv.read          tuning/spawn_rate
+    kv.watch         tuning/spawn_rate
+    component.read   game_types::Team     # counting the enemies alive
+    entities         *
+    spawn            game_types::Position game_types::Velocity game_types::Speed game_types::Health game_types::Team
+    messages.send    wave
+    tasks            4
+    "
+);
+
 /// The pause between two waves.
 const BREAK: Duration = Duration::from_secs(2);
 /// Seconds between two spawns when `tuning/spawn_rate` is unset or unreadable.

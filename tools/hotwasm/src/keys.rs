@@ -58,15 +58,17 @@ pub fn keygen(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The private key in `path` (PKCS#8 PEM, as `keygen` and OpenSSL write it).
+pub fn signing_key(path: &Path) -> Result<SigningKey, String> {
+    let pem = String::from_utf8(read(path)?)
+        .map_err(|_| format!("{} is not PEM text", path.display()))?;
+    SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|error| format!("{} is not an ed25519 private key: {error}", path.display()))
+}
+
 /// Signs `module` with the private key: writes `<module>.sig`.
 pub fn sign(private_key: &Path, module: &Path) -> Result<(), String> {
-    let pem = String::from_utf8(read(private_key)?).map_err(|_| "the key is not PEM text")?;
-    let key = SigningKey::from_pkcs8_pem(&pem).map_err(|error| {
-        format!(
-            "{} is not an ed25519 private key: {error}",
-            private_key.display()
-        )
-    })?;
+    let key = signing_key(private_key)?;
     let bytes = read(module)?;
     let requested = requested(module, &bytes)?;
     let signature = sign_module(&key, &bytes);
