@@ -13,6 +13,7 @@ use bevy_hotwasm::trust::{sign_module, signature_path};
 use ed25519_dalek::SigningKey;
 
 use crate::install::{Installed, install_atomically};
+use crate::lint::lint;
 use crate::project::{Guest, Lang, Project};
 use crate::zig;
 
@@ -37,11 +38,22 @@ pub struct Outcome {
     pub module: String,
     pub result: Result<Installed, String>,
     pub seconds: f64,
+    /// What the guest's sources get wrong ([`lint`]).
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
-    /// The line printed for it.
-    pub fn line(&self, out: &Path) -> String {
+    /// The lines printed for it: what became of it, then its warnings.
+    pub fn lines(&self, out: &Path) -> Vec<String> {
+        let warnings = self
+            .warnings
+            .iter()
+            .map(|warning| format!("warning: {warning}"));
+        std::iter::once(self.line(out)).chain(warnings).collect()
+    }
+
+    /// What became of it.
+    fn line(&self, out: &Path) -> String {
         let (module, seconds) = (&self.module, self.seconds);
         let file = out.join(format!("{module}.wasm"));
         let file = file.display();
@@ -71,6 +83,10 @@ impl Build<'_> {
             outcomes.extend(self.rust(&rust));
         }
         outcomes.sort_by(|a, b| a.module.cmp(&b.module));
+        for outcome in outcomes.iter_mut().filter(|outcome| outcome.result.is_ok()) {
+            let guest = guests.iter().find(|guest| guest.module == outcome.module);
+            outcome.warnings = guest.map(lint).unwrap_or_default();
+        }
         outcomes
     }
 
@@ -95,6 +111,7 @@ impl Build<'_> {
             module: guest.module.clone(),
             result,
             seconds: started.elapsed().as_secs_f64(),
+            warnings: Vec::new(),
         }
     }
 
@@ -105,6 +122,7 @@ impl Build<'_> {
                 module: guest.module.clone(),
                 result: Err(error.clone()),
                 seconds: 0.0,
+                warnings: Vec::new(),
             };
             guests.iter().map(failed).collect()
         };
@@ -142,6 +160,7 @@ impl Build<'_> {
                     module: module.clone(),
                     result,
                     seconds,
+                    warnings: Vec::new(),
                 });
             }
         }

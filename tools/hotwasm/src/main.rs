@@ -19,6 +19,7 @@
 mod build;
 mod install;
 mod keys;
+mod lint;
 mod new;
 mod project;
 mod watch;
@@ -151,8 +152,11 @@ fn build(args: &[&str]) -> Result<Result<(), String>, Usage> {
             sign,
         };
         let outcomes = build.run(&guests);
-        for outcome in &outcomes {
-            println!("{}", outcome.line(&build.out));
+        for line in outcomes
+            .iter()
+            .flat_map(|outcome| outcome.lines(&build.out))
+        {
+            println!("{line}");
         }
         let failed = outcomes
             .iter()

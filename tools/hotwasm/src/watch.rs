@@ -56,8 +56,12 @@ impl Watch<'_> {
     }
 
     fn rebuild(&self, guests: &[Guest]) {
-        for outcome in self.build.run(guests) {
-            println!("{}", outcome.line(&self.build.out));
+        let outcomes = self.build.run(guests);
+        for line in outcomes
+            .iter()
+            .flat_map(|outcome| outcome.lines(&self.build.out))
+        {
+            println!("{line}");
         }
     }
 
