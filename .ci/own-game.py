@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A game made from nothing by the README's quick start, outside this repository.
 
-Runs the quick start (the fenced blocks between `<!-- quick start -->` and
-`<!-- /quick start -->` in README.md) as a newcomer would, in a temporary
-folder, against the crates `cargo package` made (unpacked, through a
-`[patch.crates-io]` in the folder's `.cargo/config.toml`), with the
+Runs the quick start (the fenced blocks between `<!-- ANCHOR: quick_start -->`
+and `<!-- ANCHOR_END: quick_start -->` in README.md, which the book
+includes) as a newcomer would, in a temporary folder, against the crates
+`cargo package` made (unpacked, through a `[patch.crates-io]` in the
+folder's `.cargo/config.toml`), with the
 repository's `hotwasm` command on PATH for `cargo install hotwasm-cli`:
 then runs the game (under Xvfb when there is no display), waits for the
 script to start, run its per-frame hook and answer the game's ping, edits
@@ -45,9 +46,9 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def quick_start():
     """The quick start's fenced blocks, in order, as (language, text)."""
     readme = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- quick start -->(.*?)<!-- /quick start -->", readme, re.S)
+    match = re.search(r"<!-- ANCHOR: quick_start -->(.*?)<!-- ANCHOR_END: quick_start -->", readme, re.S)
     if not match:
-        sys.exit("README.md has no <!-- quick start --> ... <!-- /quick start --> section")
+        sys.exit("README.md has no <!-- ANCHOR: quick_start --> ... <!-- ANCHOR_END: quick_start --> section")
     blocks = re.findall(r"```(\w+)\n(.*?)```", match.group(1), re.S)
     kinds = [kind for kind, _ in blocks]
     if kinds != ["sh", "toml", "rust", "sh"]:

@@ -204,6 +204,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod asset;
+#[cfg(doctest)]
+mod book_tests;
 pub mod capabilities;
 #[cfg(feature = "debug_panel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "debug_panel")))]
