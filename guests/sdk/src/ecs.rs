@@ -103,14 +103,14 @@ pub fn set_resource<R: Resource>(value: &R) -> Result<(), Error> {
     )?)
 }
 
-/// Components to spawn an entity with: a tuple of one to four components
+/// Components to spawn an entity with: a tuple of one to six components
 /// (`(health,)` for one).
 pub trait Bundle {
     /// Each component's type path and JSON.
     fn to_json(&self) -> Result<Vec<(String, Vec<u8>)>, Error>;
 }
 
-/// Types that name the components a [`query`] reads: a tuple of one to four
+/// Types that name the components a [`query`] reads: a tuple of one to six
 /// components (`(Health,)` for one).
 pub trait QueryData: Sized {
     /// The components' type paths, in order.
