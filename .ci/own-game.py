@@ -49,7 +49,7 @@ def quick_start():
     match = re.search(r"<!-- ANCHOR: quick_start -->(.*?)<!-- ANCHOR_END: quick_start -->", readme, re.S)
     if not match:
         sys.exit("README.md has no <!-- ANCHOR: quick_start --> ... <!-- ANCHOR_END: quick_start --> section")
-    blocks = re.findall(r"```(\w+)\n(.*?)```", match.group(1), re.S)
+    blocks = re.findall(r"```(\w+)[^\n]*\n(.*?)```", match.group(1), re.S)
     kinds = [kind for kind, _ in blocks]
     if kinds != ["sh", "toml", "rust", "sh"]:
         sys.exit(f"the quick start's blocks are {kinds}, expected sh, toml, rust, sh")
