@@ -7,6 +7,7 @@ and mdBook make them: lower case, punctuation dropped, spaces to `-`).
 Links in code blocks and to other sites are not checked.
 """
 
+import functools
 import pathlib
 import re
 import sys
@@ -32,6 +33,7 @@ def slug(heading):
     return text.replace(" ", "-")
 
 
+@functools.cache
 def anchors(page):
     text = FENCE.sub("", page.read_text())
     return {slug(m.group(1)) for m in re.finditer(r"(?m)^#{1,6} (.*)$", text)}

@@ -175,53 +175,25 @@ const WORLD_VERSION: &str = "0.3.0";
 /// When a component imports `hotwasm:script` interfaces of another
 /// version: which, and the one this host speaks; else empty.
 pub(super) fn describe_other_world(bytes: &[u8]) -> String {
-    use wasmparser::{Parser, Payload};
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload {
-            Ok(Payload::ModuleSection { .. } | Payload::ComponentSection { .. }) => depth += 1,
-            Ok(Payload::End(_)) => depth = depth.saturating_sub(1),
-            Ok(Payload::ComponentImportSection(section)) if depth == 0 => {
-                let names = section.into_iter().flatten().map(|import| import.name.name);
-                let other = names
-                    .filter_map(|name| name.strip_prefix("hotwasm:script/")?.split_once('@'))
-                    .map(|(_, version)| version)
-                    .find(|version| *version != WORLD_VERSION);
-                if let Some(version) = other {
-                    return format!(
-                        " (it was built for hotwasm:script@{version}; this game speaks \
-                         hotwasm:script@{WORLD_VERSION}: rebuild it with the hotwasm-sdk \
-                         released with this bevy_hotwasm)"
-                    );
-                }
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
+    let other = (top_level_imports(bytes).into_iter())
+        .filter_map(|name| name.strip_prefix("hotwasm:script/")?.split_once('@'))
+        .map(|(_, version)| version)
+        .find(|version| *version != WORLD_VERSION);
+    match other {
+        Some(version) => format!(
+            " (it was built for hotwasm:script@{version}; this game speaks \
+             hotwasm:script@{WORLD_VERSION}: rebuild it with the hotwasm-sdk \
+             released with this bevy_hotwasm)"
+        ),
+        None => String::new(),
     }
-    String::new()
 }
 
 pub(super) fn describe_unprovided_imports(bytes: &[u8]) -> String {
-    use wasmparser::{Parser, Payload};
-    let (mut imports, mut unprovided, mut depth) = (0usize, Vec::new(), 0usize);
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload {
-            Ok(Payload::ModuleSection { .. } | Payload::ComponentSection { .. }) => depth += 1,
-            Ok(Payload::End(_)) => depth = depth.saturating_sub(1),
-            Ok(Payload::ComponentImportSection(section)) if depth == 0 => {
-                for import in section.into_iter().flatten() {
-                    imports += 1;
-                    let name = import.name.name;
-                    if !(name.starts_with("wasi:") || name.starts_with("hotwasm:")) {
-                        unprovided.push(name.to_owned());
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
+    let imports = top_level_imports(bytes);
+    let mut unprovided: Vec<&str> = (imports.iter().copied())
+        .filter(|name| !(name.starts_with("wasi:") || name.starts_with("hotwasm:")))
+        .collect();
     if unprovided.is_empty() {
         return String::new();
     }
@@ -234,9 +206,29 @@ pub(super) fn describe_unprovided_imports(bytes: &[u8]) -> String {
         String::new()
     };
     format!(
-        " (it imports {imports} items; this host provides none of `{named}`{more}: only \
-         `wasi:` and `hotwasm:` interfaces)"
+        " (it imports {} items; this host provides none of `{named}`{more}: only \
+         `wasi:` and `hotwasm:` interfaces)",
+        imports.len()
     )
+}
+
+/// The names a component imports itself (not those of components or
+/// modules nested in it), as far as its bytes can be read.
+fn top_level_imports(bytes: &[u8]) -> Vec<&str> {
+    use wasmparser::{Parser, Payload};
+    let (mut names, mut depth) = (Vec::new(), 0usize);
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(Payload::ModuleSection { .. } | Payload::ComponentSection { .. }) => depth += 1,
+            Ok(Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Payload::ComponentImportSection(section)) if depth == 0 => {
+                names.extend(section.into_iter().flatten().map(|import| import.name.name));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    names
 }
 
 #[cfg(test)]

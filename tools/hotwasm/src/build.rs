@@ -20,7 +20,8 @@ use crate::zig;
 /// The Rust guests' compilation target.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// How one build went.
+/// Builds of a project's guests: one `hotwasm build`, or every rebuild of
+/// one `hotwasm watch`.
 pub struct Build<'a> {
     pub project: &'a Project,
     /// Where the modules go.
@@ -31,6 +32,11 @@ pub struct Build<'a> {
     /// before the module, so the game never reads new bytes with an old
     /// signature.
     pub sign: Option<SigningKey>,
+    /// What cargo said of each guest's folder, asked once: `watch` would
+    /// otherwise ask again on every save.
+    places: BTreeMap<PathBuf, Places>,
+    /// Whether rustc has been found to have the [`TARGET`].
+    target_found: bool,
 }
 
 /// What became of one guest.
@@ -68,9 +74,20 @@ impl Outcome {
     }
 }
 
-impl Build<'_> {
+impl<'a> Build<'a> {
+    pub fn new(project: &'a Project, out: PathBuf, quick: bool, sign: Option<SigningKey>) -> Self {
+        Build {
+            project,
+            out,
+            quick,
+            sign,
+            places: BTreeMap::new(),
+            target_found: false,
+        }
+    }
+
     /// Builds `guests` and installs each module; an outcome per guest.
-    pub fn run(&self, guests: &[Guest]) -> Vec<Outcome> {
+    pub fn run(&mut self, guests: &[Guest]) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
         let mut rust = Vec::new();
         for guest in guests {
@@ -116,7 +133,7 @@ impl Build<'_> {
     }
 
     /// Builds the Rust guests, one cargo run per cargo workspace.
-    fn rust(&self, guests: &[&Guest]) -> Vec<Outcome> {
+    fn rust(&mut self, guests: &[&Guest]) -> Vec<Outcome> {
         let fail_all = |error: String| {
             let failed = |guest: &&Guest| Outcome {
                 module: guest.module.clone(),
@@ -126,16 +143,19 @@ impl Build<'_> {
             };
             guests.iter().map(failed).collect()
         };
-        if let Err(error) = check_rust_target() {
-            return fail_all(error);
+        if !self.target_found {
+            match check_rust_target() {
+                Ok(()) => self.target_found = true,
+                Err(error) => return fail_all(error),
+            }
         }
         let mut workspaces: BTreeMap<PathBuf, (PathBuf, Vec<&Guest>)> = BTreeMap::new();
         for guest in guests {
-            match cargo_metadata(&guest.dir) {
+            match self.places_of(&guest.dir) {
                 Ok(places) => {
-                    let entry = workspaces.entry(places.workspace_root);
+                    let entry = workspaces.entry(places.workspace_root.clone());
                     entry
-                        .or_insert((places.target_directory, Vec::new()))
+                        .or_insert((places.target_directory.clone(), Vec::new()))
                         .1
                         .push(guest);
                 }
@@ -165,6 +185,15 @@ impl Build<'_> {
             }
         }
         outcomes
+    }
+
+    /// What cargo says of `dir`, asked the first time only.
+    fn places_of(&mut self, dir: &Path) -> Result<&Places, String> {
+        if !self.places.contains_key(dir) {
+            let places = cargo_metadata(dir)?;
+            self.places.insert(dir.to_path_buf(), places);
+        }
+        Ok(&self.places[dir])
     }
 
     /// One cargo run for guests of one workspace, its output straight to the terminal.

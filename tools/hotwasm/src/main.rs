@@ -145,12 +145,7 @@ fn build(args: &[&str]) -> Result<Result<(), String>, Usage> {
         let sign = key
             .map(|path| keys::signing_key(&start.join(path)))
             .transpose()?;
-        let build = Build {
-            project: &project,
-            out,
-            quick,
-            sign,
-        };
+        let mut build = Build::new(&project, out, quick, sign);
         let outcomes = build.run(&guests);
         for line in outcomes
             .iter()
@@ -181,12 +176,7 @@ fn watch(args: &[&str]) -> Result<Result<(), String>, Usage> {
     Ok(current_dir().and_then(|start| {
         let project = Project::find(&start)?;
         let watched = project.select(&names)?;
-        let build = Build {
-            out: project.out.clone(),
-            project: &project,
-            quick: true,
-            sign: None,
-        };
+        let build = Build::new(&project, project.out.clone(), true, None);
         Watch { build, watched }.run(build_first)
     }))
 }

@@ -39,18 +39,17 @@ const ZIG_BINDINGS: [(&str, &[u8]); 5] = [
 /// project.
 pub fn new_guest(start: &Path, name: &str, lang: NewLang) -> Result<(PathBuf, Project), String> {
     check_name(name)?;
-    let root = match Project::find(start) {
-        Ok(project) => project.root,
+    let project = match Project::find(start) {
+        Ok(project) => project,
         Err(_) => {
             write(&start.join(CONFIG_FILE), DEFAULT_CONFIG.as_bytes())?;
-            start.to_path_buf()
+            Project::open(start)?
         }
     };
-    let project = Project::open(&root)?;
     if project.guests.contains_key(&module_name(name)) {
         return Err(format!("a guest named {name} is already there"));
     }
-    let dir = guests_folder(&root)?.join(name);
+    let dir = project.new_guests_dir.join(name);
     if dir.exists() {
         return Err(format!("{} is already there", dir.display()));
     }
@@ -67,23 +66,9 @@ pub fn new_guest(start: &Path, name: &str, lang: NewLang) -> Result<(PathBuf, Pr
             }
         }
     }
-    let project = Project::open(&root)?;
+    // Opened again: the project now has the new guest.
+    let project = Project::open(&project.root)?;
     Ok((dir, project))
-}
-
-/// Where new guests go: the folder of the first `dir/*` pattern in
-/// `hotwasm.toml`.
-fn guests_folder(root: &Path) -> Result<PathBuf, String> {
-    let text = fs::read_to_string(root.join(CONFIG_FILE)).unwrap_or_default();
-    let config: toml::Table = toml::from_str(&text).map_err(|error| error.to_string())?;
-    let patterns = config.get("guests").and_then(|guests| guests.as_array());
-    let folder = patterns
-        .into_iter()
-        .flatten()
-        .filter_map(|pattern| pattern.as_str()?.strip_suffix("/*"))
-        .next()
-        .unwrap_or("guests");
-    Ok(root.join(folder))
 }
 
 /// A crate name cargo accepts and a module file name Bevy loads as is.

@@ -105,6 +105,9 @@ pub struct Project {
     pub dev_profile: String,
     /// The Zig guests' shared bindings folder, if set.
     pub zig_bindings: Option<PathBuf>,
+    /// Where `hotwasm new` puts a guest: the folder of the first `dir/*`
+    /// pattern in `guests` (`guests/` when there is none).
+    pub new_guests_dir: PathBuf,
 }
 
 impl Project {
@@ -137,6 +140,11 @@ impl Project {
             release_profile: config.release_profile,
             dev_profile: config.dev_profile,
             zig_bindings: config.zig_bindings.map(|dir| root.join(dir)),
+            new_guests_dir: root.join(
+                (config.guests.iter())
+                    .find_map(|pattern| pattern.strip_suffix("/*"))
+                    .unwrap_or("guests"),
+            ),
         };
         for pattern in &config.guests {
             for dir in expand(root, pattern)? {

@@ -27,7 +27,7 @@ pub struct Watch<'a> {
 
 impl Watch<'_> {
     /// Watches until the watcher is gone (Ctrl-C ends the process).
-    pub fn run(&self, build_first: bool) -> Result<(), String> {
+    pub fn run(mut self, build_first: bool) -> Result<(), String> {
         let (sender, events) = mpsc::channel();
         let mut watcher = RecommendedWatcher::new(sender, notify::Config::default())
             .map_err(|error| format!("cannot start the file watcher: {error}"))?;
@@ -47,7 +47,8 @@ impl Watch<'_> {
             self.build.project.profile(true)
         );
         if build_first {
-            self.rebuild(&self.watched);
+            let every = self.watched.clone();
+            self.rebuild(&every);
         }
         while let Some(guests) = self.next_burst(&events) {
             self.rebuild(&guests);
@@ -55,7 +56,7 @@ impl Watch<'_> {
         Ok(())
     }
 
-    fn rebuild(&self, guests: &[Guest]) {
+    fn rebuild(&mut self, guests: &[Guest]) {
         let outcomes = self.build.run(guests);
         for line in outcomes
             .iter()
@@ -180,14 +181,10 @@ mod tests {
             release_profile: "release".into(),
             dev_profile: "dev".into(),
             zig_bindings: None,
+            new_guests_dir: root.join("guests"),
             root: root.clone(),
         };
-        let build = Build {
-            out: project.out.clone(),
-            project: &project,
-            quick: true,
-            sign: None,
-        };
+        let build = Build::new(&project, project.out.clone(), true, None);
         let watch = Watch {
             build,
             watched: watched.to_vec(),
