@@ -27,7 +27,8 @@
 //!   and encoding it the same way; a guest's typed get and update of one
 //!   `Position` (1000 in one call, reported per pair); and a guest summing one field over 1 000,
 //!   10 000 and 20 000 entities with `query-field` against a plain system's
-//!   query, reported per entity. Each guest case runs twice: granted
+//!   query, reported per entity, and the same sum of `Position::x` with a
+//!   typed `ecs::query` (pages of JSON rows, each decoded with serde). Each guest case runs twice: granted
 //!   everything (the host checks nothing), and `_granted_only_its_types`
 //!   (a ceiling naming the component types it uses: the host checks every
 //!   use and every entity against the grant), to price capabilities.
@@ -489,6 +490,23 @@ fn ecs(c: &mut Criterion) {
                 assert_no_refusals(&app, scripts[0]);
             });
         }
+        group.bench_function(
+            format!("typed_query_over_{entities}_entities_by_a_guest"),
+            |b| {
+                let (_assets, mut app, scripts) = echo_app_granted(1, &Grants::Everything);
+                app.register_type::<Position>();
+                app.world_mut().spawn_batch((0..entities).map(|i| Position {
+                    x: i as f32,
+                    ..default()
+                }));
+                b.iter(|| {
+                    let message = HostMessage::to_entity(scripts[0], "sum-positions", "");
+                    app.world_mut().write_message(message);
+                    run_update::<HostMessage>(&mut app);
+                });
+                assert_no_refusals(&app, scripts[0]);
+            },
+        );
         group.bench_function(
             format!("sum_field_over_{entities}_entities_by_plain_rust_system"),
             |b| {

@@ -57,7 +57,7 @@ pub enum Compiler {
     Optimizing,
     /// Winch, the baseline compiler: compiles a module about three times
     /// faster, for quicker starts and reloads in development, and runs guest
-    /// code slower (see the README's Performance section). Only on x86-64
+    /// code slower (see the book's Performance chapter). Only on x86-64
     /// and AArch64.
     Baseline,
 }

@@ -55,7 +55,8 @@ pub struct Sandbox {
     /// not yet called keep their due work (tasks, messages, watch events,
     /// the frame hook) for the next frame, which begins with the first of
     /// them, so no script starves; a frame's guest time stays under this
-    /// plus one call's [`GuestLimits::cpu_budget_ms`]. Postponed calls are
+    /// plus one call's [`GuestLimits::cpu_budget_ms`], unless the frame's
+    /// starts and hot swaps alone take longer. Postponed calls are
     /// counted ([`WasmRuntime::last_frame_postponed`](crate::WasmRuntime::last_frame_postponed),
     /// [`ScriptStats::postponed`](crate::ScriptStats::postponed)). Starts
     /// and hot swaps are not postponed, but their time counts. Scripts

@@ -106,7 +106,7 @@ impl KvStore {
     }
 
     /// A store shared by every process connected to the NATS server at
-    /// `url` (feature `nats`; see the README's "Sharing state across
+    /// `url` (feature `nats`; see the book's "Sharing state across
     /// processes"). Waits up to [`NatsOptions::connect_timeout`] for the
     /// server and the current values; after that no frame waits on the
     /// network.

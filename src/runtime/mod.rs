@@ -64,7 +64,7 @@ pub struct ScriptStats {
     pub calls: u64,
     /// Calls that faulted.
     pub faults: u64,
-    /// Restarts after a fault.
+    /// Restarts after a fault, and by [`WasmRuntime::restart`].
     pub restarts: u64,
     /// Time spent in the guest in the last frame it was called.
     pub last_frame_time: Duration,
@@ -83,7 +83,8 @@ pub struct ScriptStats {
     /// capability they need (see [`CapabilityPolicy`](crate::CapabilityPolicy));
     /// the warning about refused requests quotes the newest.
     pub denied_host_calls: u64,
-    /// Watch events dropped while the script was paused, past
+    /// Watch events dropped while the script was paused or put off by the
+    /// frame budget, or held when a new generation was swapped in, past
     /// [`QueueLimits::max_held_events`] or [`QueueLimits::max_held_event_bytes`].
     pub dropped_events: u64,
     /// Frames in which it had work due but was not called, the frame's
@@ -239,7 +240,7 @@ impl ScriptStatus {
     }
 
     /// The newest failure of this instance to start or reload, if any; it
-    /// stays until a later generation starts.
+    /// stays until a start succeeds (a later generation, or a restart).
     pub fn last_failure(&self) -> Option<&ModuleFailed> {
         self.last_failure.as_ref()
     }

@@ -227,8 +227,8 @@ fn without_bom(text: &str) -> &str {
 }
 
 /// `key` as a PKCS#8 v1 PEM private key (no public key inside), the form
-/// OpenSSL 3.0 reads (`openssl pkey -in key.pem`); `examples/sign.rs`
-/// writes its keys with it.
+/// OpenSSL 3.0 reads (`openssl pkey -in key.pem`); `hotwasm keygen` writes
+/// its keys with it.
 pub fn private_key_pem(key: &SigningKey) -> String {
     let v1 = KeypairBytes {
         secret_key: key.to_bytes(),
@@ -324,7 +324,7 @@ impl TrustedKey {
     }
 
     /// The key's fingerprint: the first 8 bytes of the SHA-256 of its raw
-    /// 32 bytes, in hex. Signatures made by `examples/sign.rs` name it.
+    /// 32 bytes, in hex. Signatures made by `hotwasm sign` name it.
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.key)
     }
@@ -343,8 +343,8 @@ pub fn signature_path(module: &Path) -> PathBuf {
 }
 
 /// The `.wasm.sig` text for `module` signed with `key`: a line naming the
-/// key's fingerprint, then the signature in base64. `examples/sign.rs` writes
-/// this; the loader also accepts OpenSSL's raw 64 bytes.
+/// key's fingerprint, then the signature in base64. `hotwasm sign` writes this;
+/// the loader also accepts OpenSSL's raw 64 bytes.
 pub fn sign_module(key: &ed25519_dalek::SigningKey, module: &[u8]) -> String {
     use ed25519_dalek::Signer as _;
     let fingerprint = fingerprint(&key.verifying_key());

@@ -298,7 +298,7 @@ fn openssl_reads_our_keys_and_verifies_our_text_signatures() {
     let public = TrustedKey::from_bytes(&std::fs::read(path("pub.pem")).unwrap()).unwrap();
     assert_eq!(public, trusted(&key));
 
-    // The README's command: the signature line, decoded, then verified.
+    // The book's command: the signature line, decoded, then verified.
     let module = guest_bytes("counter");
     std::fs::write(path("counter.wasm"), &module).unwrap();
     let signature = sign_module(&key, &module);

@@ -13,7 +13,7 @@
 //! edit `saves/arena/tuning/enemy_speed` by hand and every enemy speeds up.
 //! With `--nats URL` the store lives on a NATS server instead, shared with
 //! other processes: `cargo run --example tune --features nats -- enemy_speed
-//! 200` in another terminal speeds the enemies up (see the README's
+//! 200` in another terminal speeds the enemies up (see the book's
 //! "Sharing state across processes").
 //!
 //! F12 opens the debug panel. `--panel` opens it at the start (`--panel-tab

@@ -205,7 +205,7 @@ fn a_hand_edited_tuning_file_changes_every_enemys_speed() {
     wait_for_every_enemy_faster_than(&mut app, 400.0);
 }
 
-/// The README's two-process example: the `tune` tool, another process
+/// The book's two-process example: the `tune` tool, another process
 /// with its own connection, changes the tuning of an arena whose store is
 /// shared on a NATS server (`--nats`).
 #[cfg(feature = "nats_server_tests")]

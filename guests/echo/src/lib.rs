@@ -7,7 +7,8 @@
 //! that many times, `sum-field` (`<type path> <field>`) sums a field over
 //! every entity with the component, `move-position` (`<entity bits>
 //! <times>`) moves an entity's `Position` that many times with a typed
-//! get and update.
+//! get and update, and `sum-positions` sums `Position::x` over every entity
+//! with a typed query.
 
 use game_types::Position;
 use hotwasm_sdk::ecs::raw;
@@ -93,6 +94,13 @@ impl Script for Echo {
             let (type_path, field) = text.split_once(' ').ok_or("sum-field takes two words")?;
             let values = raw::query_field(type_path, field)?;
             me.counted += values.iter().map(|(_, value)| *value as u64).sum::<u64>();
+            Ok(())
+        })?;
+        cx.on_message("sum-positions", |me, _, _| {
+            for row in hotwasm_sdk::ecs::query::<(Position,)>() {
+                let (_, (position,)) = row?;
+                me.counted += position.x as u64;
+            }
             Ok(())
         })?;
         cx.on_message("report", |me, _, _| {

@@ -7,7 +7,7 @@
 use game_types::{PlayerPosition, Position, Speed, Velocity, tuning, tuning_value};
 use hotwasm_sdk::{Cx, Error, Frame, Script, Watch, ecs, info, me};
 
-// What one enemy's AI may touch (the README's Capabilities section): its
+// What one enemy's AI may touch (the book's Capabilities chapter): its
 // own entity's components, the player's position and its tuning value.
 hotwasm_sdk::capabilities!(
     "

@@ -1,5 +1,5 @@
 //! A per-frame behaviour: every frame, moves its entity towards its
-//! `Target` at its `Speed`. The README's guest example.
+//! `Target` at its `Speed`. The book's guest example.
 
 use game_types::{Position, Speed, Target};
 use hotwasm_sdk::{Cx, Error, Frame, Script, me};

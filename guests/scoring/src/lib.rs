@@ -13,7 +13,7 @@ use game_types::Team;
 use hotwasm_sdk::kv::atomics::{self, Cas, CasError};
 use hotwasm_sdk::{ComponentChanges, Cx, Error, Script, Watch};
 
-// What scoring may touch (the README's Capabilities section): the game
+// What scoring may touch (the book's Capabilities chapter): the game
 // refuses it everything else, e.g. writing a component or spawning.
 hotwasm_sdk::capabilities!(
     "

@@ -457,7 +457,7 @@ impl<S: 'static> Cx<S> {
     /// [`me`](crate::me)`().get`, `set`, `update` and `try_get` of them cost
     /// no call to the host, and the changes are written back when the call
     /// returns (a change the host refuses is logged as a warning). Replaces
-    /// what was asked before; `prefetch::<()>()` asks for none. Worth it
+    /// what was asked before (`ecs::raw::prefetch(&[])` asks for none). Worth it
     /// for a script that reads or writes its own components every frame.
     ///
     /// Between a change and the end of the call, only these typed calls
