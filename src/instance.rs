@@ -12,7 +12,8 @@ use crate::capabilities::Grant;
 use crate::engine::{EPOCH_TICK, WasmEngine};
 use crate::host::{
     Batch, CallQuota, DetailsStamp, GameTypes, GuestFrame, GuestLine, GuestOutput, HostState,
-    InstanceDetails, InstanceIdentity, Message, ScriptWorld, ScriptWorldPre, TaskDue, Watches,
+    InstanceDetails, InstanceIdentity, Message, Request, RequestError, ScriptWorld, ScriptWorldPre,
+    TaskDue, Watches,
 };
 use crate::messages::{FailureStage, ScriptRef};
 use crate::sandbox::{FaultKind, GuestLimits, Sandbox};
@@ -199,6 +200,34 @@ impl PendingEvents {
         held - kept
     }
 }
+
+/// Requests for one `handle-requests` call, packed as the call carries
+/// them: fixed-size headers, the topics and payloads back to back.
+#[derive(Default)]
+pub(crate) struct PendingRequests {
+    headers: Vec<Request>,
+    bytes: Vec<u8>,
+}
+
+impl PendingRequests {
+    pub fn push(&mut self, topic: &str, payload: &[u8]) {
+        let (topic_start, topic_len) = append(&mut self.bytes, topic.as_bytes());
+        let (payload_start, payload_len) = append(&mut self.bytes, payload);
+        self.headers.push(Request {
+            topic_start,
+            topic_len,
+            payload_start,
+            payload_len,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+}
+
+/// What the guest answered to one request.
+pub(crate) type GuestAnswer = Result<Vec<u8>, RequestError>;
 
 /// The least time between two warnings about one instance's refused host
 /// requests.
@@ -414,6 +443,37 @@ impl LiveInstance {
         self.call(loan, |script, store| script.call_init(store))
             .and_then(|returned| returned.map_err(CallError::refused))
             .map_err(|error| (FailureStage::Init, error))
+    }
+
+    /// Asks the guest every request in one `handle-requests` call: one
+    /// answer per request, in order. Answers the guest left out are its
+    /// error, naming the count.
+    pub fn handle_requests(
+        &mut self,
+        loan: &mut WorldLoan,
+        now: u64,
+        requests: &PendingRequests,
+    ) -> Result<Vec<GuestAnswer>, CallError> {
+        self.store.data_mut().set_now(now);
+        let mut answers = self.call(loan, |script, store| {
+            script.call_handle_requests(store, now, &requests.headers, &requests.bytes)
+        })?;
+        let asked = requests.len();
+        if answers.len() != asked {
+            let wrong = format!("it returned {} answers to {asked} requests", answers.len());
+            answers.resize_with(asked, || Err(RequestError::Failed(wrong.clone())));
+        }
+        Ok(answers)
+    }
+
+    /// Whether the guest said it answers requests on `topic`.
+    pub fn answers(&self, topic: &str) -> bool {
+        self.store.data().answers(topic)
+    }
+
+    /// Whether its capabilities let it answer requests on `topic`.
+    pub fn may_answer(&self, topic: &str) -> bool {
+        self.store.data().may_answer(topic)
     }
 
     pub fn watches(&self) -> &Watches {

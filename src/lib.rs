@@ -62,7 +62,7 @@
 //! | loading: [`WasmModuleLoader`] compiles and links off the main thread, so a module that could not run never becomes an asset; each bad file is a [`WasmModuleLoaderError`] | [Errors](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/reference/errors.md) |
 //! | every guest call happens in one exclusive system, [`WasmSystems::Run`] in `Update`, in entity order; each entity has its own instance | [Writing scripts](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/scripts.md) |
 //! | hot reload: `save-state`, a new instance, `restore-state`, `init`; on any failure the old generation keeps running and [`ModuleFailed`] says why | [How hot reload behaves](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/hot-reload.md) |
-//! | tasks in virtual time, topics, [`HostMessage`] and [`ScriptSender`] in, [`ModuleMessage`] out | [Tasks and messages](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/tasks-and-messages.md) |
+//! | tasks in virtual time, topics, [`HostMessage`] and [`ScriptSender`] in, [`ModuleMessage`] out; questions with answers ([`AskScript::ask_script`] now, [`ScriptAsk`] this frame) | [Tasks and messages](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/tasks-and-messages.md) |
 //! | [`KvStore`]: buckets in memory, on disk or shared over NATS (feature `nats`), every change a [`KvChanged`] | [The key-value store](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/key-value.md) |
 //! | watches of keys, components and resources, delivered as CloudEvents | [Watch events](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/watch.md) |
 //! | the game's ECS from a guest: components and resources as JSON by type path, queries, spawning | [The game's ECS](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/ecs.md) |
@@ -116,7 +116,10 @@ pub use messages::{
     FailureStage, HostMessage, ModuleFailed, ModuleLogged, ModuleMessage, ModuleReloaded,
     Recipient, ScriptQuarantined, ScriptRef, ScriptSender,
 };
-pub use runtime::{ModuleStatus, ScriptStats, ScriptStatus, WasmRuntime, WasmScript, WasmSystems};
+pub use runtime::{
+    AskError, AskScript, AskTicket, ModuleStatus, ScriptAnswered, ScriptAsk, ScriptStats,
+    ScriptStatus, WasmRuntime, WasmScript, WasmSystems,
+};
 pub use sandbox::{GuestLimits, Sandbox};
 pub use source::file_source_with_debounce;
 pub use trust::{ModuleTrust, TrustPolicy, TrustedKey};
@@ -140,13 +143,14 @@ pub mod watch {
 
 /// What `use bevy_hotwasm::prelude::*;` gives a game: the plugin, script
 /// modules and the component that runs them, the runtime and its system
-/// set, the messages most games read and send, the key-value store, and
-/// the trust policy with its keys. Everything else is at the crate root or
+/// set, the messages most games read and send, asking scripts questions,
+/// the key-value store, and the trust policy with its keys. Everything else is at the crate root or
 /// in its module.
 pub mod prelude {
     pub use crate::{
-        HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed, ModuleMessage,
-        ModuleReloaded, TrustPolicy, TrustedKey, WasmModule, WasmRuntime, WasmScript, WasmSystems,
+        AskScript, AskTicket, HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed,
+        ModuleMessage, ModuleReloaded, ScriptAnswered, ScriptAsk, TrustPolicy, TrustedKey,
+        WasmModule, WasmRuntime, WasmScript, WasmSystems,
     };
 }
 
@@ -213,12 +217,15 @@ impl Plugin for HotWasmPlugin {
             // Loads asked for before `finish` wait for the loader.
             .preregister_asset_loader::<WasmModuleLoader>(&["wasm"])
             .init_resource::<WasmRuntime>()
+            .init_resource::<runtime::ScriptRunner>()
+            .init_resource::<runtime::AskQueue>()
             .add_message::<ModuleFailed>()
             .add_message::<ScriptQuarantined>()
             .add_message::<ModuleReloaded>()
             .add_message::<ModuleLogged>()
             .add_message::<ModuleMessage>()
             .add_message::<HostMessage>()
+            .add_message::<ScriptAnswered>()
             .add_message::<KvChanged>()
             .add_message::<watch::WatchedChange>()
             .init_resource::<stamps::EventIds>()

@@ -68,6 +68,9 @@ pub enum FailureStage {
     Init,
     /// The running instance trapped in `handle-batch`.
     Run,
+    /// The running instance trapped answering the game's requests
+    /// (`handle-requests`).
+    Request,
 }
 
 impl fmt::Display for FailureStage {
@@ -82,6 +85,7 @@ impl fmt::Display for FailureStage {
             Self::Restore => "restore-state",
             Self::Init => "init",
             Self::Run => "handle-batch",
+            Self::Request => "handle-requests",
         })
     }
 }

@@ -56,3 +56,28 @@ fn decodeU64(bytes: []const u8, value: *u64) error{StateNotEightBytes}!void {
     if (bytes.len != 8) return error.StateNotEightBytes;
     value.* = std.mem.readInt(u64, bytes[0..8], .little);
 }
+
+/// `handle-requests` of a guest that answers no requests: frees them and
+/// answers each `no-handler` (no answers at all when out of memory, which
+/// the host reports as the guest's error).
+pub fn answerNone(
+    requests: *wit.script_list_request_t,
+    request_bytes: *wit.script_list_u8_t,
+    answers: *wit.script_list_result_list_u8_request_error_t,
+) void {
+    const count = requests.len;
+    wit.script_list_request_free(requests);
+    wit.script_list_u8_free(request_bytes);
+    answers.* = .{ .ptr = null, .len = 0 };
+    if (count == 0) return;
+    const Answer = wit.script_result_list_u8_request_error_t;
+    // Freed by the bindings after the host has copied the answers.
+    const memory = std.c.malloc(count * @sizeOf(Answer)) orelse return;
+    const list: [*]Answer = @ptrCast(@alignCast(memory));
+    for (list[0..count]) |*answer| {
+        answer.* = std.mem.zeroes(Answer);
+        answer.is_err = true;
+        answer.val.err.tag = wit.HOTWASM_SCRIPT_TYPES_REQUEST_ERROR_NO_HANDLER;
+    }
+    answers.* = .{ .ptr = list, .len = count };
+}

@@ -3,100 +3,106 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Imported Functions from `hotwasm:script/log@0.3.0`
+// Imported Functions from `hotwasm:script/log@0.4.0`
 
-__attribute__((__import_module__("hotwasm:script/log@0.3.0"), __import_name__("log")))
+__attribute__((__import_module__("hotwasm:script/log@0.4.0"), __import_name__("log")))
 extern void __wasm_import_hotwasm_script_log_log(int32_t, uint8_t *, size_t);
 
-// Imported Functions from `hotwasm:script/instance@0.3.0`
+// Imported Functions from `hotwasm:script/instance@0.4.0`
 
-__attribute__((__import_module__("hotwasm:script/instance@0.3.0"), __import_name__("entity")))
+__attribute__((__import_module__("hotwasm:script/instance@0.4.0"), __import_name__("entity")))
 extern int64_t __wasm_import_hotwasm_script_instance_entity(void);
 
-__attribute__((__import_module__("hotwasm:script/instance@0.3.0"), __import_name__("generation")))
+__attribute__((__import_module__("hotwasm:script/instance@0.4.0"), __import_name__("generation")))
 extern int32_t __wasm_import_hotwasm_script_instance_generation(void);
 
-__attribute__((__import_module__("hotwasm:script/instance@0.3.0"), __import_name__("module-path")))
+__attribute__((__import_module__("hotwasm:script/instance@0.4.0"), __import_name__("module-path")))
 extern void __wasm_import_hotwasm_script_instance_module_path(uint8_t *);
 
-// Imported Functions from `hotwasm:script/scheduler@0.3.0`
+// Imported Functions from `hotwasm:script/scheduler@0.4.0`
 
-__attribute__((__import_module__("hotwasm:script/scheduler@0.3.0"), __import_name__("now")))
+__attribute__((__import_module__("hotwasm:script/scheduler@0.4.0"), __import_name__("now")))
 extern int64_t __wasm_import_hotwasm_script_scheduler_now(void);
 
-__attribute__((__import_module__("hotwasm:script/scheduler@0.3.0"), __import_name__("after")))
+__attribute__((__import_module__("hotwasm:script/scheduler@0.4.0"), __import_name__("after")))
 extern void __wasm_import_hotwasm_script_scheduler_after(int64_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/scheduler@0.3.0"), __import_name__("at")))
+__attribute__((__import_module__("hotwasm:script/scheduler@0.4.0"), __import_name__("at")))
 extern void __wasm_import_hotwasm_script_scheduler_at(int64_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/scheduler@0.3.0"), __import_name__("every")))
+__attribute__((__import_module__("hotwasm:script/scheduler@0.4.0"), __import_name__("every")))
 extern void __wasm_import_hotwasm_script_scheduler_every(int64_t, int32_t, int64_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/scheduler@0.3.0"), __import_name__("cancel")))
+__attribute__((__import_module__("hotwasm:script/scheduler@0.4.0"), __import_name__("cancel")))
 extern void __wasm_import_hotwasm_script_scheduler_cancel(int64_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/scheduler@0.3.0"), __import_name__("cancel-all")))
+__attribute__((__import_module__("hotwasm:script/scheduler@0.4.0"), __import_name__("cancel-all")))
 extern void __wasm_import_hotwasm_script_scheduler_cancel_all(void);
 
-__attribute__((__import_module__("hotwasm:script/scheduler@0.3.0"), __import_name__("every-frame")))
+__attribute__((__import_module__("hotwasm:script/scheduler@0.4.0"), __import_name__("every-frame")))
 extern void __wasm_import_hotwasm_script_scheduler_every_frame(int32_t, uint8_t *);
 
-// Imported Functions from `hotwasm:script/messaging@0.3.0`
+// Imported Functions from `hotwasm:script/messaging@0.4.0`
 
-__attribute__((__import_module__("hotwasm:script/messaging@0.3.0"), __import_name__("send")))
+__attribute__((__import_module__("hotwasm:script/messaging@0.4.0"), __import_name__("send")))
 extern void __wasm_import_hotwasm_script_messaging_send(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/messaging@0.3.0"), __import_name__("subscribe")))
+__attribute__((__import_module__("hotwasm:script/messaging@0.4.0"), __import_name__("subscribe")))
 extern void __wasm_import_hotwasm_script_messaging_subscribe(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/messaging@0.3.0"), __import_name__("unsubscribe")))
+__attribute__((__import_module__("hotwasm:script/messaging@0.4.0"), __import_name__("unsubscribe")))
 extern void __wasm_import_hotwasm_script_messaging_unsubscribe(uint8_t *, size_t, uint8_t *);
 
-// Imported Functions from `hotwasm:script/watch@0.3.0`
+__attribute__((__import_module__("hotwasm:script/messaging@0.4.0"), __import_name__("answer")))
+extern void __wasm_import_hotwasm_script_messaging_answer(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/watch@0.3.0"), __import_name__("watch-key")))
+__attribute__((__import_module__("hotwasm:script/messaging@0.4.0"), __import_name__("stop-answering")))
+extern void __wasm_import_hotwasm_script_messaging_stop_answering(uint8_t *, size_t, uint8_t *);
+
+// Imported Functions from `hotwasm:script/watch@0.4.0`
+
+__attribute__((__import_module__("hotwasm:script/watch@0.4.0"), __import_name__("watch-key")))
 extern void __wasm_import_hotwasm_script_watch_watch_key(uint8_t *, size_t, uint8_t *, size_t, int32_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/watch@0.3.0"), __import_name__("watch-prefix")))
+__attribute__((__import_module__("hotwasm:script/watch@0.4.0"), __import_name__("watch-prefix")))
 extern void __wasm_import_hotwasm_script_watch_watch_prefix(uint8_t *, size_t, uint8_t *, size_t, int32_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/watch@0.3.0"), __import_name__("watch-component")))
+__attribute__((__import_module__("hotwasm:script/watch@0.4.0"), __import_name__("watch-component")))
 extern void __wasm_import_hotwasm_script_watch_watch_component(uint8_t *, size_t, int32_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/watch@0.3.0"), __import_name__("watch-resource")))
+__attribute__((__import_module__("hotwasm:script/watch@0.4.0"), __import_name__("watch-resource")))
 extern void __wasm_import_hotwasm_script_watch_watch_resource(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/watch@0.3.0"), __import_name__("unwatch")))
+__attribute__((__import_module__("hotwasm:script/watch@0.4.0"), __import_name__("unwatch")))
 extern void __wasm_import_hotwasm_script_watch_unwatch(int64_t, uint8_t *);
 
-// Imported Functions from `hotwasm:script/ecs@0.3.0`
+// Imported Functions from `hotwasm:script/ecs@0.4.0`
 
-__attribute__((__import_module__("hotwasm:script/ecs@0.3.0"), __import_name__("get-component")))
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("get-component")))
 extern void __wasm_import_hotwasm_script_ecs_get_component(int64_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/ecs@0.3.0"), __import_name__("set-component")))
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("set-component")))
 extern void __wasm_import_hotwasm_script_ecs_set_component(int64_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/ecs@0.3.0"), __import_name__("get-resource")))
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("get-resource")))
 extern void __wasm_import_hotwasm_script_ecs_get_resource(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/ecs@0.3.0"), __import_name__("set-resource")))
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("set-resource")))
 extern void __wasm_import_hotwasm_script_ecs_set_resource(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/ecs@0.3.0"), __import_name__("spawn")))
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("spawn")))
 extern void __wasm_import_hotwasm_script_ecs_spawn(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/ecs@0.3.0"), __import_name__("despawn")))
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("despawn")))
 extern void __wasm_import_hotwasm_script_ecs_despawn(int64_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/ecs@0.3.0"), __import_name__("query")))
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("query")))
 extern void __wasm_import_hotwasm_script_ecs_query(uint8_t *, size_t, uint8_t *, size_t, int64_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/ecs@0.3.0"), __import_name__("query-field")))
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("query-field")))
 extern void __wasm_import_hotwasm_script_ecs_query_field(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("hotwasm:script/ecs@0.3.0"), __import_name__("prefetch")))
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("prefetch")))
 extern void __wasm_import_hotwasm_script_ecs_prefetch(uint8_t *, size_t, uint8_t *);
 
 // Imported Functions from `wasi:keyvalue/store@0.2.0-draft2`
@@ -241,6 +247,47 @@ void __wasm_export_exports_script_handle_frame_post_return(uint8_t * arg0) {
   }
 }
 
+__attribute__((__weak__, __export_name__("cabi_post_handle-requests")))
+void __wasm_export_exports_script_handle_requests_post_return(uint8_t * arg0) {
+  size_t len0 = *((size_t*) (arg0 + sizeof(void*)));
+  if (len0 > 0) {
+    uint8_t *ptr1 = *((uint8_t **) (arg0 + 0));
+    for (size_t i2 = 0; i2 < len0; i2++) {
+      uint8_t *base = ptr1 + i2 * (4*sizeof(void*));
+      (void) base;
+      switch ((int32_t) (int32_t) *((uint8_t*) (base + 0))) {
+        case 0: {
+          size_t len = *((size_t*) (base + (2*sizeof(void*))));
+          if (len > 0) {
+            uint8_t *ptr = *((uint8_t **) (base + sizeof(void*)));
+            for (size_t i = 0; i < len; i++) {
+              uint8_t *base = ptr + i * 1;
+              (void) base;
+            }
+            free(ptr);
+          }
+          break;
+        }
+        case 1: {
+          switch ((int32_t) (int32_t) *((uint8_t*) (base + sizeof(void*)))) {
+            case 0: {
+              break;
+            }
+            case 1: {
+              if ((*((size_t*) (base + (3*sizeof(void*))))) > 0) {
+                free(*((uint8_t **) (base + (2*sizeof(void*)))));
+              }
+              break;
+            }
+          }
+          break;
+        }
+      }
+    }
+    free(ptr1);
+  }
+}
+
 // Canonical ABI intrinsics
 
 __attribute__((__weak__, __export_name__("cabi_realloc")))
@@ -264,6 +311,15 @@ void hotwasm_script_types_option_entity_free(hotwasm_script_types_option_entity_
 
 void hotwasm_script_types_message_free(hotwasm_script_types_message_t *ptr) {
   hotwasm_script_types_option_entity_free(&ptr->sender);
+}
+
+void hotwasm_script_types_request_error_free(hotwasm_script_types_request_error_t *ptr) {
+  switch ((int32_t) ptr->tag) {
+    case 1: {
+      script_string_free(&ptr->val.failed);
+      break;
+    }
+  }
 }
 
 void script_list_u8_free(script_list_u8_t *ptr) {
@@ -753,6 +809,10 @@ void script_frame_free(script_frame_t *ptr) {
   hotwasm_script_types_frame_free(ptr);
 }
 
+void script_request_error_free(script_request_error_t *ptr) {
+  hotwasm_script_types_request_error_free(ptr);
+}
+
 void script_result_void_string_free(script_result_void_string_t *ptr) {
   if (!ptr->is_err) {
   } else {
@@ -770,6 +830,35 @@ void script_list_tuple2_u32_list_u8_free(script_list_tuple2_u32_list_u8_t *ptr) 
     script_tuple2_u32_list_u8_t *list_ptr = ptr->ptr;
     for (size_t i = 0; i < list_len; i++) {
       script_tuple2_u32_list_u8_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void script_list_request_free(script_list_request_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    script_request_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+    }
+    free(list_ptr);
+  }
+}
+
+void script_result_list_u8_request_error_free(script_result_list_u8_request_error_t *ptr) {
+  if (!ptr->is_err) {
+    script_list_u8_free(&ptr->val.ok);
+  } else {
+    script_request_error_free(&ptr->val.err);
+  }
+}
+
+void script_list_result_list_u8_request_error_free(script_list_result_list_u8_request_error_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    script_result_list_u8_request_error_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      script_result_list_u8_request_error_free(&list_ptr[i]);
     }
     free(list_ptr);
   }
@@ -1189,6 +1278,112 @@ bool hotwasm_script_messaging_unsubscribe(script_string_t *topic, hotwasm_script
   uint8_t ret_area[(4*sizeof(void*))];
   uint8_t *ptr = (uint8_t *) &ret_area;
   __wasm_import_hotwasm_script_messaging_unsubscribe((uint8_t *) (*topic).ptr, (*topic).len, ptr);
+  hotwasm_script_messaging_result_void_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      hotwasm_script_messaging_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          break;
+        }
+        case 1: {
+          variant.val.topic_too_long = (uint32_t) (*((int32_t*) (ptr + (2*sizeof(void*)))));
+          break;
+        }
+        case 2: {
+          variant.val.payload_too_large = (uint32_t) (*((int32_t*) (ptr + (2*sizeof(void*)))));
+          break;
+        }
+        case 3: {
+          variant.val.too_many_subscriptions = (uint32_t) (*((int32_t*) (ptr + (2*sizeof(void*)))));
+          break;
+        }
+        case 4: {
+          variant.val.call_limit = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 5: {
+          variant.val.denied = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool hotwasm_script_messaging_answer(script_string_t *topic, hotwasm_script_messaging_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_hotwasm_script_messaging_answer((uint8_t *) (*topic).ptr, (*topic).len, ptr);
+  hotwasm_script_messaging_result_void_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      hotwasm_script_messaging_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          break;
+        }
+        case 1: {
+          variant.val.topic_too_long = (uint32_t) (*((int32_t*) (ptr + (2*sizeof(void*)))));
+          break;
+        }
+        case 2: {
+          variant.val.payload_too_large = (uint32_t) (*((int32_t*) (ptr + (2*sizeof(void*)))));
+          break;
+        }
+        case 3: {
+          variant.val.too_many_subscriptions = (uint32_t) (*((int32_t*) (ptr + (2*sizeof(void*)))));
+          break;
+        }
+        case 4: {
+          variant.val.call_limit = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 5: {
+          variant.val.denied = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool hotwasm_script_messaging_stop_answering(script_string_t *topic, hotwasm_script_messaging_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_hotwasm_script_messaging_stop_answering((uint8_t *) (*topic).ptr, (*topic).len, ptr);
   hotwasm_script_messaging_result_void_error_t result;
   switch ((int32_t) *((uint8_t*) (ptr + 0))) {
     case 0: {
@@ -2891,6 +3086,18 @@ uint8_t * __wasm_export_exports_script_handle_frame(int64_t arg, int64_t arg0, i
   };
   script_list_tuple2_u32_list_u8_t ret;
   exports_script_handle_frame((uint64_t) (arg), &arg5, &ret);
+  uint8_t *ptr = (uint8_t *) &RET_AREA;
+  *((size_t*)(ptr + sizeof(void*))) = (ret).len;
+  *((uint8_t **)(ptr + 0)) = (uint8_t *) (ret).ptr;
+  return ptr;
+}
+
+__attribute__((__export_name__("handle-requests")))
+uint8_t * __wasm_export_exports_script_handle_requests(int64_t arg, uint8_t * arg0, size_t arg1, uint8_t * arg2, size_t arg3) {
+  script_list_request_t arg4 = (script_list_request_t) { (script_request_t*)(arg0), (arg1) };
+  script_list_u8_t arg5 = (script_list_u8_t) { (uint8_t*)(arg2), (arg3) };
+  script_list_result_list_u8_request_error_t ret;
+  exports_script_handle_requests((uint64_t) (arg), &arg4, &arg5, &ret);
   uint8_t *ptr = (uint8_t *) &RET_AREA;
   *((size_t*)(ptr + sizeof(void*))) = (ret).len;
   *((uint8_t **)(ptr + 0)) = (uint8_t *) (ret).ptr;

@@ -82,6 +82,32 @@ typedef struct hotwasm_script_types_message_t {
   hotwasm_script_types_option_entity_t   sender;
 } hotwasm_script_types_message_t;
 
+// A question the game asks (`handle-requests`). Like a message's, its
+// topic and payload are ranges of the call's `request-bytes`.
+typedef struct hotwasm_script_types_request_t {
+  // Where its topic starts in `request-bytes` (UTF-8).
+  uint32_t   topic_start;
+  // The topic's length in bytes.
+  uint32_t   topic_len;
+  // Where its payload starts in `request-bytes`.
+  uint32_t   payload_start;
+  // The payload's length in bytes.
+  uint32_t   payload_len;
+} hotwasm_script_types_request_t;
+
+// Why a script gave no answer to a request.
+typedef struct hotwasm_script_types_request_error_t {
+  uint8_t tag;
+  union {
+    script_string_t     failed;
+  } val;
+} hotwasm_script_types_request_error_t;
+
+// It has no handler for the request's topic.
+#define HOTWASM_SCRIPT_TYPES_REQUEST_ERROR_NO_HANDLER 0
+// Its handler returned this error.
+#define HOTWASM_SCRIPT_TYPES_REQUEST_ERROR_FAILED 1
+
 typedef struct {
   uint8_t *ptr;
   size_t len;
@@ -626,6 +652,10 @@ typedef hotwasm_script_types_frame_t script_frame_t;
 
 typedef hotwasm_script_types_instant_t script_instant_t;
 
+typedef hotwasm_script_types_request_t script_request_t;
+
+typedef hotwasm_script_types_request_error_t script_request_error_t;
+
 typedef struct {
   bool is_err;
   union {
@@ -643,14 +673,32 @@ typedef struct {
   size_t len;
 } script_list_tuple2_u32_list_u8_t;
 
-// Imported Functions from `hotwasm:script/log@0.3.0`
+typedef struct {
+  script_request_t *ptr;
+  size_t len;
+} script_list_request_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    script_list_u8_t ok;
+    script_request_error_t err;
+  } val;
+} script_result_list_u8_request_error_t;
+
+typedef struct {
+  script_result_list_u8_request_error_t *ptr;
+  size_t len;
+} script_list_result_list_u8_request_error_t;
+
+// Imported Functions from `hotwasm:script/log@0.4.0`
 // Writes one log line.
 // 
 // The host never fails this call. A message longer than 4096 bytes is
 // cut at a character boundary and ends with `…`.
 extern void hotwasm_script_log_log(hotwasm_script_log_level_t level, script_string_t *message);
 
-// Imported Functions from `hotwasm:script/instance@0.3.0`
+// Imported Functions from `hotwasm:script/instance@0.4.0`
 // The Bevy entity this instance runs for.
 // 
 // Stable for the life of the entity, across hot reloads.
@@ -662,7 +710,7 @@ extern uint32_t hotwasm_script_instance_generation(void);
 // The module's asset path, e.g. `modules/counter.wasm`.
 extern void hotwasm_script_instance_module_path(script_string_t *ret);
 
-// Imported Functions from `hotwasm:script/scheduler@0.3.0`
+// Imported Functions from `hotwasm:script/scheduler@0.4.0`
 // The virtual time of the current frame.
 extern hotwasm_script_scheduler_instant_t hotwasm_script_scheduler_now(void);
 // Runs a task once, `delay` after now: in the first frame whose time is
@@ -686,7 +734,7 @@ extern void hotwasm_script_scheduler_cancel_all(void);
 // never fails.
 extern bool hotwasm_script_scheduler_every_frame(bool on, hotwasm_script_scheduler_error_t *err);
 
-// Imported Functions from `hotwasm:script/messaging@0.3.0`
+// Imported Functions from `hotwasm:script/messaging@0.4.0`
 // Sends `payload` on `topic`.
 extern bool hotwasm_script_messaging_send(script_string_t *topic, script_list_u8_t *payload, hotwasm_script_messaging_error_t *err);
 // Receives messages sent on `topic` from now on. Subscribing twice is
@@ -694,8 +742,16 @@ extern bool hotwasm_script_messaging_send(script_string_t *topic, script_list_u8
 extern bool hotwasm_script_messaging_subscribe(script_string_t *topic, hotwasm_script_messaging_error_t *err);
 // Stops receiving `topic`; a topic not subscribed to is not an error.
 extern bool hotwasm_script_messaging_unsubscribe(script_string_t *topic, hotwasm_script_messaging_error_t *err);
+// Answers the game's requests on `topic` from now on
+// (`handle-requests`). Like a subscription it belongs to the
+// generation, needs its capability (`requests.answer`), and counts
+// towards the same 256 topics. Answering twice is the same as once.
+extern bool hotwasm_script_messaging_answer(script_string_t *topic, hotwasm_script_messaging_error_t *err);
+// Stops answering `topic`; the game's requests on it get `no-handler`.
+// A topic not answered is not an error.
+extern bool hotwasm_script_messaging_stop_answering(script_string_t *topic, hotwasm_script_messaging_error_t *err);
 
-// Imported Functions from `hotwasm:script/watch@0.3.0`
+// Imported Functions from `hotwasm:script/watch@0.4.0`
 // Watches one key of a bucket: `kv-set` and `kv-delete` events.
 extern bool hotwasm_script_watch_watch_key(script_string_t *bucket, script_string_t *key, bool skip_own_writes, hotwasm_script_watch_watch_id_t *ret, hotwasm_script_watch_error_t *err);
 // Watches every key of a bucket that starts with `prefix` (an empty
@@ -714,7 +770,7 @@ extern bool hotwasm_script_watch_watch_resource(script_string_t *type_path, hotw
 // Stops a watch.
 extern bool hotwasm_script_watch_unwatch(hotwasm_script_watch_watch_id_t id, hotwasm_script_watch_error_t *err);
 
-// Imported Functions from `hotwasm:script/ecs@0.3.0`
+// Imported Functions from `hotwasm:script/ecs@0.4.0`
 // The component of type `type-path` on `entity`, as JSON.
 extern bool hotwasm_script_ecs_get_component(hotwasm_script_ecs_entity_t entity, script_string_t *type_path, script_list_u8_t *ret, hotwasm_script_ecs_error_t *err);
 // Inserts the component, or replaces it, from JSON. Refused with
@@ -796,12 +852,15 @@ bool exports_script_save_state(script_list_u8_t *ret);
 bool exports_script_restore_state(script_list_u8_t *state, script_string_t *err);
 void exports_script_handle_batch(script_batch_t *batch, script_list_tuple2_u32_list_u8_t *ret);
 void exports_script_handle_frame(script_instant_t now, script_frame_t *frame, script_list_tuple2_u32_list_u8_t *ret);
+void exports_script_handle_requests(script_instant_t now, script_list_request_t *requests, script_list_u8_t *request_bytes, script_list_result_list_u8_request_error_t *ret);
 
 // Helper Functions
 
 void hotwasm_script_types_option_entity_free(hotwasm_script_types_option_entity_t *ptr);
 
 void hotwasm_script_types_message_free(hotwasm_script_types_message_t *ptr);
+
+void hotwasm_script_types_request_error_free(hotwasm_script_types_request_error_t *ptr);
 
 void script_list_u8_free(script_list_u8_t *ptr);
 
@@ -919,11 +978,19 @@ void script_batch_free(script_batch_t *ptr);
 
 void script_frame_free(script_frame_t *ptr);
 
+void script_request_error_free(script_request_error_t *ptr);
+
 void script_result_void_string_free(script_result_void_string_t *ptr);
 
 void script_tuple2_u32_list_u8_free(script_tuple2_u32_list_u8_t *ptr);
 
 void script_list_tuple2_u32_list_u8_free(script_list_tuple2_u32_list_u8_t *ptr);
+
+void script_list_request_free(script_list_request_t *ptr);
+
+void script_result_list_u8_request_error_free(script_result_list_u8_request_error_t *ptr);
+
+void script_list_result_list_u8_request_error_free(script_list_result_list_u8_request_error_t *ptr);
 
 // Sets the string `ret` to reference the input string `s` without copying it
 void script_string_set(script_string_t *ret, const char*s);

@@ -170,7 +170,7 @@ const NAMED_IMPORTS: usize = 3;
 /// as the validator's instance limit still names what is missing. Empty
 /// when every import is one the host may provide.
 /// The version of the `hotwasm:script` world this host speaks (`wit/world.wit`).
-const WORLD_VERSION: &str = "0.3.0";
+const WORLD_VERSION: &str = "0.4.0";
 
 /// When a component imports `hotwasm:script` interfaces of another
 /// version: which, and the one this host speaks; else empty.
@@ -246,10 +246,10 @@ mod tests {
     #[test]
     fn a_module_built_for_another_world_version_says_which_and_what_the_game_speaks() {
         let counter = include_bytes!("../../assets/modules/counter.wasm");
-        let old = replace_all(counter, b"@0.3.0", b"@0.2.0");
+        let old = replace_all(counter, b"@0.4.0", b"@0.3.0");
         let engine = WasmEngine::build(Default::default(), &Default::default()).unwrap();
         let Err(error) = WasmModule::from_bytes(&engine, "modules/old.wasm", &old) else {
-            panic!("a module built for hotwasm:script@0.2.0 loaded");
+            panic!("a module built for hotwasm:script@0.3.0 loaded");
         };
         let said = error.to_string();
         assert!(
@@ -258,8 +258,8 @@ mod tests {
         );
         assert!(
             said.ends_with(
-                " (it was built for hotwasm:script@0.2.0; this game speaks \
-                 hotwasm:script@0.3.0: rebuild it with the hotwasm-sdk released with this \
+                " (it was built for hotwasm:script@0.3.0; this game speaks \
+                 hotwasm:script@0.4.0: rebuild it with the hotwasm-sdk released with this \
                  bevy_hotwasm)"
             ),
             "{said}"

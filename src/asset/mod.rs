@@ -75,6 +75,16 @@ impl WasmModule {
                 error: Arc::new(error),
                 imports: describe_unprovided_imports(bytes),
             })?;
+        // Imports first: a module of another world version lacks an export
+        // too, and the import error names both versions.
+        let instance_pre = engine
+            .linker_for(&component)
+            .instantiate_pre(&component)
+            .map_err(|error| WasmModuleLoaderError::UnsatisfiedImport {
+                path: path.clone(),
+                error: Arc::new(error),
+                world: describe_other_world(bytes),
+            })?;
         if let Some(export) = REQUIRED_EXPORTS
             .into_iter()
             .find(|name| component.get_export_index(None, name).is_none())
@@ -84,14 +94,6 @@ impl WasmModule {
                 export: export.to_owned(),
             });
         }
-        let instance_pre = engine
-            .linker_for(&component)
-            .instantiate_pre(&component)
-            .map_err(|error| WasmModuleLoaderError::UnsatisfiedImport {
-                path: path.clone(),
-                error: Arc::new(error),
-                world: describe_other_world(bytes),
-            })?;
         let pre = ScriptWorldPre::new(instance_pre).map_err(|error| {
             WasmModuleLoaderError::ExportMismatch {
                 path: path.clone(),

@@ -66,11 +66,13 @@ pub enum Right {
     Send,
     /// `messages.subscribe`: subscribe to these topics.
     Subscribe,
+    /// `requests.answer`: answer the game's requests on these topics.
+    Answer,
 }
 
 impl Right {
     /// Every right, in the order a manifest lists them.
-    pub const ALL: [Right; 15] = [
+    pub const ALL: [Right; 16] = [
         Right::ComponentRead,
         Right::ComponentWrite,
         Right::ComponentWatch,
@@ -86,6 +88,7 @@ impl Right {
         Right::KvWatch,
         Right::Send,
         Right::Subscribe,
+        Right::Answer,
     ];
 
     /// Its name in a manifest, e.g. `component.write`.
@@ -106,6 +109,7 @@ impl Right {
             Right::KvWatch => "kv.watch",
             Right::Send => "messages.send",
             Right::Subscribe => "messages.subscribe",
+            Right::Answer => "requests.answer",
         }
     }
 

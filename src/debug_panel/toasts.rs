@@ -74,7 +74,7 @@ pub(super) fn collect_toasts(
         })
         .collect();
     for failure in failed.read() {
-        if failure.stage == FailureStage::Run {
+        if matches!(failure.stage, FailureStage::Run | FailureStage::Request) {
             continue;
         }
         let cause = failure.cause.lines().next().unwrap_or_default();

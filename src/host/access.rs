@@ -225,6 +225,12 @@ impl Access {
         self.verdict(allowed, right, value)
     }
 
+    /// Whether `right` reaches `value`, asked by the game rather than the
+    /// guest: not counted as a refusal of the guest's.
+    pub fn allows(&self, right: Right, value: &str) -> bool {
+        self.is_everything() || self.grant.granted().allows(right, value)
+    }
+
     /// Refuses one more task when the instance already has `pending`, as
     /// many as the grant's `tasks` allows.
     pub fn check_task(&mut self, pending: usize) -> Result<(), String> {

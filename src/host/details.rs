@@ -1,4 +1,4 @@
-//! What an instance has registered (tasks, subscriptions, watches, the
+//! What an instance has registered (tasks, subscriptions, answered topics, watches, the
 //! per-frame hook) and its memory, as plain data for debug panels: read
 //! after a call, and rebuilt only when it changed.
 
@@ -16,6 +16,8 @@ pub struct InstanceDetails {
     pub tasks: Vec<TaskDetails>,
     /// The topics it subscribed to, sorted.
     pub subscriptions: Vec<String>,
+    /// The topics it answers the game's requests on, sorted.
+    pub answers: Vec<String>,
     /// Its watches, described: `kv scores/player/* (not its own writes)`,
     /// `component game::Health (added, changed)`, `resource game::Weather`.
     pub watches: Vec<String>,
@@ -90,6 +92,7 @@ impl HostState {
         InstanceDetails {
             tasks: self.tasks.details(),
             subscriptions: self.mailbox.subscriptions(),
+            answers: self.mailbox.answered_topics(),
             watches: self.watches.describe(&registry),
             key_watches: self.watches.key_watches(),
             every_frame: self.every_frame,

@@ -16,7 +16,8 @@ use crate::capabilities::Right;
 pub const MAX_TOPIC_BYTES: u32 = 256;
 /// The largest payload, in bytes.
 pub const MAX_PAYLOAD_BYTES: u32 = 64 * 1024;
-/// The most topics one instance may subscribe to.
+/// The most topics one instance may subscribe to, and the most it may
+/// answer requests on.
 pub const MAX_SUBSCRIPTIONS: u32 = 256;
 
 /// Why a message was refused.
@@ -74,11 +75,13 @@ pub(crate) fn check_message(topic: &str, payload: &[u8]) -> Result<(), MessageEr
     Ok(())
 }
 
-/// An instance's subscriptions and the messages it sent during a call.
+/// An instance's subscriptions, the topics it answers requests on, and
+/// the messages it sent during a call.
 #[derive(Default)]
 pub(crate) struct Mailbox {
     pub sent: Vec<(String, Vec<u8>)>,
     subscriptions: HashSet<String>,
+    answers: HashSet<String>,
     /// Subscribes and unsubscribes so far, to tell when they changed.
     changes: u64,
 }
@@ -86,6 +89,17 @@ pub(crate) struct Mailbox {
 impl Mailbox {
     pub fn is_subscribed(&self, topic: &str) -> bool {
         self.subscriptions.contains(topic)
+    }
+
+    pub fn answers(&self, topic: &str) -> bool {
+        self.answers.contains(topic)
+    }
+
+    /// The topics it answers requests on, sorted.
+    pub fn answered_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.answers.iter().cloned().collect();
+        topics.sort();
+        topics
     }
 
     /// Counts up with every subscribe and unsubscribe.
@@ -155,14 +169,7 @@ impl Host for MessagingView<'_> {
         self.access
             .check(Right::Subscribe, &topic)
             .map_err(WitError::Denied)?;
-        let subscriptions = &mut self.mailbox.subscriptions;
-        if !subscriptions.contains(&topic) && subscriptions.len() >= MAX_SUBSCRIPTIONS as usize {
-            return Err(MessageError::TooManySubscriptions {
-                max: MAX_SUBSCRIPTIONS,
-            }
-            .into());
-        }
-        subscriptions.insert(topic);
+        add_topic(&mut self.mailbox.subscriptions, topic)?;
         self.mailbox.changes += 1;
         Ok(())
     }
@@ -173,6 +180,35 @@ impl Host for MessagingView<'_> {
         self.mailbox.changes += 1;
         Ok(())
     }
+
+    fn answer(&mut self, topic: String) -> Result<(), WitError> {
+        check_topic(&topic)?;
+        self.access
+            .check(Right::Answer, &topic)
+            .map_err(WitError::Denied)?;
+        add_topic(&mut self.mailbox.answers, topic)?;
+        self.mailbox.changes += 1;
+        Ok(())
+    }
+
+    fn stop_answering(&mut self, topic: String) -> Result<(), WitError> {
+        check_topic(&topic)?;
+        self.mailbox.answers.remove(&topic);
+        self.mailbox.changes += 1;
+        Ok(())
+    }
+}
+
+/// Adds `topic` to an instance's subscriptions or answered topics, at most
+/// [`MAX_SUBSCRIPTIONS`] of each.
+fn add_topic(topics: &mut HashSet<String>, topic: String) -> Result<(), MessageError> {
+    if !topics.contains(&topic) && topics.len() >= MAX_SUBSCRIPTIONS as usize {
+        return Err(MessageError::TooManySubscriptions {
+            max: MAX_SUBSCRIPTIONS,
+        });
+    }
+    topics.insert(topic);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -81,18 +81,21 @@ mod bindings {
     });
 }
 
-pub(crate) use bindings::hotwasm::script::types::{Batch, Frame as GuestFrame, Message, TaskDue};
+pub(crate) use bindings::hotwasm::script::types::{
+    Batch, Frame as GuestFrame, Message, Request, RequestError, TaskDue,
+};
 // bindgen's names for the world and a frame, renamed apart from the SDK's
 // `Script` and `Frame` and from the runtime's tracked scripts.
 pub(crate) use bindings::{Script as ScriptWorld, ScriptPre as ScriptWorldPre};
 
 /// The exports every script module must have, by their WIT names.
-pub(crate) const REQUIRED_EXPORTS: [&str; 5] = [
+pub(crate) const REQUIRED_EXPORTS: [&str; 6] = [
     "init",
     "save-state",
     "restore-state",
     "handle-batch",
     "handle-frame",
+    "handle-requests",
 ];
 
 /// Who an instance is: what the `instance` interface reports.
@@ -238,6 +241,17 @@ impl HostState {
     /// Whether the instance subscribed to `topic`.
     pub(crate) fn is_subscribed(&self, topic: &str) -> bool {
         self.mailbox.is_subscribed(topic)
+    }
+
+    /// Whether the guest said it answers requests on `topic`.
+    pub(crate) fn answers(&self, topic: &str) -> bool {
+        self.mailbox.answers(topic)
+    }
+
+    /// Whether its capabilities let it answer requests on `topic`.
+    pub(crate) fn may_answer(&self, topic: &str) -> bool {
+        self.access
+            .allows(crate::capabilities::Right::Answer, topic)
     }
 
     /// Whether the guest asked for `handle-batch` in every frame.

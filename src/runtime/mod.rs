@@ -2,17 +2,21 @@
 //! ([`WasmSystems::Run`]), and the status it keeps for everyone to read
 //! ([`WasmRuntime`]).
 //!
-//! The live instances belong to the system alone (a `Local`); the status is
-//! plain data, readable through `&World`.
+//! The live instances are the runtime's own (the private resource
+//! [`ScriptRunner`], away from the world while scripts run); the status is
+//! plain data, readable through `&World`. `requests` asks scripts the
+//! game's questions, now or this frame.
 //!
 //! Its parts use one another one way: `lifecycle` → `delivery` → `faults`
-//! (and `lifecycle` → `faults`, `lifecycle` → `script_changes`); `changes`
-//! stands apart. Each may use this file's types.
+//! (and `lifecycle` → `faults`, `lifecycle` → `script_changes`,
+//! `requests` → `delivery`, `faults`); `changes` stands apart. Each may use
+//! this file's types.
 
 mod changes;
 mod delivery;
 mod faults;
 mod lifecycle;
+mod requests;
 mod script_changes;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -23,12 +27,15 @@ use bevy::asset::AssetLoadFailedEvent;
 use bevy::diagnostic::FrameCount;
 use bevy::ecs::message::{MessageCursor, Messages};
 use bevy::ecs::system::SystemState;
+use bevy::platform::cell::SyncCell;
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 
 use self::changes::ChangeTracker;
 use self::delivery::{Inbox, Sent};
 use self::lifecycle::Version;
+pub(crate) use self::requests::AskQueue;
+pub use self::requests::{AskError, AskScript, AskTicket, ScriptAnswered, ScriptAsk};
 use crate::asset::WasmModule;
 use crate::capabilities::Grant;
 use crate::engine::WasmEngine;
@@ -531,6 +538,30 @@ pub(crate) struct Runner {
     unheard: delivery::UnheardTopics,
 }
 
+/// The runtime's own state between runs of [`WasmSystems::Run`]: taken out
+/// of the world while scripts run. A `SyncCell`, since wasmtime stores
+/// are `Send` but not `Sync`.
+#[derive(Resource)]
+pub(crate) struct ScriptRunner {
+    runner: SyncCell<Runner>,
+    /// The box the game's world moves into for a frame's calls.
+    spare_world: Option<Box<World>>,
+}
+
+impl Default for ScriptRunner {
+    fn default() -> Self {
+        Self {
+            runner: SyncCell::new(Runner::default()),
+            spare_world: None,
+        }
+    }
+}
+
+/// The game's virtual time now, in nanoseconds (0 without `Time<Virtual>`).
+fn virtual_now(world: &World) -> u64 {
+    (world.get_resource::<Time<Virtual>>()).map_or(0, |time| time.elapsed().as_nanos() as u64)
+}
+
 /// What a frame's work needs besides the runner: the game's world, the
 /// status to keep up to date, the frame's virtual time (ns) and the fault
 /// policy.
@@ -569,8 +600,6 @@ pub(crate) fn run_scripts(
     world: &mut World,
     inputs: &mut SystemState<RunInputs>,
     kv_inputs: &mut SystemState<KvInputs>,
-    mut runner: Local<Runner>,
-    mut spare_world: Local<Option<Box<World>>>,
     // Read in place, not through a `MessageReader` that would hold the
     // world: a frame of messages is delivered without copying one.
     mut host_messages: Local<MessageCursor<HostMessage>>,
@@ -583,9 +612,9 @@ pub(crate) fn run_scripts(
         &changed,
     );
     let from_threads: Vec<HostMessage> = world.resource::<ScriptReceiver>().0.try_iter().collect();
-    let time = world.get_resource::<Time<Virtual>>();
-    let now = time.map_or(0, |time| time.elapsed().as_nanos() as u64);
-    let this_frame = time
+    let asks = world.resource::<AskQueue>().take();
+    let now = virtual_now(world);
+    let this_frame = (world.get_resource::<Time<Virtual>>())
         .filter(|time| !time.is_paused())
         .map(|time| GuestFrame {
             delta: time.delta().as_nanos() as u64,
@@ -598,34 +627,91 @@ pub(crate) fn run_scripts(
         .get_resource::<WasmEngine>()
         .expect("HotWasmPlugin makes its engine in `Plugin::finish`: call `app.finish()` before `app.update()` (App::run does)")
         .sandbox();
-    let (policy, budget) = (sandbox.faults, sandbox.frame_budget);
-    runner.queues = sandbox.queues;
+    let (policy, budget, queues) = (sandbox.faults, sandbox.frame_budget, sandbox.queues);
     if let Some(mut store) = world.get_resource_mut::<KvStore>() {
         store.bypass_change_detection().start_frame();
     }
 
-    world.resource_scope(|world, mut status: Mut<WasmRuntime>| -> Result {
-        let frame = &mut FrameContext {
-            world: WorldLoan::new(world, &mut spare_world),
-            status: &mut status,
-            now,
-            policy,
-            budget,
-            this_frame,
-        };
-        runner.apply(frame, script_changes);
-        runner.stop_revoked(frame);
-        runner.start_due(frame);
-        let from_systems = frame.world.resource::<Messages<HostMessage>>();
-        for message in host_messages.read(from_systems).chain(&from_threads) {
-            runner.deliver(message);
-        }
-        runner.match_kv_changes(kv_inputs.get_mut(&mut frame.world)?.read());
-        let record = frame.status.record_watched_changes;
-        runner.match_ecs_changes(&mut frame.world, record);
-        runner.run_batches(frame);
-        runner.route_sent();
-        runner.close_frame(frame.status);
-        Ok(())
+    world.resource_scope(|world, mut runner: Mut<ScriptRunner>| {
+        let ScriptRunner {
+            runner,
+            spare_world,
+        } = runner.bypass_change_detection();
+        let runner = runner.get();
+        runner.queues = queues;
+        world.resource_scope(|world, status: Mut<WasmRuntime>| {
+            run_frame(
+                world,
+                status,
+                runner,
+                spare_world,
+                FrameInputs {
+                    script_changes,
+                    from_threads,
+                    asks,
+                    now,
+                    policy,
+                    budget,
+                    this_frame,
+                },
+                kv_inputs,
+                &mut host_messages,
+            )
+        })
     })
+}
+
+/// What [`run_scripts`] read before the frame's work.
+struct FrameInputs {
+    script_changes: script_changes::ScriptChanges,
+    from_threads: Vec<HostMessage>,
+    asks: Vec<requests::PendingAsk>,
+    now: u64,
+    policy: FaultPolicy,
+    budget: Option<Duration>,
+    this_frame: Option<GuestFrame>,
+}
+
+/// One frame's steps, with the runner and the status out of the world.
+fn run_frame(
+    world: &mut World,
+    mut status: Mut<WasmRuntime>,
+    runner: &mut Runner,
+    spare_world: &mut Option<Box<World>>,
+    inputs: FrameInputs,
+    kv_inputs: &mut SystemState<KvInputs>,
+    host_messages: &mut MessageCursor<HostMessage>,
+) -> Result {
+    let FrameInputs {
+        script_changes,
+        from_threads,
+        asks,
+        now,
+        policy,
+        budget,
+        this_frame,
+    } = inputs;
+    let frame = &mut FrameContext {
+        world: WorldLoan::new(world, spare_world),
+        status: &mut status,
+        now,
+        policy,
+        budget,
+        this_frame,
+    };
+    runner.apply(frame, script_changes);
+    runner.stop_revoked(frame);
+    runner.start_due(frame);
+    let from_systems = frame.world.resource::<Messages<HostMessage>>();
+    for message in host_messages.read(from_systems).chain(&from_threads) {
+        runner.deliver(message);
+    }
+    runner.match_kv_changes(kv_inputs.get_mut(&mut frame.world)?.read());
+    let record = frame.status.record_watched_changes;
+    runner.match_ecs_changes(&mut frame.world, record);
+    runner.run_batches(frame);
+    runner.answer_asks(frame, asks);
+    runner.route_sent();
+    runner.close_frame(frame.status);
+    Ok(())
 }

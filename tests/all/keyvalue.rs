@@ -62,7 +62,7 @@ fn the_upstream_guest_imports_nothing_of_ours_but_types() {
         .filter(|name| !name.starts_with("wasi:"))
         .collect();
     // `types` holds the record `handle-batch` is declared with: no functions.
-    assert_eq!(ours, ["hotwasm:script/types@0.3.0"]);
+    assert_eq!(ours, ["hotwasm:script/types@0.4.0"]);
 }
 
 #[test]

@@ -221,7 +221,8 @@ fn the_loader_tells_each_kind_of_bad_component_apart() {
             (func (export "save-state") (canon lift (core func $i "f")))
             (func (export "restore-state") (canon lift (core func $i "f")))
             (func (export "handle-batch") (canon lift (core func $i "f")))
-            (func (export "handle-frame") (canon lift (core func $i "f"))))"#,
+            (func (export "handle-frame") (canon lift (core func $i "f")))
+            (func (export "handle-requests") (canon lift (core func $i "f"))))"#,
     )
     .unwrap();
     assert!(matches!(

@@ -20,6 +20,7 @@ mod messaging;
 mod nats;
 #[cfg(all(feature = "file_watcher", feature = "remote"))]
 mod remote;
+mod requests;
 mod sandbox;
 mod scheduler;
 mod signing;

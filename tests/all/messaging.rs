@@ -296,7 +296,7 @@ fn an_error_a_handler_returns_is_logged_with_its_name_not_a_fault() {
     // A closure is named by where it was registered, in the guest's source.
     assert!(
         line.message
-            .contains("the closure at guests/echo/src/lib.rs:68 failed: read-component takes"),
+            .contains("the closure at guests/echo/src/lib.rs:74 failed: read-component takes"),
         "{}",
         line.message
     );

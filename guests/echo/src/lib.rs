@@ -9,6 +9,11 @@
 //! <times>`) moves an entity's `Position` that many times with a typed
 //! get and update, and `sum-positions` sums `Position::x` over every entity
 //! with a typed query.
+//!
+//! It answers the game's requests: `echo/double` (a number, doubled),
+//! `echo/pings` (the pings so far), `echo/generation` (its generation),
+//! `echo/fail` (always its own error), `echo/bytes` (a string of that many
+//! `x`), and `echo/count` (counts, like `count`).
 
 use game_types::Position;
 use hotwasm_sdk::ecs::raw;
@@ -102,6 +107,19 @@ impl Script for Echo {
                 me.counted += position.x as u64;
             }
             Ok(())
+        })?;
+        cx.on_request("echo/double", |_, _, n: u64| Ok(n * 2))?;
+        cx.on_request("echo/pings", |me, _, (): ()| Ok(me.pings))?;
+        cx.on_request("echo/generation", |_, _, (): ()| {
+            Ok(hotwasm_sdk::generation())
+        })?;
+        cx.on_request("echo/fail", |_, _, (): ()| -> Result<(), Error> {
+            Err("no, on purpose".into())
+        })?;
+        cx.on_request("echo/bytes", |_, _, n: usize| Ok("x".repeat(n)))?;
+        cx.on_request("echo/count", |me, _, (): ()| {
+            me.counted += 1;
+            Ok(me.counted)
         })?;
         cx.on_message("report", |me, _, _| {
             info!("counted {}", me.counted);

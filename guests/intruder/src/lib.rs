@@ -41,6 +41,7 @@ hotwasm_sdk::capabilities!(
     kv.write        intruder saves
     messages.send   *
     messages.subscribe *
+    requests.answer game/gold
     tasks 3
     frame
     "
@@ -126,6 +127,10 @@ impl Script for Intruder {
         attempt(
             "subscribe game/gold",
             cx.on_message("game/gold", |_, _, _| Ok(())),
+        );
+        attempt(
+            "answer game/gold",
+            cx.on_request("game/gold", |_, _, (): ()| Ok(1_000_000u64)),
         );
         for task in 1..=3 {
             attempt(

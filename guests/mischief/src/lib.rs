@@ -28,7 +28,9 @@
 //!   its last call was answered busy (and so waits to be made again).
 //!
 //! Any other name behaves: it logs `fine` every tick. The floods log the
-//! first refusal of each tick as `refused: <error>`.
+//! first refusal of each tick as `refused: <error>`. A request on
+//! `mischief/act` does what a tick does, and answers `null`; loaded as
+//! `ask-<name>.wasm` it misbehaves as `<name>` on requests only.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -175,7 +177,13 @@ fn spin() -> ! {
 }
 
 fn tick(me: &mut Mischief, _: &mut Cx<Mischief>, _: Tick) -> Result<(), Error> {
-    match name().as_str() {
+    misbehave(me, &name());
+    Ok(())
+}
+
+/// What a tick does, by the module's file name.
+fn misbehave(me: &mut Mischief, name: &str) {
+    match name {
         "loop-handler" => spin(),
         "grow" => me.hoard.push(black_box(vec![1; 1024 * 1024])),
         "recurse" => {
@@ -204,7 +212,6 @@ fn tick(me: &mut Mischief, _: &mut Cx<Mischief>, _: Tick) -> Result<(), Error> {
         "increment-loop" => me.increment_loop(),
         _ => info!("fine"),
     }
-    Ok(())
 }
 
 impl Script for Mischief {
@@ -213,7 +220,11 @@ impl Script for Mischief {
             spin();
         }
         cx.every(Duration::from_millis(100), tick)?;
-        Ok(())
+        cx.on_request("mischief/act", |me, _, (): ()| {
+            let name = name();
+            misbehave(me, name.strip_prefix("ask-").unwrap_or(&name));
+            Ok(())
+        })
     }
 
     fn save_state(&self) -> Option<Vec<u8>> {

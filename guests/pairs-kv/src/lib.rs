@@ -59,6 +59,16 @@ impl bindings::Guest for PairsKv {
     fn handle_frame(_: u64, _: bindings::hotwasm::script::types::Frame) -> Vec<(u32, Vec<u8>)> {
         Vec::new()
     }
+
+    fn handle_requests(
+        _: u64,
+        requests: Vec<bindings::hotwasm::script::types::Request>,
+        _: Vec<u8>,
+    ) -> Vec<Result<Vec<u8>, bindings::hotwasm::script::types::RequestError>> {
+        (requests.iter())
+            .map(|_| Err(bindings::hotwasm::script::types::RequestError::NoHandler))
+            .collect()
+    }
 }
 
 bindings::export!(PairsKv with_types_in bindings);

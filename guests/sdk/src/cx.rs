@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hotwasm_events::{ChangeKind, CloudEvent, EventHeader, Source};
 
 use crate::bindings::hotwasm::script::log::{Level, log};
-use crate::bindings::hotwasm::script::types::Batch;
+use crate::bindings::hotwasm::script::types::{Batch, Request, RequestError};
 use crate::bindings::hotwasm::script::watch::ComponentChanges;
 use crate::bindings::hotwasm::script::{messaging, scheduler, watch};
 use crate::ecs::{Component, QueryData, Resource};
@@ -261,6 +261,7 @@ type OnceTask<S> = Box<dyn FnOnce(&mut S, &mut Cx<S>) -> Result<(), Error>>;
 type RepeatingTask<S> = dyn FnMut(&mut S, &mut Cx<S>, Tick) -> Result<(), Error>;
 type MessageHandler<S> = dyn for<'m> FnMut(&mut S, &mut Cx<S>, &Message<'m>) -> Result<(), Error>;
 type WatchHandler<S> = dyn for<'e> FnMut(&mut S, &mut Cx<S>, &Event<'e>) -> Result<(), Error>;
+type RequestHandler<S> = dyn FnMut(&mut S, &mut Cx<S>, &[u8]) -> Result<Vec<u8>, Error>;
 
 /// What a handler is called in the line logged when it fails: its
 /// function's path (`mischief::tick`), or, for a closure, where it was
@@ -355,6 +356,8 @@ pub struct Cx<S> {
     watches: HashMap<u64, (Rc<str>, Named<WatchHandler<S>>)>,
     /// Counts changes to `watches`, like `topic_changes`.
     watch_changes: u64,
+    /// The handler of each topic it answers the game's requests on.
+    requests: HashMap<String, Shared<RequestHandler<S>>>,
 }
 
 impl<S> Default for Cx<S> {
@@ -365,6 +368,7 @@ impl<S> Default for Cx<S> {
             topic_changes: 0,
             watches: HashMap::new(),
             watch_changes: 0,
+            requests: HashMap::new(),
         }
     }
 }
@@ -493,6 +497,51 @@ impl<S: 'static> Cx<S> {
         Ok(messaging::unsubscribe(topic)?)
     }
 
+    /// Answers the game's requests on `topic` with `handler`: the request
+    /// read from JSON as a `Q`, the answer written as JSON. The game asks
+    /// with `world.ask_script` (and waits) or `ScriptAsk` (the answer comes
+    /// as a `ScriptAnswered` that frame). An `Err` from the handler is the
+    /// game's `AskError::Guest` with its text; a request that is not a `Q`
+    /// is one too. A second handler for a topic replaces the first. Needs
+    /// the `requests.answer` capability for the topic.
+    ///
+    /// ```no_run
+    /// # use hotwasm_sdk::{Cx, Error};
+    /// #[derive(serde::Deserialize)]
+    /// struct DoorQuery { who: u64 }
+    ///
+    /// #[derive(Default)]
+    /// struct Door { locked_for: Vec<u64> }
+    ///
+    /// fn register(cx: &mut Cx<Door>) -> Result<(), Error> {
+    ///     cx.on_request("door/may-open", |me: &mut Door, _, query: DoorQuery| {
+    ///         Ok(!me.locked_for.contains(&query.who))
+    ///     })
+    /// }
+    /// ```
+    pub fn on_request<Q, A, F>(&mut self, topic: &str, mut handler: F) -> Result<(), Error>
+    where
+        Q: serde::de::DeserializeOwned,
+        A: serde::Serialize,
+        F: FnMut(&mut S, &mut Cx<S>, Q) -> Result<A, Error> + 'static,
+    {
+        messaging::answer(topic)?;
+        let handler: Shared<RequestHandler<S>> = Rc::new(RefCell::new(
+            move |me: &mut S, cx: &mut Cx<S>, bytes: &[u8]| {
+                let request = serde_json::from_slice(bytes)?;
+                Ok(serde_json::to_vec(&handler(me, cx, request)?)?)
+            },
+        ));
+        self.requests.insert(topic.to_owned(), handler);
+        Ok(())
+    }
+
+    /// Stops answering requests on `topic`; the game's get "no handler".
+    pub fn stop_answering(&mut self, topic: &str) -> Result<(), Error> {
+        self.requests.remove(topic);
+        Ok(messaging::stop_answering(topic)?)
+    }
+
     /// Calls `handler` for every change `watch` covers, in the order the
     /// changes happened.
     #[track_caller]
@@ -541,7 +590,7 @@ impl<S: Script> Default for Instance<S> {
     }
 }
 
-/// The range `start..start + len` of a batch's bytes; empty if the host
+/// The range `start..start + len` of a call's bytes; empty if the host
 /// gave one outside them.
 fn part(bytes: &[u8], start: u32, len: u32) -> &[u8] {
     let start = start as usize;
@@ -649,6 +698,28 @@ impl<S: Script> Instance<S> {
             report("update", script.update(cx, frame));
         }
         own::end()
+    }
+
+    /// Answers the game's requests, in order, with the handlers
+    /// registered for their topics.
+    pub fn answer(
+        &mut self,
+        requests: &[Request],
+        bytes: &[u8],
+    ) -> Vec<Result<Vec<u8>, RequestError>> {
+        let Self { script, cx } = self;
+        (requests.iter())
+            .map(|request| {
+                let topic = part(bytes, request.topic_start, request.topic_len);
+                let handler = std::str::from_utf8(topic)
+                    .ok()
+                    .and_then(|topic| cx.requests.get(topic).cloned())
+                    .ok_or(RequestError::NoHandler)?;
+                let payload = part(bytes, request.payload_start, request.payload_len);
+                let answer = (handler.borrow_mut())(script, cx, payload);
+                answer.map_err(|error| RequestError::Failed(error.to_string()))
+            })
+            .collect()
     }
 }
 

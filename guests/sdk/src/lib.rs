@@ -237,6 +237,20 @@ macro_rules! export_script {
                 };
                 __HOTWASM_INSTANCE.with_borrow_mut(|instance| instance.dispatch(batch))
             }
+
+            fn handle_requests(
+                _now: $crate::bindings::hotwasm::script::types::Instant,
+                requests: ::std::vec::Vec<$crate::bindings::hotwasm::script::types::Request>,
+                request_bytes: ::std::vec::Vec<u8>,
+            ) -> ::std::vec::Vec<
+                ::core::result::Result<
+                    ::std::vec::Vec<u8>,
+                    $crate::bindings::hotwasm::script::types::RequestError,
+                >,
+            > {
+                __HOTWASM_INSTANCE
+                    .with_borrow_mut(|instance| instance.answer(&requests, &request_bytes))
+            }
         }
 
         $crate::bindings::__export_bindings!(__HotwasmExports with_types_in $crate::bindings);

@@ -158,7 +158,8 @@ fn sparkline(ui: &mut egui::Ui, script: &ScriptStatus, runs: u64) {
     response.on_hover_text(format!("highest {highest:.1?}"));
 }
 
-/// What one instance registered: its tasks, subscriptions and watches.
+/// What one instance registered: its tasks, subscriptions, answered topics
+/// and watches.
 fn ui_for_details(
     ui: &mut egui::Ui,
     entity: Entity,
@@ -207,6 +208,7 @@ fn ui_for_details(
             for (heading, lines) in [
                 ("tasks", &tasks),
                 ("subscriptions", &details.subscriptions),
+                ("answers requests on", &details.answers),
                 ("watches", &details.watches),
             ] {
                 ui.label(format!("{heading} ({})", lines.len()));

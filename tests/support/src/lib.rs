@@ -116,6 +116,8 @@ pub struct Seen {
     pub kv: Vec<KvChanged>,
     /// Modules the trust policy refused, by kind.
     pub refused: Vec<SignatureError>,
+    /// Answers to questions asked through `ScriptAsk`.
+    pub answered: Vec<ScriptAnswered>,
 }
 
 impl Seen {
@@ -151,6 +153,10 @@ fn collect(
     seen.reloaded.extend(reloaded.read().cloned());
     seen.sent.extend(sent.read().cloned());
     seen.kv.extend(kv.read().cloned());
+}
+
+fn collect_answers(mut seen: ResMut<Seen>, mut answered: MessageReader<ScriptAnswered>) {
+    seen.answered.extend(answered.read().cloned());
 }
 
 /// How far virtual time moves each frame in tests.
@@ -242,7 +248,7 @@ fn add_test_plugins(
     ))
     .insert_resource(TimeUpdateStrategy::ManualDuration(FRAME_TIME))
     .init_resource::<Seen>()
-    .add_systems(Last, collect);
+    .add_systems(Last, (collect, collect_answers));
     game(app);
     // What `App::run` does before the first update: the plugin makes its
     // engine in `finish`.
@@ -393,7 +399,8 @@ pub const SAVES_ABC: &str = "(i32.const 32)";
 /// A script component in WAT: `imports` go first; `init`, `save` and
 /// `batch` are the bodies of the core functions behind those exports
 /// ([`ZEROES`], [`SAVES_ABC`], `unreachable` to trap, or nothing for a
-/// `handle-batch` that does nothing; `handle-frame` does the same). `restore-state` accepts anything.
+/// `handle-batch` that does nothing; `handle-frame` does the same). `restore-state` accepts
+/// anything; `handle-requests` answers nothing.
 pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8> {
     let wat = format!(
         r#"(component
@@ -410,6 +417,8 @@ pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8>
                 ;; batch has more fields than fit in parameters: it comes in memory.
                 (func (export "handle-batch") (param i32) (result i32) {batch} (i32.const 16))
                 (func (export "handle-frame") (param i64 i64 i64 i32 i32 i32) (result i32) {batch} (i32.const 16))
+                ;; No answers: the host answers each request "no handler".
+                (func (export "handle-requests") (param i64 i32 i32 i32 i32) (result i32) (i32.const 16))
                 (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024)))
             (core instance $i (instantiate $m))
             (func (export "init") (result (result (error string)))
@@ -429,7 +438,13 @@ pub fn script_wat(imports: &str, init: &str, save: &str, batch: &str) -> Vec<u8>
             (func (export "handle-batch") (param "batch" $batch) (result (list (tuple u32 (list u8))))
                 (canon lift (core func $i "handle-batch") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
             (func (export "handle-frame") (param "now" u64) (param "frame" $frame) (result (list (tuple u32 (list u8))))
-                (canon lift (core func $i "handle-frame") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))"#
+                (canon lift (core func $i "handle-frame") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+            (type $request' (record (field "topic-start" u32) (field "topic-len" u32) (field "payload-start" u32) (field "payload-len" u32)))
+            (export $request "request" (type $request'))
+            (type $request-error' (variant (case "no-handler") (case "failed" string)))
+            (export $request-error "request-error" (type $request-error'))
+            (func (export "handle-requests") (param "now" u64) (param "requests" (list $request)) (param "request-bytes" (list u8)) (result (list (result (list u8) (error $request-error))))
+                (canon lift (core func $i "handle-requests") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))"#
     );
     wat::parse_str(wat).expect("test WAT parses")
 }

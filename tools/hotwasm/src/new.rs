@@ -225,6 +225,11 @@ export fn exports_script_handle_frame(now: wit.script_instant_t, frame: *wit.scr
     wit.script_frame_free(frame);
     changes.* = .{{ .ptr = null, .len = 0 }};
 }}
+
+export fn exports_script_handle_requests(now: wit.script_instant_t, requests: *wit.script_list_request_t, request_bytes: *wit.script_list_u8_t, answers: *wit.script_list_result_list_u8_request_error_t) void {{
+    _ = now;
+    hotwasm.answerNone(requests, request_bytes, answers);
+}}
 "#
     )
 }
