@@ -33,6 +33,10 @@
 //!   (a ceiling naming the component types it uses: the host checks every
 //!   use and every entity against the grant), to price capabilities.
 //!
+//! - `requests/*`: the game asking the `echo` guest a question now
+//!   (`ask_script`, typed both ways) against the same JSON round trip
+//!   around a plain function, and 1 000 questions a system asks one script
+//!   in a frame (`ScriptAsk`, answered as `ScriptAnswered`), per question.
 //! - `sandbox/*`: the `events/10000_kv` frame with epoch interruption off,
 //!   on (the default) and with fuel instead, to price the sandbox.
 //! - `loading/*`: `WasmModule::from_bytes` of the `hello` guest, bytes the
@@ -317,6 +321,63 @@ fn messages(c: &mut Criterion) {
             app.world_mut().write_message_batch(messages);
             run_update::<PlainMessage>(&mut app);
         });
+    });
+    group.finish();
+}
+
+/// How many questions a system asks one script in a frame, in `requests`.
+const ASKS: u64 = 1000;
+
+/// Asks `echo/double` of the entity in it [`ASKS`] times, when it holds one.
+#[derive(Resource, Default)]
+struct AskEcho(Option<Entity>);
+
+fn ask_echo(asks: ScriptAsk, to: Res<AskEcho>) {
+    if let Some(echo) = to.0 {
+        for n in 0..ASKS {
+            asks.ask(echo, "echo/double", &n).expect("a small request");
+        }
+    }
+}
+
+fn requests(c: &mut Criterion) {
+    let mut group = c.benchmark_group("requests");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ask_now_round_trip", |b| {
+        let (_assets, mut app, entities) = echo_app(1);
+        let world = app.world_mut();
+        b.iter(|| {
+            let answer: u64 = world
+                .ask_script(entities[0], "echo/double", &21u64)
+                .unwrap();
+            assert_eq!(answer, 42);
+        });
+    });
+    group.bench_function("plain_rust_json_round_trip", |b| {
+        // The floor: the same JSON both ways around a plain function.
+        let double = |bytes: &[u8]| -> Vec<u8> {
+            let n: u64 = serde_json::from_slice(bytes).unwrap();
+            serde_json::to_vec(&(n * 2)).unwrap()
+        };
+        b.iter(|| {
+            let request = serde_json::to_vec(&21u64).unwrap();
+            let answer: u64 = serde_json::from_slice(&double(&request)).unwrap();
+            assert_eq!(answer, 42);
+        });
+    });
+    group.throughput(Throughput::Elements(ASKS));
+    group.bench_function("1000_asked_this_frame_of_one_script", |b| {
+        let (_assets, mut app, entities) = echo_app(1);
+        app.insert_resource(AskEcho(Some(entities[0])))
+            .add_systems(Update, ask_echo.before(WasmSystems::Run));
+        b.iter(|| run_update::<ScriptAnswered>(&mut app));
+        app.world_mut().run_schedule(Update);
+        let answered = app.world().resource::<Messages<ScriptAnswered>>();
+        let last = answered.iter_current_update_messages().last();
+        assert!(
+            last.is_some_and(|answered| answered.result.is_ok()),
+            "{last:?}"
+        );
     });
     group.finish();
 }
@@ -725,6 +786,6 @@ fn resident_bytes() -> u64 {
 }
 
 criterion_group!(
-    benches, frame, messages, events, ecs, sandbox, loading, instances
+    benches, frame, messages, requests, events, ecs, sandbox, loading, instances
 );
 criterion_main!(benches);

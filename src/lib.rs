@@ -117,8 +117,8 @@ pub use messages::{
     Recipient, ScriptQuarantined, ScriptRef, ScriptSender,
 };
 pub use runtime::{
-    AskError, AskScript, AskTicket, ModuleStatus, ScriptAnswered, ScriptAsk, ScriptStats,
-    ScriptStatus, WasmRuntime, WasmScript, WasmSystems,
+    AskError, AskScript, AskTicket, ModuleStatus, ScriptAnswered, ScriptAsk, ScriptMessageApp,
+    ScriptStats, ScriptStatus, WasmRuntime, WasmScript, WasmSystems,
 };
 pub use sandbox::{GuestLimits, Sandbox};
 pub use source::file_source_with_debounce;
@@ -149,8 +149,8 @@ pub mod watch {
 pub mod prelude {
     pub use crate::{
         AskScript, AskTicket, HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed,
-        ModuleMessage, ModuleReloaded, ScriptAnswered, ScriptAsk, TrustPolicy, TrustedKey,
-        WasmModule, WasmRuntime, WasmScript, WasmSystems,
+        ModuleMessage, ModuleReloaded, ScriptAnswered, ScriptAsk, ScriptMessageApp, TrustPolicy,
+        TrustedKey, WasmModule, WasmRuntime, WasmScript, WasmSystems,
     };
 }
 
@@ -219,6 +219,7 @@ impl Plugin for HotWasmPlugin {
             .init_resource::<WasmRuntime>()
             .init_resource::<runtime::ScriptRunner>()
             .init_resource::<runtime::AskQueue>()
+            .init_resource::<runtime::GameMessages>()
             .add_message::<ModuleFailed>()
             .add_message::<ScriptQuarantined>()
             .add_message::<ModuleReloaded>()

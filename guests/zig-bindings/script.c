@@ -96,8 +96,17 @@ extern void __wasm_import_hotwasm_script_ecs_spawn(uint8_t *, size_t, uint8_t *)
 __attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("despawn")))
 extern void __wasm_import_hotwasm_script_ecs_despawn(int64_t, uint8_t *);
 
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("spawn-child")))
+extern void __wasm_import_hotwasm_script_ecs_spawn_child(int64_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("remove-component")))
+extern void __wasm_import_hotwasm_script_ecs_remove_component(int64_t, uint8_t *, size_t, uint8_t *);
+
 __attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("query")))
 extern void __wasm_import_hotwasm_script_ecs_query(uint8_t *, size_t, uint8_t *, size_t, int64_t, uint8_t *);
+
+__attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("query-filtered")))
+extern void __wasm_import_hotwasm_script_ecs_query_filtered(uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, int64_t, uint8_t *);
 
 __attribute__((__import_module__("hotwasm:script/ecs@0.4.0"), __import_name__("query-field")))
 extern void __wasm_import_hotwasm_script_ecs_query_field(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
@@ -562,6 +571,24 @@ void hotwasm_script_ecs_query_page_free(hotwasm_script_ecs_query_page_t *ptr) {
   script_option_u64_free(&ptr->next);
 }
 
+void script_list_string_free(script_list_string_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    script_string_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      script_string_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void hotwasm_script_ecs_query_filter_free(hotwasm_script_ecs_query_filter_t *ptr) {
+  script_list_string_free(&ptr->having);
+  script_list_string_free(&ptr->without);
+  script_list_string_free(&ptr->added);
+  script_list_string_free(&ptr->changed);
+}
+
 void hotwasm_script_ecs_result_list_u8_error_free(hotwasm_script_ecs_result_list_u8_error_t *ptr) {
   if (!ptr->is_err) {
     script_list_u8_free(&ptr->val.ok);
@@ -597,17 +624,6 @@ void hotwasm_script_ecs_result_entity_error_free(hotwasm_script_ecs_result_entit
   if (!ptr->is_err) {
   } else {
     hotwasm_script_ecs_error_free(&ptr->val.err);
-  }
-}
-
-void script_list_string_free(script_list_string_t *ptr) {
-  size_t list_len = ptr->len;
-  if (list_len > 0) {
-    script_string_t *list_ptr = ptr->ptr;
-    for (size_t i = 0; i < list_len; i++) {
-      script_string_free(&list_ptr[i]);
-    }
-    free(list_ptr);
   }
 }
 
@@ -2132,11 +2148,229 @@ bool hotwasm_script_ecs_despawn(hotwasm_script_ecs_entity_t entity, hotwasm_scri
   }
 }
 
+bool hotwasm_script_ecs_spawn_child(hotwasm_script_ecs_entity_t parent, script_list_tuple2_string_list_u8_t *components, hotwasm_script_ecs_entity_t *ret, hotwasm_script_ecs_error_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(16+2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_hotwasm_script_ecs_spawn_child((int64_t) (parent), (uint8_t *) (*components).ptr, (*components).len, ptr);
+  hotwasm_script_ecs_result_entity_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (uint64_t) (*((int64_t*) (ptr + 8)));
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      hotwasm_script_ecs_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + 8));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.unknown_type = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.unsupported_type = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.no_such_entity = (uint64_t) (*((int64_t*) (ptr + 16)));
+          break;
+        }
+        case 3: {
+          variant.val.missing = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.invalid_json = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 5: {
+          variant.val.invalid_field = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 6: {
+          variant.val.call_limit = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 7: {
+          variant.val.protected_ = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 8: {
+          variant.val.denied = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool hotwasm_script_ecs_remove_component(hotwasm_script_ecs_entity_t entity, script_string_t *type_path, hotwasm_script_ecs_error_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(16+2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_hotwasm_script_ecs_remove_component((int64_t) (entity), (uint8_t *) (*type_path).ptr, (*type_path).len, ptr);
+  hotwasm_script_ecs_result_void_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      hotwasm_script_ecs_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + 8));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.unknown_type = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.unsupported_type = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.no_such_entity = (uint64_t) (*((int64_t*) (ptr + 16)));
+          break;
+        }
+        case 3: {
+          variant.val.missing = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.invalid_json = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 5: {
+          variant.val.invalid_field = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 6: {
+          variant.val.call_limit = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 7: {
+          variant.val.protected_ = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 8: {
+          variant.val.denied = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
 bool hotwasm_script_ecs_query(script_list_string_t *having, script_list_string_t *read, uint64_t cursor, hotwasm_script_ecs_query_page_t *ret, hotwasm_script_ecs_error_t *err) {
   __attribute__((__aligned__(8)))
   uint8_t ret_area[(24+2*sizeof(void*))];
   uint8_t *ptr = (uint8_t *) &ret_area;
   __wasm_import_hotwasm_script_ecs_query((uint8_t *) (*having).ptr, (*having).len, (uint8_t *) (*read).ptr, (*read).len, (int64_t) (cursor), ptr);
+  hotwasm_script_ecs_result_query_page_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      script_option_u64_t option;
+      switch ((int32_t) *((uint8_t*) (ptr + (8+2*sizeof(void*))))) {
+        case 0: {
+          option.is_some = false;
+          break;
+        }
+        case 1: {
+          option.is_some = true;
+          option.val = (uint64_t) (*((int64_t*) (ptr + (16+2*sizeof(void*)))));
+          break;
+        }
+      }
+
+      result.val.ok = (hotwasm_script_ecs_query_page_t) {
+        (hotwasm_script_ecs_list_query_row_t) (hotwasm_script_ecs_list_query_row_t) { (hotwasm_script_ecs_query_row_t*)(*((uint8_t **) (ptr + 8))), (*((size_t*) (ptr + (8+1*sizeof(void*))))) },
+        (script_option_u64_t) option,
+      };
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      hotwasm_script_ecs_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + 8));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.unknown_type = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.unsupported_type = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 2: {
+          variant.val.no_such_entity = (uint64_t) (*((int64_t*) (ptr + 16)));
+          break;
+        }
+        case 3: {
+          variant.val.missing = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.invalid_json = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 5: {
+          variant.val.invalid_field = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 6: {
+          variant.val.call_limit = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 7: {
+          variant.val.protected_ = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 8: {
+          variant.val.denied = (script_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool hotwasm_script_ecs_query_filtered(hotwasm_script_ecs_query_filter_t *filter, script_list_string_t *read, uint64_t cursor, hotwasm_script_ecs_query_page_t *ret, hotwasm_script_ecs_error_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(24+2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_hotwasm_script_ecs_query_filtered((uint8_t *) ((*filter).having).ptr, ((*filter).having).len, (uint8_t *) ((*filter).without).ptr, ((*filter).without).len, (uint8_t *) ((*filter).added).ptr, ((*filter).added).len, (uint8_t *) ((*filter).changed).ptr, ((*filter).changed).len, (uint8_t *) (*read).ptr, (*read).len, (int64_t) (cursor), ptr);
   hotwasm_script_ecs_result_query_page_error_t result;
   switch ((int32_t) *((uint8_t*) (ptr + 0))) {
     case 0: {

@@ -421,6 +421,23 @@ typedef struct hotwasm_script_ecs_query_page_t {
 } hotwasm_script_ecs_query_page_t;
 
 typedef struct {
+  script_string_t *ptr;
+  size_t len;
+} script_list_string_t;
+
+// Which entities a `query-filtered` matches, by component type paths:
+// `having` is Bevy's `With`; `without`, `added` and `changed` are its
+// `Without`, `Added` and `Changed`. Added and changed count since the
+// end of this instance's previous call (every component is new to its
+// first).
+typedef struct hotwasm_script_ecs_query_filter_t {
+  script_list_string_t   having;
+  script_list_string_t   without;
+  script_list_string_t   added;
+  script_list_string_t   changed;
+} hotwasm_script_ecs_query_filter_t;
+
+typedef struct {
   bool is_err;
   union {
     script_list_u8_t ok;
@@ -452,11 +469,6 @@ typedef struct {
     hotwasm_script_ecs_error_t err;
   } val;
 } hotwasm_script_ecs_result_entity_error_t;
-
-typedef struct {
-  script_string_t *ptr;
-  size_t len;
-} script_list_string_t;
 
 typedef struct {
   bool is_err;
@@ -790,12 +802,25 @@ extern bool hotwasm_script_ecs_spawn(script_list_tuple2_string_list_u8_t *compon
 // runs another script. A guest may despawn its own entity, which ends
 // its script.
 extern bool hotwasm_script_ecs_despawn(hotwasm_script_ecs_entity_t entity, hotwasm_script_ecs_error_t *err);
+// Spawns an entity with these components as a child of `parent`
+// (Bevy's `ChildOf`), so it goes when its parent is despawned. The
+// parent must be an entity the module may write to, and neither hold
+// a resource nor run another script (`protected`).
+extern bool hotwasm_script_ecs_spawn_child(hotwasm_script_ecs_entity_t parent, script_list_tuple2_string_list_u8_t *components, hotwasm_script_ecs_entity_t *ret, hotwasm_script_ecs_error_t *err);
+// Removes the component `type-path` from `entity`: a write of that
+// type (`component.write`), refused like `set-component` on entities
+// that hold a resource or run another script. Removing a component
+// the entity does not have is not an error.
+extern bool hotwasm_script_ecs_remove_component(hotwasm_script_ecs_entity_t entity, script_string_t *type_path, hotwasm_script_ecs_error_t *err);
 // The entities having every component in `having` and in `read`, each
 // with the values of the `read` components: a page from `cursor` (0 for
 // the first page, then the previous page's `next`). Pages read in one
 // call of the guest see the same world; between frames, entities
 // spawned or despawned may shift what a cursor points at.
 extern bool hotwasm_script_ecs_query(script_list_string_t *having, script_list_string_t *read, uint64_t cursor, hotwasm_script_ecs_query_page_t *ret, hotwasm_script_ecs_error_t *err);
+// `query` with a filter: the entities having every component in `read`
+// that pass `filter`, a page from `cursor`.
+extern bool hotwasm_script_ecs_query_filtered(hotwasm_script_ecs_query_filter_t *filter, script_list_string_t *read, uint64_t cursor, hotwasm_script_ecs_query_page_t *ret, hotwasm_script_ecs_error_t *err);
 // For every entity with a component of type `type-path`: the entity and
 // the number at `field` inside the component (a `bevy_reflect` path:
 // `hp`, `position.x`, `0`), as `f64`. One call, however many entities.
@@ -906,6 +931,10 @@ void script_option_u64_free(script_option_u64_t *ptr);
 
 void hotwasm_script_ecs_query_page_free(hotwasm_script_ecs_query_page_t *ptr);
 
+void script_list_string_free(script_list_string_t *ptr);
+
+void hotwasm_script_ecs_query_filter_free(hotwasm_script_ecs_query_filter_t *ptr);
+
 void hotwasm_script_ecs_result_list_u8_error_free(hotwasm_script_ecs_result_list_u8_error_t *ptr);
 
 void hotwasm_script_ecs_result_void_error_free(hotwasm_script_ecs_result_void_error_t *ptr);
@@ -915,8 +944,6 @@ void script_tuple2_string_list_u8_free(script_tuple2_string_list_u8_t *ptr);
 void script_list_tuple2_string_list_u8_free(script_list_tuple2_string_list_u8_t *ptr);
 
 void hotwasm_script_ecs_result_entity_error_free(hotwasm_script_ecs_result_entity_error_t *ptr);
-
-void script_list_string_free(script_list_string_t *ptr);
 
 void hotwasm_script_ecs_result_query_page_error_free(hotwasm_script_ecs_result_query_page_error_t *ptr);
 

@@ -68,11 +68,16 @@ pub enum Right {
     Subscribe,
     /// `requests.answer`: answer the game's requests on these topics.
     Answer,
+    /// `game-message.read`: receive the game's Bevy messages of these
+    /// types (`add_script_message`), by type path.
+    GameMessageRead,
+    /// `game-message.write`: write the game's Bevy messages of these types.
+    GameMessageWrite,
 }
 
 impl Right {
     /// Every right, in the order a manifest lists them.
-    pub const ALL: [Right; 16] = [
+    pub const ALL: [Right; 18] = [
         Right::ComponentRead,
         Right::ComponentWrite,
         Right::ComponentWatch,
@@ -89,6 +94,8 @@ impl Right {
         Right::Send,
         Right::Subscribe,
         Right::Answer,
+        Right::GameMessageRead,
+        Right::GameMessageWrite,
     ];
 
     /// Its name in a manifest, e.g. `component.write`.
@@ -110,6 +117,8 @@ impl Right {
             Right::Send => "messages.send",
             Right::Subscribe => "messages.subscribe",
             Right::Answer => "requests.answer",
+            Right::GameMessageRead => "game-message.read",
+            Right::GameMessageWrite => "game-message.write",
         }
     }
 

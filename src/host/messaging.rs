@@ -12,6 +12,21 @@ use super::bindings::hotwasm::script::messaging::{Error as WitError, Host};
 use super::quota::{CallQuota, HostWork};
 use crate::capabilities::Right;
 
+/// What starts the topic of a game's Bevy message type registered for
+/// scripts: `bevy:<type path>`.
+pub(crate) const GAME_MESSAGE_PREFIX: &str = "bevy:";
+
+/// The right a send (`write`) or a subscription on `topic` needs, and what
+/// it is checked against: a game message's type path, or the topic.
+fn right_for(topic: &str, write: bool) -> (Right, &str) {
+    match (topic.strip_prefix(GAME_MESSAGE_PREFIX), write) {
+        (Some(type_path), true) => (Right::GameMessageWrite, type_path),
+        (Some(type_path), false) => (Right::GameMessageRead, type_path),
+        (None, true) => (Right::Send, topic),
+        (None, false) => (Right::Subscribe, topic),
+    }
+}
+
 /// The longest topic, in bytes.
 pub const MAX_TOPIC_BYTES: u32 = 256;
 /// The largest payload, in bytes.
@@ -154,8 +169,9 @@ impl MessagingView<'_> {
 impl Host for MessagingView<'_> {
     fn send(&mut self, topic: String, payload: Vec<u8>) -> Result<(), WitError> {
         check_message(&topic, &payload)?;
+        let (right, reached) = right_for(&topic, true);
         self.access
-            .check(Right::Send, &topic)
+            .check(right, reached)
             .map_err(WitError::Denied)?;
         self.quota
             .take(HostWork::Message, topic.len() + payload.len())
@@ -166,8 +182,9 @@ impl Host for MessagingView<'_> {
 
     fn subscribe(&mut self, topic: String) -> Result<(), WitError> {
         check_topic(&topic)?;
+        let (right, reached) = right_for(&topic, false);
         self.access
-            .check(Right::Subscribe, &topic)
+            .check(right, reached)
             .map_err(WitError::Denied)?;
         add_topic(&mut self.mailbox.subscriptions, topic)?;
         self.mailbox.changes += 1;

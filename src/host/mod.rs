@@ -27,6 +27,7 @@ mod watch;
 
 use std::sync::Arc;
 
+use bevy::ecs::change_detection::Tick;
 use bevy::ecs::component::ComponentId;
 use bevy::ecs::reflect::AppTypeRegistry;
 use bevy::prelude::{Entity, World};
@@ -47,7 +48,7 @@ pub use self::keyvalue::{MAX_CAS_HANDLES, MAX_OPEN_BUCKETS};
 pub(crate) use self::keyvalue::{link_pairs_get_many, wants_pairs_get_many};
 pub(crate) use self::log::GuestLine;
 use self::log::{Log, LogView};
-pub(crate) use self::messaging::check_message;
+pub(crate) use self::messaging::{GAME_MESSAGE_PREFIX, check_message};
 pub use self::messaging::{MAX_PAYLOAD_BYTES, MAX_SUBSCRIPTIONS, MAX_TOPIC_BYTES, MessageError};
 use self::messaging::{Mailbox, Messaging, MessagingView};
 pub(crate) use self::quota::CallQuota;
@@ -140,6 +141,9 @@ pub(crate) struct HostState {
     script_component: Option<ComponentId>,
     /// The game's world, lent for the length of each call (see `WorldLoan`).
     world: Option<Box<World>>,
+    /// The world's change tick when the previous call ended: what the
+    /// `added` and `changed` filters of a query count from.
+    last_call_tick: Tick,
     /// Enforces the instance's memory and table limits.
     limiter: Limiter,
     /// The key-value handles the guest holds.
@@ -186,6 +190,7 @@ impl HostState {
             registry: game.registry,
             script_component: game.script_component,
             world: None,
+            last_call_tick: Tick::new(0),
             limiter: Limiter::new(limits),
             kv_handles: keyvalue::KvHandles::default(),
             limits: *limits,
@@ -209,6 +214,9 @@ impl HostState {
 
     /// Takes back the world lent for the call that ended.
     pub(crate) fn take_world(&mut self) -> Option<Box<World>> {
+        if let Some(world) = &self.world {
+            self.last_call_tick = world.read_change_tick();
+        }
         self.world.take()
     }
 

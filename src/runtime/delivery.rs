@@ -10,11 +10,12 @@ use bevy::log::Level;
 use bevy::prelude::*;
 
 use super::faults::faulted;
+use super::game_messages::GameMessages;
 use super::{FrameContext, RECENT_RUNS, RunOrder, Runner, TrackedScript, WasmRuntime};
-use crate::host::{GuestLine, InstanceDetails, check_message};
+use crate::host::{GAME_MESSAGE_PREFIX, GuestLine, InstanceDetails, check_message};
 use crate::instance::{CallCost, LiveInstance, PendingMessages, Produced};
 use crate::messages::{
-    FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleLogged, ModuleMessage, Recipient,
+    FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleLogged, ModuleMessage, Recipient, ScriptRef,
 };
 use crate::sandbox::QueueLimits;
 
@@ -142,6 +143,9 @@ pub(super) fn publish(world: &mut World, instance: &mut LiveInstance, sent: &mut
         });
     }
     for (topic, payload) in messages {
+        if topic.starts_with(GAME_MESSAGE_PREFIX) {
+            write_game_message(world, script, &topic, &payload);
+        }
         world.write_message(ModuleMessage {
             from: script.clone(),
             topic: topic.clone(),
@@ -152,6 +156,21 @@ pub(super) fn publish(world: &mut World, instance: &mut LiveInstance, sent: &mut
             topic,
             payload,
         });
+    }
+}
+
+/// Writes a script's message on a game message type's topic as that Bevy
+/// message; one that does not read as the type is dropped with a warning.
+fn write_game_message(world: &mut World, script: &ScriptRef, topic: &str, json: &[u8]) {
+    let written = world
+        .try_resource_scope(|world, bridges: Mut<GameMessages>| bridges.write(world, topic, json));
+    match written.flatten() {
+        Some(Ok(())) => {}
+        Some(Err(cause)) => warn!("{script}: its {topic} message is not one: {cause}"),
+        None => warn!(
+            "{script}: sent on {topic}, but the game registered no such message type \
+             (App::add_script_message)"
+        ),
     }
 }
 

@@ -5,16 +5,19 @@
 //! The live instances are the runtime's own (the private resource
 //! [`ScriptRunner`], away from the world while scripts run); the status is
 //! plain data, readable through `&World`. `requests` asks scripts the
-//! game's questions, now or this frame.
+//! game's questions, now or this frame; `game_messages` carries the game's
+//! own Bevy messages to scripts and back.
 //!
 //! Its parts use one another one way: `lifecycle` → `delivery` → `faults`
 //! (and `lifecycle` → `faults`, `lifecycle` → `script_changes`,
-//! `requests` → `delivery`, `faults`); `changes` stands apart. Each may use
+//! `requests` → `delivery`, `faults`, `delivery` → `game_messages`);
+//! `changes` stands apart. Each may use
 //! this file's types.
 
 mod changes;
 mod delivery;
 mod faults;
+mod game_messages;
 mod lifecycle;
 mod requests;
 mod script_changes;
@@ -33,6 +36,8 @@ use bevy::prelude::*;
 
 use self::changes::ChangeTracker;
 use self::delivery::{Inbox, Sent};
+pub(crate) use self::game_messages::GameMessages;
+pub use self::game_messages::ScriptMessageApp;
 use self::lifecycle::Version;
 pub(crate) use self::requests::AskQueue;
 pub use self::requests::{AskError, AskScript, AskTicket, ScriptAnswered, ScriptAsk};
@@ -706,11 +711,17 @@ fn run_frame(
     for message in host_messages.read(from_systems).chain(&from_threads) {
         runner.deliver(message);
     }
+    let game_messages = (frame.world)
+        .try_resource_scope(|world, mut bridges: Mut<GameMessages>| bridges.read_new(world));
+    for message in game_messages.iter().flatten() {
+        runner.deliver(message);
+    }
     runner.match_kv_changes(kv_inputs.get_mut(&mut frame.world)?.read());
     let record = frame.status.record_watched_changes;
     runner.match_ecs_changes(&mut frame.world, record);
     runner.run_batches(frame);
     runner.answer_asks(frame, asks);
+    (frame.world).try_resource_scope(|world, mut bridges: Mut<GameMessages>| bridges.skip(world));
     runner.route_sent();
     runner.close_frame(frame.status);
     Ok(())

@@ -137,6 +137,7 @@ fn denied_lines(victim: Entity) -> Vec<String> {
         "send game/gold: denied: messages.send game/gold".to_owned(),
         "subscribe game/gold: denied: messages.subscribe game/gold".to_owned(),
         "answer game/gold: denied: requests.answer game/gold".to_owned(),
+        "write EnemyKilled: denied: game-message.write game_types::EnemyKilled".to_owned(),
         "task 1: ok".to_owned(),
         "task 2: ok".to_owned(),
         "task 3: denied: tasks 3 (granted 2, 2 pending)".to_owned(),
@@ -154,7 +155,7 @@ fn a_guest_gets_an_error_for_each_thing_it_was_not_granted_and_the_game_is_uncha
     assert_eq!(attempts(&app, intruder), expected);
     assert_untouched(&mut app, intruder, victim);
     let stats = runtime(&app).script(intruder).unwrap().stats();
-    assert_eq!(stats.denied_host_calls, 14, "every refusal counted");
+    assert_eq!(stats.denied_host_calls, 15, "every refusal counted");
     assert_eq!(granted(&app).tasks(), 2);
     let grant = module_status(&app).capabilities().expect("loaded");
     assert!(grant.denied_by_ceiling().is_empty(), "no ceiling");
@@ -168,7 +169,7 @@ fn the_same_guest_asking_for_more_is_granted_it() {
     for line in attempts(&app, intruder) {
         assert!(line.ends_with(": ok"), "{line}");
     }
-    assert_eq!(attempts(&app, intruder).len(), ALLOWED.len() + 16);
+    assert_eq!(attempts(&app, intruder).len(), ALLOWED.len() + 17);
     let world = app.world_mut();
     assert!(world.get_entity(victim).is_err(), "despawned");
     assert_eq!(world.resource::<Boost>().fire_rate, 99.0);

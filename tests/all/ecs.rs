@@ -219,3 +219,122 @@ fn a_guest_queries_thousands_of_entities_in_pages() {
     );
     assert!(unknown.contains("UnknownType"), "{unknown}");
 }
+
+/// A second component for the filters, unknown to the guest but by path.
+#[derive(Component, Reflect, Default)]
+#[reflect(Component)]
+struct Tag;
+
+/// The entities a filtered query logged, as a set of their bits.
+fn filtered(app: &mut App, inspector: Entity, filter: String) -> Vec<u64> {
+    let line = ask(app, inspector, "inspect/filter", filter);
+    let (_, entities) = line.split_once(" rows: ").expect(&line);
+    let mut bits: Vec<u64> = entities.split(' ').filter_map(|b| b.parse().ok()).collect();
+    bits.sort();
+    bits
+}
+
+#[test]
+fn queries_filter_with_without_added_and_changed_like_bevys() {
+    let (_assets, mut app, inspector) = inspector();
+    app.register_type::<Tag>();
+    let (health, tag) = (Health::type_path(), Tag::type_path());
+    let plain = app.world_mut().spawn(Health { hp: 1 }).id();
+    let tagged = app.world_mut().spawn((Health { hp: 2 }, Tag)).id();
+    let both = {
+        let mut both = vec![plain.to_bits(), tagged.to_bits()];
+        both.sort();
+        both
+    };
+
+    // Both were added after the guest's previous call ended; not since.
+    assert_eq!(
+        filtered(&mut app, inspector, format!("{health} added:{health}")),
+        both
+    );
+    assert_eq!(
+        filtered(&mut app, inspector, format!("{health} added:{health}")),
+        [0u64; 0]
+    );
+    assert_eq!(
+        filtered(&mut app, inspector, format!("{health} without:{tag}")),
+        [plain.to_bits()]
+    );
+    assert_eq!(
+        filtered(&mut app, inspector, format!("{health} with:{tag}")),
+        [tagged.to_bits()]
+    );
+    app.world_mut().get_mut::<Health>(plain).unwrap().hp = 10;
+    assert_eq!(
+        filtered(&mut app, inspector, format!("{health} changed:{health}")),
+        [plain.to_bits()]
+    );
+    assert_eq!(
+        filtered(&mut app, inspector, format!("{health} changed:{health}")),
+        [0u64; 0]
+    );
+}
+
+#[test]
+fn a_guest_removes_components_and_spawns_children_that_go_with_their_parent() {
+    let (_assets, mut app, inspector) = inspector();
+    let health = Health::type_path();
+    let parent = app.world_mut().spawn(Health { hp: 1 }).id();
+
+    let removed = ask(
+        &mut app,
+        inspector,
+        "inspect/remove",
+        format!("{} {health}", parent.to_bits()),
+    );
+    assert_eq!(removed, "remove done");
+    assert_eq!(app.world().get::<Health>(parent), None);
+    let again = ask(
+        &mut app,
+        inspector,
+        "inspect/remove",
+        format!("{} {health}", parent.to_bits()),
+    );
+    assert_eq!(
+        again, "remove done",
+        "removing what is not there is no error"
+    );
+    let gone = ask(
+        &mut app,
+        inspector,
+        "inspect/remove",
+        format!("{} {health}", u64::MAX),
+    );
+    assert!(gone.contains("NoSuchEntity"), "{gone}");
+
+    let spawned = ask(
+        &mut app,
+        inspector,
+        "inspect/spawn-child",
+        format!("{}\n{health} {{\"hp\":5}}", parent.to_bits()),
+    );
+    let child = Entity::from_bits(
+        spawned
+            .strip_prefix("spawn-child ")
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    assert_eq!(
+        app.world().get::<ChildOf>(child).map(ChildOf::parent),
+        Some(parent)
+    );
+    assert_eq!(app.world().get::<Health>(child), Some(&Health { hp: 5 }));
+
+    let despawned = ask(
+        &mut app,
+        inspector,
+        "inspect/despawn",
+        parent.to_bits().to_string(),
+    );
+    assert_eq!(despawned, "despawned");
+    assert!(
+        app.world().get_entity(child).is_err(),
+        "the child went with its parent"
+    );
+}

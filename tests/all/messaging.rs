@@ -6,6 +6,7 @@ use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::sandbox::{MAX_PAYLOAD_BYTES, MAX_QUEUED_BYTES, QueueLimits};
 use bevy_hotwasm::{FailureStage, MessageError, ModuleLogged, Sandbox, ScriptSender, WasmEngine};
+use game_types::{EnemyKilled, Position};
 use hotwasm_test_support::*;
 
 /// A system that sends `ping` to the entity in it, once.
@@ -296,7 +297,7 @@ fn an_error_a_handler_returns_is_logged_with_its_name_not_a_fault() {
     // A closure is named by where it was registered, in the guest's source.
     assert!(
         line.message
-            .contains("the closure at guests/echo/src/lib.rs:74 failed: read-component takes"),
+            .contains("the closure at guests/echo/src/lib.rs:76 failed: read-component takes"),
         "{}",
         line.message
     );
@@ -310,5 +311,46 @@ fn an_error_a_handler_returns_is_logged_with_its_name_not_a_fault() {
             .lines_of(echo)
             .iter()
             .any(|line| line.ends_with("still there"))
+    );
+}
+
+/// The `EnemyKilled`s a system after the scripts' run read, by `x`.
+#[derive(Resource, Default)]
+struct Killed(Vec<f32>);
+
+fn read_killed(mut killed: MessageReader<EnemyKilled>, mut seen: ResMut<Killed>) {
+    seen.0.extend(killed.read().map(|killed| killed.at.x));
+}
+
+#[test]
+fn the_games_own_messages_reach_scripts_and_theirs_reach_the_game_in_the_same_frame() {
+    let assets = AssetDir::new();
+    assets.write("echo.wasm", &guest_bytes("echo"));
+    let mut app = app(&assets, None);
+    app.add_script_message::<EnemyKilled>()
+        .init_resource::<Killed>()
+        .add_systems(Update, read_killed.after(WasmSystems::Run));
+    let echo = spawn_script(&mut app, "echo.wasm");
+    update_until(&mut app, "echo to start", |app| {
+        generation(app, echo).is_some()
+    });
+
+    let at = Position { x: 1.0, y: 2.0 };
+    app.world_mut().write_message(EnemyKilled { at });
+    app.update();
+    // The game's message and the script's, written during the run, both
+    // read by a system after it in the same frame.
+    assert_eq!(app.world().resource::<Killed>().0, [1.0, 101.0]);
+    run_frames(&mut app, 3);
+    assert_eq!(
+        app.world().resource::<Killed>().0,
+        [1.0, 101.0],
+        "the script's own message does not come back to it"
+    );
+    let sent = &seen(&app).sent;
+    assert!(
+        sent.iter()
+            .any(|m| m.topic == "bevy:game_types::EnemyKilled"),
+        "{sent:?}"
     );
 }

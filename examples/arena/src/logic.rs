@@ -5,22 +5,25 @@
 //!
 //! The rules are guests (`guests/waves`, `enemy-ai`, `scoring`,
 //! `powerups`); the game only does what they ask and tells them what
-//! happened: an enemy's `Team` removed is a kill, `player-hit` and
-//! `powerup-taken` are messages, and `score` and `wave` messages come back
-//! for the HUD.
+//! happened: an enemy's `Team` removed is a kill (and an `EnemyKilled`, the
+//! game's own Bevy message, says where it fell), `player-hit` is a
+//! message, and `score` and `wave` messages come back for the HUD. A
+//! pick-up the player touches is a question: the game asks `powerups`
+//! (`powerup/take`) and leaves the pick-up lying when the answer is no.
 
 #![allow(
     clippy::type_complexity,
     reason = "Bevy queries name their filters in full"
 )]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use bevy::prelude::*;
 use bevy_hotwasm::prelude::*;
 use game_types::{
-    ARENA_HALF_HEIGHT, ARENA_HALF_WIDTH, Boost, Health, PlayerPosition, Position, Powerup, Speed,
-    Team, Velocity,
+    ARENA_HALF_HEIGHT, ARENA_HALF_WIDTH, Boost, EnemyKilled, Health, PlayerPosition, Position,
+    Powerup, Speed, Team, Velocity,
 };
 
 /// The player's speed, units a second.
@@ -98,6 +101,15 @@ impl ArenaModules {
     }
 }
 
+/// The entity running the `powerups` rules, which the game asks whether a
+/// pick-up applies.
+#[derive(Component)]
+pub struct PowerupsScript;
+
+/// Pick-ups the game asked `powerups` about, by the question's ticket.
+#[derive(Resource, Default)]
+struct PickupsAsked(HashMap<AskTicket, Entity>);
+
 /// Seconds until the gun may fire again.
 #[derive(Resource, Default)]
 struct GunCooldown(f32);
@@ -130,9 +142,11 @@ impl Plugin for ArenaLogicPlugin {
             .register_type::<Powerup>()
             .register_type::<PlayerPosition>()
             .register_type::<Boost>()
+            .add_script_message::<EnemyKilled>()
             .init_resource::<PlayerInput>()
             .init_resource::<Scoreboard>()
             .init_resource::<GunCooldown>()
+            .init_resource::<PickupsAsked>()
             .init_resource::<PlayerPosition>()
             .init_resource::<Boost>()
             .add_systems(Startup, start)
@@ -144,11 +158,13 @@ impl Plugin for ArenaLogicPlugin {
                         move_everything,
                         fire,
                         collide,
+                        ask_to_take_powerups,
                         share_player_position,
                     )
                         .chain()
                         .before(WasmSystems::Run),
-                    (give_enemies_their_ai, read_guest_messages).after(WasmSystems::Run),
+                    (give_enemies_their_ai, read_guest_messages, take_powerups)
+                        .after(WasmSystems::Run),
                 ),
             );
     }
@@ -161,9 +177,10 @@ fn start(mut commands: Commands, assets: Res<AssetServer>) {
         scoring: assets.load("modules/scoring.wasm"),
         powerups: assets.load("modules/powerups.wasm"),
     };
-    for module in [&modules.waves, &modules.scoring, &modules.powerups] {
+    for module in [&modules.waves, &modules.scoring] {
         commands.spawn(WasmScript(module.clone()));
     }
+    commands.spawn((WasmScript(modules.powerups.clone()), PowerupsScript));
     commands.insert_resource(modules);
     commands.spawn((
         Player,
@@ -252,15 +269,13 @@ fn fire(
 }
 
 /// Bullets hurt enemies (an enemy with no hit points left dies: a kill);
-/// enemies that touch the player hurt the score and are pushed back; a
-/// power-up the player touches is taken.
+/// enemies that touch the player hurt the score and are pushed back.
 fn collide(
     time: Res<Time>,
     mut commands: Commands,
-    mut to_scripts: MessageWriter<HostMessage>,
+    (mut to_scripts, mut killed): (MessageWriter<HostMessage>, MessageWriter<EnemyKilled>),
     bullets: Query<(Entity, &Position, &Velocity), With<Bullet>>,
     mut enemies: Query<(Entity, &mut Position, &mut Health), (Without<Bullet>, Without<Player>)>,
-    powerups: Query<(Entity, &Position), (With<Powerup>, Without<Health>, Without<Bullet>)>,
     player: Single<&Position, (With<Player>, Without<Bullet>, Without<Health>)>,
 ) {
     let at = |position: &Position| Vec2::new(position.x, position.y);
@@ -286,6 +301,7 @@ fn collide(
         }
         if health.hp == 0 {
             commands.entity(enemy).despawn();
+            killed.write(EnemyKilled { at: *position });
             continue;
         }
         let away = at(&position) - player_at;
@@ -296,10 +312,48 @@ fn collide(
             to_scripts.write(HostMessage::to_subscribers("player-hit", Vec::new()));
         }
     }
-    for (powerup, powerup_at) in &powerups {
-        if at(powerup_at).distance(player_at) <= POWERUP_RADIUS + PLAYER_RADIUS {
-            commands.entity(powerup).despawn();
-            to_scripts.write(HostMessage::to_subscribers("powerup-taken", Vec::new()));
+}
+
+/// Asks `powerups` whether each pick-up the player touches applies
+/// (`powerup/take`, the pick-up's kind); the answer comes this frame.
+fn ask_to_take_powerups(
+    asks: ScriptAsk,
+    rules: Single<Entity, With<PowerupsScript>>,
+    mut asked: ResMut<PickupsAsked>,
+    powerups: Query<(Entity, &Position, &Powerup)>,
+    player: Single<&Position, With<Player>>,
+) {
+    let player_at = Vec2::new(player.x, player.y);
+    for (pickup, at, kind) in &powerups {
+        let touching = Vec2::new(at.x, at.y).distance(player_at) <= POWERUP_RADIUS + PLAYER_RADIUS;
+        if touching && !asked.0.values().any(|&asked| asked == pickup) {
+            match asks.ask(*rules, "powerup/take", kind) {
+                Ok(ticket) => {
+                    asked.0.insert(ticket, pickup);
+                }
+                Err(error) => warn!("cannot ask powerups about a pick-up: {error}"),
+            }
+        }
+    }
+}
+
+/// Takes each pick-up `powerups` said applies; one it refused (a boost
+/// already running) stays where it lies, to be asked about again.
+fn take_powerups(
+    mut commands: Commands,
+    mut answers: MessageReader<ScriptAnswered>,
+    mut asked: ResMut<PickupsAsked>,
+) {
+    for answered in answers.read() {
+        let Some(pickup) = asked.0.remove(&answered.ticket) else {
+            continue;
+        };
+        match answered.answer::<bool>() {
+            Ok(true) => {
+                commands.entity(pickup).try_despawn();
+            }
+            Ok(false) => {}
+            Err(error) => warn!("powerups did not answer about a pick-up: {error}"),
         }
     }
 }

@@ -14,7 +14,7 @@ use bevy::time::TimeUpdateStrategy;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::trust::{SignatureError, sign_module};
 use ed25519_dalek::SigningKey;
-use game_types::{Position, Team, Velocity};
+use game_types::{Boost, EnemyKilled, Position, Powerup, Team, Velocity};
 use hotwasm_test_support::*;
 
 /// The game over a temporary asset directory holding the four rule guests,
@@ -315,4 +315,76 @@ fn a_release_arena_runs_the_rules_signed_by_its_key_and_refuses_an_unsigned_one(
             .iter()
             .any(|error| matches!(error, SignatureError::Unsigned { .. }))
     });
+}
+
+/// The game asks `powerups` whether a pick-up applies (`powerup/take`):
+/// the first one the player touches is taken and boosts the gun; a second,
+/// touched while that boost runs, stays where it lies.
+#[test]
+fn a_pick_up_is_taken_only_when_the_powerups_rules_say_it_applies() {
+    let save = tempfile::tempdir().unwrap();
+    let (_assets, mut app) = arena(save.path());
+    update_until(&mut app, "every rule to start", |app| {
+        runtime(app).scripts().count() >= 3
+            && runtime(app)
+                .scripts()
+                .all(|(_, script)| script.generation().is_some())
+    });
+    let player = player(&mut app);
+    let lying = |app: &mut App| {
+        let mut query = app.world_mut().query_filtered::<Entity, With<Powerup>>();
+        query.iter(app.world()).count()
+    };
+    let at = Position {
+        x: player.x,
+        y: player.y,
+    };
+    app.world_mut().spawn((at, Powerup::RapidFire));
+    update_until(&mut app, "the first pick-up to be taken", |app| {
+        lying(app) == 0
+    });
+    assert!(
+        app.world().resource::<Boost>().secs_left > 0.0,
+        "the gun is boosted"
+    );
+    update_until(&mut app, "the HUD to show the boost", |app| {
+        board(app).boosted
+    });
+
+    app.world_mut().spawn((at, Powerup::RapidFire));
+    run_frames(&mut app, 30);
+    assert_eq!(lying(&mut app), 1, "no second boost while one runs");
+    assert!(app.world().resource::<Boost>().secs_left > 0.0);
+}
+
+/// The game's own `EnemyKilled` messages reach `powerups` (a script
+/// subscribed to a Bevy message type): the fifth kill drops a pick-up where
+/// that enemy fell.
+#[test]
+fn every_fifth_enemy_killed_drops_a_pick_up_where_it_fell() {
+    let save = tempfile::tempdir().unwrap();
+    let (_assets, mut app) = arena(save.path());
+    update_until(&mut app, "every rule to start", |app| {
+        runtime(app).scripts().count() >= 3
+            && runtime(app)
+                .scripts()
+                .all(|(_, script)| script.generation().is_some())
+    });
+    let pickups = |app: &mut App| {
+        let mut query = app.world_mut().query_filtered::<&Position, With<Powerup>>();
+        query.iter(app.world()).copied().collect::<Vec<_>>()
+    };
+    for kill in 1..=5 {
+        let at = Position {
+            x: 100.0 + kill as f32,
+            y: -50.0,
+        };
+        app.world_mut().write_message(EnemyKilled { at });
+        app.update();
+        if kill < 5 {
+            assert!(pickups(&mut app).is_empty(), "no drop at kill {kill}");
+        }
+    }
+    update_until(&mut app, "the drop", |app| !pickups(app).is_empty());
+    assert_eq!(pickups(&mut app), [Position { x: 105.0, y: -50.0 }]);
 }

@@ -13,9 +13,11 @@
 //! It answers the game's requests: `echo/double` (a number, doubled),
 //! `echo/pings` (the pings so far), `echo/generation` (its generation),
 //! `echo/fail` (always its own error), `echo/bytes` (a string of that many
-//! `x`), and `echo/count` (counts, like `count`).
+//! `x`), and `echo/count` (counts, like `count`). It reads the game's
+//! `EnemyKilled` messages and writes one back 100 further east (not for
+//! one already east of 100, so two echoes do not play catch forever).
 
-use game_types::Position;
+use game_types::{EnemyKilled, Position};
 use hotwasm_sdk::ecs::raw;
 use hotwasm_sdk::{ComponentChanges, Cx, Entity, Error, Script, Watch, WatchId, info};
 
@@ -120,6 +122,16 @@ impl Script for Echo {
         cx.on_request("echo/count", |me, _, (): ()| {
             me.counted += 1;
             Ok(me.counted)
+        })?;
+        cx.on_game_message(|_, _, killed: EnemyKilled| {
+            if killed.at.x >= 100.0 {
+                return Ok(());
+            }
+            let at = Position {
+                x: killed.at.x + 100.0,
+                ..killed.at
+            };
+            hotwasm_sdk::game::write(&EnemyKilled { at })
         })?;
         cx.on_message("report", |me, _, _| {
             info!("counted {}", me.counted);

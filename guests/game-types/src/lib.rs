@@ -1,4 +1,4 @@
-//! Component types shared by a game and its guests: one definition,
+//! Component, resource and message types shared by a game and its guests: one definition,
 //! compiled into the game (feature `bevy`: Bevy `Component` and `Reflect`
 //! with `Serialize`/`Deserialize`) and into guests (feature `guest`:
 //! `hotwasm_sdk::Component`, the same type paths). The JSON the game's
@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "bevy")]
 use bevy::prelude::{
-    Component, Reflect, ReflectComponent, ReflectDeserialize, ReflectResource, ReflectSerialize,
-    Resource,
+    Component, Message, Reflect, ReflectComponent, ReflectDeserialize, ReflectResource,
+    ReflectSerialize, Resource,
 };
 
 /// Where an entity is, in world units.
@@ -146,6 +146,15 @@ pub struct Boost {
     pub secs_left: f32,
 }
 
+/// An enemy was killed, where it fell: a Bevy message the game writes and
+/// scripts read (`app.add_script_message::<EnemyKilled>()`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "bevy", derive(Message, Reflect))]
+pub struct EnemyKilled {
+    /// Where it was when it died.
+    pub at: Position,
+}
+
 /// Half the arena's width: entities stay within `-ARENA_HALF_WIDTH..=ARENA_HALF_WIDTH`.
 pub const ARENA_HALF_WIDTH: f32 = 600.0;
 /// Half the arena's height.
@@ -157,6 +166,8 @@ hotwasm_sdk::component!(
 );
 #[cfg(feature = "guest")]
 hotwasm_sdk::resource!(PlayerPosition, Boost);
+#[cfg(feature = "guest")]
+hotwasm_sdk::game_message!(EnemyKilled);
 
 /// A designer's value from the game's `tuning` bucket (written as text, so
 /// a person can edit its file by hand), read by a guest; `None` when it is

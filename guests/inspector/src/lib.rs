@@ -5,7 +5,11 @@
 //! `<type path> <json>` per line), `inspect/sum` (`<type path> <field>`: the
 //! field summed over every entity with the component, in one call),
 //! `inspect/query` (`<type path to read> [<type path it must have>]`, every
-//! page), `inspect/despawn` (`<entity bits>`).
+//! page), `inspect/despawn` (`<entity bits>`), `inspect/remove` (`<entity
+//! bits> <type path>`), `inspect/spawn-child` (`<parent bits>`, then one
+//! `<type path> <json>` per line), `inspect/filter` (`<type path to read>`
+//! then filters `with:<type path>`, `without:…`, `added:…`, `changed:…`:
+//! logs the entities of the first page, in query order).
 
 use hotwasm_sdk::ecs::raw as ecs;
 use hotwasm_sdk::{Cx, Error, Message, Script, info};
@@ -120,6 +124,60 @@ impl Script for Inspector {
                 Ok(()) => info!("despawned"),
                 Err(error) => info!("despawn failed: {error:?}"),
             }
+            Ok(())
+        })?;
+        cx.on_message("inspect/remove", |_, _, message| {
+            let words = words(message, 2);
+            let type_path = words.get(1).map_or("", String::as_str);
+            answer(
+                "remove",
+                ecs::remove_component(bits(&words[0]), type_path),
+                |()| "done".to_owned(),
+            );
+            Ok(())
+        })?;
+        cx.on_message("inspect/spawn-child", |_, _, message| {
+            let text = String::from_utf8_lossy(message.payload);
+            let mut lines = text.lines();
+            let parent = bits(lines.next().unwrap_or_default());
+            let components: Vec<(String, Vec<u8>)> = lines
+                .filter_map(|line| line.split_once(' '))
+                .map(|(type_path, json)| (type_path.to_owned(), json.as_bytes().to_vec()))
+                .collect();
+            answer(
+                "spawn-child",
+                ecs::spawn_child(parent, &components),
+                |child| child.to_string(),
+            );
+            Ok(())
+        })?;
+        cx.on_message("inspect/filter", |_, _, message| {
+            let text = String::from_utf8_lossy(message.payload);
+            let mut words = text.split(' ').map(str::to_owned);
+            let read: Vec<String> = words.next().into_iter().collect();
+            let mut filter = ecs::QueryFilter {
+                having: Vec::new(),
+                without: Vec::new(),
+                added: Vec::new(),
+                changed: Vec::new(),
+            };
+            for word in words {
+                let Some((kind, type_path)) = word.split_once(':') else {
+                    continue;
+                };
+                let list = match kind {
+                    "with" => &mut filter.having,
+                    "without" => &mut filter.without,
+                    "added" => &mut filter.added,
+                    _ => &mut filter.changed,
+                };
+                list.push(type_path.to_owned());
+            }
+            answer("filter", ecs::query_filtered(&filter, &read, 0), |page| {
+                let entities: Vec<String> =
+                    page.rows.iter().map(|row| row.entity.to_string()).collect();
+                format!("{} rows: {}", entities.len(), entities.join(" "))
+            });
             Ok(())
         })
     }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use game_types::{Boost, Health, Position};
+use game_types::{Boost, EnemyKilled, Health, Position};
 use hotwasm_sdk::{ComponentChanges, Cx, Entity, Error, Script, Watch, ecs, info, me};
 
 #[cfg(not(feature = "granted"))]
@@ -42,6 +42,7 @@ hotwasm_sdk::capabilities!(
     messages.send   *
     messages.subscribe *
     requests.answer game/gold
+    game-message.write game_types::EnemyKilled
     tasks 3
     frame
     "
@@ -131,6 +132,10 @@ impl Script for Intruder {
         attempt(
             "answer game/gold",
             cx.on_request("game/gold", |_, _, (): ()| Ok(1_000_000u64)),
+        );
+        attempt(
+            "write EnemyKilled",
+            hotwasm_sdk::game::write(&EnemyKilled::default()),
         );
         for task in 1..=3 {
             attempt(

@@ -1,10 +1,12 @@
-//! Power-ups: every [`KILLS_PER_DROP`]th kill (the `kill` messages scoring
-//! sends) drops a rapid-fire pick-up somewhere in the arena; when the game
-//! says the player took one (`powerup-taken`), the gun's `Boost` resource
-//! is set for [`BOOST_SECS`]. It watches `Boost`, so it knows when the
-//! game has run a boost down, and says so on `boost`.
+//! Power-ups: every [`KILLS_PER_DROP`]th kill (the game's `EnemyKilled`
+//! messages) drops a rapid-fire pick-up where that enemy fell. When the
+//! player touches one the game asks whether it applies (`powerup/take`):
+//! yes sets the gun's `Boost` resource for [`BOOST_SECS`]; no, while a
+//! boost runs (boosts do not stack), and the pick-up stays. It watches
+//! `Boost`, so it knows when the game has run a boost down, and says each
+//! change on `boost`.
 
-use game_types::{ARENA_HALF_HEIGHT, ARENA_HALF_WIDTH, Boost, Position, Powerup};
+use game_types::{Boost, EnemyKilled, Powerup};
 use hotwasm_sdk::{Cx, Error, Script, Watch, ecs};
 
 const KILLS_PER_DROP: u64 = 5;
@@ -14,8 +16,9 @@ const BOOST_FIRE_RATE: f32 = 3.0;
 // What powerups may touch: a signed build gets exactly this (README, Release builds).
 hotwasm_sdk::capabilities!(
     "
-    messages.subscribe kill powerup-taken
+    game-message.read  game_types::EnemyKilled
     messages.send      boost
+    requests.answer    powerup/take
     spawn              game_types::Position game_types::Powerup
     resource.write     game_types::Boost
     resource.watch     game_types::Boost
@@ -30,25 +33,24 @@ struct Powerups {
 
 impl Script for Powerups {
     fn init(&mut self, cx: &mut Cx<Self>) -> Result<(), Error> {
-        cx.on_message("kill", |me, _, _| {
+        cx.on_game_message(|me, _, killed: EnemyKilled| {
             me.kills += 1;
-            if me.kills % KILLS_PER_DROP != 0 {
-                return Ok(());
+            if me.kills % KILLS_PER_DROP == 0 {
+                ecs::spawn((killed.at, Powerup::RapidFire))?;
             }
-            // Somewhere new each time, inside the middle of the arena.
-            let turn = me.kills as f32 * 2.4;
-            let at = Position {
-                x: turn.cos() * ARENA_HALF_WIDTH * 0.6,
-                y: turn.sin() * ARENA_HALF_HEIGHT * 0.6,
-            };
-            ecs::spawn((at, Powerup::RapidFire))?;
             Ok(())
         })?;
-        cx.on_message("powerup-taken", |_, _, _| {
+        cx.on_request("powerup/take", |me, _, _: Powerup| {
+            if me.boosted {
+                return Ok(false);
+            }
             ecs::set_resource(&Boost {
                 fire_rate: BOOST_FIRE_RATE,
                 secs_left: BOOST_SECS,
-            })
+            })?;
+            me.boosted = true;
+            hotwasm_sdk::send("boost", b"on")?;
+            Ok(true)
         })?;
         cx.watch(Watch::resource::<Boost>(), |me, _, event| {
             let boost: Boost = event.json()?;

@@ -19,6 +19,7 @@ use crate::bindings::hotwasm::script::types::{Batch, Request, RequestError};
 use crate::bindings::hotwasm::script::watch::ComponentChanges;
 use crate::bindings::hotwasm::script::{messaging, scheduler, watch};
 use crate::ecs::{Component, QueryData, Resource};
+use crate::game::{self, GameMessage};
 use crate::{Entity, Error, Script, own};
 
 /// A scheduled task, to [`Cx::cancel`] it.
@@ -488,6 +489,21 @@ impl<S: 'static> Cx<S> {
         *entry = entry.iter().cloned().chain([named]).collect();
         self.topic_changes += 1;
         Ok(())
+    }
+
+    /// Calls `handler` for every one of the game's Bevy messages of type
+    /// `M` (see [`game`](crate::game)), read from JSON; one that does not
+    /// read as an `M` is the handler's error, logged. Needs the
+    /// `game-message.read` capability for its type.
+    #[track_caller]
+    pub fn on_game_message<M, F>(&mut self, mut handler: F) -> Result<(), Error>
+    where
+        M: GameMessage,
+        F: FnMut(&mut S, &mut Cx<S>, M) -> Result<(), Error> + 'static,
+    {
+        self.on_message(&game::topic::<M>(), move |me, cx, message| {
+            handler(me, cx, serde_json::from_slice(message.payload)?)
+        })
     }
 
     /// Unsubscribes from `topic` and forgets its handlers.

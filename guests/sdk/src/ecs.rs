@@ -161,7 +161,12 @@ pub fn spawn(components: impl Bundle) -> Result<Entity, Error> {
 /// [`Query::with`], with the values of `Q`, a page at a time.
 pub fn query<Q: QueryData>() -> Query<Q> {
     Query {
-        having: Vec::new(),
+        filter: raw::QueryFilter {
+            having: Vec::new(),
+            without: Vec::new(),
+            added: Vec::new(),
+            changed: Vec::new(),
+        },
         next: Some(0),
         rows: VecDeque::new(),
         data: PhantomData,
@@ -169,9 +174,12 @@ pub fn query<Q: QueryData>() -> Query<Q> {
 }
 
 /// An iterator over a [`query`]: `(entity, values)` for each match, or the
-/// error that ended it.
+/// error that ended it. Filters, like Bevy's: [`with`](Query::with),
+/// [`without`](Query::without), [`added`](Query::added) and
+/// [`changed`](Query::changed); added and changed count since this
+/// instance's previous call.
 pub struct Query<Q> {
-    having: Vec<String>,
+    filter: raw::QueryFilter,
     next: Option<u64>,
     rows: VecDeque<raw::QueryRow>,
     data: PhantomData<Q>,
@@ -180,7 +188,27 @@ pub struct Query<Q> {
 impl<Q: QueryData> Query<Q> {
     /// Only entities that also have the component `F`, not read.
     pub fn with<F: Component>(mut self) -> Self {
-        self.having.push(F::TYPE_PATH.to_owned());
+        self.filter.having.push(F::TYPE_PATH.to_owned());
+        self
+    }
+
+    /// Only entities without the component `F`.
+    pub fn without<F: Component>(mut self) -> Self {
+        self.filter.without.push(F::TYPE_PATH.to_owned());
+        self
+    }
+
+    /// Only entities whose `F` was added since this instance's previous
+    /// call.
+    pub fn added<F: Component>(mut self) -> Self {
+        self.filter.added.push(F::TYPE_PATH.to_owned());
+        self
+    }
+
+    /// Only entities whose `F` was added or changed since this instance's
+    /// previous call.
+    pub fn changed<F: Component>(mut self) -> Self {
+        self.filter.changed.push(F::TYPE_PATH.to_owned());
         self
     }
 }
@@ -191,7 +219,17 @@ impl<Q: QueryData> Iterator for Query<Q> {
     fn next(&mut self) -> Option<Self::Item> {
         if self.rows.is_empty() {
             let cursor = self.next.take()?;
-            match raw::query(&self.having, &Q::type_paths(), cursor) {
+            let filtered = [
+                &self.filter.without,
+                &self.filter.added,
+                &self.filter.changed,
+            ];
+            let page = if filtered.iter().all(|paths| paths.is_empty()) {
+                raw::query(&self.filter.having, &Q::type_paths(), cursor)
+            } else {
+                raw::query_filtered(&self.filter, &Q::type_paths(), cursor)
+            };
+            match page {
                 Ok(page) => {
                     self.next = page.next;
                     self.rows.extend(page.rows);

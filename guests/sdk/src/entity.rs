@@ -73,6 +73,23 @@ impl Entity {
         }
     }
 
+    /// Removes the component `C` (a write of `C`: `component.write`);
+    /// removing one the entity does not have is not an error.
+    pub fn remove<C: Component>(self) -> Result<(), Error> {
+        ecs::raw::remove_component(self.0, C::TYPE_PATH)?;
+        own::removed(self, C::TYPE_PATH);
+        Ok(())
+    }
+
+    /// Spawns an entity with `components` (a tuple) as a child of this
+    /// one: it is despawned with it.
+    pub fn spawn_child(self, components: impl ecs::Bundle) -> Result<Entity, Error> {
+        Ok(Entity::from_bits(ecs::raw::spawn_child(
+            self.0,
+            &components.to_json()?,
+        )?))
+    }
+
     /// Despawns the entity and its children.
     pub fn despawn(self) -> Result<(), Error> {
         Ok(ecs::raw::despawn(self.0)?)

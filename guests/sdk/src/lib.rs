@@ -79,6 +79,7 @@ mod cx;
 pub mod ecs;
 mod entity;
 mod error;
+pub mod game;
 mod own;
 
 pub use bindings::hotwasm::script::log::Level;

@@ -98,6 +98,18 @@ pub(crate) fn write(entity: Entity, type_path: &str, json: Vec<u8>) -> Result<()
     })
 }
 
+/// Marks this frame's copy of `entity`'s component `type_path`, if there
+/// is one, as gone: read as missing, never written back.
+pub(crate) fn removed(entity: Entity, type_path: &str) {
+    OWN.with_borrow_mut(|own| {
+        if let Some(index) = own.index(entity, type_path)
+            && let Some(copy) = own.copies.get_mut(index)
+        {
+            *copy = (None, false);
+        }
+    })
+}
+
 impl Own {
     /// Where this frame's copy of `entity`'s `type_path` is, if it has one.
     fn index(&self, entity: Entity, type_path: &str) -> Option<usize> {

@@ -13,6 +13,7 @@ mod queries;
 #[cfg(test)]
 mod tests;
 
+use bevy::ecs::change_detection::Tick;
 use bevy::ecs::component::ComponentId;
 use bevy::prelude::*;
 use bevy::reflect::TypeRegistry;
@@ -20,8 +21,11 @@ use wasmtime::component::HasData;
 
 pub use self::prefetch::MAX_PREFETCHED;
 pub(super) use self::prefetch::Prefetched;
+use self::queries::QueryFilter;
 use super::access::{self, Access};
-use super::bindings::hotwasm::script::ecs::{Error, Host, QueryPage};
+use super::bindings::hotwasm::script::ecs::{
+    Error, Host, QueryFilter as WitQueryFilter, QueryPage,
+};
 use super::quota::{CallQuota, HostWork};
 use super::reflect::{ReflectError, Registered, TypeKind, lookup, resource_entity, to_json};
 use super::spawned::{SpawnCounts, SpawnedBy};
@@ -77,6 +81,8 @@ pub(crate) struct EcsView<'a> {
     max_spawned_entities: u64,
     /// Its own components the guest asked to have with every frame.
     prefetched: &'a mut Vec<Prefetched>,
+    /// The world's change tick when the previous call ended.
+    last_call_tick: Tick,
 }
 
 impl EcsView<'_> {
@@ -90,6 +96,7 @@ impl EcsView<'_> {
             quota: &mut state.quota,
             max_spawned_entities: state.limits.max_spawned_entities,
             prefetched: &mut state.prefetched,
+            last_call_tick: state.last_call_tick,
         }
     }
 
@@ -227,6 +234,84 @@ impl Host for EcsView<'_> {
     }
 
     fn spawn(&mut self, components: Vec<(String, Vec<u8>)>) -> Result<u64, Error> {
+        self.spawn_with(None, &components)
+    }
+
+    fn spawn_child(
+        &mut self,
+        parent: u64,
+        components: Vec<(String, Vec<u8>)>,
+    ) -> Result<u64, Error> {
+        let parent = entity(self.world()?, parent)?;
+        self.check_entity(parent)?;
+        self.check_unprotected(parent, false)?;
+        self.spawn_with(Some(parent), &components)
+    }
+
+    fn remove_component(&mut self, bits: u64, type_path: String) -> Result<(), Error> {
+        let registry = self.registry;
+        let registry = registry.read();
+        let component = component(&registry, &type_path)?;
+        self.check_type(Right::ComponentWrite, &component)?;
+        let entity = entity(self.world()?, bits)?;
+        self.check_entity(entity)?;
+        self.check_unprotected(entity, false)?;
+        let world = self.world()?;
+        component
+            .reflect_component
+            .remove(&mut world.entity_mut(entity));
+        Ok(())
+    }
+
+    fn query_filtered(
+        &mut self,
+        filter: WitQueryFilter,
+        read: Vec<String>,
+        cursor: u64,
+    ) -> Result<QueryPage, Error> {
+        let filter = QueryFilter {
+            with: &filter.having,
+            without: &filter.without,
+            added: &filter.added,
+            changed: &filter.changed,
+        };
+        self.query_page(&filter, &read, cursor)
+    }
+
+    fn despawn(&mut self, bits: u64) -> Result<(), Error> {
+        let entity = entity(self.world()?, bits)?;
+        self.check_despawn(entity)?;
+        self.check_unprotected(entity, true)?;
+        self.world()?.despawn(entity);
+        Ok(())
+    }
+
+    fn query_field(&mut self, type_path: String, field: String) -> Result<Vec<(u64, f64)>, Error> {
+        self.field_values(&type_path, &field)
+    }
+
+    fn query(
+        &mut self,
+        having: Vec<String>,
+        read: Vec<String>,
+        cursor: u64,
+    ) -> Result<QueryPage, Error> {
+        let filter = QueryFilter {
+            with: &having,
+            ..QueryFilter::default()
+        };
+        self.query_page(&filter, &read, cursor)
+    }
+}
+
+impl EcsView<'_> {
+    /// Spawns an entity with `components` (each checked first: one refused
+    /// spawns nothing), as a child of `parent` if given.
+    fn spawn_with(
+        &mut self,
+        parent: Option<Entity>,
+        components: &[(String, Vec<u8>)],
+    ) -> Result<u64, Error> {
         let bytes = components.iter().map(|(_, json)| json.len()).sum();
         self.quota
             .take(HostWork::Spawn, bytes)
@@ -259,30 +344,12 @@ impl Host for EcsView<'_> {
             .collect::<Result<Vec<_>, Error>>()?;
         let world = self.world()?;
         let mut spawned = world.spawn(SpawnedBy { module });
+        if let Some(parent) = parent {
+            spawned.insert(ChildOf(parent));
+        }
         for (reflect_component, value) in values {
             reflect_component.insert(&mut spawned, &*value, &registry);
         }
         Ok(spawned.id().to_bits())
-    }
-
-    fn despawn(&mut self, bits: u64) -> Result<(), Error> {
-        let entity = entity(self.world()?, bits)?;
-        self.check_despawn(entity)?;
-        self.check_unprotected(entity, true)?;
-        self.world()?.despawn(entity);
-        Ok(())
-    }
-
-    fn query_field(&mut self, type_path: String, field: String) -> Result<Vec<(u64, f64)>, Error> {
-        self.field_values(&type_path, &field)
-    }
-
-    fn query(
-        &mut self,
-        having: Vec<String>,
-        read: Vec<String>,
-        cursor: u64,
-    ) -> Result<QueryPage, Error> {
-        self.query_page(&having, &read, cursor)
     }
 }

@@ -1,7 +1,12 @@
-//! `ecs.query` and `ecs.query-field`: the entities with given components, a
-//! page of [`QUERY_PAGE_ROWS`] at a time, or one number field of each.
+//! `ecs.query`, `ecs.query-filtered` and `ecs.query-field`: the entities
+//! with given components (with `With`, `Without`, `Added` and `Changed`
+//! filters), a page of [`QUERY_PAGE_ROWS`] at a time, or one number field
+//! of each.
 //! Entities out of the grant's reach are left out, not refused.
 
+use std::any::TypeId;
+
+use bevy::ecs::component::ComponentId;
 use bevy::prelude::*;
 use bevy::reflect::{ParsedPath, PartialReflect};
 
@@ -70,12 +75,12 @@ impl EcsView<'_> {
         Ok(values)
     }
 
-    /// `ecs.query`: from `cursor` on, a page of the reachable entities with
-    /// every component of `having` and `read`, with the JSON of each of
-    /// `read`.
+    /// `ecs.query` and `ecs.query-filtered`: from `cursor` on, a page of
+    /// the reachable entities with every component of `read` that pass
+    /// `filter`, with the JSON of each of `read`.
     pub(super) fn query_page(
         &mut self,
-        having: &[String],
+        filter: &QueryFilter,
         read: &[String],
         cursor: u64,
     ) -> Result<QueryPage, Error> {
@@ -91,30 +96,56 @@ impl EcsView<'_> {
                 })
                 .collect::<Result<Vec<_>, Error>>()
         };
-        let (having, read) = (type_ids(having)?, type_ids(read)?);
+        let with = type_ids(filter.with)?;
+        let without = type_ids(filter.without)?;
+        let added = type_ids(filter.added)?;
+        let changed = type_ids(filter.changed)?;
+        let read = type_ids(read)?;
+        let (last_run, this_run) = (self.last_call_tick, self.world()?.read_change_tick());
         let world = self.world.as_deref_mut().ok_or_else(not_lent)?;
-        let component_ids: Option<Vec<_>> = having
-            .iter()
-            .chain(&read)
-            .map(|type_id| world.components().get_valid_id(*type_id))
-            .collect();
-        // A type never added to the world matches no entity.
-        let Some(component_ids) = component_ids else {
+        let valid = |world: &World, ids: &[TypeId]| -> Option<Vec<ComponentId>> {
+            ids.iter()
+                .map(|type_id| world.components().get_valid_id(*type_id))
+                .collect()
+        };
+        // A type never added to the world matches no entity (and excludes none).
+        let (Some(required), Some(added), Some(changed)) = (
+            valid(
+                world,
+                &[&with[..], &read[..], &added[..], &changed[..]].concat(),
+            ),
+            valid(world, &added),
+            valid(world, &changed),
+        ) else {
             return Ok(QueryPage {
                 rows: Vec::new(),
                 next: None,
             });
         };
+        let excluded: Vec<ComponentId> = (without.iter())
+            .filter_map(|type_id| world.components().get_valid_id(*type_id))
+            .collect();
         let mut builder = QueryBuilder::<Entity>::new(world);
-        for component_id in component_ids {
+        for component_id in required {
             builder.with_id(component_id);
+        }
+        for component_id in excluded {
+            builder.without_id(component_id);
         }
         let mut query = builder.build();
         let skip = usize::try_from(cursor).unwrap_or(usize::MAX);
         let world: &World = world;
+        let ticks =
+            |entity: Entity, id: ComponentId| world.entity(entity).get_change_ticks_by_id(id);
+        let passes = |entity: Entity| {
+            (added.iter())
+                .all(|&id| ticks(entity, id).is_some_and(|t| t.is_added(last_run, this_run)))
+                && (changed.iter())
+                    .all(|&id| ticks(entity, id).is_some_and(|t| t.is_changed(last_run, this_run)))
+        };
         // Entities out of the grant's reach are left out, not refused.
         let mut entities = (query.iter(world))
-            .filter(|&entity| self.access.reaches(self.identity, world, entity))
+            .filter(|&entity| passes(entity) && self.access.reaches(self.identity, world, entity))
             .skip(skip)
             .take(QUERY_PAGE_ROWS + 1);
         let mut rows = Vec::new();
@@ -136,4 +167,14 @@ impl EcsView<'_> {
         let next = entities.next().map(|_| cursor + rows.len() as u64);
         Ok(QueryPage { rows, next })
     }
+}
+
+/// Which entities a query matches besides having its `read` components,
+/// by type paths: Bevy's `With`, `Without`, `Added` and `Changed`.
+#[derive(Default)]
+pub(super) struct QueryFilter<'a> {
+    pub with: &'a [String],
+    pub without: &'a [String],
+    pub added: &'a [String],
+    pub changed: &'a [String],
 }
