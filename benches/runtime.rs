@@ -353,6 +353,15 @@ fn requests(c: &mut Criterion) {
             assert_eq!(answer, 42);
         });
     });
+    // The host's part alone: every check, but no guest call.
+    group.bench_function("ask_now_a_topic_it_does_not_answer", |b| {
+        let (_assets, mut app, entities) = echo_app(1);
+        let world = app.world_mut();
+        b.iter(|| {
+            let answer = world.ask_script::<_, u64>(entities[0], "echo/nothing", &21u64);
+            assert!(answer.is_err());
+        });
+    });
     group.bench_function("plain_rust_json_round_trip", |b| {
         // The floor: the same JSON both ways around a plain function.
         let double = |bytes: &[u8]| -> Vec<u8> {

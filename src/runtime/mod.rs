@@ -551,6 +551,9 @@ pub(crate) struct ScriptRunner {
     runner: SyncCell<Runner>,
     /// The box the game's world moves into for a frame's calls.
     spare_world: Option<Box<World>>,
+    /// Whether the runner is taken out for a question asked now: the one
+    /// left here is empty.
+    busy: bool,
 }
 
 impl Default for ScriptRunner {
@@ -558,6 +561,7 @@ impl Default for ScriptRunner {
         Self {
             runner: SyncCell::new(Runner::default()),
             spare_world: None,
+            busy: false,
         }
     }
 }
@@ -641,6 +645,7 @@ pub(crate) fn run_scripts(
         let ScriptRunner {
             runner,
             spare_world,
+            ..
         } = runner.bypass_change_detection();
         let runner = runner.get();
         runner.queues = queues;

@@ -173,18 +173,31 @@ impl AskScript for World {
         else {
             return Err(AskError::Busy);
         };
-        // Away while scripts run, so a guest's call cannot ask again.
-        let Some(mut runner) = self.remove_resource::<ScriptRunner>() else {
+        // Taken out (the world's resources stay where they are, which is
+        // cheaper than removing them): a guest's call finds the runner
+        // busy and cannot ask again.
+        let Some(mut runner) = self.get_resource_mut::<ScriptRunner>() else {
             return Err(AskError::Busy);
         };
+        if runner.busy {
+            return Err(AskError::Busy);
+        }
+        let mut taken = std::mem::take(runner.bypass_change_detection());
+        runner.bypass_change_detection().busy = true;
+        let Some(mut status) = self.get_resource_mut::<WasmRuntime>() else {
+            self.resource_mut::<ScriptRunner>().busy = false;
+            return Err(AskError::Busy);
+        };
+        let mut status = std::mem::take(status.bypass_change_detection());
         let now = virtual_now(self);
-        let answer = self.try_resource_scope(|world, mut status: Mut<WasmRuntime>| {
+        let answer = {
             let ScriptRunner {
                 runner,
                 spare_world,
-            } = &mut runner;
+                ..
+            } = &mut taken;
             let frame = &mut FrameContext {
-                world: WorldLoan::new(world, spare_world),
+                world: WorldLoan::new(self, spare_world),
                 status: &mut status,
                 now,
                 policy,
@@ -195,9 +208,10 @@ impl AskScript for World {
                 .get()
                 .answer(frame, RunOrder(entity), &[(topic, payload)]);
             answers.pop()
-        });
-        self.insert_resource(runner);
-        answer.flatten().unwrap_or(Err(AskError::Busy))
+        };
+        *self.resource_mut::<WasmRuntime>() = status;
+        *self.resource_mut::<ScriptRunner>().bypass_change_detection() = taken;
+        answer.unwrap_or(Err(AskError::Busy))
     }
 }
 
@@ -392,19 +406,16 @@ impl Runner {
         let mut answers: Vec<Option<Result<Vec<u8>, AskError>>> = Vec::new();
         let mut pending = PendingRequests::default();
         for &(topic, payload) in requests {
-            let (script, topic_owned) = (script_ref.clone(), topic.to_owned());
+            // Named only when refused: a request that goes through costs no copy.
+            let named = || (script_ref.clone(), topic.to_owned());
             answers.push(if let Err(error) = check_message(topic, payload) {
                 Some(Err(AskError::Payload(error)))
             } else if !instance.may_answer(topic) {
-                Some(Err(AskError::Denied {
-                    script,
-                    topic: topic_owned,
-                }))
+                let (script, topic) = named();
+                Some(Err(AskError::Denied { script, topic }))
             } else if !instance.answers(topic) {
-                Some(Err(AskError::NoHandler {
-                    script,
-                    topic: topic_owned,
-                }))
+                let (script, topic) = named();
+                Some(Err(AskError::NoHandler { script, topic }))
             } else {
                 pending.push(topic, payload);
                 None
@@ -437,10 +448,11 @@ impl Runner {
                 if let Some(refused) = refused {
                     return refused;
                 }
-                let (script, topic) = (script_ref.clone(), topic.to_owned());
+                let named = || (script_ref.clone(), topic.to_owned());
                 let answer = match &mut guest {
                     Ok(answers) => answers.next(),
                     Err(fault) => {
+                        let (script, topic) = named();
                         let fault = fault.clone();
                         return Err(AskError::Fault {
                             script,
@@ -450,7 +462,9 @@ impl Runner {
                     }
                 };
                 match answer {
-                    Some(Ok(bytes)) if bytes.len() > MAX_PAYLOAD_BYTES as usize => {
+                    Some(Ok(bytes)) if bytes.len() <= MAX_PAYLOAD_BYTES as usize => Ok(bytes),
+                    Some(Ok(bytes)) => {
+                        let (script, topic) = named();
                         Err(AskError::AnswerTooLarge {
                             script,
                             topic,
@@ -458,15 +472,18 @@ impl Runner {
                             max: MAX_PAYLOAD_BYTES,
                         })
                     }
-                    Some(Ok(bytes)) => Ok(bytes),
                     Some(Err(RequestError::NoHandler)) | None => {
+                        let (script, topic) = named();
                         Err(AskError::NoHandler { script, topic })
                     }
-                    Some(Err(RequestError::Failed(message))) => Err(AskError::Guest {
-                        script,
-                        topic,
-                        message,
-                    }),
+                    Some(Err(RequestError::Failed(message))) => {
+                        let (script, topic) = named();
+                        Err(AskError::Guest {
+                            script,
+                            topic,
+                            message,
+                        })
+                    }
                 }
             })
             .collect()
