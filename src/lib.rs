@@ -60,7 +60,7 @@
 //! | what | where to read |
 //! |------|---------------|
 //! | loading: [`WasmModuleLoader`] compiles and links off the main thread, so a module that could not run never becomes an asset; each bad file is a [`WasmModuleLoaderError`] | [Errors](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/reference/errors.md) |
-//! | every guest call happens in one exclusive system, [`WasmSystems::Run`] in `Update`, in entity order; each entity has its own instance | [Writing scripts](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/scripts.md) |
+//! | every guest call happens in one exclusive system, [`WasmSystems::Run`] in `Update` (or [`WasmSystems::RunFixed`] in `FixedUpdate` for a [`FixedUpdateScript`]), in entity order; each entity has its own instance | [Writing scripts](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/scripts.md) |
 //! | hot reload: `save-state`, a new instance, `restore-state`, `init`; on any failure the old generation keeps running and [`ModuleFailed`] says why | [How hot reload behaves](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/hot-reload.md) |
 //! | tasks in virtual time, topics, [`HostMessage`] and [`ScriptSender`] in, [`ModuleMessage`] out; questions with answers ([`AskScript::ask_script`] now, [`ScriptAsk`] this frame) | [Tasks and messages](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/tasks-and-messages.md) |
 //! | [`KvStore`]: buckets in memory, on disk or shared over NATS (feature `nats`), every change a [`KvChanged`] | [The key-value store](https://github.com/bevy-hotwasm/bevy_hotwasm/blob/main/docs/src/key-value.md) |
@@ -117,8 +117,8 @@ pub use messages::{
     Recipient, ScriptQuarantined, ScriptRef, ScriptSender,
 };
 pub use runtime::{
-    AskError, AskScript, AskTicket, ModuleStatus, ScriptAnswered, ScriptAsk, ScriptMessageApp,
-    ScriptStats, ScriptStatus, WasmRuntime, WasmScript, WasmSystems,
+    AskError, AskScript, AskTicket, FixedUpdateScript, ModuleStatus, ScriptAnswered, ScriptAsk,
+    ScriptMessageApp, ScriptStats, ScriptStatus, WasmRuntime, WasmScript, WasmSystems,
 };
 pub use sandbox::{GuestLimits, Sandbox};
 pub use source::file_source_with_debounce;
@@ -148,9 +148,9 @@ pub mod watch {
 /// in its module.
 pub mod prelude {
     pub use crate::{
-        AskScript, AskTicket, HostMessage, HotWasmPlugin, KvChanged, KvStore, ModuleFailed,
-        ModuleMessage, ModuleReloaded, ScriptAnswered, ScriptAsk, ScriptMessageApp, TrustPolicy,
-        TrustedKey, WasmModule, WasmRuntime, WasmScript, WasmSystems,
+        AskScript, AskTicket, FixedUpdateScript, HostMessage, HotWasmPlugin, KvChanged, KvStore,
+        ModuleFailed, ModuleMessage, ModuleReloaded, ScriptAnswered, ScriptAsk, ScriptMessageApp,
+        TrustPolicy, TrustedKey, WasmModule, WasmRuntime, WasmScript, WasmSystems,
     };
 }
 
@@ -234,11 +234,15 @@ impl Plugin for HotWasmPlugin {
             .add_systems(
                 Update,
                 (
-                    kv::publish_kv_changes,
+                    kv::publish_kv_changes.in_set(WasmSystems::PublishKvChanges),
                     runtime::run_scripts.in_set(WasmSystems::Run),
                     WasmDiagnostics::measure,
                 )
                     .chain(),
+            )
+            .add_systems(
+                FixedUpdate,
+                runtime::run_fixed_scripts.in_set(WasmSystems::RunFixed),
             )
             .add_systems(Last, kv::send_writes_on_exit);
         WasmDiagnostics::register(app);

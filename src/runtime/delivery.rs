@@ -273,6 +273,10 @@ impl Runner {
         };
         for &range in passes {
             for (order, script) in scripts.range_mut(range) {
+                // Called in its own schedule's pass only.
+                if script.fixed != frame.fixed {
+                    continue;
+                }
                 if script.paused {
                     if !script.events.is_empty() {
                         hold_events(order.0, script, queues);

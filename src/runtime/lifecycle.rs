@@ -14,8 +14,8 @@ use super::delivery::{Sent, publish};
 use super::faults::{fail, faulted, report};
 use super::script_changes::{LoadFailure, ScriptChanges};
 use super::{
-    FrameContext, ModuleStatus, ReloadTiming, RunOrder, Runner, ScriptStatus, TrackedScript,
-    WasmScript,
+    FixedUpdateScript, FrameContext, ModuleStatus, ReloadTiming, RunOrder, Runner, ScriptStatus,
+    TrackedScript, WasmScript,
 };
 use crate::asset::{FileLoads, LoadOrder, WasmModule};
 use crate::capabilities::Grant;
@@ -260,8 +260,10 @@ impl Runner {
                 recent: default(),
             },
         );
+        let fixed = frame.world.get::<FixedUpdateScript>(order.0).is_some();
         let script = TrackedScript {
             module,
+            fixed,
             attempted: 0,
             instance: None,
             inbox,
@@ -355,7 +357,8 @@ impl Runner {
             let Some(script) = self.scripts.get_mut(&order) else {
                 continue;
             };
-            if script.paused {
+            // Each script starts and swaps in its own schedule's pass.
+            if script.paused || script.fixed != frame.fixed {
                 self.stale.insert(order);
                 continue;
             }
@@ -380,7 +383,9 @@ impl Runner {
             .restarts
             .iter()
             .filter(|&(order, &at)| {
-                at <= frame.now && !self.scripts.get(order).is_some_and(|script| script.paused)
+                at <= frame.now
+                    && (self.scripts.get(order))
+                        .is_some_and(|script| !script.paused && script.fixed == frame.fixed)
             })
             .map(|(order, _)| *order)
             .collect();

@@ -61,12 +61,36 @@ use crate::sandbox::{FaultKind, FaultPolicy, QueueLimits};
 #[derive(Component, Clone, Debug)]
 pub struct WasmScript(pub Handle<WasmModule>);
 
-/// System sets of this crate.
+/// Runs the entity's script in `FixedUpdate` instead of `Update`: its
+/// starts and hot swaps, tasks, messages, watch events and per-frame hook
+/// happen at each fixed step, in `Time<Fixed>`, so gameplay it drives steps
+/// with the game's fixed timestep. Insert it with the [`WasmScript`] (it
+/// is read when the script is added).
+///
+/// ```no_run
+/// # use bevy::prelude::*;
+/// # use bevy_hotwasm::prelude::*;
+/// fn spawn(mut commands: Commands, assets: Res<AssetServer>) {
+///     commands.spawn((WasmScript(assets.load("modules/physics.wasm")), FixedUpdateScript));
+/// }
+/// ```
+#[derive(Component, Clone, Copy, Debug, Default)]
+pub struct FixedUpdateScript;
+
+/// System sets of this crate, for ordering the game's systems around the
+/// scripts.
 #[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WasmSystems {
     /// The one exclusive system, in `Update`, that does all guest work of a
     /// frame: hot swaps, then starting new instances, in entity order.
     Run,
+    /// Its twin in `FixedUpdate`, running the scripts with a
+    /// [`FixedUpdateScript`] once per fixed step.
+    RunFixed,
+    /// In `Update`, before [`WasmSystems::Run`]: the key-value store's
+    /// changes published as [`KvChanged`] messages. A system that writes to
+    /// the store and wants scripts to see it this frame runs before it.
+    PublishKvChanges,
 }
 
 /// What one script's instances have used and suffered, across restarts.
@@ -478,6 +502,8 @@ impl PartialOrd for RunOrder {
 /// it. Its public face is its [`ScriptStatus`].
 struct TrackedScript {
     module: AssetId<WasmModule>,
+    /// Whether it runs in `FixedUpdate` ([`FixedUpdateScript`]).
+    fixed: bool,
     /// The newest module generation this script tried to start or swap to.
     attempted: u32,
     instance: Option<LiveInstance>,
@@ -584,6 +610,8 @@ struct FrameContext<'a> {
     /// The frame for guests that asked for every frame; `None` while the
     /// game is paused.
     this_frame: Option<GuestFrame>,
+    /// Whether this is the `FixedUpdate` pass: its scripts, in fixed time.
+    fixed: bool,
 }
 
 impl FrameContext<'_> {
@@ -622,25 +650,86 @@ pub(crate) fn run_scripts(
     );
     let from_threads: Vec<HostMessage> = world.resource::<ScriptReceiver>().0.try_iter().collect();
     let asks = world.resource::<AskQueue>().take();
-    let now = virtual_now(world);
-    let this_frame = (world.get_resource::<Time<Virtual>>())
-        .filter(|time| !time.is_paused())
-        .map(|time| GuestFrame {
+    let clock = world.get_resource::<Time<Virtual>>().map(|time| Clock {
+        now: time.elapsed().as_nanos() as u64,
+        this_frame: (!time.is_paused()).then(|| GuestFrame {
             delta: time.delta().as_nanos() as u64,
             number: world
                 .get_resource::<FrameCount>()
                 .map_or(0, |count| u64::from(count.0)),
             components: None,
-        });
+        }),
+    });
+    if let Some(mut store) = world.get_resource_mut::<KvStore>() {
+        store.bypass_change_detection().start_frame();
+    }
+    with_runner(world, clock.unwrap_or_default(), false, |runner, frame| {
+        runner.apply(frame, script_changes);
+        runner.stop_revoked(frame);
+        runner.start_due(frame);
+        let from_systems = frame.world.resource::<Messages<HostMessage>>();
+        for message in host_messages.read(from_systems).chain(&from_threads) {
+            runner.deliver(message);
+        }
+        let game_messages = (frame.world)
+            .try_resource_scope(|world, mut bridges: Mut<GameMessages>| bridges.read_new(world));
+        for message in game_messages.iter().flatten() {
+            runner.deliver(message);
+        }
+        runner.match_kv_changes(kv_inputs.get_mut(&mut frame.world)?.read());
+        let record = frame.status.record_watched_changes;
+        runner.match_ecs_changes(&mut frame.world, record);
+        runner.run_batches(frame);
+        runner.answer_asks(frame, asks);
+        (frame.world)
+            .try_resource_scope(|world, mut bridges: Mut<GameMessages>| bridges.skip(world));
+        runner.route_sent();
+        runner.close_frame(frame.status);
+        Ok(())
+    })
+}
+
+/// The exclusive system [`WasmSystems::RunFixed`]: one fixed step of the
+/// scripts with a [`FixedUpdateScript`], in `Time<Fixed>`: their starts and
+/// hot swaps, then their batches (what `Update` queued for them, tasks due,
+/// the step as their frame, numbered by fixed steps).
+pub(crate) fn run_fixed_scripts(world: &mut World, mut steps: Local<u64>) -> Result {
+    *steps += 1;
+    let clock = world.get_resource::<Time<Fixed>>().map(|time| Clock {
+        now: time.elapsed().as_nanos() as u64,
+        this_frame: Some(GuestFrame {
+            delta: time.delta().as_nanos() as u64,
+            number: *steps,
+            components: None,
+        }),
+    });
+    with_runner(world, clock.unwrap_or_default(), true, |runner, frame| {
+        runner.start_due(frame);
+        runner.run_batches(frame);
+        Ok(())
+    })
+}
+
+/// The time a pass runs at: now (ns) and the frame for per-frame hooks.
+#[derive(Default)]
+struct Clock {
+    now: u64,
+    this_frame: Option<GuestFrame>,
+}
+
+/// Runs a pass's `work` with the runner and the status out of the world,
+/// and the world lent for its calls.
+fn with_runner(
+    world: &mut World,
+    clock: Clock,
+    fixed: bool,
+    work: impl FnOnce(&mut Runner, &mut FrameContext) -> Result,
+) -> Result {
     let sandbox = world
         .get_resource::<WasmEngine>()
         .expect("HotWasmPlugin makes its engine in `Plugin::finish`: call `app.finish()` before `app.update()` (App::run does)")
         .sandbox();
     let (policy, budget, queues) = (sandbox.faults, sandbox.frame_budget, sandbox.queues);
-    if let Some(mut store) = world.get_resource_mut::<KvStore>() {
-        store.bypass_change_detection().start_frame();
-    }
-
     world.resource_scope(|world, mut runner: Mut<ScriptRunner>| {
         let ScriptRunner {
             runner,
@@ -649,85 +738,17 @@ pub(crate) fn run_scripts(
         } = runner.bypass_change_detection();
         let runner = runner.get();
         runner.queues = queues;
-        world.resource_scope(|world, status: Mut<WasmRuntime>| {
-            run_frame(
-                world,
-                status,
-                runner,
-                spare_world,
-                FrameInputs {
-                    script_changes,
-                    from_threads,
-                    asks,
-                    now,
-                    policy,
-                    budget,
-                    this_frame,
-                },
-                kv_inputs,
-                &mut host_messages,
-            )
+        world.resource_scope(|world, mut status: Mut<WasmRuntime>| {
+            let frame = &mut FrameContext {
+                world: WorldLoan::new(world, spare_world),
+                status: &mut status,
+                now: clock.now,
+                policy,
+                budget,
+                this_frame: clock.this_frame,
+                fixed,
+            };
+            work(runner, frame)
         })
     })
-}
-
-/// What [`run_scripts`] read before the frame's work.
-struct FrameInputs {
-    script_changes: script_changes::ScriptChanges,
-    from_threads: Vec<HostMessage>,
-    asks: Vec<requests::PendingAsk>,
-    now: u64,
-    policy: FaultPolicy,
-    budget: Option<Duration>,
-    this_frame: Option<GuestFrame>,
-}
-
-/// One frame's steps, with the runner and the status out of the world.
-fn run_frame(
-    world: &mut World,
-    mut status: Mut<WasmRuntime>,
-    runner: &mut Runner,
-    spare_world: &mut Option<Box<World>>,
-    inputs: FrameInputs,
-    kv_inputs: &mut SystemState<KvInputs>,
-    host_messages: &mut MessageCursor<HostMessage>,
-) -> Result {
-    let FrameInputs {
-        script_changes,
-        from_threads,
-        asks,
-        now,
-        policy,
-        budget,
-        this_frame,
-    } = inputs;
-    let frame = &mut FrameContext {
-        world: WorldLoan::new(world, spare_world),
-        status: &mut status,
-        now,
-        policy,
-        budget,
-        this_frame,
-    };
-    runner.apply(frame, script_changes);
-    runner.stop_revoked(frame);
-    runner.start_due(frame);
-    let from_systems = frame.world.resource::<Messages<HostMessage>>();
-    for message in host_messages.read(from_systems).chain(&from_threads) {
-        runner.deliver(message);
-    }
-    let game_messages = (frame.world)
-        .try_resource_scope(|world, mut bridges: Mut<GameMessages>| bridges.read_new(world));
-    for message in game_messages.iter().flatten() {
-        runner.deliver(message);
-    }
-    runner.match_kv_changes(kv_inputs.get_mut(&mut frame.world)?.read());
-    let record = frame.status.record_watched_changes;
-    runner.match_ecs_changes(&mut frame.world, record);
-    runner.run_batches(frame);
-    runner.answer_asks(frame, asks);
-    (frame.world).try_resource_scope(|world, mut bridges: Mut<GameMessages>| bridges.skip(world));
-    runner.route_sent();
-    runner.close_frame(frame.status);
-    Ok(())
 }

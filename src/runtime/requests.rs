@@ -203,6 +203,7 @@ impl AskScript for World {
                 policy,
                 budget: None,
                 this_frame: None,
+                fixed: false,
             };
             let mut answers = runner
                 .get()
@@ -210,7 +211,9 @@ impl AskScript for World {
             answers.pop()
         };
         *self.resource_mut::<WasmRuntime>() = status;
-        *self.resource_mut::<ScriptRunner>().bypass_change_detection() = taken;
+        *self
+            .resource_mut::<ScriptRunner>()
+            .bypass_change_detection() = taken;
         answer.unwrap_or(Err(AskError::Busy))
     }
 }

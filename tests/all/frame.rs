@@ -173,3 +173,103 @@ fn a_paused_script_is_not_called_and_gets_what_waited_when_resumed() {
     assert_eq!(status.stats().dropped_events, 1);
     assert!(!status.is_paused());
 }
+
+/// Fixed steps the game ran, counted by a system of its own in `FixedUpdate`.
+#[derive(Resource, Default)]
+struct FixedSteps(usize);
+
+fn count_step(mut steps: ResMut<FixedSteps>) {
+    steps.0 += 1;
+}
+
+/// The `order` guest run in `FixedUpdate`: its per-frame hook runs once per
+/// fixed step (numbered by step), its tasks in fixed time.
+#[test]
+fn a_fixed_update_script_steps_exactly_once_per_fixed_step() {
+    let assets = AssetDir::new();
+    assets.write("order.wasm", &guest_bytes("order"));
+    let mut app = app(&assets, None);
+    app.init_resource::<FixedSteps>()
+        .add_systems(FixedUpdate, count_step.before(WasmSystems::RunFixed));
+    let handle = app
+        .world()
+        .resource::<AssetServer>()
+        .load("modules/order.wasm");
+    let order = app
+        .world_mut()
+        .spawn((WasmScript(handle), FixedUpdateScript))
+        .id();
+    update_until(&mut app, "the fixed script to start", |app| {
+        generation(app, order).is_some()
+    });
+    let updates = |app: &App| {
+        (seen(app).lines_of(order).into_iter())
+            .filter_map(|line| line.strip_prefix("update ")?.parse::<u64>().ok())
+            .collect::<Vec<_>>()
+    };
+    let tasks = |app: &App| {
+        seen(app)
+            .lines_of(order)
+            .iter()
+            .filter(|l| **l == "task")
+            .count()
+    };
+    let (updates_before, tasks_before) = (updates(&app).len(), tasks(&app));
+    let steps_before = app.world().resource::<FixedSteps>().0;
+
+    run_frames(&mut app, 20);
+
+    let steps = app.world().resource::<FixedSteps>().0 - steps_before;
+    let new_updates = &updates(&app)[updates_before..];
+    // 20 frames of 100 ms at Bevy's 64 Hz: 125 steps, give or take one.
+    assert!((124..=126).contains(&steps), "{steps} fixed steps");
+    assert_eq!(new_updates.len(), steps, "one hook call per fixed step");
+    assert!(
+        new_updates.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "numbered by step: {new_updates:?}"
+    );
+    // Every 100 ms of fixed time: 2 s of it.
+    let new_tasks = tasks(&app) - tasks_before;
+    assert!((19..=21).contains(&new_tasks), "{new_tasks} tasks");
+}
+
+/// Writes `order/k` once when asked, from an ordinary system.
+#[derive(Resource, Default)]
+struct WriteKey(bool);
+
+fn write_key(mut write: ResMut<WriteKey>, mut store: ResMut<KvStore>) {
+    if std::mem::take(&mut write.0) {
+        store.set("order", "k", b"v").unwrap();
+    }
+}
+
+/// A system that writes to the store, ordered before the publishing of its
+/// changes, has the scripts watching see the change in the same frame.
+#[test]
+fn a_store_write_ordered_before_the_publishing_reaches_watchers_that_frame() {
+    let assets = AssetDir::new();
+    assets.write("order.wasm", &guest_bytes("order"));
+    let mut app = app(&assets, None);
+    app.init_resource::<WriteKey>()
+        .add_systems(Update, write_key.before(WasmSystems::PublishKvChanges));
+    let order = spawn_script(&mut app, "order.wasm");
+    update_until(&mut app, "order to start", |app| {
+        generation(app, order).is_some()
+    });
+    let events = |app: &App| {
+        seen(app)
+            .lines_of(order)
+            .iter()
+            .filter(|l| **l == "event")
+            .count()
+    };
+    let before = events(&app);
+
+    app.world_mut().resource_mut::<WriteKey>().0 = true;
+    app.update();
+    assert_eq!(
+        events(&app),
+        before + 1,
+        "the watch event came in the same frame"
+    );
+}
