@@ -210,7 +210,9 @@ impl AskScript for World {
             answers.pop()
         };
         *self.resource_mut::<WasmRuntime>() = status;
-        *self.resource_mut::<ScriptRunner>().bypass_change_detection() = taken;
+        *self
+            .resource_mut::<ScriptRunner>()
+            .bypass_change_detection() = taken;
         answer.unwrap_or(Err(AskError::Busy))
     }
 }
