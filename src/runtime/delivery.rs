@@ -248,7 +248,11 @@ impl Runner {
             .filter_map(|order| self.scripts.get(order))
             .map(|script| script.this_frame.time)
             .sum();
-        let first = self.resume_at.take();
+        let first = if frame.fixed {
+            self.resume_fixed_at.take()
+        } else {
+            self.resume_at.take()
+        };
         let passes = match first {
             Some(first) => [
                 (Bound::Included(first), Bound::Unbounded),
@@ -264,6 +268,7 @@ impl Runner {
             restarts,
             queues,
             resume_at,
+            resume_fixed_at,
             ..
         } = self;
         let passes = if first.is_some() {
@@ -288,7 +293,12 @@ impl Runner {
                     continue;
                 }
                 if frame.budget.is_some_and(|budget| spent >= budget) {
-                    resume_at.get_or_insert(*order);
+                    let resume = if frame.fixed {
+                        &mut *resume_fixed_at
+                    } else {
+                        &mut *resume_at
+                    };
+                    resume.get_or_insert(*order);
                     script.this_frame.postponed += 1;
                     // Its events wait, bounded as a paused script's are.
                     hold_events(order.0, script, queues);

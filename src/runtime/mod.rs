@@ -563,6 +563,8 @@ pub(crate) struct Runner {
     /// The first script the last frame put off, the budget spent: the
     /// next frame's batches begin with it.
     resume_at: Option<RunOrder>,
+    /// The same for the `FixedUpdate` pass.
+    resume_fixed_at: Option<RunOrder>,
     /// The trust policy's revocations the runtime has acted on.
     revocations: u64,
     /// Topics a message found no script listening on, said once each.
