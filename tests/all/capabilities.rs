@@ -125,6 +125,7 @@ fn assert_untouched(app: &mut App, intruder: Entity, victim: Entity) {
 fn denied_lines(victim: Entity) -> Vec<String> {
     [
         "read own Health: denied: component.read game_types::Health".to_owned(),
+        "remove own Health: denied: component.write game_types::Health".to_owned(),
         "write own Health: denied: component.write game_types::Health".to_owned(),
         "watch Health: denied: component.watch game_types::Health".to_owned(),
         "read Boost: denied: resource.read game_types::Boost".to_owned(),
@@ -155,7 +156,7 @@ fn a_guest_gets_an_error_for_each_thing_it_was_not_granted_and_the_game_is_uncha
     assert_eq!(attempts(&app, intruder), expected);
     assert_untouched(&mut app, intruder, victim);
     let stats = runtime(&app).script(intruder).unwrap().stats();
-    assert_eq!(stats.denied_host_calls, 15, "every refusal counted");
+    assert_eq!(stats.denied_host_calls, 16, "every refusal counted");
     assert_eq!(granted(&app).tasks(), 2);
     let grant = module_status(&app).capabilities().expect("loaded");
     assert!(grant.denied_by_ceiling().is_empty(), "no ceiling");
@@ -169,7 +170,7 @@ fn the_same_guest_asking_for_more_is_granted_it() {
     for line in attempts(&app, intruder) {
         assert!(line.ends_with(": ok"), "{line}");
     }
-    assert_eq!(attempts(&app, intruder).len(), ALLOWED.len() + 17);
+    assert_eq!(attempts(&app, intruder).len(), ALLOWED.len() + 18);
     let world = app.world_mut();
     assert!(world.get_entity(victim).is_err(), "despawned");
     assert_eq!(world.resource::<Boost>().fire_rate, 99.0);

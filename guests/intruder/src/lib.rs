@@ -89,6 +89,7 @@ impl Script for Intruder {
         );
         // Beyond it.
         attempt("read own Health", me().get::<Health>());
+        attempt("remove own Health", me().remove::<Health>());
         attempt(
             "write own Health",
             me().set(&Health {
