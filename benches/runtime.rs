@@ -33,6 +33,9 @@
 //!   (a ceiling naming the component types it uses: the host checks every
 //!   use and every entity against the grant), to price capabilities.
 //!
+//! - `messages/10000_game_messages_*`: the game's own Bevy message
+//!   (`EnemyKilled`, registered with `add_script_message`) to a script
+//!   subscribed to its type, JSON both sides included.
 //! - `requests/*`: the game asking the `echo` guest a question now
 //!   (`ask_script`, typed both ways) against the same JSON round trip
 //!   around a plain function, and 1 000 questions a system asks one script
@@ -61,7 +64,7 @@ use bevy::reflect::serde::TypedReflectSerializer;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::{Capabilities, CapabilityPolicy, Compilation, Compiler, Sandbox, WasmEngine};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use game_types::Position;
+use game_types::{EnemyKilled, Position};
 use hotwasm_test_support::*;
 
 const INSTANCES: usize = 100;
@@ -307,6 +310,18 @@ fn messages(c: &mut Criterion) {
                 (0..MESSAGES).map(|_| HostMessage::to_entity(entities[0], "count", payload()));
             app.world_mut().write_message_batch(messages);
             run_update::<HostMessage>(&mut app);
+        });
+    });
+    group.bench_function("10000_game_messages_to_one_script_instance", |b| {
+        // The game's own Bevy message, read by a script subscribed to its
+        // type (`echo` reads `EnemyKilled`; east of 100 it writes none back).
+        let (_assets, mut app, _) = echo_app(1);
+        app.add_script_message::<EnemyKilled>();
+        let at = Position { x: 200.0, y: 0.0 };
+        b.iter(|| {
+            let killed = (0..MESSAGES).map(|_| EnemyKilled { at });
+            app.world_mut().write_message_batch(killed);
+            run_update::<EnemyKilled>(&mut app);
         });
     });
     group.bench_function("10000_to_plain_rust_system", |b| {

@@ -192,6 +192,20 @@ impl Runner {
         }
     }
 
+    /// Queues one of the game's own Bevy messages for the scripts
+    /// subscribed to its type's topic.
+    pub(super) fn deliver_from_game(&mut self, topic: &str, json: &[u8]) {
+        if let Err(error) = check_message(topic, json) {
+            warn!("dropped a game message on topic {topic:?}: {error}");
+            return;
+        }
+        self.queue_for_subscribers(&Outgoing {
+            topic,
+            payload: json,
+            sender: None,
+        });
+    }
+
     fn queue(&mut self, order: RunOrder, message: &Outgoing) {
         let Some(script) = self.scripts.get_mut(&order) else {
             debug!(

@@ -14,7 +14,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::host::GAME_MESSAGE_PREFIX;
-use crate::messages::HostMessage;
 
 /// Registers the game's message types scripts may read and write.
 pub trait ScriptMessageApp {
@@ -61,16 +60,16 @@ pub(crate) struct GameMessages {
 }
 
 impl GameMessages {
-    /// Every message the game wrote since the last time, as a message to
-    /// its type's subscribers.
-    pub(super) fn read_new(&mut self, world: &World) -> Vec<HostMessage> {
-        let mut read = Vec::new();
-        for (topic, bridge) in &mut self.bridges {
-            for json in bridge.read_new(world, topic) {
-                read.push(HostMessage::to_subscribers(topic.clone(), json));
-            }
-        }
-        read
+    /// Every message the game wrote since the last time, as its topic and
+    /// JSON, in the order written (type by type).
+    pub(super) fn read_new(&mut self, world: &World) -> Vec<(&str, Vec<Vec<u8>>)> {
+        (self.bridges.iter_mut())
+            .map(|(topic, bridge)| {
+                let read = bridge.read_new(world, topic);
+                (topic.as_str(), read)
+            })
+            .filter(|(_, read)| !read.is_empty())
+            .collect()
     }
 
     /// Passes over what is there now: what scripts wrote this run, which

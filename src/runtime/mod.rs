@@ -673,11 +673,13 @@ pub(crate) fn run_scripts(
         for message in host_messages.read(from_systems).chain(&from_threads) {
             runner.deliver(message);
         }
-        let game_messages = (frame.world)
-            .try_resource_scope(|world, mut bridges: Mut<GameMessages>| bridges.read_new(world));
-        for message in game_messages.iter().flatten() {
-            runner.deliver(message);
-        }
+        (frame.world).try_resource_scope(|world, mut bridges: Mut<GameMessages>| {
+            for (topic, messages) in bridges.read_new(world) {
+                for json in &messages {
+                    runner.deliver_from_game(topic, json);
+                }
+            }
+        });
         runner.match_kv_changes(kv_inputs.get_mut(&mut frame.world)?.read());
         let record = frame.status.record_watched_changes;
         runner.match_ecs_changes(&mut frame.world, record);
