@@ -4,6 +4,7 @@
 //! `mischief/act`; the narrow `intruder` may not answer `game/gold`.
 
 use bevy::prelude::*;
+use bevy::reflect::TypePath;
 use bevy_hotwasm::prelude::*;
 use bevy_hotwasm::sandbox::{FaultKind, MAX_PAYLOAD_BYTES};
 use bevy_hotwasm::{AskError, FailureStage, MessageError};
@@ -266,4 +267,51 @@ fn a_question_in_the_frame_of_a_hot_reload_is_answered_by_the_new_generation() {
         frames += 1;
         assert!(frames < 10_000, "the new generation never started");
     }
+}
+
+/// What a command queued by an observer got when it asked `echo` now.
+#[derive(Resource, Default)]
+struct AskedFromObserver(Vec<Result<u64, AskError>>);
+
+/// An observer of a component a guest spawns queues a command that asks a
+/// script now: it runs while the guest's call is still going (the world's
+/// commands are applied as the spawn ends), so it is told `Busy`, and
+/// nothing breaks.
+#[test]
+fn asking_now_from_inside_a_guests_call_is_busy() {
+    let assets = AssetDir::new();
+    assets.write("echo.wasm", &guest_bytes("echo"));
+    assets.write("inspector.wasm", &guest_bytes("inspector"));
+    let mut app = app(&assets, None);
+    app.register_type::<Health>()
+        .init_resource::<AskedFromObserver>();
+    let echo = spawn_script(&mut app, "echo.wasm");
+    let inspector = spawn_script(&mut app, "inspector.wasm");
+    app.add_observer(move |_: On<Add, Health>, mut commands: Commands| {
+        commands.queue(move |world: &mut World| {
+            let answer = world.ask_script::<_, u64>(echo, "echo/double", &1);
+            world.resource_mut::<AskedFromObserver>().0.push(answer);
+        });
+    });
+    update_until(&mut app, "both to start", |app| {
+        generation(app, echo).is_some() && generation(app, inspector).is_some()
+    });
+
+    let health = Health::type_path();
+    app.world_mut().write_message(HostMessage::to_entity(
+        inspector,
+        "inspect/spawn",
+        format!("{health} {{\"hp\":1}}"),
+    ));
+    app.update();
+    assert_eq!(
+        app.world().resource::<AskedFromObserver>().0,
+        [Err(AskError::Busy)]
+    );
+    // Asked again from outside the run, it is answered.
+    assert_eq!(
+        app.world_mut()
+            .ask_script::<_, u64>(echo, "echo/double", &1),
+        Ok(2)
+    );
 }

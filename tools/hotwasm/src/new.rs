@@ -133,7 +133,9 @@ fn rust_script(name: &str) -> String {
     format!(
         r#"//! {name}: a bevy_hotwasm script. `hotwasm build` makes
 //! assets/modules/{module}.wasm; `hotwasm watch` rebuilds it on every save
-//! while the game runs, and the game swaps it in, keeping `frames`.
+//! while the game runs, and the game swaps it in, keeping `frames`. The
+//! game can ask it how many: `world.ask_script::<_, u64>(entity,
+//! "{name}/frames", &())`.
 
 use hotwasm_sdk::{{Cx, Error, Frame, Script, info}};
 
@@ -143,6 +145,7 @@ hotwasm_sdk::capabilities!(
     "
     messages.subscribe {name}/ping
     messages.send      {name}/pong
+    requests.answer    {name}/frames
     frame
     "
 );
@@ -158,6 +161,7 @@ impl Script for {script} {{
         let generation = hotwasm_sdk::generation();
         info!("{name} started: generation {{generation}}, {{}} frames so far", self.frames);
         cx.every_frame(true)?;
+        cx.on_request("{name}/frames", |me, _, (): ()| Ok(me.frames))?;
         cx.on_message("{name}/ping", |me, _, message| {{
             info!("ping after {{}} frames", me.frames);
             hotwasm_sdk::send("{name}/pong", message.payload)
