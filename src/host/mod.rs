@@ -214,8 +214,10 @@ impl HostState {
 
     /// Takes back the world lent for the call that ended.
     pub(crate) fn take_world(&mut self) -> Option<Box<World>> {
-        if let Some(world) = &self.world {
-            self.last_call_tick = world.read_change_tick();
+        // Ticked on, so that what is written after this call (by scripts
+        // later in the frame, too) is newer than what it has seen.
+        if let Some(world) = &mut self.world {
+            self.last_call_tick = world.increment_change_tick();
         }
         self.world.take()
     }

@@ -338,3 +338,42 @@ fn a_guest_removes_components_and_spawns_children_that_go_with_their_parent() {
         "the child went with its parent"
     );
 }
+
+/// A change another script makes later in the same frame, after the
+/// inspector's call, is one the inspector's next `changed` query sees.
+#[test]
+fn a_change_made_after_a_call_in_the_same_frame_is_seen_by_the_next() {
+    let assets = AssetDir::new();
+    assets.write("inspector.wasm", &guest_bytes("inspector"));
+    assets.write("echo.wasm", &guest_bytes("echo"));
+    let mut app = app(&assets, None);
+    app.register_type::<game_types::Position>();
+    // Spawned first, so it runs first in a frame.
+    let inspector = spawn_script(&mut app, "inspector.wasm");
+    let echo = spawn_script(&mut app, "echo.wasm");
+    update_until(&mut app, "both to start", |app| {
+        generation(app, inspector).is_some() && generation(app, echo).is_some()
+    });
+    let target = app.world_mut().spawn(game_types::Position::default()).id();
+    let position = <game_types::Position as TypePath>::type_path();
+    let changed = format!("{position} changed:{position}");
+    filtered(&mut app, inspector, changed.clone());
+
+    // In one frame: the inspector looks (nothing new), then echo moves it.
+    app.world_mut().write_message(HostMessage::to_entity(
+        inspector,
+        "inspect/filter",
+        changed.clone(),
+    ));
+    app.world_mut().write_message(HostMessage::to_entity(
+        echo,
+        "move-position",
+        format!("{} 1", target.to_bits()),
+    ));
+    app.update();
+    assert_eq!(
+        app.world().get::<game_types::Position>(target).unwrap().x,
+        1.0
+    );
+    assert_eq!(filtered(&mut app, inspector, changed), [target.to_bits()]);
+}
