@@ -20,9 +20,10 @@ use super::{
 use crate::asset::{FileLoads, LoadOrder, WasmModule};
 use crate::capabilities::Grant;
 use crate::engine::WasmEngine;
-use crate::host::GameTypes;
+use crate::host::{GameTypes, HostState, ScriptWorldPre};
 use crate::instance::{CallError, LiveInstance, PendingEvents};
 use crate::messages::{FailureStage, ModuleFailed, ModuleReloaded, ScriptRef};
+use crate::sandbox::GuestLimits;
 use crate::trust::{ModuleTrust, Verified};
 
 /// What the newest generation of a module was, to recognise a repeat.
@@ -265,6 +266,7 @@ impl Runner {
             module,
             fixed,
             attempted: 0,
+            started: None,
             instance: None,
             inbox,
             paused: false,
@@ -419,15 +421,28 @@ impl Runner {
         else {
             return;
         };
+        // A restart starts what was running, not a newer version that
+        // failed to start on this script.
+        let restart_of = (script.started.clone()).filter(|started| {
+            matches!(why, Start::Restart) && started.generation != script.attempted
+        });
         let script_ref = ScriptRef {
             entity: order.0,
             module: script.module,
             path,
-            generation: script.attempted,
+            generation: restart_of
+                .as_ref()
+                .map_or(script.attempted, |started| started.generation),
         };
         let running = (script.instance.as_ref()).map(|instance| instance.script_ref().clone());
         let first_start = running.is_none();
-        let started = start_generation(frame, &mut self.sent, script, script_ref.clone());
+        let started = start_generation(
+            frame,
+            &mut self.sent,
+            script,
+            script_ref.clone(),
+            restart_of,
+        );
         self.charged.push(order);
         // A hot swap: the first start of a module's instances waits for its
         // entities, which says nothing of how fast a reload is.
@@ -464,6 +479,7 @@ impl Runner {
             // backoff on the newest generation, without state. Not on its
             // own generation: the update may be what mends `save-state`.
             Err((FailureStage::Save, error)) => {
+                script.started = None;
                 let running = running.unwrap_or_else(|| script_ref.clone());
                 if let Some(at) = faulted(frame, script, &running, FailureStage::Save, error) {
                     self.restarts.insert(order, at);
@@ -479,6 +495,15 @@ impl Runner {
             Err((stage, error)) => fail(frame, &script_ref, stage, error),
         }
     }
+}
+
+/// The module version a running instance was started from.
+#[derive(Clone)]
+pub(super) struct StartedVersion {
+    generation: u32,
+    pre: ScriptWorldPre<HostState>,
+    limits: GuestLimits,
+    grant: Arc<Grant>,
 }
 
 /// Why a script starts.
@@ -522,6 +547,7 @@ fn start_generation(
     sent: &mut Vec<Sent>,
     script: &mut TrackedScript,
     script_ref: ScriptRef,
+    restart_of: Option<StartedVersion>,
 ) -> Result<(), (FailureStage, CallError)> {
     let applied =
         (frame.status.modules.get(&script_ref.module)).map_or(0, |status| status.applied_loaded);
@@ -551,18 +577,29 @@ fn start_generation(
                 .loaded
         })
         .filter(|newest| newest.read() == applied);
-    let Some(module) = newest.as_ref().or(in_assets) else {
-        return Err((
-            FailureStage::Instantiate,
-            CallError {
-                cause: "the module is no longer loaded".to_owned(),
-                fault: None,
-            },
-        ));
+    let version = match restart_of {
+        Some(started) => started,
+        None => {
+            let Some(module) = newest.as_ref().or(in_assets) else {
+                return Err((
+                    FailureStage::Instantiate,
+                    CallError {
+                        cause: "the module is no longer loaded".to_owned(),
+                        fault: None,
+                    },
+                ));
+            };
+            StartedVersion {
+                generation: script_ref.generation,
+                pre: module.pre().clone(),
+                limits: *module.limits(),
+                grant: module.grant().clone(),
+            }
+        }
     };
-    let limits = *module.limits();
-    let pre = module.pre().clone();
-    let grant = module.grant().clone();
+    let StartedVersion {
+        pre, limits, grant, ..
+    } = version.clone();
     let game = GameTypes {
         registry: world
             .get_resource::<AppTypeRegistry>()
@@ -584,6 +621,7 @@ fn start_generation(
     publish(world, &mut new, sent);
     script.charge(new.take_cost());
     result?;
+    script.started = Some(version);
     if script.instance.replace(new).is_some() {
         world.write_message(ModuleReloaded { script: script_ref });
     }

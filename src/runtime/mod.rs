@@ -506,6 +506,10 @@ struct TrackedScript {
     fixed: bool,
     /// The newest module generation this script tried to start or swap to.
     attempted: u32,
+    /// The version its running instance was started from: what a restart
+    /// after a fault starts again, even when a newer version failed to
+    /// start on it and `Assets<WasmModule>` holds only that one.
+    started: Option<lifecycle::StartedVersion>,
     instance: Option<LiveInstance>,
     /// Messages waiting for the next `handle-batch`; kept across reloads.
     inbox: Inbox,

@@ -345,3 +345,28 @@ fn the_last_save_wins_however_the_loads_finish() {
         );
     }
 }
+
+/// After an update that failed to start (its `init` traps), the old
+/// generation keeps running; when it then faults, its restart is that same
+/// old generation, not the broken newer one.
+#[test]
+fn a_restart_after_a_failed_update_starts_the_generation_that_was_running() {
+    // Misbehaves on requests only: a fault on demand.
+    let (assets, mut app, entities) =
+        start_scripts_with_fake_watcher("ask-trap.wasm", &guest_bytes("mischief"), 1);
+    let bad = entities[0];
+    assets.save(&app, "ask-trap.wasm", &trapping_init());
+    update_until(&mut app, "the update to fail at init", |app| {
+        (seen(app).failed.iter())
+            .any(|failure| failure.generation == 2 && failure.stage == FailureStage::Init)
+    });
+    assert_eq!(generation(&app, bad), Some(1), "the old generation runs on");
+
+    let fault = app.world_mut().ask_script::<_, ()>(bad, "mischief/act", &());
+    assert!(matches!(fault, Err(bevy_hotwasm::AskError::Fault { .. })), "{fault:?}");
+    update_until(&mut app, "the restart", |app| generation(app, bad).is_some());
+    assert_eq!(generation(&app, bad), Some(1), "restarted on the generation that ran");
+    // It runs: it answers (and faults) again.
+    let again = app.world_mut().ask_script::<_, ()>(bad, "mischief/act", &());
+    assert!(matches!(again, Err(bevy_hotwasm::AskError::Fault { .. })), "{again:?}");
+}
