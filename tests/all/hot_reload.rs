@@ -362,11 +362,27 @@ fn a_restart_after_a_failed_update_starts_the_generation_that_was_running() {
     });
     assert_eq!(generation(&app, bad), Some(1), "the old generation runs on");
 
-    let fault = app.world_mut().ask_script::<_, ()>(bad, "mischief/act", &());
-    assert!(matches!(fault, Err(bevy_hotwasm::AskError::Fault { .. })), "{fault:?}");
-    update_until(&mut app, "the restart", |app| generation(app, bad).is_some());
-    assert_eq!(generation(&app, bad), Some(1), "restarted on the generation that ran");
+    let fault = app
+        .world_mut()
+        .ask_script::<_, ()>(bad, "mischief/act", &());
+    assert!(
+        matches!(fault, Err(bevy_hotwasm::AskError::Fault { .. })),
+        "{fault:?}"
+    );
+    update_until(&mut app, "the restart", |app| {
+        generation(app, bad).is_some()
+    });
+    assert_eq!(
+        generation(&app, bad),
+        Some(1),
+        "restarted on the generation that ran"
+    );
     // It runs: it answers (and faults) again.
-    let again = app.world_mut().ask_script::<_, ()>(bad, "mischief/act", &());
-    assert!(matches!(again, Err(bevy_hotwasm::AskError::Fault { .. })), "{again:?}");
+    let again = app
+        .world_mut()
+        .ask_script::<_, ()>(bad, "mischief/act", &());
+    assert!(
+        matches!(again, Err(bevy_hotwasm::AskError::Fault { .. })),
+        "{again:?}"
+    );
 }
