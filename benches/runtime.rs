@@ -35,9 +35,9 @@
 //!
 //! - `messages/10000_game_messages_*`: the game's own Bevy message
 //!   (`EnemyKilled`, registered with `add_script_message`) to a script
-//!   subscribed to its type, JSON both sides included.
+//!   subscribed to its type, its encoding both sides included.
 //! - `requests/*`: the game asking the `echo` guest a question now
-//!   (`ask_script`, typed both ways) against the same JSON round trip
+//!   (`ask_script`, typed both ways) against the same postcard round trip
 //!   around a plain function, and 1 000 questions a system asks one script
 //!   in a frame (`ScriptAsk`, answered as `ScriptAnswered`), per question.
 //! - `sandbox/*`: the `events/10000_kv` frame with epoch interruption off,
@@ -377,15 +377,15 @@ fn requests(c: &mut Criterion) {
             assert!(answer.is_err());
         });
     });
-    group.bench_function("plain_rust_json_round_trip", |b| {
-        // The floor: the same JSON both ways around a plain function.
+    group.bench_function("plain_rust_postcard_round_trip", |b| {
+        // The floor: the same encoding both ways around a plain function.
         let double = |bytes: &[u8]| -> Vec<u8> {
-            let n: u64 = serde_json::from_slice(bytes).unwrap();
-            serde_json::to_vec(&(n * 2)).unwrap()
+            let n: u64 = postcard::from_bytes(bytes).unwrap();
+            postcard::to_allocvec(&(n * 2)).unwrap()
         };
         b.iter(|| {
-            let request = serde_json::to_vec(&21u64).unwrap();
-            let answer: u64 = serde_json::from_slice(&double(&request)).unwrap();
+            let request = postcard::to_allocvec(&21u64).unwrap();
+            let answer: u64 = postcard::from_bytes(&double(&request)).unwrap();
             assert_eq!(answer, 42);
         });
     });

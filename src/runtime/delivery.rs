@@ -161,9 +161,9 @@ pub(super) fn publish(world: &mut World, instance: &mut LiveInstance, sent: &mut
 
 /// Writes a script's message on a game message type's topic as that Bevy
 /// message; one that does not read as the type is dropped with a warning.
-fn write_game_message(world: &mut World, script: &ScriptRef, topic: &str, json: &[u8]) {
+fn write_game_message(world: &mut World, script: &ScriptRef, topic: &str, bytes: &[u8]) {
     let written = world
-        .try_resource_scope(|world, bridges: Mut<GameMessages>| bridges.write(world, topic, json));
+        .try_resource_scope(|world, bridges: Mut<GameMessages>| bridges.write(world, topic, bytes));
     match written.flatten() {
         Some(Ok(())) => {}
         Some(Err(cause)) => warn!("{script}: its {topic} message is not one: {cause}"),
@@ -194,14 +194,14 @@ impl Runner {
 
     /// Queues one of the game's own Bevy messages for the scripts
     /// subscribed to its type's topic.
-    pub(super) fn deliver_from_game(&mut self, topic: &str, json: &[u8]) {
-        if let Err(error) = check_message(topic, json) {
+    pub(super) fn deliver_from_game(&mut self, topic: &str, bytes: &[u8]) {
+        if let Err(error) = check_message(topic, bytes) {
             warn!("dropped a game message on topic {topic:?}: {error}");
             return;
         }
         self.queue_for_subscribers(&Outgoing {
             topic,
-            payload: json,
+            payload: bytes,
             sender: None,
         });
     }

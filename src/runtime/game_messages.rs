@@ -1,6 +1,6 @@
 //! The game's own Bevy messages, for scripts: a type registered with
 //! [`ScriptMessageApp::add_script_message`] travels on the topic
-//! `bevy:<type path>` as JSON. What the game's systems write before
+//! `bevy:<type path>` in the binary encoding (postcard). What the game's systems write before
 //! [`WasmSystems::Run`](crate::WasmSystems::Run) reaches the scripts
 //! subscribed to it in the same frame; what a script writes is written as
 //! the Bevy message at once, for systems after the run, and reaches the
@@ -13,12 +13,13 @@ use bevy::reflect::TypePath;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::encoding;
 use crate::host::GAME_MESSAGE_PREFIX;
 
 /// Registers the game's message types scripts may read and write.
 pub trait ScriptMessageApp {
     /// Lets scripts read and write the Bevy message `M` (registering it
-    /// with `add_message` too): JSON both ways, the type named by its type
+    /// with `add_message` too): postcard both ways, the type named by its type
     /// path. A guest subscribes with `cx.on_game_message::<M>` and writes
     /// with `hotwasm_sdk::game::write`; its capabilities name the type
     /// (`game-message.read`, `game-message.write`).
@@ -61,7 +62,7 @@ pub(crate) struct GameMessages {
 
 impl GameMessages {
     /// Every message the game wrote since the last time, as its topic and
-    /// JSON, in the order written (type by type).
+    /// bytes, in the order written (type by type).
     pub(super) fn read_new(&mut self, world: &World) -> Vec<(&str, Vec<Vec<u8>>)> {
         (self.bridges.iter_mut())
             .map(|(topic, bridge)| {
@@ -80,15 +81,15 @@ impl GameMessages {
         }
     }
 
-    /// Writes a script's `json` on `topic` as the game's message, when
+    /// Writes a script's `bytes` on `topic` as the game's message, when
     /// `topic` is a registered type's: `None` when it is not.
     pub(super) fn write(
         &self,
         world: &mut World,
         topic: &str,
-        json: &[u8],
+        bytes: &[u8],
     ) -> Option<Result<(), String>> {
-        Some(self.bridges.get(topic)?.write(world, json))
+        Some(self.bridges.get(topic)?.write(world, bytes))
     }
 }
 
@@ -96,7 +97,7 @@ impl GameMessages {
 trait Bridging: Send + Sync {
     fn read_new(&mut self, world: &World, topic: &str) -> Vec<Vec<u8>>;
     fn skip(&mut self, world: &World);
-    fn write(&self, world: &mut World, json: &[u8]) -> Result<(), String>;
+    fn write(&self, world: &mut World, bytes: &[u8]) -> Result<(), String>;
 }
 
 struct Bridge<M: Message> {
@@ -112,10 +113,10 @@ where
             return Vec::new();
         };
         (self.cursor.read(messages))
-            .filter_map(|message| match serde_json::to_vec(message) {
-                Ok(json) => Some(json),
+            .filter_map(|message| match encoding::to_bytes(message) {
+                Ok(bytes) => Some(bytes),
                 Err(error) => {
-                    warn!("a {topic} message could not be written as JSON: {error}");
+                    warn!("a {topic} message could not be encoded: {error}");
                     None
                 }
             })
@@ -128,8 +129,8 @@ where
         }
     }
 
-    fn write(&self, world: &mut World, json: &[u8]) -> Result<(), String> {
-        let message: M = serde_json::from_slice(json).map_err(|error| error.to_string())?;
+    fn write(&self, world: &mut World, bytes: &[u8]) -> Result<(), String> {
+        let message: M = encoding::from_bytes(bytes)?;
         world.write_message(message);
         Ok(())
     }

@@ -16,6 +16,7 @@
 
 mod changes;
 mod delivery;
+mod encoding;
 mod faults;
 mod game_messages;
 mod lifecycle;
@@ -679,8 +680,8 @@ pub(crate) fn run_scripts(
         }
         (frame.world).try_resource_scope(|world, mut bridges: Mut<GameMessages>| {
             for (topic, messages) in bridges.read_new(world) {
-                for json in &messages {
-                    runner.deliver_from_game(topic, json);
+                for bytes in &messages {
+                    runner.deliver_from_game(topic, bytes);
                 }
             }
         });

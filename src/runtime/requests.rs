@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use super::delivery::publish;
+use super::encoding;
 use super::faults::faulted;
 use super::{FrameContext, RunOrder, Runner, ScriptRunner, WasmRuntime, virtual_now};
 use crate::engine::WasmEngine;
@@ -99,10 +100,10 @@ pub enum AskError {
         /// The most an answer may hold.
         max: u32,
     },
-    /// The request could not be written as JSON.
-    #[error("the request could not be written as JSON: {0}")]
+    /// The request could not be encoded (postcard).
+    #[error("the request could not be encoded: {0}")]
     Encode(String),
-    /// The answer is not JSON of the type asked for.
+    /// The answer is not the type asked for.
     #[error("the answer is not what was asked for: {0}")]
     Decode(String),
     /// Asked now while scripts run: from a hook or an observer a guest's
@@ -130,8 +131,8 @@ pub enum AskError {
 /// }
 /// ```
 pub trait AskScript {
-    /// Asks the script on `entity` `request` (as JSON) on `topic` and
-    /// returns its answer (from JSON). The guest runs at once, inside its
+    /// Asks the script on `entity` `request` on `topic` and returns
+    /// its answer, both in the binary encoding (postcard, as the guest SDK). The guest runs at once, inside its
     /// sandbox: its CPU budget, memory limits and per-call quotas.
     fn ask_script<Q: Serialize, A: DeserializeOwned>(
         &mut self,
@@ -239,7 +240,7 @@ pub struct ScriptAnswered {
 }
 
 impl ScriptAnswered {
-    /// The answer, read from JSON as an `A`.
+    /// The answer, read as an `A`.
     pub fn answer<A: DeserializeOwned>(&self) -> Result<A, AskError> {
         decode(self.result.as_ref().map_err(Clone::clone)?)
     }
@@ -284,7 +285,7 @@ pub struct ScriptAsk<'w> {
 }
 
 impl ScriptAsk<'_> {
-    /// Asks the script on `entity` `request` (as JSON) on `topic`. An
+    /// Asks the script on `entity` `request` on `topic`. An
     /// error now is a request that cannot be sent; every other answer comes
     /// as a [`ScriptAnswered`] with the ticket returned.
     pub fn ask<Q: Serialize>(
@@ -350,11 +351,11 @@ pub(super) struct PendingAsk {
 }
 
 fn encode<Q: Serialize>(request: &Q) -> Result<Vec<u8>, AskError> {
-    serde_json::to_vec(request).map_err(|error| AskError::Encode(error.to_string()))
+    encoding::to_bytes(request).map_err(AskError::Encode)
 }
 
 fn decode<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, AskError> {
-    serde_json::from_slice(bytes).map_err(|error| AskError::Decode(error.to_string()))
+    encoding::from_bytes(bytes).map_err(AskError::Decode)
 }
 
 impl Runner {

@@ -19,6 +19,7 @@ use crate::bindings::hotwasm::script::types::{Batch, Request, RequestError};
 use crate::bindings::hotwasm::script::watch::ComponentChanges;
 use crate::bindings::hotwasm::script::{messaging, scheduler, watch};
 use crate::ecs::{Component, QueryData, Resource};
+use crate::encoding;
 use crate::game::{self, GameMessage};
 use crate::{Entity, Error, Script, own};
 
@@ -492,7 +493,7 @@ impl<S: 'static> Cx<S> {
     }
 
     /// Calls `handler` for every one of the game's Bevy messages of type
-    /// `M` (see [`game`](crate::game)), read from JSON; one that does not
+    /// `M` (see [`game`](crate::game)), read from its bytes; one that does not
     /// read as an `M` is the handler's error, logged. Needs the
     /// `game-message.read` capability for its type.
     #[track_caller]
@@ -502,7 +503,7 @@ impl<S: 'static> Cx<S> {
         F: FnMut(&mut S, &mut Cx<S>, M) -> Result<(), Error> + 'static,
     {
         self.on_message(&game::topic::<M>(), move |me, cx, message| {
-            handler(me, cx, serde_json::from_slice(message.payload)?)
+            handler(me, cx, encoding::from_bytes(message.payload)?)
         })
     }
 
@@ -514,7 +515,8 @@ impl<S: 'static> Cx<S> {
     }
 
     /// Answers the game's requests on `topic` with `handler`: the request
-    /// read from JSON as a `Q`, the answer written as JSON. The game asks
+    /// read as a `Q`, the answer written back, both in the binary encoding
+    /// the host speaks (postcard). The game asks
     /// with `world.ask_script` (and waits) or `ScriptAsk` (the answer comes
     /// as a `ScriptAnswered` that frame). An `Err` from the handler is the
     /// game's `AskError::Guest` with its text; a request that is not a `Q`
@@ -544,8 +546,8 @@ impl<S: 'static> Cx<S> {
         messaging::answer(topic)?;
         let handler: Shared<RequestHandler<S>> = Rc::new(RefCell::new(
             move |me: &mut S, cx: &mut Cx<S>, bytes: &[u8]| {
-                let request = serde_json::from_slice(bytes)?;
-                Ok(serde_json::to_vec(&handler(me, cx, request)?)?)
+                let request = encoding::from_bytes(bytes)?;
+                encoding::to_bytes(&handler(me, cx, request)?)
             },
         ));
         self.requests.insert(topic.to_owned(), handler);

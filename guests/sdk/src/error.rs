@@ -30,6 +30,10 @@ pub enum Error {
     /// A value's JSON does not fit the type it was read into, or a value
     /// could not be written as JSON.
     Json(String),
+    /// A value's bytes in the binary encoding (a request, an answer, one
+    /// of the game's messages) do not fit the type, or it could not be
+    /// encoded.
+    Encoding(String),
     /// The script's own error.
     Script(String),
 }
@@ -90,7 +94,7 @@ impl fmt::Display for Error {
                 KvError::AccessDenied => f.write_str("key-value access denied"),
                 KvError::Other(why) => f.write_str(why),
             },
-            Self::Json(why) | Self::Script(why) => f.write_str(why),
+            Self::Json(why) | Self::Encoding(why) | Self::Script(why) => f.write_str(why),
         }
     }
 }

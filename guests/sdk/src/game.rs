@@ -2,7 +2,8 @@
 //! `app.add_script_message::<M>()`, mirrored in the guest with
 //! [`game_message!`](crate::game_message), read with
 //! [`Cx::on_game_message`](crate::Cx::on_game_message) and written with
-//! [`write`]. They travel as JSON on the topic `bevy:<type path>`.
+//! [`write`]. They travel on the topic `bevy:<type path>` in the binary
+//! encoding both sides speak (postcard).
 //!
 //! ```ignore
 //! #[derive(serde::Serialize, serde::Deserialize)]
@@ -42,5 +43,5 @@ pub fn topic<M: GameMessage>() -> String {
 /// run read it in this frame, other scripts subscribed to it in the next.
 /// Needs the `game-message.write` capability for its type.
 pub fn write<M: GameMessage>(message: &M) -> Result<(), Error> {
-    crate::send(&topic::<M>(), &serde_json::to_vec(message)?)
+    crate::send(&topic::<M>(), &crate::encoding::to_bytes(message)?)
 }

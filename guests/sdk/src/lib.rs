@@ -77,6 +77,7 @@ pub mod bindings {
 
 mod cx;
 pub mod ecs;
+mod encoding;
 mod entity;
 mod error;
 pub mod game;
