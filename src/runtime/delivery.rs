@@ -15,7 +15,7 @@ use super::{FrameContext, RECENT_RUNS, RunOrder, Runner, TrackedScript, WasmRunt
 use crate::host::{GAME_MESSAGE_PREFIX, GuestLine, InstanceDetails, check_message};
 use crate::instance::{CallCost, LiveInstance, PendingMessages, Produced};
 use crate::messages::{
-    FailureStage, GUEST_LOG_TARGET, HostMessage, ModuleLogged, ModuleMessage, Recipient, ScriptRef,
+    FailureStage, GUEST_LOG_TARGET, ModuleLogged, ModuleMessage, Recipient, ScriptRef,
 };
 use crate::sandbox::QueueLimits;
 
@@ -162,9 +162,8 @@ pub(super) fn publish(world: &mut World, instance: &mut LiveInstance, sent: &mut
 /// Writes a script's message on a game message type's topic as that Bevy
 /// message; one that does not read as the type is dropped with a warning.
 fn write_game_message(world: &mut World, script: &ScriptRef, topic: &str, bytes: &[u8]) {
-    let written = world
-        .try_resource_scope(|world, bridges: Mut<GameMessages>| bridges.write(world, topic, bytes));
-    match written.flatten() {
+    let writer = (world.get_resource::<GameMessages>()).and_then(|types| types.writer(topic));
+    match writer.map(|write| write(world, bytes)) {
         Some(Ok(())) => {}
         Some(Err(cause)) => warn!("{script}: its {topic} message is not one: {cause}"),
         None => warn!(
@@ -176,9 +175,11 @@ fn write_game_message(world: &mut World, script: &ScriptRef, topic: &str, bytes:
 
 impl Runner {
     /// Queues a message from the game for its recipients.
-    pub(super) fn deliver(&mut self, HostMessage { to, topic, payload }: &HostMessage) {
+    /// A [`HostMessage`](crate::messages::HostMessage), or one of the game's own Bevy messages (to the
+    /// subscribers of its type's topic), without copying it.
+    pub(super) fn deliver(&mut self, to: Recipient, topic: &str, payload: &[u8]) {
         if let Err(error) = check_message(topic, payload) {
-            warn!("dropped a HostMessage on topic {topic:?}: {error}");
+            warn!("dropped a message from the game on topic {topic:?}: {error}");
             return;
         }
         let message = Outgoing {
@@ -186,24 +187,10 @@ impl Runner {
             payload,
             sender: None,
         };
-        match *to {
+        match to {
             Recipient::Entity(entity) => self.queue(RunOrder(entity), &message),
             Recipient::Subscribers => self.queue_for_subscribers(&message),
         }
-    }
-
-    /// Queues one of the game's own Bevy messages for the scripts
-    /// subscribed to its type's topic.
-    pub(super) fn deliver_from_game(&mut self, topic: &str, bytes: &[u8]) {
-        if let Err(error) = check_message(topic, bytes) {
-            warn!("dropped a game message on topic {topic:?}: {error}");
-            return;
-        }
-        self.queue_for_subscribers(&Outgoing {
-            topic,
-            payload: bytes,
-            sender: None,
-        });
     }
 
     fn queue(&mut self, order: RunOrder, message: &Outgoing) {

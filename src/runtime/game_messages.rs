@@ -44,69 +44,89 @@ impl ScriptMessageApp for App {
     {
         self.add_message::<M>();
         let topic = format!("{GAME_MESSAGE_PREFIX}{}", M::type_path());
-        let bridge = Box::new(Bridge::<M> {
+        let mut types = self.world_mut().get_resource_or_init::<GameMessages>();
+        let reader = Box::new(Reader::<M> {
             cursor: MessageCursor::default(),
         });
-        (self.world_mut().get_resource_or_init::<GameMessages>())
-            .bridges
-            .insert(topic, bridge);
+        types.readers.insert(topic.clone(), reader);
+        types.writers.insert(topic, write::<M>);
         self
     }
 }
 
+/// Writes a script's `bytes` as the game's message `M`.
+type WriteFn = fn(&mut World, &[u8]) -> Result<(), String>;
+
 /// The registered message types, by topic.
 #[derive(Resource, Default)]
 pub(crate) struct GameMessages {
-    bridges: HashMap<String, Box<dyn Bridging>>,
+    /// What the game wrote of each type is read through these.
+    readers: HashMap<String, Box<dyn Reading>>,
+    writers: HashMap<String, WriteFn>,
 }
 
 impl GameMessages {
-    /// Every message the game wrote since the last time, as its topic and
-    /// bytes, in the order written (type by type).
-    pub(super) fn read_new(&mut self, world: &World) -> Vec<(&str, Vec<Vec<u8>>)> {
-        (self.bridges.iter_mut())
-            .map(|(topic, bridge)| {
-                let read = bridge.read_new(world, topic);
-                (topic.as_str(), read)
-            })
-            .filter(|(_, read)| !read.is_empty())
-            .collect()
+    /// Hands `deliver` every message the game wrote since the last time,
+    /// its topic and bytes, type by type in the order written.
+    pub(super) fn read_new(world: &mut World, mut deliver: impl FnMut(&str, &[u8])) {
+        Self::with_readers(world, |world, readers| {
+            for (topic, reader) in readers {
+                for bytes in reader.read_new(world, topic) {
+                    deliver(topic, &bytes);
+                }
+            }
+        });
     }
 
     /// Passes over what is there now: what scripts wrote this run, which
     /// the other scripts get as sent messages.
-    pub(super) fn skip(&mut self, world: &World) {
-        for bridge in self.bridges.values_mut() {
-            bridge.skip(world);
-        }
+    pub(super) fn skip(world: &mut World) {
+        Self::with_readers(world, |world, readers| {
+            for reader in readers.values_mut() {
+                reader.skip(world);
+            }
+        });
     }
 
-    /// Writes a script's `bytes` on `topic` as the game's message, when
-    /// `topic` is a registered type's: `None` when it is not.
-    pub(super) fn write(
-        &self,
+    /// The writer of `topic`, when it is a registered type's.
+    pub(super) fn writer(&self, topic: &str) -> Option<WriteFn> {
+        self.writers.get(topic).copied()
+    }
+
+    /// Runs `read` with the readers out of the world (not the resource:
+    /// moving it would cost more), when there are any.
+    fn with_readers(
         world: &mut World,
-        topic: &str,
-        bytes: &[u8],
-    ) -> Option<Result<(), String>> {
-        Some(self.bridges.get(topic)?.write(world, bytes))
+        read: impl FnOnce(&World, &mut HashMap<String, Box<dyn Reading>>),
+    ) {
+        let Some(mut types) = world.get_resource_mut::<GameMessages>() else {
+            return;
+        };
+        if types.readers.is_empty() {
+            return;
+        }
+        let mut readers = std::mem::take(&mut types.bypass_change_detection().readers);
+        read(world, &mut readers);
+        world
+            .resource_mut::<GameMessages>()
+            .bypass_change_detection()
+            .readers = readers;
     }
 }
 
-/// One message type, type-erased.
-trait Bridging: Send + Sync {
+/// Reads one message type, type-erased.
+trait Reading: Send + Sync {
     fn read_new(&mut self, world: &World, topic: &str) -> Vec<Vec<u8>>;
     fn skip(&mut self, world: &World);
-    fn write(&self, world: &mut World, bytes: &[u8]) -> Result<(), String>;
 }
 
-struct Bridge<M: Message> {
+struct Reader<M: Message> {
     cursor: MessageCursor<M>,
 }
 
-impl<M> Bridging for Bridge<M>
+impl<M> Reading for Reader<M>
 where
-    M: Message + Serialize + DeserializeOwned,
+    M: Message + Serialize,
 {
     fn read_new(&mut self, world: &World, topic: &str) -> Vec<Vec<u8>> {
         let Some(messages) = world.get_resource::<Messages<M>>() else {
@@ -128,10 +148,10 @@ where
             self.cursor.read(messages).for_each(drop);
         }
     }
+}
 
-    fn write(&self, world: &mut World, bytes: &[u8]) -> Result<(), String> {
-        let message: M = encoding::from_bytes(bytes)?;
-        world.write_message(message);
-        Ok(())
-    }
+fn write<M: Message + DeserializeOwned>(world: &mut World, bytes: &[u8]) -> Result<(), String> {
+    let message: M = encoding::from_bytes(bytes)?;
+    world.write_message(message);
+    Ok(())
 }

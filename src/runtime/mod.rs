@@ -3,7 +3,7 @@
 //! ([`WasmRuntime`]).
 //!
 //! The live instances are the runtime's own (the private resource
-//! [`ScriptRunner`], away from the world while scripts run); the status is
+//! [`ScriptRunner`], taken out while scripts run); the status is
 //! plain data, readable through `&World`. `requests` asks scripts the
 //! game's questions, now or this frame; `game_messages` carries the game's
 //! own Bevy messages to scripts and back.
@@ -48,7 +48,7 @@ use crate::engine::WasmEngine;
 use crate::host::{GuestFrame, InstanceDetails};
 use crate::instance::{CallCost, LiveInstance, PendingEvents, WorldLoan};
 use crate::kv::{KvChanged, KvStore};
-use crate::messages::{HostMessage, ModuleFailed, ScriptReceiver};
+use crate::messages::{HostMessage, ModuleFailed, Recipient, ScriptReceiver};
 use crate::sandbox::{FaultKind, FaultPolicy, QueueLimits};
 
 /// Runs a script module on this entity.
@@ -576,26 +576,24 @@ pub(crate) struct Runner {
     unheard: delivery::UnheardTopics,
 }
 
-/// The runtime's own state between runs of [`WasmSystems::Run`]: taken out
-/// of the world while scripts run. A `SyncCell`, since wasmtime stores
-/// are `Send` but not `Sync`.
+/// The runtime's own state between its passes, taken out while scripts
+/// run (`None` then: a call that asks again finds it away). A `SyncCell`,
+/// since wasmtime stores are `Send` but not `Sync`.
 #[derive(Resource)]
-pub(crate) struct ScriptRunner {
-    runner: SyncCell<Runner>,
-    /// The box the game's world moves into for a frame's calls.
+pub(crate) struct ScriptRunner(SyncCell<Option<Box<RunnerParts>>>);
+
+struct RunnerParts {
+    runner: Runner,
+    /// The box the game's world moves into for a pass's calls.
     spare_world: Option<Box<World>>,
-    /// Whether the runner is taken out for a question asked now: the one
-    /// left here is empty.
-    busy: bool,
 }
 
 impl Default for ScriptRunner {
     fn default() -> Self {
-        Self {
-            runner: SyncCell::new(Runner::default()),
+        Self(SyncCell::new(Some(Box::new(RunnerParts {
+            runner: Runner::default(),
             spare_world: None,
-            busy: false,
-        }
+        }))))
     }
 }
 
@@ -670,28 +668,23 @@ pub(crate) fn run_scripts(
     if let Some(mut store) = world.get_resource_mut::<KvStore>() {
         store.bypass_change_detection().start_frame();
     }
-    with_runner(world, clock.unwrap_or_default(), false, |runner, frame| {
+    run_pass(world, clock.unwrap_or_default(), false, |runner, frame| {
         runner.apply(frame, script_changes);
         runner.stop_revoked(frame);
         runner.start_due(frame);
         let from_systems = frame.world.resource::<Messages<HostMessage>>();
         for message in host_messages.read(from_systems).chain(&from_threads) {
-            runner.deliver(message);
+            runner.deliver(message.to, &message.topic, &message.payload);
         }
-        (frame.world).try_resource_scope(|world, mut bridges: Mut<GameMessages>| {
-            for (topic, messages) in bridges.read_new(world) {
-                for bytes in &messages {
-                    runner.deliver_from_game(topic, bytes);
-                }
-            }
+        GameMessages::read_new(&mut frame.world, |topic, bytes| {
+            runner.deliver(Recipient::Subscribers, topic, bytes);
         });
         runner.match_kv_changes(kv_inputs.get_mut(&mut frame.world)?.read());
         let record = frame.status.record_watched_changes;
         runner.match_ecs_changes(&mut frame.world, record);
         runner.run_batches(frame);
         runner.answer_asks(frame, asks);
-        (frame.world)
-            .try_resource_scope(|world, mut bridges: Mut<GameMessages>| bridges.skip(world));
+        GameMessages::skip(&mut frame.world);
         runner.route_sent();
         runner.close_frame(frame.status);
         Ok(())
@@ -712,7 +705,7 @@ pub(crate) fn run_fixed_scripts(world: &mut World, mut steps: Local<u64>) -> Res
             components: None,
         }),
     });
-    with_runner(world, clock.unwrap_or_default(), true, |runner, frame| {
+    run_pass(world, clock.unwrap_or_default(), true, |runner, frame| {
         runner.start_due(frame);
         runner.run_batches(frame);
         Ok(())
@@ -721,43 +714,73 @@ pub(crate) fn run_fixed_scripts(world: &mut World, mut steps: Local<u64>) -> Res
 
 /// The time a pass runs at: now (ns) and the frame for per-frame hooks.
 #[derive(Default)]
-struct Clock {
+pub(super) struct Clock {
     now: u64,
     this_frame: Option<GuestFrame>,
 }
 
-/// Runs a pass's `work` with the runner and the status out of the world,
-/// and the world lent for its calls.
-fn with_runner(
+/// A system's pass: [`with_runner`], which only a game that never ran
+/// `Plugin::finish` can find unready.
+fn run_pass(
     world: &mut World,
     clock: Clock,
     fixed: bool,
     work: impl FnOnce(&mut Runner, &mut FrameContext) -> Result,
 ) -> Result {
-    let sandbox = world
-        .get_resource::<WasmEngine>()
-        .expect("HotWasmPlugin makes its engine in `Plugin::finish`: call `app.finish()` before `app.update()` (App::run does)")
-        .sandbox();
+    with_runner(world, clock, fixed, work).expect(
+        "HotWasmPlugin makes its engine in `Plugin::finish`: call `app.finish()` before \
+         `app.update()` (App::run does)",
+    )
+}
+
+/// Runs `work` with the runner and the status taken out of the world and
+/// the world lent for its calls; `None` when the plugin has no engine yet
+/// or the runner is away (asked again from inside a guest's call). The
+/// resources stay where they are: removing and inserting one moves an
+/// entity between archetypes (a resource is an entity in Bevy 0.19),
+/// which costs more than taking the contents out.
+fn with_runner<R>(
+    world: &mut World,
+    clock: Clock,
+    fixed: bool,
+    work: impl FnOnce(&mut Runner, &mut FrameContext) -> R,
+) -> Option<R> {
+    let sandbox = world.get_resource::<WasmEngine>()?.sandbox();
     let (policy, budget, queues) = (sandbox.faults, sandbox.frame_budget, sandbox.queues);
-    world.resource_scope(|world, mut runner: Mut<ScriptRunner>| {
-        let ScriptRunner {
-            runner,
-            spare_world,
-            ..
-        } = runner.bypass_change_detection();
-        let runner = runner.get();
-        runner.queues = queues;
-        world.resource_scope(|world, mut status: Mut<WasmRuntime>| {
-            let frame = &mut FrameContext {
-                world: WorldLoan::new(world, spare_world),
-                status: &mut status,
-                now: clock.now,
-                policy,
-                budget,
-                this_frame: clock.this_frame,
-                fixed,
-            };
-            work(runner, frame)
-        })
-    })
+    world.get_resource::<WasmRuntime>()?;
+    let mut parts = world
+        .get_resource_mut::<ScriptRunner>()?
+        .bypass_change_detection()
+        .0
+        .get()
+        .take()?;
+    let mut status = std::mem::take(
+        world
+            .resource_mut::<WasmRuntime>()
+            .bypass_change_detection(),
+    );
+    let RunnerParts {
+        runner,
+        spare_world,
+    } = &mut *parts;
+    runner.queues = queues;
+    let result = work(
+        runner,
+        &mut FrameContext {
+            world: WorldLoan::new(world, spare_world),
+            status: &mut status,
+            now: clock.now,
+            policy,
+            budget,
+            this_frame: clock.this_frame,
+            fixed,
+        },
+    );
+    *world.resource_mut::<WasmRuntime>() = status;
+    *world
+        .resource_mut::<ScriptRunner>()
+        .bypass_change_detection()
+        .0
+        .get() = Some(parts);
+    Some(result)
 }

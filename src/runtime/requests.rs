@@ -18,10 +18,9 @@ use thiserror::Error;
 use super::delivery::publish;
 use super::encoding;
 use super::faults::faulted;
-use super::{FrameContext, RunOrder, Runner, ScriptRunner, WasmRuntime, virtual_now};
-use crate::engine::WasmEngine;
+use super::{Clock, FrameContext, RunOrder, Runner, virtual_now, with_runner};
 use crate::host::{MAX_PAYLOAD_BYTES, MessageError, RequestError, check_message};
-use crate::instance::{PendingRequests, WorldLoan};
+use crate::instance::PendingRequests;
 use crate::messages::{FailureStage, ScriptRef};
 use crate::sandbox::FaultKind;
 
@@ -41,11 +40,11 @@ pub enum AskError {
         /// start failed or its module was unloaded.
         why: &'static str,
     },
-    /// The script is paused ([`WasmRuntime::pause`]).
+    /// The script is paused ([`WasmRuntime::pause`](crate::WasmRuntime::pause)).
     #[error("the script on {0} is paused")]
     Paused(Entity),
     /// The script is quarantined after repeated faults
-    /// ([`WasmRuntime::release`] lets it start again).
+    /// ([`WasmRuntime::release`](crate::WasmRuntime::release) lets it start again).
     #[error("the script on {0} is quarantined")]
     Quarantined(Entity),
     /// The script's capabilities do not let it answer on this topic.
@@ -168,54 +167,17 @@ impl AskScript for World {
         payload: &[u8],
     ) -> Result<Vec<u8>, AskError> {
         check_message(topic, payload).map_err(AskError::Payload)?;
-        let Some(policy) = self
-            .get_resource::<WasmEngine>()
-            .map(|e| e.sandbox().faults)
-        else {
-            return Err(AskError::Busy);
+        let clock = Clock {
+            now: virtual_now(self),
+            this_frame: None,
         };
-        // Taken out (the world's resources stay where they are, which is
-        // cheaper than removing them): a guest's call finds the runner
-        // busy and cannot ask again.
-        let Some(mut runner) = self.get_resource_mut::<ScriptRunner>() else {
-            return Err(AskError::Busy);
-        };
-        if runner.busy {
-            return Err(AskError::Busy);
-        }
-        let mut taken = std::mem::take(runner.bypass_change_detection());
-        runner.bypass_change_detection().busy = true;
-        let Some(mut status) = self.get_resource_mut::<WasmRuntime>() else {
-            self.resource_mut::<ScriptRunner>().busy = false;
-            return Err(AskError::Busy);
-        };
-        let mut status = std::mem::take(status.bypass_change_detection());
-        let now = virtual_now(self);
-        let answer = {
-            let ScriptRunner {
-                runner,
-                spare_world,
-                ..
-            } = &mut taken;
-            let frame = &mut FrameContext {
-                world: WorldLoan::new(self, spare_world),
-                status: &mut status,
-                now,
-                policy,
-                budget: None,
-                this_frame: None,
-                fixed: false,
-            };
-            let mut answers = runner
-                .get()
-                .answer(frame, RunOrder(entity), &[(topic, payload)]);
-            answers.pop()
-        };
-        *self.resource_mut::<WasmRuntime>() = status;
-        *self
-            .resource_mut::<ScriptRunner>()
-            .bypass_change_detection() = taken;
-        answer.unwrap_or(Err(AskError::Busy))
+        with_runner(self, clock, false, |runner, frame| {
+            runner
+                .answer(frame, RunOrder(entity), &[(topic, payload)])
+                .pop()
+        })
+        .flatten()
+        .unwrap_or(Err(AskError::Busy))
     }
 }
 

@@ -317,6 +317,17 @@ fn a_release_arena_runs_the_rules_signed_by_its_key_and_refuses_an_unsigned_one(
     });
 }
 
+/// Updates until the three scripts the game starts (waves, scoring,
+/// powerups) run.
+fn wait_for_the_rules(app: &mut App) {
+    update_until(app, "every rule to start", |app| {
+        runtime(app).scripts().count() >= 3
+            && runtime(app)
+                .scripts()
+                .all(|(_, script)| script.generation().is_some())
+    });
+}
+
 /// The game asks `powerups` whether a pick-up applies (`powerup/take`):
 /// the first one the player touches is taken and boosts the gun; a second,
 /// touched while that boost runs, stays where it lies.
@@ -324,12 +335,7 @@ fn a_release_arena_runs_the_rules_signed_by_its_key_and_refuses_an_unsigned_one(
 fn a_pick_up_is_taken_only_when_the_powerups_rules_say_it_applies() {
     let save = tempfile::tempdir().unwrap();
     let (_assets, mut app) = arena(save.path());
-    update_until(&mut app, "every rule to start", |app| {
-        runtime(app).scripts().count() >= 3
-            && runtime(app)
-                .scripts()
-                .all(|(_, script)| script.generation().is_some())
-    });
+    wait_for_the_rules(&mut app);
     let player = player(&mut app);
     let lying = |app: &mut App| {
         let mut query = app.world_mut().query_filtered::<Entity, With<Powerup>>();
@@ -364,12 +370,7 @@ fn a_pick_up_is_taken_only_when_the_powerups_rules_say_it_applies() {
 fn every_fifth_enemy_killed_drops_a_pick_up_where_it_fell() {
     let save = tempfile::tempdir().unwrap();
     let (_assets, mut app) = arena(save.path());
-    update_until(&mut app, "every rule to start", |app| {
-        runtime(app).scripts().count() >= 3
-            && runtime(app)
-                .scripts()
-                .all(|(_, script)| script.generation().is_some())
-    });
+    wait_for_the_rules(&mut app);
     let pickups = |app: &mut App| {
         let mut query = app.world_mut().query_filtered::<&Position, With<Powerup>>();
         query.iter(app.world()).copied().collect::<Vec<_>>()
